@@ -1,0 +1,1 @@
+"""The device side: the simulated wearable fleet and replay of real recordings."""

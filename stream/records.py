@@ -1,0 +1,244 @@
+"""Every record VitalStream puts on the wire: one owner for the schemas.
+
+- :class:`Frame` — what a wearable sends: about one second of all its signals
+  (topic ``vitals.raw``, key = device id). Schema version ``v`` = 1.
+- :class:`Enrolment` — which patient wears a device, and the patient's profile
+  (topic ``vitals.enrolments``, key = device id, compacted).
+- :class:`Alert` — one lifecycle event of a clinical or technical alert
+  (topic ``vitals.alerts``, key = patient pseudonym).
+- :class:`Acknowledgement` — a clinician's acknowledgement (topic ``vitals.acks``).
+- :class:`DeadLetter` — a rejected input with its reason (topic ``vitals.deadletter``).
+- :class:`ModelRollout` — a promoted model version (topic ``vitals.control``).
+
+All are JSON (orjson). ``frame_json_schema()`` gives the documented JSON Schema,
+committed as ``docs/frame.schema.json`` and checked against this module by a test.
+
+Example frame::
+
+    {"v": 1, "device_id": "dev-0001", "seq": 42, "t0": 1795535491.0,
+     "signals": {"ecg": {"fs": 128, "unit": "mV", "samples": [0.01, ...]},
+                 "hr": {"fs": 1, "unit": "bpm", "samples": [72]},
+                 "acc": {"fs": 25, "unit": "g", "samples": [[0.0, 0.1, 0.98], ...]}}}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+# Signal name -> (unit, lowest and highest sampling rate in Hz, plausible value range).
+# Values outside the range are physically impossible for the sensor, not merely
+# abnormal: an SpO2 of 120 % is a broken frame, an SpO2 of 70 % is a patient in trouble.
+SIGNALS: dict[str, tuple[str, float, float, float, float]] = {
+    "ecg": ("mV", 50.0, 2000.0, -20.0, 20.0),
+    "ppg": ("au", 10.0, 1000.0, -1e6, 1e6),
+    "hr": ("bpm", 0.1, 10.0, 0.0, 350.0),
+    "spo2": ("%", 0.1, 10.0, 0.0, 100.0),
+    "resp": ("/min", 0.1, 10.0, 0.0, 120.0),
+    "temp": ("°C", 0.01, 10.0, 15.0, 45.0),
+    "acc": ("g", 1.0, 400.0, -32.0, 32.0),
+    "battery": ("%", 0.001, 10.0, 0.0, 100.0),
+}
+WAVEFORMS = ("ecg", "ppg", "acc")
+VITALS = ("hr", "spo2", "resp", "temp", "battery")
+
+Priority = Literal["high", "medium", "low"]
+PRIORITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, data: bytes | str):  # noqa: ANN206 - returns cls
+        return cls.model_validate_json(data)
+
+
+class SignalBlock(_Record):
+    """Samples of one signal at a fixed rate, starting at the frame's ``t0``."""
+
+    fs: float = Field(gt=0, description="sampling rate in Hz")
+    unit: str = Field(max_length=16)
+    samples: list[float] | list[tuple[float, float, float]] = Field(
+        min_length=1, max_length=20_000
+    )
+
+
+class Signals(_Record):
+    ecg: SignalBlock | None = None
+    ppg: SignalBlock | None = None
+    hr: SignalBlock | None = None
+    spo2: SignalBlock | None = None
+    resp: SignalBlock | None = None
+    temp: SignalBlock | None = None
+    acc: SignalBlock | None = None
+    battery: SignalBlock | None = None
+
+    @model_validator(mode="after")
+    def _check_blocks(self) -> Signals:
+        present = False
+        for name, (unit, fs_lo, fs_hi, v_lo, v_hi) in SIGNALS.items():
+            block: SignalBlock | None = getattr(self, name)
+            if block is None:
+                continue
+            present = True
+            if block.unit != unit:
+                raise ValueError(f"{name}: unit {block.unit!r}, expected {unit!r}")
+            if not fs_lo <= block.fs <= fs_hi:
+                raise ValueError(f"{name}: sampling rate {block.fs} Hz outside {fs_lo}..{fs_hi}")
+            triples = isinstance(block.samples[0], tuple)
+            if triples != (name == "acc"):
+                raise ValueError(f"{name}: samples must be {'[x,y,z] triples' if name == 'acc' else 'numbers'}")
+            flat = (v for s in block.samples for v in s) if triples else block.samples
+            lo, hi = _bounds(flat)
+            if lo < v_lo or hi > v_hi:
+                raise ValueError(f"{name}: value outside the plausible range {v_lo}..{v_hi} {unit}")
+        if not present:
+            raise ValueError("frame carries no signal")
+        return self
+
+
+def _bounds(values: Any) -> tuple[float, float]:
+    lo, hi = math.inf, -math.inf
+    for v in values:
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    return lo, hi
+
+
+class Observations(_Record):
+    """Manual or device observations a wearable cannot measure (NEWS2 inputs)."""
+
+    systolic_bp: float | None = Field(None, ge=30, le=300)
+    consciousness: Literal["A", "C", "V", "P", "U"] | None = None
+    on_oxygen: bool | None = None
+    core_temp: float | None = Field(None, ge=25, le=45)
+
+
+class Frame(_Record):
+    """About one second (configurable) of all of one device's signals."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+    seq: int = Field(ge=0, lt=2**63, description="monotonically increasing per device")
+    t0: float = Field(gt=0, description="epoch seconds of the first sample")
+    signals: Signals
+    observations: Observations | None = None
+
+    def duration(self) -> float:
+        """Seconds the frame covers (longest signal)."""
+        spans = [len(b.samples) / b.fs for b in self._blocks()]
+        return max(spans)
+
+    def _blocks(self) -> list[SignalBlock]:
+        return [b for b in (getattr(self.signals, n) for n in SIGNALS) if b is not None]
+
+
+class Profile(_Record):
+    age_band: Literal["adult", "paediatric"] = "adult"
+    pregnant: bool = False
+    news2: bool = Field(True, description="NEWS2 does not apply to under-16s or in pregnancy")
+    spo2_scale: Literal[1, 2] = 1
+    thresholds: dict[str, float] = Field(default_factory=dict, description="per-patient overrides")
+
+    @model_validator(mode="after")
+    def _news2_applicability(self) -> Profile:
+        if self.news2 and (self.age_band == "paediatric" or self.pregnant):
+            raise ValueError("NEWS2 does not apply to paediatric or pregnant patients: set news2=false")
+        return self
+
+
+class Enrolment(_Record):
+    """Binds a device to a patient. Carries the raw patient id: ingest pseudonymizes it."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+    patient_id: str = Field(min_length=1, max_length=128)
+    ward: str = Field("default", min_length=1, max_length=64)
+    profile: Profile = Profile()
+    t: float = Field(0.0, ge=0, description="epoch seconds of the enrolment")
+
+
+class PatientContext(_Record):
+    """An enrolment after ingest: the pseudonym replaces the patient id."""
+
+    device_id: str
+    patient: str
+    ward: str
+    profile: Profile
+
+
+AlertEvent = Literal["triggered", "repeated", "resolved", "acknowledged", "escalated"]
+
+
+class Alert(_Record):
+    """One lifecycle event of an alert. ``alert_id`` is stable across its events."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    alert_id: str
+    event: AlertEvent
+    kind: str
+    category: Literal["physiological", "technical"]
+    priority: Priority
+    patient: str
+    ward: str
+    device_id: str
+    t_onset: float = Field(description="frame time the condition began")
+    t_event: float = Field(description="frame time of this event")
+    emitted_at: float = Field(0.0, description="wall-clock epoch seconds of publication")
+    window: tuple[float, float]
+    values: dict[str, float] = Field(default_factory=dict)
+    source: str = Field(description="rule name or model name@version that raised it")
+    message: str = ""
+    explanation: dict[str, Any] | None = None
+    escalation_level: int = 0
+    acknowledged_by: str | None = None
+    note: str | None = None
+
+
+class Acknowledgement(_Record):
+    alert_id: str
+    by: str = Field(min_length=1, max_length=128)
+    at: float
+    note: str = Field("", max_length=2000)
+    patient: str
+    ward: str
+
+
+class DeadLetter(_Record):
+    reason: str
+    source_topic: str
+    partition: int
+    offset: int
+    at: float
+    payload_b64: str
+
+
+class ModelRollout(_Record):
+    name: str
+    version: str
+    path: str
+    sha256: str
+    shadow: bool = False
+    at: float = 0.0
+
+
+def frame_json_schema() -> dict[str, Any]:
+    """The frame's JSON Schema, as documented in docs/frame.schema.json."""
+    schema = Frame.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://vitalstream.dev/schemas/frame-v1.json"
+    schema["title"] = "VitalStream device frame, version 1"
+    return schema
+
