@@ -1,11 +1,160 @@
-"""`vitalstream simulate` and `vitalstream replay` (placeholder)."""
+"""`vitalstream simulate` and `vitalstream replay`: argument handling only.
+
+The work lives in producers.fleet, producers.recordings and producers.publisher; heavy
+imports happen inside the commands so `vitalstream --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
 
 
-def simulate() -> None:
-    """Simulate a wearable fleet."""
-    raise SystemExit("not built yet")
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(2)
 
 
-def replay() -> None:
-    """Replay a real recording as device frames."""
-    raise SystemExit("not built yet")
+def simulate(
+    devices: int = typer.Option(10, "--devices", min=1, help="number of simulated wearables"),
+    duration: float = typer.Option(60.0, "--duration", min=0, help="seconds of frames to send"),
+    speed: float = typer.Option(1.0, "--speed", min=0, help="x real time; 0 = as fast as possible"),
+    scenario: str = typer.Option("default", "--scenario", help="shipped name or YAML file"),
+    seed: int = typer.Option(0, "--seed", help="same seed, same data"),
+    start: float | None = typer.Option(None, "--start", help="epoch seconds of the first frame"),
+    frame_s: float = typer.Option(1.0, "--frame-seconds", help="seconds per frame (whole)"),
+    faults: bool = typer.Option(True, "--faults/--no-faults", help="late/duplicate/lost frames"),
+    labels_out: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
+        None, "--labels-out", help="write event labels (JSONL)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
+) -> None:
+    """Simulate a wearable fleet with labelled clinical and technical events."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from producers.fleet import Fleet, run_fleet, write_labels
+    from producers.publisher import Publisher, ensure_topics, producer_topics, stop_on_signals
+    from producers.scenario import ScenarioError, load_scenario
+    from stream.config import load_settings
+
+    settings = load_settings()
+    try:
+        chosen = load_scenario(scenario)
+        fleet = Fleet(
+            chosen, devices, seed=seed, start=start or time.time(), frame_s=frame_s, faults=faults
+        )
+    except (ScenarioError, ValueError) as exc:
+        _fail(str(exc))
+    if labels_out is not None:
+        write_labels(fleet.labels(duration), labels_out)
+    ensure_topics(settings, producer_topics(settings))
+    periods = max(1, int(duration / frame_s))
+    with (
+        stop_on_signals() as stop,
+        Publisher(settings) as publisher,
+        Progress(
+            TextColumn("[bold]simulate"), BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+            TimeRemainingColumn(), transient=True, disable=as_json,
+        ) as progress,
+    ):  # fmt: skip
+        task = progress.add_task("frames", total=periods * frame_s)
+        stats = run_fleet(
+            fleet,
+            publisher.send,
+            frames_topic=settings.topics.frames,
+            enrolments_topic=settings.topics.enrolments,
+            duration_s=duration,
+            speed=speed,
+            stop=stop.is_set,
+            on_tick=lambda _tick: progress.advance(task, frame_s),
+        )
+        publisher.flush()
+        errors = publisher.errors
+    summary = {
+        "devices": stats.devices,
+        "frames": stats.frames,
+        "samples": stats.samples,
+        "errors": errors,
+        "topic": settings.topics.frames,
+        "seconds": round(stats.seconds, 3),
+    }
+    if not as_json:
+        typer.echo(
+            f"{stats.frames} frames ({stats.samples} samples) from {stats.devices} devices "
+            f"in {stats.seconds:.1f} s to {settings.topics.frames}; {errors} delivery errors; "
+            f"scenario {chosen.name}" + (f"; labels in {labels_out}" if labels_out else "")
+        )
+    if as_json:
+        typer.echo(json.dumps(summary))
+    if errors:
+        raise typer.Exit(1)
+
+
+def replay(
+    source: str = typer.Argument(..., help="mitbih-208 | heartpy-ppg | basicmotions | a file"),
+    device_id: str = typer.Option(..., "--device-id", help="device id the frames carry"),
+    speed: float = typer.Option(1.0, "--speed", min=0, help="x real time; 0 = as fast as possible"),
+    signal: str | None = typer.Option(None, "--signal", help="ecg | ppg | acc (files)"),
+    fs: float | None = typer.Option(None, "--fs", help="sampling rate of a file (Hz)"),
+    patient_id: str | None = typer.Option(None, "--patient-id", help="enrol to this patient"),
+    start: float | None = typer.Option(None, "--start", help="epoch seconds of the first frame"),
+    as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
+) -> None:
+    """Replay a real recording as device frames, resampled to the device rate."""
+    import re
+
+    from producers.fleet import paced
+    from producers.publisher import Publisher, ensure_topics, producer_topics, stop_on_signals
+    from producers.recordings import RecordingError, frames, load_recording, to_device_rate
+    from stream.config import load_settings
+    from stream.records import DEVICE_ID_PATTERN, Enrolment
+
+    if not re.match(DEVICE_ID_PATTERN, device_id):
+        _fail(f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
+    settings = load_settings()
+    try:
+        recording = load_recording(source, signal, fs)
+    except RecordingError as exc:
+        _fail(str(exc))
+    if not as_json:
+        prov = recording.provenance
+        typer.echo(
+            f"{recording.name}: {prov.get('content', recording.signal)} "
+            f"[{prov['package']} {prov['version']}, {prov['file']}; {prov['licence']}]"
+        )
+    samples, device_fs = to_device_rate(recording)
+    first = start or time.time()
+    payloads = list(frames(device_id, recording.signal, samples, device_fs, first))
+    ensure_topics(settings, producer_topics(settings))
+    began = time.perf_counter()
+    sent = 0
+    with stop_on_signals() as stop, Publisher(settings) as publisher:
+        enrolment = Enrolment(
+            device_id=device_id, patient_id=patient_id or f"replay-{recording.name}", t=first
+        )
+        publisher.send(settings.topics.enrolments, device_id, enrolment.to_json())
+        for k, _lag in paced(len(payloads), 1.0, speed, stop.is_set):
+            publisher.send(settings.topics.frames, device_id, payloads[k])
+            sent += 1
+        publisher.flush()
+        errors = publisher.errors
+    summary = {
+        "device_id": device_id,
+        "source": recording.name,
+        "signal": recording.signal,
+        "fs_source": recording.fs,
+        "fs_sent": device_fs,
+        "frames": sent,
+        "samples": int(min(len(samples), sent * device_fs)),
+        "errors": errors,
+        "topic": settings.topics.frames,
+        "seconds": round(time.perf_counter() - began, 3),
+        "provenance": recording.provenance,
+    }
+    typer.echo(json.dumps(summary) if as_json else json.dumps(summary, indent=2))
+    if errors:
+        raise typer.Exit(1)

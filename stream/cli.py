@@ -18,6 +18,7 @@ from producers.cli import replay, simulate
 from stream.commands import analyze, bench, demo, soak, worker
 from stream.config import load_settings
 from stream.services.cli import services_app
+from stream.services.errors import ServiceError
 from stream.subscriptions.cli import alerts_app
 
 app = typer.Typer(
@@ -50,11 +51,14 @@ for command in (simulate, replay, worker, demo, analyze, train, soak, bench):
 
 
 def main() -> None:
-    """Console entry point: bad settings end in one line, not a traceback."""
+    """Console entry point: bad settings or broken services end in one line, not a traceback."""
     try:
         app()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         typer.secho(f"error: invalid setting {where}: {first['msg']}", err=True, fg="red")
+        sys.exit(2)
+    except ServiceError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(2)

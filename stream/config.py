@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -117,6 +117,124 @@ class AlertsApiSettings(_Group):
     webhook_secret: SecretStr | None = None
 
 
+class AlertTiming(_Group):
+    """How one alert kind moves through its lifecycle (stream/lifecycle.py)."""
+
+    onset_s: float = Field(ge=0, description="condition must persist this long before 'triggered'")
+    repeat_s: float = Field(gt=0, description="'repeated' this often while the alert stays active")
+    resolve_s: float = Field(ge=0, description="condition gone (past hysteresis) this long")
+
+
+# IEC 60601-2-27 wants a heart-rate alarm within 10 s of the condition; a 10 s window's
+# median crosses a limit ~5 s into an event, so the HR kinds wait only 2 s more.
+# AF needs >= 30 s of ECG before it may be called AF (ESC 2020 / EHRA 2022).
+_KIND_TIMINGS: dict[str, dict[str, float]] = {
+    "tachycardia": {"onset_s": 2, "repeat_s": 120, "resolve_s": 15},
+    "bradycardia": {"onset_s": 2, "repeat_s": 120, "resolve_s": 15},
+    "af": {"onset_s": 30, "repeat_s": 300, "resolve_s": 30},
+    "ventricular_run": {"onset_s": 0, "repeat_s": 60, "resolve_s": 30},
+    "desaturation": {"onset_s": 5, "repeat_s": 120, "resolve_s": 15},
+    "tachypnoea": {"onset_s": 5, "repeat_s": 120, "resolve_s": 15},
+    "bradypnoea": {"onset_s": 5, "repeat_s": 120, "resolve_s": 15},
+    "fever": {"onset_s": 5, "repeat_s": 600, "resolve_s": 30},
+    "hypothermia": {"onset_s": 5, "repeat_s": 600, "resolve_s": 30},
+    "fall": {"onset_s": 0, "repeat_s": 60, "resolve_s": 15},
+    "news2": {"onset_s": 5, "repeat_s": 300, "resolve_s": 30},
+    "sensor_detached": {"onset_s": 3, "repeat_s": 120, "resolve_s": 10},
+    "poor_signal": {"onset_s": 30, "repeat_s": 300, "resolve_s": 15},
+    "low_battery": {"onset_s": 10, "repeat_s": 900, "resolve_s": 30},
+    "device_silent": {"onset_s": 0, "repeat_s": 300, "resolve_s": 0},
+}
+
+
+class RuleSettings(_Group):
+    """Alert thresholds and timings (stream/rules.py, stream/news2.py, stream/lifecycle.py).
+
+    Any float threshold here can be overridden per patient through
+    ``Profile.thresholds`` (same field name). Sources of the defaults are cited in
+    stream/rules.py next to the rule that uses them.
+    """
+
+    # Signal quality: below these the signal is not trusted for physiological alerts.
+    ecg_sqi_good: float = Field(0.5, ge=0, le=1)
+    ppg_sqi_good: float = Field(0.5, ge=0, le=1)
+    poor_signal_action: Literal["downgrade", "suppress"] = Field(
+        "downgrade", description="what poor (not detached) signal does to alerts derived from it"
+    )
+    # Heart rate, bpm.
+    tachycardia_bpm: float = 120.0
+    tachycardia_high_bpm: float = 150.0
+    bradycardia_bpm: float = 50.0
+    bradycardia_high_bpm: float = 40.0
+    hr_hysteresis_bpm: float = 5.0
+    # SpO2, %; scale 2 is for hypercapnic patients with a target of 88-92 %.
+    desaturation_pct: float = 91.0
+    desaturation_high_pct: float = 85.0
+    desaturation_scale2_pct: float = 83.0
+    desaturation_scale2_high_pct: float = 80.0
+    spo2_hysteresis_pct: float = 2.0
+    # Respiration, breaths/min.
+    tachypnoea_rpm: float = 25.0
+    tachypnoea_high_rpm: float = 35.0
+    bradypnoea_rpm: float = 8.0
+    bradypnoea_high_rpm: float = 5.0
+    resp_hysteresis_rpm: float = 2.0
+    # Temperature, °C. Device temperature + offset estimates core temperature.
+    skin_temp_offset_c: float = 0.0
+    fever_c: float = 38.1
+    fever_high_c: float = 39.1
+    hypothermia_c: float = 35.0
+    hypothermia_high_c: float = 34.0
+    temp_hysteresis_c: float = 0.3
+    # Rhythm.
+    af_rr_irregularity: float = 0.6
+    af_model_threshold: float = Field(0.5, description="used when a model card has no threshold")
+    ventricular_ectopic_fraction: float = 0.25
+    model_hysteresis: float = Field(0.1, description="probability margin to clear a model alert")
+    model_outputs: dict[str, str] = Field(
+        default_factory=lambda: {
+            "af": "af",
+            "ventricular": "ventricular_run",
+            "ventricular_run": "ventricular_run",
+            "deterioration": "deterioration",
+        },
+        description="model class name -> alert kind; other classes raise nothing",
+    )
+    # Falls.
+    fall_impact_g: float = 3.5
+    fall_inactive_activity_g: float = 0.1
+    fall_inactivity_s: float = 5.0
+    fall_confirm_within_s: float = 30.0
+    # NEWS2 responses that raise an alert.
+    news2_alert_responses: tuple[str, ...] = ("medium", "high")
+    # Technical.
+    low_battery_pct: float = 20.0
+    low_battery_high_pct: float = 10.0
+    battery_hysteresis_pct: float = 2.0
+    timing: dict[str, AlertTiming] = Field(
+        default_factory=lambda: {k: AlertTiming(**v) for k, v in _KIND_TIMINGS.items()},
+        description="per-kind lifecycle timings; kinds not named use default_timing",
+    )
+    default_timing: AlertTiming = AlertTiming(onset_s=5, repeat_s=120, resolve_s=15)
+
+    @field_validator("timing", mode="before")
+    @classmethod
+    def _keep_default_timings(cls, given: object) -> object:
+        # An override of one kind (even of one field) must not drop the other defaults.
+        if not isinstance(given, dict):
+            return given
+        merged: dict[str, object] = {k: dict(v) for k, v in _KIND_TIMINGS.items()}
+        for kind, value in given.items():
+            if isinstance(value, dict):
+                merged[kind] = {**merged.get(kind, {}), **value}  # type: ignore[dict-item]
+            else:
+                merged[kind] = value
+        return merged
+
+    def timing_of(self, kind: str) -> AlertTiming:
+        return self.timing.get(kind, self.default_timing)
+
+
 class Settings(BaseSettings):
     """Effective configuration; build once with :func:`load_settings` and pass it down."""
 
@@ -135,6 +253,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     models: ModelSettings = ModelSettings()
     alerts_api: AlertsApiSettings = AlertsApiSettings()
+    rules: RuleSettings = RuleSettings()
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
     log_level: str = "INFO"

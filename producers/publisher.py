@@ -1,0 +1,171 @@
+"""The Kafka side of the producers: one kafka-python producer built from Settings.
+
+Owns the client configuration (bootstrap, SSL / SASL-SCRAM), topic creation, delivery
+accounting and clean shutdown. Payloads arrive here already serialized (orjson bytes);
+the key is always the device id so one device's frames stay in one partition, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stream.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security options shared by producer and admin clients."""
+    kafka = settings.kafka
+    config: dict[str, Any] = {
+        "bootstrap_servers": [b.strip() for b in kafka.bootstrap.split(",") if b.strip()],
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
+    }
+    if kafka.sasl_mechanism is not None:
+        config["sasl_mechanism"] = kafka.sasl_mechanism
+        config["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            config["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, option)
+        if path is not None:
+            config[option] = str(path)
+    return config
+
+
+def ensure_topics(
+    settings: Settings,
+    topics: Mapping[str, Mapping[str, str]] | list[str],
+    partitions: int | None = None,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns those created. Safe to repeat.
+
+    ``topics`` maps a name to topic configs (e.g. ``{"cleanup.policy": "compact"}``).
+    """
+    wanted = {name: {} for name in topics} if isinstance(topics, list) else dict(topics)
+    admin = KafkaAdminClient(client_id="vitalstream-admin", **client_config(settings))
+    try:
+        missing = [name for name in wanted if name not in set(admin.list_topics())]
+        created: list[str] = []
+        for name in missing:
+            new = NewTopic(
+                name,
+                num_partitions=partitions or settings.kafka.partitions,
+                replication_factor=replication_factor,
+                topic_configs=dict(wanted[name]),
+            )
+            try:
+                admin.create_topics([new])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # another producer won the race: that is the state we wanted
+        return created
+    finally:
+        admin.close()
+
+
+def producer_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """The topics producers write, with their configs (enrolments are a compacted table)."""
+    return {
+        settings.topics.frames: {},
+        settings.topics.enrolments: {"cleanup.policy": "compact"},
+    }
+
+
+class Publisher:
+    """A kafka-python producer with delivery accounting; use as a context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        linger_ms: int = 20,
+        batch_size: int = 512 * 1024,
+        compression: str | None = "lz4",
+        client_id: str = "vitalstream-producer",
+    ) -> None:
+        options: dict[str, Any] = {
+            "client_id": client_id,
+            "acks": "all",
+            "linger_ms": linger_ms,
+            "batch_size": batch_size,
+            "compression_type": compression,
+            "max_request_size": settings.stream.max_frame_bytes * 8,
+            "key_serializer": str.encode,
+        }
+        # Idempotence keeps retries from duplicating frames; older kafka-python lacks it.
+        if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
+            options["enable_idempotence"] = True
+        self.idempotent = bool(options.get("enable_idempotence"))
+        self._producer = KafkaProducer(**client_config(settings), **options)
+        self.sent = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def _on_error(self, exc: BaseException) -> None:
+        # Called on the producer's I/O thread.
+        with self._lock:
+            self.errors += 1
+            first = self.errors == 1
+            self.last_error = type(exc).__name__
+        if first:
+            log.warning("delivery failed: %s", type(exc).__name__)
+
+    def send(self, topic: str, key: str, value: bytes) -> None:
+        """Queue one message; failures are counted in :attr:`errors` once known."""
+        try:
+            future = self._producer.send(topic, key=key, value=value)
+        except Exception as exc:  # e.g. buffer full past max_block_ms, message too large
+            self._on_error(exc)
+            return
+        future.add_errback(self._on_error)
+        self.sent += 1
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        self._producer.flush(timeout=timeout_s)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Deliver what is queued, then disconnect."""
+        try:
+            self._producer.flush(timeout=timeout_s)
+        finally:
+            self._producer.close(timeout=timeout_s)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM so a loop can stop, flush and exit cleanly."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals are only delivered to the main thread
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handler(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, _handler)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,358 @@
+"""The worker's per-batch logic as plain Python: frames in, alerts and time series out.
+
+Owns the order of the stream core, with no Faust import (``stream/app.py`` is the glue):
+
+    ingest → DeviceBuffers.append → windows whose hop is due → window features
+    → scoring (one ONNX call per model for the whole batch) → rules.evaluate
+    → AlertTracker.update → alerts + line protocol
+
+Raw samples live in local ring buffers (:mod:`stream.windows`), never in Faust tables.
+Only small state goes to the :class:`StateStore` the caller provides (Faust tables in the
+worker, dicts in tests): enrolment contexts, alert-tracker state, and when each device
+was last heard from.
+
+Device silence is judged on the *ward clock*: the newest frame time this worker has seen,
+advanced by wall time since it arrived. A device is silent when the ward clock is
+``signal_loss_s`` past its last frame. This works live and for replays at any speed.
+
+Example::
+
+    pipeline = Pipeline(settings, Scorer.from_registry(settings))
+    output = pipeline.process([RawRecord(key, value, partition, offset), ...])
+    output.alerts, output.lines, output.deadletters
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream import rules
+from stream.config import Settings
+from stream.features import SignalWindow, analyze_window
+from stream.ingest import Ingest, RawRecord, reason_kind
+from stream.lifecycle import AlertTracker
+from stream.records import Alert, DeadLetter, Frame, Observations, PatientContext
+from stream.scoring import Score, Scorer
+from stream.sinks import (
+    alert_line,
+    feature_lines,
+    news2_line,
+    patient_tags,
+    raw_lines,
+    score_line,
+    vitals_lines,
+)
+from stream.windows import DeviceBuffers
+
+log = logging.getLogger(__name__)
+
+# Alert-tracker state is persisted when it changes, and otherwise at most this often
+# (its last-window time moves every hop; writing it each hop would flood the changelog).
+_STATE_REFRESH_S = 10.0
+
+
+@dataclass
+class StateStore:
+    """The small, durable per-device state; Faust tables in the worker.
+
+    Values are JSON-ready (bytes or dicts) so any mapping can hold them.
+    """
+
+    contexts: MutableMapping[str, bytes] = field(default_factory=dict)
+    trackers: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    last_seen: MutableMapping[str, float] = field(default_factory=dict)
+
+
+class _Contexts(MutableMapping[str, PatientContext]):
+    """PatientContext view over a mapping of JSON bytes (what a Faust table holds)."""
+
+    def __init__(self, raw: MutableMapping[str, bytes]) -> None:
+        self.raw = raw
+        self._cache: dict[str, tuple[bytes, PatientContext]] = {}
+
+    def __getitem__(self, device_id: str) -> PatientContext:
+        data = self.raw[device_id]
+        cached = self._cache.get(device_id)
+        if cached is None or cached[0] != data:
+            cached = (data, PatientContext.model_validate_json(data))
+            self._cache[device_id] = cached
+        return cached[1]
+
+    def get(self, device_id: str, default: Any = None) -> Any:  # noqa: D102 - Mapping API
+        return self[device_id] if device_id in self.raw else default
+
+    def __setitem__(self, device_id: str, context: PatientContext) -> None:
+        self.raw[device_id] = context.to_json()
+
+    def __delitem__(self, device_id: str) -> None:
+        del self.raw[device_id]
+
+    def __iter__(self):  # noqa: ANN204 - Mapping API
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self.raw
+
+
+@dataclass
+class Output:
+    """What one batch produced; the caller publishes, writes, then commits."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    deadletters: list[tuple[bytes | None, DeadLetter]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def extend(self, other: Output) -> None:
+        self.alerts += other.alerts
+        self.lines += other.lines
+        self.deadletters += other.deadletters
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One analysed window: what ``vitalstream analyze`` prints per window."""
+
+    device_id: str
+    t_start: float
+    t_end: float
+    features: dict[str, float]
+    beats_s: list[float]
+    scores: list[Score]
+    alerts: list[Alert]
+
+
+def live_scores(scores: Sequence[Score]) -> list[rules.ModelScores]:
+    """The rules see live models only: shadow scores are written, never alerted on."""
+    return [
+        rules.ModelScores(s.model, s.version, s.probabilities, s.thresholds)
+        for s in scores
+        if not s.shadow
+    ]
+
+
+class Pipeline:
+    """Stateful per-worker processing; call :meth:`process` per batch, :meth:`tick` on a timer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        scorer: Scorer | None,
+        store: StateStore | None = None,
+        worker: str = "worker",
+    ) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.store = store or StateStore()
+        self.worker = worker
+        self.ingest = Ingest(settings)
+        self.ingest.contexts = _Contexts(self.store.contexts)  # type: ignore[assignment]
+        self.buffers = DeviceBuffers(settings.stream.window_s, settings.stream.hop_s)
+        self.trackers: dict[str, AlertTracker] = {}
+        self._persisted: dict[str, tuple[str, float]] = {}
+        self.observations: dict[str, Observations] = {}
+        self._newest_t: float | None = None
+        self._newest_at = 0.0
+
+    # -- enrolments ---------------------------------------------------------------------
+    def enrol(self, record: RawRecord, now: float | None = None) -> Output:
+        outcome = self.ingest.enrol(record, now)
+        output = Output()
+        if isinstance(outcome, DeadLetter):
+            output.deadletters.append((record.key, outcome))
+        return output
+
+    # -- frames -------------------------------------------------------------------------
+    def process(self, records: Sequence[RawRecord], now: float | None = None) -> Output:
+        """One batch of frame records; never raises on bad input."""
+        started = time.perf_counter()
+        now = time.time() if now is None else now
+        result = self.ingest.frames(records, now)
+        output = Output(deadletters=[(_key_of(r, d), d) for r, d in _pair(records, result)])
+        windows, scoring_s = self._accept(result.frames, now, output)
+        reasons = Counter(reason_kind(d.reason) for _, d in output.deadletters)
+        output.metrics = {
+            "frames": len(result.frames),
+            "windows": windows,
+            "duplicates": result.duplicates,
+            "deadletter_reasons": dict(reasons),
+            "alerts": [(a.kind, a.priority, a.event) for a in output.alerts],
+            "batch_s": time.perf_counter() - started,
+            "scoring_s": scoring_s,
+            "newest_frame_t": self._newest_t,
+        }
+        return output
+
+    def _accept(
+        self, frames: list[tuple[Frame, PatientContext]], now: float, output: Output
+    ) -> tuple[int, float]:
+        touched: dict[str, PatientContext] = {}
+        for frame, context in frames:
+            tags = patient_tags(context.ward, context.patient, frame.device_id)
+            output.lines += vitals_lines(frame, tags)
+            if self.settings.stream.raw_retention:
+                output.lines += raw_lines(frame, tags)
+            if frame.observations is not None:
+                self._observe(frame.device_id, frame.observations)
+            self.buffers.append(frame)
+            end = frame.t0 + frame.duration()
+            self.store.last_seen[frame.device_id] = end
+            if self._newest_t is None or end > self._newest_t:
+                self._newest_t, self._newest_at = end, now
+            touched[frame.device_id] = context
+        due = [
+            (device_id, window)
+            for device_id in touched
+            for window in self.buffers.due(device_id)
+        ]
+        scoring_s = self._windows(due, touched, output, now)
+        return len(due), scoring_s
+
+    def _observe(self, device_id: str, observations: Observations) -> None:
+        # Manual observations arrive sparsely; each new one updates only what it carries.
+        previous = self.observations.get(device_id)
+        merged = previous.model_dump() if previous else {}
+        merged.update(observations.model_dump(exclude_none=True))
+        self.observations[device_id] = Observations.model_validate(merged)
+
+    def _windows(
+        self,
+        due: list[tuple[str, SignalWindow]],
+        contexts: dict[str, PatientContext],
+        output: Output,
+        now: float,
+    ) -> float:
+        if not due:
+            return 0.0
+        analyses = [analyze_window(window) for _, window in due]
+        features = [a.features for a in analyses]
+        scoring_started = time.perf_counter()
+        scores = (
+            self.scorer.score([w for _, w in due], features)
+            if self.scorer is not None
+            else [[] for _ in due]
+        )
+        scoring_s = time.perf_counter() - scoring_started
+        for (device_id, window), feats, window_scores in zip(due, features, scores, strict=True):
+            context = contexts[device_id]
+            alerts, lines = self.evaluate_window(context, window, feats, window_scores, now)
+            output.alerts += alerts
+            output.lines += lines
+        return scoring_s
+
+    def evaluate_window(
+        self,
+        context: PatientContext,
+        window: SignalWindow,
+        features: dict[str, float],
+        scores: list[Score],
+        now: float,
+    ) -> tuple[list[Alert], list[str]]:
+        """Rules and lifecycle for one analysed window; alerts and its line protocol."""
+        device_id = context.device_id
+        t = window.t_end
+        tags = patient_tags(context.ward, context.patient, device_id)
+        lines = feature_lines(features, tags, t)
+        for score in scores:
+            text = score_line(score.model, score.version, score.shadow, score.probabilities, tags, t)
+            if text is not None:
+                lines.append(text)
+        tracker = self.tracker(device_id)
+        if tracker.seen(t):
+            return [], lines  # replay of a window already judged
+        observations = self.observations.get(device_id)
+        conditions = rules.evaluate(
+            context, t, features, live_scores(scores), observations, self.settings.rules,
+            fall=tracker.fall,
+        )  # fmt: skip
+        news2 = rules.news2_for(context, features, observations, self.settings.rules)
+        if news2 is not None:
+            text = news2_line(
+                news2.aggregate, news2.subscores, news2.partial, str(news2.response), tags, t
+            )
+            if text is not None:
+                lines.append(text)
+        alerts = [
+            a.model_copy(update={"emitted_at": now})
+            for a in tracker.update(context, t, conditions, window=(window.t_start, t))
+        ]
+        lines += [text for a in alerts if (text := alert_line(a)) is not None]
+        self._persist(device_id, tracker)
+        return alerts, lines
+
+    # -- state --------------------------------------------------------------------------
+    def tracker(self, device_id: str) -> AlertTracker:
+        tracker = self.trackers.get(device_id)
+        if tracker is None:
+            saved = self.store.trackers.get(device_id)
+            tracker = AlertTracker(self.settings.rules)
+            if saved:
+                try:
+                    tracker = AlertTracker.from_dict(saved, self.settings.rules)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("discarding unreadable alert state of a device: %s", exc)
+            self.trackers[device_id] = tracker
+        return tracker
+
+    def _persist(self, device_id: str, tracker: AlertTracker) -> None:
+        state = tracker.to_dict()
+        shape = orjson.dumps({k: v for k, v in state.items() if k != "last_t"}).decode()
+        last = self._persisted.get(device_id)
+        last_t = state["last_t"] or 0.0
+        if last is None or last[0] != shape or last_t - last[1] >= _STATE_REFRESH_S:
+            self.store.trackers[device_id] = state
+            self._persisted[device_id] = (shape, last_t)
+
+    # -- timer --------------------------------------------------------------------------
+    def ward_clock(self, now: float) -> float | None:
+        """Newest frame time seen, advanced by wall time since (``None`` before any frame)."""
+        if self._newest_t is None:
+            return None
+        return self._newest_t + max(now - self._newest_at, 0.0)
+
+    def tick(self, now: float | None = None) -> Output:
+        """Periodic work: frames held past the reorder bound, and silent devices."""
+        now = time.time() if now is None else now
+        output = Output()
+        released = self.ingest.release_expired(now)
+        if released:
+            frames = [(f, self.ingest.context(f.device_id)) for f in released]
+            self._accept(frames, now, output)
+        clock = self.ward_clock(now)
+        if clock is None:
+            return output
+        timeout = self.settings.stream.signal_loss_s
+        for device_id, condition in rules.silent_devices(
+            dict(self.store.last_seen), clock, timeout
+        ).items():
+            tracker = self.tracker(device_id)
+            context = self.ingest.context(device_id)
+            for alert in tracker.update_silence(context, clock, condition):
+                stamped = alert.model_copy(update={"emitted_at": now})
+                output.alerts.append(stamped)
+                if (text := alert_line(stamped)) is not None:
+                    output.lines.append(text)
+            self._persist(device_id, tracker)
+        return output
+
+    def versions(self) -> dict[str, str]:
+        return self.scorer.versions() if self.scorer is not None else {}
+
+
+def _pair(records: Sequence[RawRecord], result: Any) -> list[tuple[RawRecord | None, DeadLetter]]:
+    by_position = {(r.partition, r.offset): r for r in records}
+    return [(by_position.get((d.partition, d.offset)), d) for d in result.deadletters]
+
+
+def _key_of(record: RawRecord | None, letter: DeadLetter) -> bytes | None:
+    return record.key if record is not None else None

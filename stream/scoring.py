@@ -1,0 +1,279 @@
+"""Model scoring in the stream: ONNX sessions from the registry, batched, hot-swappable.
+
+Owns turning :class:`~stream.features.SignalWindow` objects into model inputs, scoring
+every window of a batch with ONE onnxruntime call per model (windows of many devices
+stacked), and swapping model versions while the worker runs.
+
+- Every model the registry knows (promoted version, else the shipped default) is live.
+- A :class:`~stream.records.ModelRollout` names a version; the scorer looks the version
+  up in the registry itself (the path in the message is not trusted), checks the sha256
+  the message carries, runs a smoke prediction, and only then swaps it in with a single
+  assignment. A bad version is refused and the old one keeps serving.
+- Shadow mode (``settings.models.shadow`` or a rollout with ``shadow=True``): the shadow
+  version scores the same windows; its scores are written (``shadow=true``) but raise no
+  alerts.
+
+Example::
+
+    scorer = Scorer.from_registry(settings)
+    per_window = scorer.score(windows, features)   # [[Score(model="rhythm", ...)], ...]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models import registry
+from models.registry import LoadedModel, ModelError, ModelInput
+from stream.config import Settings
+from stream.features import SignalWindow
+from stream.records import ModelRollout
+
+log = logging.getLogger(__name__)
+
+# A window must cover this share of the model's input span to be scored at all.
+MIN_COVERAGE = 0.9
+
+
+@dataclass(frozen=True)
+class Score:
+    """One model's probabilities for one window, with the exact version that made them."""
+
+    model: str
+    version: str
+    probabilities: dict[str, float]
+    thresholds: dict[str, float]
+    shadow: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+@dataclass
+class ScoringStats:
+    calls: int = 0
+    windows: int = 0
+    seconds: float = 0.0
+    rollouts_applied: int = 0
+    rollouts_refused: int = 0
+    last_latency_s: dict[str, float] = field(default_factory=dict)
+
+
+def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    if np.isclose(fs_in, fs_out) or len(x) < 2:
+        return x
+    n_out = round(len(x) * fs_out / fs_in)
+    t_in = np.arange(len(x)) / fs_in
+    t_out = np.arange(n_out) / fs_out
+    return np.interp(t_out, t_in, x)
+
+
+def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
+    """The last ``steps`` samples, nan-padded at the start; ``None`` if too little data."""
+    if len(x) < MIN_COVERAGE * steps:
+        return None
+    if len(x) >= steps:
+        return x[-steps:]
+    return np.concatenate([np.full(steps - len(x), np.nan), x])
+
+
+def ecg_input(window: SignalWindow, spec: ModelInput) -> np.ndarray | None:
+    """``[steps, 1]`` of ECG at the model's rate, or ``None`` when the window has no ECG."""
+    if window.ecg is None or not np.isfinite(window.ecg_fs):
+        return None
+    fitted = _fit(_resample(np.asarray(window.ecg, float), window.ecg_fs, spec.fs), spec.steps)
+    return None if fitted is None else fitted[:, np.newaxis]
+
+
+def vitals_input(
+    window: SignalWindow, features: Mapping[str, float], spec: ModelInput
+) -> np.ndarray:
+    """``[steps, channels]``: each channel's trend history at the model's rate.
+
+    A channel without a history (a feature such as ``rr_irregularity``) gets its current
+    value in the last step and nan before; nan is imputed by the card's normalization.
+    """
+    columns = []
+    for channel in spec.channels:
+        history = window.trends.get(channel)
+        if history is not None and len(history):
+            resampled = _resample(np.asarray(history, float), window.trend_fs, spec.fs)
+            column = _fit(resampled, spec.steps)
+            if column is None:
+                column = np.concatenate(
+                    [np.full(max(spec.steps - len(resampled), 0), np.nan), resampled]
+                )[-spec.steps :]
+        else:
+            column = np.full(spec.steps, np.nan)
+            column[-1] = features.get(channel, np.nan)
+        columns.append(column)
+    return np.stack(columns, axis=1)
+
+
+def model_inputs(
+    model: LoadedModel, window: SignalWindow, features: Mapping[str, float]
+) -> dict[str, np.ndarray] | None:
+    """All of one window's inputs for ``model``, or ``None`` if the window cannot feed it."""
+    inputs = {}
+    for spec in model.card.inputs:
+        value = (
+            ecg_input(window, spec) if spec.kind == "ecg" else vitals_input(window, features, spec)
+        )
+        if value is None:
+            return None
+        inputs[spec.name] = value
+    return inputs
+
+
+def validate(model: LoadedModel) -> None:
+    """Smoke-run the model on neutral input: finite probabilities in 0..1, one per class."""
+    feeds = {
+        spec.name: np.zeros((2, spec.steps, len(spec.channels)), np.float32)
+        for spec in model.card.inputs
+    }
+    # Zeros are raw values; the card's normalization maps them to something finite.
+    for spec in model.card.inputs:
+        stats = model.card.normalization[spec.name]
+        feeds[spec.name][:] = np.asarray(stats.mean, np.float32)
+    try:
+        out = model.predict(feeds)
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        raise ModelError(f"{model.ref}: smoke prediction failed: {exc}") from exc
+    for name in model.card.classes:
+        values = out.get(name)
+        if values is None or values.shape != (2,) or not np.all((values >= 0) & (values <= 1)):
+            raise ModelError(f"{model.ref}: smoke prediction gave invalid scores for {name!r}")
+
+
+class Scorer:
+    """The live (and shadow) models of one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        live: Mapping[str, LoadedModel],
+        shadow: Mapping[str, LoadedModel] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.live: dict[str, LoadedModel] = dict(live)
+        self.shadow: dict[str, LoadedModel] = dict(shadow or {})
+        self.stats = ScoringStats()
+
+    @classmethod
+    def from_registry(cls, settings: Settings) -> Scorer:
+        names = sorted({entry.name for entry in registry.list_models(settings)})
+        live, shadow = {}, {}
+        for name in names:
+            try:
+                live[name] = registry.load(registry.resolve(name, settings))
+            except ModelError as exc:
+                log.error("model %s not loaded: %s", name, exc)
+            if settings.models.shadow:
+                try:
+                    path = registry.resolve(name, settings, shadow=True)
+                except ModelError:
+                    continue  # this model has no shadow version
+                try:
+                    shadow[name] = registry.load(path)
+                except ModelError as exc:
+                    log.error("shadow model %s not loaded: %s", name, exc)
+        return cls(settings, live, shadow)
+
+    def versions(self) -> dict[str, str]:
+        """``{name: version}`` of live models and ``{name+"(shadow)": version}``."""
+        found = {name: m.card.version for name, m in self.live.items()}
+        found.update({f"{name}(shadow)": m.card.version for name, m in self.shadow.items()})
+        return found
+
+    def score(
+        self, windows: Sequence[SignalWindow], features: Sequence[Mapping[str, float]]
+    ) -> list[list[Score]]:
+        """Scores per window; one onnxruntime call per model for the whole batch."""
+        per_window: list[list[Score]] = [[] for _ in windows]
+        models = [(m, False) for m in self.live.values()]
+        models += [(m, True) for m in self.shadow.values()]
+        for model, is_shadow in models:
+            self._score_model(model, is_shadow, windows, features, per_window)
+        return per_window
+
+    def _score_model(
+        self,
+        model: LoadedModel,
+        is_shadow: bool,
+        windows: Sequence[SignalWindow],
+        features: Sequence[Mapping[str, float]],
+        per_window: list[list[Score]],
+    ) -> None:
+        rows, feeds = [], {spec.name: [] for spec in model.card.inputs}
+        for i, (window, feats) in enumerate(zip(windows, features, strict=True)):
+            inputs = model_inputs(model, window, feats)
+            if inputs is None:
+                continue
+            rows.append(i)
+            for name, value in inputs.items():
+                feeds[name].append(value)
+        if not rows:
+            return
+        started = time.perf_counter()
+        stacked = {name: np.stack(values) for name, values in feeds.items()}
+        out = model.predict(stacked, batch_size=max(len(rows), 1))
+        elapsed = time.perf_counter() - started
+        self.stats.calls += 1
+        self.stats.windows += len(rows)
+        self.stats.seconds += elapsed
+        self.stats.last_latency_s[model.ref] = elapsed
+        card = model.card
+        for j, row in enumerate(rows):
+            per_window[row].append(
+                Score(
+                    model=card.name,
+                    version=card.version,
+                    probabilities={c: float(out[c][j]) for c in card.classes},
+                    thresholds=dict(card.thresholds),
+                    shadow=is_shadow,
+                )
+            )
+
+    # -- rollouts -----------------------------------------------------------------------
+    def prepare(self, rollout: ModelRollout) -> LoadedModel:
+        """Load and validate the version a rollout names (blocking: run it off the loop).
+
+        The registry, not the message, decides where the version lives, so a control
+        message cannot make the worker load an arbitrary file.
+        """
+        path = registry.find_version(rollout.name, rollout.version, self.settings)
+        model = registry.load(path)
+        if model.card.name != rollout.name or model.card.version != rollout.version:
+            raise ModelError(f"{path} holds {model.ref}, not {rollout.name}@{rollout.version}")
+        if model.card.onnx_sha256 != rollout.sha256:
+            raise ModelError(
+                f"{model.ref}: sha256 {model.card.onnx_sha256[:12]}… differs from the "
+                f"rollout's {rollout.sha256[:12]}…"
+            )
+        validate(model)
+        return model
+
+    def install(self, model: LoadedModel, shadow: bool = False) -> None:
+        """Swap one model in; a single dict assignment, so a batch sees old or new."""
+        target = self.shadow if shadow else self.live
+        target[model.card.name] = model
+
+    def apply(self, rollout: ModelRollout) -> str:
+        """Prepare and install; returns what happened in words (never raises on a bad model)."""
+        try:
+            model = self.prepare(rollout)
+        except (ModelError, ValueError, OSError) as exc:
+            self.stats.rollouts_refused += 1
+            log.error("rollout of %s@%s refused: %s", rollout.name, rollout.version, exc)
+            return f"refused {rollout.name}@{rollout.version}: {exc}"
+        self.install(model, shadow=rollout.shadow)
+        self.stats.rollouts_applied += 1
+        role = "shadow" if rollout.shadow else "live"
+        log.info("model %s now %s", model.ref, role)
+        return f"installed {model.ref} as {role}"

@@ -1,0 +1,122 @@
+"""The fleet engine: valid frames, ordering, determinism, faults and labels (no broker)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import jsonschema
+import orjson
+import pytest
+
+from producers.fleet import Fleet
+from producers.scenario import load_scenario
+from stream.records import Enrolment, Frame, frame_json_schema
+
+START = 1_800_000_000.0
+SCHEMA_FILE = Path(__file__).parents[3] / "docs" / "frame.schema.json"
+
+
+def _frames(fleet: Fleet, periods: int) -> list[tuple[str, bytes]]:
+    out = []
+    for _ in range(periods):
+        out.extend(fleet.tick().messages)
+    return out
+
+
+def test_committed_schema_is_current() -> None:
+    assert json.loads(SCHEMA_FILE.read_text()) == frame_json_schema()
+
+
+def test_frames_decode_and_match_the_json_schema() -> None:
+    fleet = Fleet(load_scenario("default"), 12, seed=1, start=START)
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    messages = _frames(fleet, 4)
+    assert len(messages) >= 12 * 4 - 2
+    for device_id, payload in messages:
+        frame = Frame.from_json(payload)
+        assert frame.device_id == device_id
+        assert frame.duration() == pytest.approx(1.0)
+        validator.validate(orjson.loads(payload))
+    for _, payload in fleet.enrolments():
+        Enrolment.from_json(payload)
+
+
+def test_without_faults_every_device_sends_in_order() -> None:
+    fleet = Fleet(load_scenario("quiet_ward"), 8, seed=2, start=START, faults=False)
+    seqs: dict[str, list[int]] = defaultdict(list)
+    t0s: dict[str, list[float]] = defaultdict(list)
+    for device_id, payload in _frames(fleet, 10):
+        frame = Frame.from_json(payload)
+        seqs[device_id].append(frame.seq)
+        t0s[device_id].append(frame.t0)
+    assert len(seqs) == 8
+    for device_id, seq in seqs.items():
+        assert seq == list(range(10))
+        gaps = [b - a for a, b in zip(t0s[device_id], t0s[device_id][1:], strict=False)]
+        assert all(0.9 < g < 1.1 for g in gaps)  # jittered clock, about one second apart
+    assert abs(t0s["dev-0001"][0] - START) < 0.05
+
+
+def test_same_seed_same_bytes() -> None:
+    scenario = load_scenario("default")
+    a = _frames(Fleet(scenario, 5, seed=9, start=START), 3)
+    b = _frames(Fleet(scenario, 5, seed=9, start=START), 3)
+    c = _frames(Fleet(scenario, 5, seed=10, start=START), 3)
+    assert a == b
+    assert a != c
+
+
+def test_faults_make_duplicates_late_frames_and_gaps() -> None:
+    scenario = load_scenario("noisy_ambulatory").model_copy(
+        update={"faults": load_scenario("noisy_ambulatory").faults.model_copy(
+            update={"late_rate": 0.1, "duplicate_rate": 0.1, "dropout_rate": 0.1}
+        )}
+    )  # fmt: skip
+    fleet = Fleet(scenario, 40, seed=4, start=START)
+    sent = []
+    for _ in range(20):
+        sent.extend(fleet.tick().sent_seq)
+    counts = Counter(sent)
+    assert any(c == 2 for c in counts.values())  # duplicates
+    per_device: dict[str, list[int]] = defaultdict(list)
+    for device_id, seq in sent:
+        per_device[device_id].append(seq)
+    assert any(s != sorted(s) for s in per_device.values())  # late, out of order
+    expected = 40 * 20
+    assert len(counts) < expected  # some lost (late ones still held are released by drain)
+
+
+def test_extra_devices_get_quiet_generated_patients() -> None:
+    scenario = load_scenario("quiet_ward")
+    fleet = Fleet(scenario, 12, seed=0, start=START)
+    assert len(set(fleet.device_ids)) == 12
+    assert len({p.id for p in fleet.patients}) == 12
+    assert all(not p.events for p in fleet.patients)
+
+
+def test_labels_use_the_frames_time_base_and_silence_is_real() -> None:
+    fleet = Fleet(load_scenario("default"), 10, seed=0, start=START, faults=False)
+    labels = fleet.labels(duration_s=300)
+    silent = [x for x in labels if x["event"] == "device_silent"]
+    assert silent and silent[0]["start"] == START + 240 and silent[0]["end"] == START + 300
+    assert {"device_id", "patient_id", "event", "start", "end", "severity"} == set(labels[0])
+    assert all(x["start"] < START + 300 for x in labels)
+    device = silent[0]["device_id"]
+    last_t0 = None
+    for _ in range(250):
+        for device_id, payload in fleet.tick().messages:
+            if device_id == device:
+                last_t0 = Frame.from_json(payload).t0
+    assert last_t0 is not None and last_t0 < START + 240
+
+
+def test_detached_sensor_frames_drop_hr_and_spo2() -> None:
+    fleet = Fleet(load_scenario("default"), 10, seed=0, start=START, faults=False)
+    detached = next(x for x in fleet.labels(600) if x["event"] == "sensor_detached")
+    for _ in range(int(detached["start"] - START) + 1):
+        tick = fleet.tick()
+    frame = next(Frame.from_json(p) for d, p in tick.messages if d == detached["device_id"])
+    assert frame.signals.hr is None and frame.signals.spo2 is None
+    assert frame.signals.ecg is not None

@@ -1,0 +1,152 @@
+"""Sink: line-protocol encoding, retry policy, durable flush semantics over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+
+import httpx
+import pytest
+
+from stream.config import load_settings
+from stream.records import Frame
+from stream.sinks import (
+    InfluxSink,
+    RetryPolicy,
+    SinkError,
+    line,
+    raw_lines,
+    to_ns,
+    vitals_lines,
+)
+
+
+def test_line_escapes_tags_and_types_fields():
+    text = line(
+        "alerts",
+        {"ward": "ward 7,east", "device": "d=1"},
+        {"alert_id": 'a"b', "count": 3, "active": True, "value": 1.5},
+        2.0,
+    )
+    assert text == (
+        r"alerts,device=d\=1,ward=ward\ 7\,east "
+        r'alert_id="a\"b",count=3i,active=true,value=1.5 2000000000'
+    )
+
+
+def test_line_drops_non_finite_fields_and_empty_lines():
+    assert line("features", {}, {"hr": float("nan"), "sqi": 0.9}, 1.0) == "features sqi=0.9 1000000000"
+    assert line("features", {}, {"hr": float("nan"), "x": None}, 1.0) is None
+
+
+def test_timestamps_are_deterministic_at_microsecond_resolution():
+    assert to_ns(1_795_535_491.1) == to_ns(1_795_535_491.0 + 0.1)
+    assert to_ns(1.000001) == 1_000_001_000
+
+
+def test_vitals_lines_follow_frame_time():
+    frame = Frame.model_validate(
+        {
+            "device_id": "d1",
+            "seq": 0,
+            "t0": 100.0,
+            "signals": {
+                "hr": {"fs": 1, "unit": "bpm", "samples": [70, 71]},
+                "spo2": {"fs": 1, "unit": "%", "samples": [97, 96]},
+            },
+        }
+    )
+    assert vitals_lines(frame, {"device": "d1"}) == [
+        "vitals,device=d1 hr=70.0,spo2=97.0 100000000000",
+        "vitals,device=d1 hr=71.0,spo2=96.0 101000000000",
+    ]
+    assert raw_lines(frame, {"device": "d1"}) == []
+
+
+def test_retry_policy_grows_caps_and_stops():
+    policy = RetryPolicy(initial_s=0.1, factor=2, max_delay_s=1.0, total_s=10)
+    rng = random.Random(1)
+    delays = [policy.delay(n, rng) for n in range(8)]
+    assert all(0.05 <= d <= 0.1 for d in delays[:1])
+    assert all(0.5 <= d <= 1.0 for d in delays[5:])
+    assert not policy.exhausted(0.0, 9.9)
+    assert policy.exhausted(0.0, 10.0)
+
+
+class FakeInflux:
+    """An httpx transport answering like InfluxDB: first ``failures`` calls fail."""
+
+    def __init__(self, failures: int = 0, status: int = 503) -> None:
+        self.failures = failures
+        self.status = status
+        self.bodies: list[list[str]] = []
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls <= self.failures:
+            if self.status == 0:
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(self.status, text="down")
+        assert request.headers["content-encoding"] == "gzip"
+        assert request.url.params["precision"] == "ns"
+        self.bodies.append(gzip.decompress(request.content).decode().split("\n"))
+        return httpx.Response(204)
+
+
+def make_sink(fake: FakeInflux, **policy) -> InfluxSink:
+    settings = load_settings(influx={"batch_lines": 3, "token": "t"})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    fast = RetryPolicy(initial_s=0.001, max_delay_s=0.005, total_s=policy.get("total_s", 60))
+    return InfluxSink(settings, policy=fast, client=client, block=policy.get("block", True))
+
+
+async def test_flush_batches_and_empties_the_buffer():
+    fake = FakeInflux()
+    sink = make_sink(fake)
+    lines = [f"m v={i}i {i}" for i in range(7)]
+    assert await sink.write(lines) == 7
+    assert [len(b) for b in fake.bodies] == [3, 3, 1]
+    assert sum(fake.bodies, []) == lines
+    assert sink.pending == 0
+
+
+@pytest.mark.parametrize("status", [0, 503, 429])
+async def test_transient_failures_are_retried_without_loss(status):
+    fake = FakeInflux(failures=4, status=status)
+    sink = make_sink(fake)
+    await sink.write(["m v=1i 1"])
+    assert fake.bodies == [["m v=1i 1"]]
+    assert sink.stats.write_failures == 4
+
+
+async def test_backpressure_blocks_instead_of_dropping():
+    fake = FakeInflux(failures=10**9, status=0)
+    sink = make_sink(fake, total_s=0.01)
+    task = asyncio.create_task(sink.write(["m v=1i 1"]))
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    assert sink.stats.backpressure
+    assert sink.pending == 1
+    fake.failures = 0  # InfluxDB is back
+    await asyncio.wait_for(task, 5)
+    assert fake.bodies[-1] == ["m v=1i 1"]
+    assert not sink.stats.backpressure
+
+
+async def test_non_blocking_sink_raises_backpressure_and_keeps_the_lines():
+    from stream.sinks import SinkBackpressure
+
+    sink = make_sink(FakeInflux(failures=10**9, status=503), total_s=0.01, block=False)
+    with pytest.raises(SinkBackpressure):
+        await sink.write(["m v=1i 1"])
+    assert sink.pending == 1
+
+
+async def test_configuration_errors_are_not_retried():
+    fake = FakeInflux(failures=1, status=401)
+    sink = make_sink(fake)
+    with pytest.raises(SinkError, match="401"):
+        await sink.write(["m v=1i 1"])
+    assert fake.calls == 1
