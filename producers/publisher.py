@@ -102,7 +102,6 @@ class Publisher:
             "batch_size": batch_size,
             "compression_type": compression,
             "max_request_size": settings.stream.max_frame_bytes * 8,
-            "key_serializer": str.encode,
         }
         # Idempotence keeps retries from duplicating frames; older kafka-python lacks it.
         if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
@@ -126,7 +125,7 @@ class Publisher:
     def send(self, topic: str, key: str, value: bytes) -> None:
         """Queue one message; failures are counted in :attr:`errors` once known."""
         try:
-            future = self._producer.send(topic, key=key, value=value)
+            future = self._producer.send(topic, key=key.encode(), value=value)
         except Exception as exc:  # e.g. buffer full past max_block_ms, message too large
             self._on_error(exc)
             return

@@ -25,10 +25,9 @@ Beat times: :func:`analyze_window` returns a :class:`WindowAnalysis` holding the
 
 Example::
 
-    >>> fs = 128.0
     >>> window = SignalWindow(t_start=0.0, t_end=10.0, spo2=97.0)
     >>> features = window_features(window)
-    >>> tuple(features) == FEATURE_NAMES, features["spo2"], np.isnan(features["ecg_hr_bpm"])
+    >>> tuple(features) == FEATURE_NAMES, features["spo2"], bool(np.isnan(features["ecg_hr_bpm"]))
     (True, 97.0, True)
 """
 
@@ -136,7 +135,9 @@ class WindowAnalysis:
 
 
 @lru_cache(maxsize=64)
-def _bandpass_design(fs: float, low: float, high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bandpass_design(
+    fs: float, low: float, high: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     high = min(high, 0.45 * fs)
     b, a = scipy.signal.butter(2, (low, high), btype="bandpass", fs=fs)
     return b, a, scipy.signal.lfilter_zi(b, a)
@@ -155,15 +156,25 @@ def bandpass(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
     return y[pad : len(y) - pad] if pad > 0 else y
 
 
-def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average of ``width`` samples (edges average what exists)."""
-    width = min(max(int(width), 1), len(x))
-    csum = np.concatenate(([0.0], np.cumsum(x)))
+@lru_cache(maxsize=256)
+def _average_bounds(n: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     head = width // 2
     # Sum over [i - head, i - head + width), clipped to the signal at both ends.
-    hi = np.minimum(np.arange(len(x)) + (width - head), len(x))
-    lo = np.maximum(np.arange(len(x)) - head, 0)
-    return (csum[hi] - csum[lo]) / (hi - lo)
+    hi = np.minimum(np.arange(n) + (width - head), n)
+    lo = np.maximum(np.arange(n) - head, 0)
+    return lo, hi, (hi - lo).astype(float)
+
+
+def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average of ``width`` samples (edges average what exists)."""
+    lo, hi, count = _average_bounds(len(x), min(max(int(width), 1), len(x)))
+    csum = np.concatenate(([0.0], np.cumsum(x)))
+    return (csum[hi] - csum[lo]) / count
+
+
+def _pad(x: np.ndarray, width: int, value: float) -> np.ndarray:
+    edge = np.full(width, value)
+    return np.concatenate((edge, x, edge))
 
 
 def _fill_missing(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -196,25 +207,22 @@ def _pan_tompkins(filtered: np.ndarray, fs: float) -> np.ndarray:
     # Per candidate, vectorized: the integrated height, the largest positive filtered
     # deflection nearby (the R peak: sleepecg's convention too) and the steepest slope.
     half = max(round(0.075 * fs), 1)
-    near = np.lib.stride_tricks.sliding_window_view(
-        np.pad(filtered, half, constant_values=-np.inf), 2 * half + 1
-    )[candidates]
-    r_peaks = np.clip(candidates + near.argmax(1) - half, 0, n - 1)
+    around = candidates[:, None] + np.arange(2 * half + 1)  # indices into the padded signals
+    r_peaks = np.clip(candidates + _pad(filtered, half, -np.inf)[around].argmax(1) - half, 0, n - 1)
     heights_i = integration[candidates]
     heights_f = filtered[r_peaks]
-    slopes = np.lib.stride_tricks.sliding_window_view(
-        np.pad(np.abs(derivative), half), 2 * half + 1
-    )[candidates].max(1)
+    slopes = _pad(np.abs(derivative), half, 0.0)[around].max(1)
 
     # Learning phase: the first 2 s seed the signal and noise levels of both signals.
     learn = candidates < min(int(2 * fs), n)
     if not learn.any():
         learn = np.ones(len(candidates), dtype=bool)
-    spk_i, npk_i = float(heights_i[learn].max()), 0.5 * float(np.median(heights_i))
-    spk_f, npk_f = float(heights_f[learn].max()), 0.5 * float(np.median(np.abs(heights_f)))
+    spk_i, spk_f = float(heights_i[learn].max()), float(heights_f[learn].max())
+    pos, h_i, h_f, slope = (a.tolist() for a in (candidates, heights_i, heights_f, slopes))
+    npk_i = 0.5 * _median(h_i)
+    npk_f = 0.5 * _median([abs(h) for h in h_f])
     # The adaptive thresholding is inherently sequential (each decision moves the levels);
     # a window holds a few dozen candidates, so plain Python scalars are the fast path.
-    pos, h_i, h_f, slope = (a.tolist() for a in (candidates, heights_i, heights_f, slopes))
     t_wave_s = int(0.36 * fs)
     beats: list[int] = []
     noise: list[int] = []
@@ -260,10 +268,18 @@ def _refractory(peaks: np.ndarray, signal: np.ndarray, distance: int) -> np.ndar
     peaks = np.unique(peaks)
     if len(peaks) < 2 or np.diff(peaks).min() >= distance:
         return peaks.astype(np.int64)
-    spikes = np.zeros(len(signal))
-    spikes[peaks] = signal[peaks] - signal[peaks].min() + 1.0
+    # find_peaks ignores the first and last sample, hence one zero of padding each side.
+    spikes = np.zeros(len(signal) + 2)
+    spikes[peaks + 1] = signal[peaks] - signal[peaks].min() + 1.0
     kept, _ = scipy.signal.find_peaks(spikes, distance=distance)
-    return kept.astype(np.int64)
+    return (kept - 1).astype(np.int64)
+
+
+def _median(values: list[float]) -> float:
+    # A few dozen Python floats: sorting them beats np.median's call overhead.
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
 def _overdue(pos: list[int], beats: list[int]) -> float:
@@ -385,7 +401,8 @@ def _edr_rate(amplitudes: np.ndarray, times: np.ndarray) -> float:
     grid_fs = 4.0
     grid = np.arange(times[0], times[-1], 1.0 / grid_fs)
     series = np.interp(grid, times, amplitudes)
-    series = scipy.signal.detrend(series)
+    centred = grid - grid.mean()
+    series = series - series.mean() - centred * (centred @ series) / (centred @ centred)
     n_fft = 512  # zero padding: 0.47 /min bins (the window, not the bins, limits accuracy)
     power = np.abs(np.fft.rfft(series * np.hanning(len(series)), n_fft)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / grid_fs)
@@ -435,12 +452,23 @@ def _pinned_fraction(x: np.ndarray) -> float:
     return float(np.mean(x >= hi - tolerance) + np.mean(x <= lo + tolerance))
 
 
+@lru_cache(maxsize=256)
+def _band_edges(n: int, fs: float, bands: tuple[tuple[float, float], ...]) -> np.ndarray:
+    return np.searchsorted(np.fft.rfftfreq(n, 1.0 / fs), np.asarray(bands, dtype=float))
+
+
 def _band_powers(x: np.ndarray, fs: float, bands: tuple[tuple[float, float], ...]) -> np.ndarray:
-    power = np.abs(np.fft.rfft(x - x.mean())) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1.0 / fs)
+    """Spectral power in each ``(low, high)`` Hz band (one FFT, cumulative sums)."""
+    spectrum = np.fft.rfft(x - x.mean())
+    power = spectrum.real**2 + spectrum.imag**2
     cumulative = np.concatenate(([0.0], np.cumsum(power)))
-    edges = np.searchsorted(freqs, np.asarray(bands, dtype=float))
+    edges = _band_edges(len(x), float(fs), bands)
     return cumulative[edges[:, 1]] - cumulative[edges[:, 0]]
+
+
+def _unit(value: float) -> float:
+    """Clamp a scalar to 0..1 (np.clip costs more than the arithmetic it guards)."""
+    return min(max(float(value), 0.0), 1.0)
 
 
 def _kurtosis(x: np.ndarray) -> float:
@@ -462,7 +490,7 @@ def _agreement(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
 
 def _quality(sqi: float, flat: bool, saturated: bool, lead_off: bool, motion: bool) -> dict:
     return {
-        "sqi": float(np.clip(sqi, 0.0, 1.0)),
+        "sqi": _unit(sqi),
         "flat": float(flat),
         "saturated": float(saturated),
         "lead_off": float(lead_off),
@@ -483,23 +511,26 @@ def _ecg_quality(
         return _quality(0.0, flat, saturated, lead_off, False)
     # Li, Mark & Clifford (2008) indices: pSQI (QRS band share), basSQI (baseline wander),
     # kSQI (kurtosis: ECG is spiky, noise is Gaussian) and bSQI (two detectors agree).
-    qrs, wide, baseline = _band_powers(raw, fs, ((5.0, 15.0), (5.0, 40.0), (0.0, 1.0)))
-    total = _band_powers(raw, fs, ((0.0, 40.0),))[0]
+    qrs, wide, baseline, total = _band_powers(
+        raw, fs, ((5.0, 15.0), (5.0, 40.0), (0.0, 1.0), (0.0, 40.0))
+    )
     p_sqi = qrs / wide if wide > 0 else 0.0
     bas_sqi = 1.0 - baseline / total if total > 0 else 0.0
     k_sqi = _kurtosis(filtered)
+    magnitude = np.abs(filtered)
+    top = len(magnitude) - 1 - len(magnitude) // 200  # the 99.5th percentile, cheaply
     simple, _ = scipy.signal.find_peaks(
-        np.abs(filtered), height=0.35 * np.percentile(np.abs(filtered), 99.5),
+        magnitude,
+        height=0.35 * np.partition(magnitude, top)[top],
         distance=max(int(0.3 * fs), 1),
     )
     b_sqi = _agreement(peaks, simple, round(0.15 * fs))
-    score = (
-        0.4 * b_sqi
-        + 0.2 * np.clip((k_sqi - 3.0) / 2.0, 0.0, 1.0)
-        + 0.2 * np.clip((p_sqi - 0.3) / 0.2, 0.0, 1.0)
-        + 0.2 * np.clip((bas_sqi - 0.5) / 0.4, 0.0, 1.0)
-    )
-    motion = bas_sqi < 0.5 or k_sqi < 3.5
+    k_score = _unit((k_sqi - 3.0) / 2.0)  # Gaussian noise 3, clean ECG > 5
+    p_score = _unit((p_sqi - 0.3) / 0.2)  # white noise ≈ 0.3, ECG 0.5-0.8
+    bas_score = _unit(bas_sqi / 0.2)  # only gross wander costs quality
+    # The weakest index decides: one failed view of the signal is enough to distrust it.
+    score = min(b_sqi, k_score, p_score, bas_score)
+    motion = k_sqi < 4.0 or b_sqi < 0.7 or bas_sqi < 0.1
     return _quality(valid * score, flat, saturated, lead_off, motion)
 
 
@@ -508,12 +539,16 @@ def ecg_quality(ecg: np.ndarray, fs: float) -> dict[str, float]:
 
     ``flat``: peak-to-peak < 0.02 mV (an amplifier or electrode giving nothing; asystole
     still shows baseline noise above this). ``saturated``: > 1 % of samples pinned at the
-    window's extremes. ``lead_off``: flat, or > 30 % pinned at a rail. ``motion``: baseline
-    wander dominates (basSQI < 0.5) or the signal lost ECG's spikiness (kurtosis < 3.5).
+    window's extremes. ``lead_off``: flat, or > 30 % pinned at a rail. ``motion``: artefact —
+    the signal lost ECG's spikiness (kSQI < 4), two detectors disagree (bSQI < 0.7) or
+    baseline wander holds > 90 % of the power. ``sqi`` is the weakest of bSQI, kSQI, pSQI
+    and basSQI (each mapped to 0..1), times the share of samples present.
     """
     raw, filtered, valid = _ecg_filtered(ecg, fs)
-    peaks = _pan_tompkins(filtered, fs) if valid >= 0.2 and np.ptp(raw) >= ECG_FLAT_MV else (
-        np.zeros(0, dtype=np.int64)
+    peaks = (
+        _pan_tompkins(filtered, fs)
+        if valid >= 0.2 and np.ptp(raw) >= ECG_FLAT_MV
+        else (np.zeros(0, dtype=np.int64))
     )
     return _ecg_quality(raw, filtered, valid, peaks, fs)
 
@@ -531,18 +566,17 @@ def _ppg_quality(
         return _quality(0.0, flat, saturated, lead_off, not lead_off)
     # Template matching (Li & Clifford 2012): clean pulses look alike, artefacts do not.
     half = int(0.3 * fs)
-    padded = np.pad(filtered, half, mode="edge")
-    beats = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)[pulses]
+    padded = np.concatenate((np.full(half, filtered[0]), filtered, np.full(half, filtered[-1])))
+    beats = padded[pulses[:, None] + np.arange(2 * half + 1)]
     beats = beats - beats.mean(1, keepdims=True)
     template = beats.mean(0)
-    norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
+    norms = np.sqrt(np.einsum("ij,ij->i", beats, beats) * (template @ template))
     correlation = float(np.mean(beats @ template / np.maximum(norms, 1e-12)))
     in_band, total = _band_powers(raw, fs, ((0.5, 5.0), (0.0, fs / 2)))
     band_share = in_band / total if total > 0 else 0.0
-    score = 0.7 * np.clip((correlation - 0.5) / 0.4, 0.0, 1.0) + 0.3 * np.clip(
-        (band_share - 0.3) / 0.5, 0.0, 1.0
-    )
-    motion = correlation < 0.6
+    # Peak-aligned noise still correlates about 0.6 with its own average; clean PPG > 0.85.
+    score = 0.7 * _unit((correlation - 0.65) / 0.25) + 0.3 * _unit((band_share - 0.3) / 0.5)
+    motion = correlation < 0.8
     return _quality(valid * score * (0.5 if saturated else 1.0), flat, saturated, lead_off, motion)
 
 
@@ -551,7 +585,7 @@ def ppg_quality(ppg: np.ndarray, fs: float) -> dict[str, float]:
 
     ``flat``: no change (> 90 % of successive samples equal). ``lead_off`` (sensor off the
     skin): flat or > 30 % pinned. ``motion``: pulses no longer resemble their average
-    (template correlation < 0.6) or fewer than 3 pulses were found.
+    (template correlation < 0.8) or fewer than 3 pulses were found.
     """
     raw, valid = _fill_missing(ppg)
     filtered = bandpass(raw, fs, 0.5, 8.0) if len(raw) > 12 else np.zeros_like(raw)
@@ -561,6 +595,17 @@ def ppg_quality(ppg: np.ndarray, fs: float) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------------
 # The whole window
+
+
+def _in_longest_run(present: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Mask of the peaks inside the longest gap-free stretch: an RR interval spanning a
+    gap is not an interval at all."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], present.astype(np.int8), [0]))))
+    starts, ends = edges[::2], edges[1::2]
+    if len(starts) == 0:
+        return np.zeros(len(peaks), dtype=bool)
+    longest = int(np.argmax(ends - starts))
+    return (peaks >= starts[longest]) & (peaks < ends[longest])
 
 
 def trend_slope(history: np.ndarray | None, fs: float) -> float:
@@ -595,6 +640,8 @@ def analyze_window(window: SignalWindow) -> WindowAnalysis:
         features["ecg_saturated"] = quality["saturated"]
         motion_flags.append(quality["motion"])
         if quality["lead_off"] != 1.0:
+            if valid < 1.0:
+                peaks = peaks[_in_longest_run(np.isfinite(window.ecg), peaks)]
             features["ecg_hr_bpm"] = heart_rate(peaks, fs)
             features.update(rr_features(peaks, fs))
             if len(peaks) >= 6 and (peaks[-1] - peaks[0]) / fs >= 6.0:

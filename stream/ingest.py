@@ -201,7 +201,7 @@ class Ingest:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._secret = settings.pseudonym_secret
+        self._secret: bytes | None = None
         self.contexts: dict[str, PatientContext] = {}
         self._order: dict[str, _DeviceOrder] = {}
         self.rejected: Counter[str] = Counter()
@@ -221,6 +221,9 @@ class Ingest:
         return context
 
     def context_of(self, enrolment: Enrolment) -> PatientContext:
+        if self._secret is None:
+            # Read on first use: offline analysis never enrols and needs no key.
+            self._secret = self.settings.pseudonym_secret
         return PatientContext(
             device_id=enrolment.device_id,
             patient=pseudonymize(enrolment.patient_id, self._secret),

@@ -15,7 +15,8 @@ care-partner alerts) describe:
   hysteresis margin as a *sustain-only* condition, which keeps the alert active;
 - **de-duplication**: one active alert per kind; within a family (e.g. heart rate:
   tachycardia, bradycardia; rhythm: ventricular_run over af; signal: sensor_detached
-  over poor_signal) only the highest-priority alert sounds, the others wait silently;
+  over poor_signal) only the highest-priority alert sounds: active lower ones wait
+  silently, pending lower ones start their onset delay only once no longer outranked;
 - **stable ids**: ``alert_id`` is a UUID5 of patient pseudonym, kind and onset second, so
   replaying the same frames after a crash gives the same ids.
 
@@ -159,7 +160,11 @@ class AlertTracker:
                 track = self.tracks[kind] = self._start(condition, t)
             track.observe(condition, t)
             if _rank(condition.priority) < family_top[family_of(kind)]:
-                continue  # superseded by a higher-priority alert of the same family
+                # Superseded by a higher-priority alert of the same family: an active one
+                # waits silently; a pending one starts its onset delay afresh afterwards.
+                if not track.active:
+                    del self.tracks[kind]
+                continue
             events += self._advance(ctx, track, condition, t, window)
         return events
 

@@ -18,7 +18,7 @@ Edges: the chart records whole numbers (temperature to 0.1 °C), so a measured v
 first rounded half-up to the chart's resolution (90.5 bpm -> 91 scores 1, 90.4 -> 90
 scores 0; 38.05 °C -> 38.1 scores 1), then looked up in bands written as inclusive
 upper bounds. Python's ``round`` rounds half to even (``round(90.5) == 90``), a common
-source of wrong edges, so :func:`chart_value` uses :mod:`decimal`.
+source of wrong edges, so :func:`chart_value` rounds half-up explicitly.
 
 Example::
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 Response = Literal["routine", "low", "low-medium", "medium", "high"]
@@ -104,9 +103,13 @@ class News2Result:
 
 
 def chart_value(value: float, decimals: int = 0) -> float:
-    """``value`` rounded half-up to the chart's resolution (whole numbers; 0.1 °C)."""
-    quantum = Decimal(1).scaleb(-decimals)
-    return float(Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP))
+    """``value`` rounded half-up to the chart's resolution (whole numbers; 0.1 °C).
+
+    The tiny bias absorbs binary representation error (38.05 is stored as 38.0499…),
+    so values that read as an exact half round up as a nurse would round them.
+    """
+    scale = 10.0**decimals
+    return math.floor(value * scale + 0.5 + 1e-7) / scale
 
 
 def band_score(value: float, bands: Bands) -> int:
@@ -165,7 +168,7 @@ def news2_partial(
     if (value := _measured(pulse)) is not None:
         subscores["pulse"] = band_score(chart_value(value), chart.pulse)
     if consciousness is not None:
-        subscores["consciousness"] = dict(chart.consciousness)[consciousness]
+        subscores["consciousness"] = next(s for c, s in chart.consciousness if c == consciousness)
     if (value := _measured(temp)) is not None:
         subscores["temperature"] = band_score(chart_value(value, 1), chart.temperature)
 

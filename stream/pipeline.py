@@ -31,6 +31,7 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from stream import rules
@@ -38,7 +39,15 @@ from stream.config import Settings
 from stream.features import SignalWindow, analyze_window
 from stream.ingest import Ingest, RawRecord, reason_kind
 from stream.lifecycle import AlertTracker
-from stream.records import Alert, DeadLetter, Frame, Observations, PatientContext
+from stream.records import (
+    SIGNALS,
+    Alert,
+    DeadLetter,
+    Frame,
+    Observations,
+    PatientContext,
+    Profile,
+)
 from stream.scoring import Score, Scorer
 from stream.sinks import (
     alert_line,
@@ -85,7 +94,7 @@ class _Contexts(MutableMapping[str, PatientContext]):
             self._cache[device_id] = cached
         return cached[1]
 
-    def get(self, device_id: str, default: Any = None) -> Any:  # noqa: D102 - Mapping API
+    def get(self, device_id: str, default: Any = None) -> Any:
         return self[device_id] if device_id in self.raw else default
 
     def __setitem__(self, device_id: str, context: PatientContext) -> None:
@@ -94,7 +103,7 @@ class _Contexts(MutableMapping[str, PatientContext]):
     def __delitem__(self, device_id: str) -> None:
         del self.raw[device_id]
 
-    def __iter__(self):  # noqa: ANN204 - Mapping API
+    def __iter__(self):
         return iter(self.raw)
 
     def __len__(self) -> int:
@@ -157,7 +166,7 @@ class Pipeline:
         self.worker = worker
         self.ingest = Ingest(settings)
         self.ingest.contexts = _Contexts(self.store.contexts)  # type: ignore[assignment]
-        self.buffers = DeviceBuffers(settings.stream.window_s, settings.stream.hop_s)
+        self.buffers: dict[str, DeviceBuffers] = {}
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
         self.observations: dict[str, Observations] = {}
@@ -204,19 +213,32 @@ class Pipeline:
                 output.lines += raw_lines(frame, tags)
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
-            self.buffers.append(frame)
+            self._buffer(frame)
             end = frame.t0 + frame.duration()
             self.store.last_seen[frame.device_id] = end
             if self._newest_t is None or end > self._newest_t:
                 self._newest_t, self._newest_at = end, now
             touched[frame.device_id] = context
         due = [
-            (device_id, window)
+            (device_id, self.buffers[device_id].window(float(end)))
             for device_id in touched
-            for window in self.buffers.due(device_id)
+            if device_id in self.buffers
+            for end in self.buffers[device_id].due_ends()
         ]
         scoring_s = self._windows(due, touched, output, now)
         return len(due), scoring_s
+
+    def _buffer(self, frame: Frame) -> None:
+        buffers = self.buffers.get(frame.device_id)
+        if buffers is None:
+            stream = self.settings.stream
+            buffers = self.buffers[frame.device_id] = DeviceBuffers(
+                window_s=stream.window_s, hop_s=stream.hop_s, lateness_s=stream.lateness_s
+            )
+        for name in SIGNALS:
+            block = getattr(frame.signals, name)
+            if block is not None:
+                buffers.append(name, frame.t0, block.fs, np.asarray(block.samples, dtype=float))
 
     def _observe(self, device_id: str, observations: Observations) -> None:
         # Manual observations arrive sparsely; each new one updates only what it carries.
@@ -264,7 +286,9 @@ class Pipeline:
         tags = patient_tags(context.ward, context.patient, device_id)
         lines = feature_lines(features, tags, t)
         for score in scores:
-            text = score_line(score.model, score.version, score.shadow, score.probabilities, tags, t)
+            text = score_line(
+                score.model, score.version, score.shadow, score.probabilities, tags, t
+            )
             if text is not None:
                 lines.append(text)
         tracker = self.tracker(device_id)
@@ -335,6 +359,7 @@ class Pipeline:
         for device_id, condition in rules.silent_devices(
             dict(self.store.last_seen), clock, timeout
         ).items():
+            self.buffers.pop(device_id, None)  # its samples are too old to window now
             tracker = self.tracker(device_id)
             context = self.ingest.context(device_id)
             for alert in tracker.update_silence(context, clock, condition):
@@ -356,3 +381,64 @@ def _pair(records: Sequence[RawRecord], result: Any) -> list[tuple[RawRecord | N
 
 def _key_of(record: RawRecord | None, letter: DeadLetter) -> bytes | None:
     return record.key if record is not None else None
+
+
+# -- offline analysis ----------------------------------------------------------------------
+OFFLINE_CONTEXT = PatientContext(
+    device_id="offline", patient="offline", ward="offline", profile=Profile()
+)
+
+
+def recording_windows(
+    samples: np.ndarray, signal: str, fs: float, window_s: float, hop_s: float
+) -> list[SignalWindow]:
+    """Sliding windows over one recording (time 0 = first sample), as the worker's buffers
+    would cut them: ``window_s`` long, one every ``hop_s``, the first once a window is full."""
+    span, hop = round(window_s * fs), max(round(hop_s * fs), 1)
+    windows = []
+    for end in range(span, len(samples) + 1, hop):
+        chunk = samples[end - span : end]
+        windows.append(
+            SignalWindow(
+                t_start=(end - span) / fs,
+                t_end=end / fs,
+                **{signal: chunk, f"{signal}_fs": fs},
+            )
+        )
+    return windows
+
+
+def analyze_recording(
+    settings: Settings,
+    scorer: Scorer | None,
+    samples: np.ndarray,
+    signal: str,
+    fs: float,
+) -> list[WindowResult]:
+    """Every window of a recording through the worker's own features, scoring, rules and
+    alert lifecycle (``vitalstream analyze``)."""
+    pipeline = Pipeline(settings, scorer)
+    windows = recording_windows(
+        samples, signal, fs, settings.stream.window_s, settings.stream.hop_s
+    )
+    analyses = [analyze_window(w) for w in windows]
+    features = [a.features for a in analyses]
+    scores = scorer.score(windows, features) if scorer is not None else [[] for _ in windows]
+    results = []
+    for window, analysis, window_scores in zip(windows, analyses, scores, strict=True):
+        alerts, _ = pipeline.evaluate_window(
+            OFFLINE_CONTEXT, window, analysis.features, window_scores, now=window.t_end
+        )
+        beats = analysis.pulses_s if signal == "ppg" else analysis.beats_s
+        results.append(
+            WindowResult(
+                device_id=OFFLINE_CONTEXT.device_id,
+                t_start=window.t_start,
+                t_end=window.t_end,
+                features=analysis.features,
+                beats_s=[float(b) for b in beats],
+                scores=window_scores,
+                alerts=alerts,
+            )
+        )
+    return results

@@ -46,7 +46,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from stream.config import RuleSettings
 from stream.news2 import News2Result, news2_partial
@@ -117,8 +117,7 @@ class Trust(Enum):
     UNUSABLE = "unusable"  # sensor detached
 
 
-@dataclass(frozen=True)
-class Reading:
+class Reading(NamedTuple):
     """A vital sign with where it came from and how far it can be trusted."""
 
     value: float
@@ -126,8 +125,9 @@ class Reading:
     trust: Trust
 
 
-@dataclass(frozen=True)
-class SignalQuality:
+class SignalQuality(NamedTuple):
+    """How usable this window's ECG and PPG are, and whether the wearer is still."""
+
     ecg: Literal["good", "poor", "detached", "absent"]
     ppg: Literal["good", "poor", "absent"]
     still: bool | None
@@ -138,8 +138,8 @@ class SignalQuality:
 
 
 def _num(features: Mapping[str, float], name: str) -> float:
-    value = features.get(name, math.nan)
-    return float(value) if value is not None else math.nan
+    value = features.get(name)
+    return math.nan if value is None else value
 
 
 def _flag(features: Mapping[str, float], name: str) -> bool:
@@ -251,15 +251,19 @@ def _apply_trust(condition: Condition, trust: Trust, rules: RuleSettings) -> Con
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Limit:
-    """One side of a vital sign's normal range, with a more urgent limit beyond it."""
+    """One side of a vital sign's normal range, with a more urgent limit beyond it.
+
+    ``limit``, ``urgent`` and ``hysteresis`` name :class:`RuleSettings` fields, so the
+    specs below are built once and per-patient overrides still apply.
+    """
 
     kind: str
     above: bool
-    limit: float
-    urgent_limit: float
-    hysteresis: float
+    limit: str
+    urgent: str
+    hysteresis: str
     label: str
     unit: str
     value_name: str
@@ -269,114 +273,86 @@ class _Limit:
 
     def check(self, reading: Reading, rules: RuleSettings) -> Condition | None:
         value = reading.value
-
-        def beyond(bound: float) -> bool:
-            return value >= bound if self.above else value <= bound
-
-        margin = -self.hysteresis if self.above else self.hysteresis
-        if beyond(self.limit):
-            priority = self.urgent_priority if beyond(self.urgent_limit) else self.priority
-            sustain_only = False
-        elif beyond(self.limit + margin):
-            priority, sustain_only = self.priority, True
-        else:
+        limit: float = getattr(rules, self.limit)
+        margin: float = getattr(rules, self.hysteresis)
+        # Signed so that "beyond" is always "greater": most windows leave here.
+        sign = 1.0 if self.above else -1.0
+        excess = sign * (value - limit)
+        if excess < -margin:
             return None
+        if excess >= 0:
+            urgent = sign * (value - getattr(rules, self.urgent)) >= 0
+            priority = self.urgent_priority if urgent else self.priority
+        else:
+            priority = self.priority
         relation = "≥" if self.above else "≤"
         condition = Condition(
             kind=self.kind,
             category=self.category,
             priority=priority,
-            values=_finite_values(**{self.value_name: value, "limit": self.limit}),
+            values=_finite_values(**{self.value_name: value, "limit": limit}),
             source=f"rule:{self.kind}@1",
-            message=(
-                f"{self.label} {value:.4g} {self.unit} ({reading.source}) {relation} {self.limit:g}"
-            ),
-            sustain_only=sustain_only,
+            message=f"{self.label} {value:.4g} {self.unit} ({reading.source}) {relation} {limit:g}",
+            sustain_only=excess < 0,
         )
         return _apply_trust(condition, reading.trust, rules)
+
+
+def _hr_limit(kind: str, above: bool, limit: str, urgent: str) -> _Limit:
+    return _Limit(kind, above, limit, urgent, "hr_hysteresis_bpm", "Heart rate", "bpm", "hr_bpm")
+
+
+def _resp_limit(kind: str, above: bool, limit: str, urgent: str) -> _Limit:
+    return _Limit(
+        kind, above, limit, urgent, "resp_hysteresis_rpm", "Respiration rate", "/min", "resp_rpm"
+    )
+
+
+def _spo2_limit(limit: str, urgent: str) -> _Limit:
+    return _Limit(
+        "desaturation", False, limit, urgent, "spo2_hysteresis_pct", "SpO2", "%", "spo2_pct"
+    )
+
+
+def _temp_limit(kind: str, above: bool, limit: str, urgent: str, **priorities: Any) -> _Limit:
+    return _Limit(
+        kind, above, limit, urgent, "temp_hysteresis_c", "Temperature", "°C", "temp_c", **priorities
+    )
+
+
+# 120/50 bpm are common adult bedside-monitor defaults; the urgent low limit is where
+# NEWS2 pulse scores 3 (RCP 2017: <= 40).
+TACHYCARDIA = _hr_limit("tachycardia", True, "tachycardia_bpm", "tachycardia_high_bpm")
+BRADYCARDIA = _hr_limit("bradycardia", False, "bradycardia_bpm", "bradycardia_high_bpm")
+# NEWS2 (RCP 2017) scores 3 at SpO2 <= 91 % on scale 1 and <= 83 % on scale 2.
+DESATURATION = _spo2_limit("desaturation_pct", "desaturation_high_pct")
+DESATURATION_SCALE2 = _spo2_limit("desaturation_scale2_pct", "desaturation_scale2_high_pct")
+# NEWS2 (RCP 2017) scores 3 at a respiration rate >= 25 or <= 8 /min.
+TACHYPNOEA = _resp_limit("tachypnoea", True, "tachypnoea_rpm", "tachypnoea_high_rpm")
+BRADYPNOEA = _resp_limit("bradypnoea", False, "bradypnoea_rpm", "bradypnoea_high_rpm")
+# NEWS2 (RCP 2017) temperature: >= 38.1 °C scores 1, >= 39.1 scores 2, <= 35.0 scores 3.
+FEVER = _temp_limit(
+    "fever", True, "fever_c", "fever_high_c", priority="low", urgent_priority="medium"
+)
+HYPOTHERMIA = _temp_limit("hypothermia", False, "hypothermia_c", "hypothermia_high_c")
+LOW_BATTERY = _Limit(
+    "low_battery", False, "low_battery_pct", "low_battery_high_pct", "battery_hysteresis_pct",
+    "Battery", "%", "battery_pct", priority="low", urgent_priority="medium", category="technical",
+)  # fmt: skip
 
 
 def _checked(reading: Reading, rules: RuleSettings, *limits: _Limit) -> list[Condition]:
     return [c for limit in limits if (c := limit.check(reading, rules)) is not None]
 
 
-def _heart_rate_rules(hr: Reading, rules: RuleSettings) -> list[Condition]:
-    # 120/50 bpm are common adult bedside-monitor defaults; the urgent low limit is
-    # where NEWS2 pulse scores 3 (RCP 2017: <= 40).
-    shared = {"hysteresis": rules.hr_hysteresis_bpm, "label": "Heart rate", "unit": "bpm"}
-    return _checked(
-        hr,
-        rules,
-        _Limit(
-            "tachycardia",
-            True,
-            rules.tachycardia_bpm,
-            rules.tachycardia_high_bpm,
-            value_name="hr_bpm",
-            **shared,
-        ),
-        _Limit(
-            "bradycardia",
-            False,
-            rules.bradycardia_bpm,
-            rules.bradycardia_high_bpm,
-            value_name="hr_bpm",
-            **shared,
-        ),
-    )
-
-
-def _spo2_rules(spo2: Reading, scale: int, rules: RuleSettings) -> list[Condition]:
-    # NEWS2 (RCP 2017) scores 3 at SpO2 <= 91 % on scale 1 and <= 83 % on scale 2.
-    if scale == 2:
-        limit, urgent = rules.desaturation_scale2_pct, rules.desaturation_scale2_high_pct
-    else:
-        limit, urgent = rules.desaturation_pct, rules.desaturation_high_pct
-    desaturation = _Limit(
-        "desaturation", False, limit, urgent, rules.spo2_hysteresis_pct, "SpO2", "%", "spo2_pct"
-    )
-    return _checked(spo2, rules, desaturation)
-
-
-def _resp_rules(resp: Reading, rules: RuleSettings) -> list[Condition]:
-    # NEWS2 (RCP 2017) scores 3 at a respiration rate >= 25 or <= 8 /min.
-    shared = {
-        "hysteresis": rules.resp_hysteresis_rpm,
-        "label": "Respiration rate",
-        "unit": "/min",
-        "value_name": "resp_rpm",
-    }
-    return _checked(
-        resp,
-        rules,
-        _Limit("tachypnoea", True, rules.tachypnoea_rpm, rules.tachypnoea_high_rpm, **shared),
-        _Limit("bradypnoea", False, rules.bradypnoea_rpm, rules.bradypnoea_high_rpm, **shared),
-    )
-
-
 def _temperature_rules(
     temp: Reading, quality: SignalQuality, rules: RuleSettings
 ) -> list[Condition]:
-    # NEWS2 (RCP 2017) temperature: >= 38.1 °C scores 1, >= 39.1 scores 2, <= 35.0 scores 3.
-    shared = {
-        "hysteresis": rules.temp_hysteresis_c,
-        "label": "Temperature",
-        "unit": "°C",
-        "value_name": "temp_c",
-    }
-    fever = _Limit(
-        "fever",
-        True,
-        rules.fever_c,
-        rules.fever_high_c,
-        priority="low",
-        urgent_priority="medium",
-        **shared,
-    )
-    cold = _Limit("hypothermia", False, rules.hypothermia_c, rules.hypothermia_high_c, **shared)
+    conditions = _checked(temp, rules, FEVER)
     # A sensor off the skin cools towards room temperature: no hypothermia from it.
-    cold_trust = Trust.UNUSABLE if quality.detached and temp.source == "skin" else temp.trust
-    return _checked(temp, rules, fever) + _checked(replace(temp, trust=cold_trust), rules, cold)
+    if quality.detached and temp.source == "skin":
+        temp = Reading(temp.value, temp.source, Trust.UNUSABLE)
+    return conditions + _checked(temp, rules, HYPOTHERMIA)
 
 
 def _ecg_trust(quality: SignalQuality) -> Trust:
@@ -418,7 +394,15 @@ def _rhythm_rules(
             conditions.append(screening)
     ectopic = _num(features, "ectopic_fraction")
     ventricular_limit = rules.ventricular_ectopic_fraction
-    if math.isfinite(ectopic) and ectopic >= ventricular_limit and quality.ecg != "absent":
+    # "Premature beat + pause" is meaningless in an irregularly irregular rhythm: in AF
+    # it counts a quarter of all beats, so only the rhythm model may call VT there.
+    irregular = math.isfinite(irregularity) and irregularity >= rules.af_rr_irregularity
+    if (
+        math.isfinite(ectopic)
+        and ectopic >= ventricular_limit
+        and quality.ecg != "absent"
+        and not irregular
+    ):
         run = Condition(
             kind="ventricular_run",
             category="physiological",
@@ -443,7 +427,7 @@ def _model_rules(
             kind = rules.model_outputs.get(class_name)
             if kind is None or not math.isfinite(probability):
                 continue
-            threshold = model.thresholds.get(class_name, rules.af_model_threshold)
+            threshold = model.thresholds.get(class_name, rules.model_threshold)
             if probability >= threshold:
                 sustain_only = False
             elif probability >= threshold - rules.model_hysteresis:
@@ -475,8 +459,7 @@ def _usable(reading: Reading | None, rules: RuleSettings) -> Reading | None:
     return reading
 
 
-@dataclass(frozen=True)
-class _Vitals:
+class _Vitals(NamedTuple):
     """This window's vital signs, each from its most trustworthy source."""
 
     quality: SignalQuality
@@ -495,12 +478,15 @@ class _Vitals:
         )
 
 
+_NO_OBSERVATIONS = Observations()
+
+
 def _news2(
     ctx: PatientContext, vitals: _Vitals, observations: Observations | None, rules: RuleSettings
 ) -> News2Result | None:
     if not ctx.profile.news2:
         return None
-    obs = observations or Observations()
+    obs = observations or _NO_OBSERVATIONS
     pulse, spo2, resp = (_usable(r, rules) for r in (vitals.hr, vitals.spo2, vitals.resp))
     return news2_partial(
         resp_rate=resp.value if resp else None,
@@ -583,20 +569,7 @@ def _technical_rules(
         conditions.append(poor)
     battery = _num(features, "battery")
     if math.isfinite(battery):
-        low_battery = _Limit(
-            "low_battery",
-            False,
-            rules.low_battery_pct,
-            rules.low_battery_high_pct,
-            rules.battery_hysteresis_pct,
-            "Battery",
-            "%",
-            "battery_pct",
-            priority="low",
-            urgent_priority="medium",
-            category="technical",
-        )
-        conditions += _checked(Reading(battery, "device", Trust.GOOD), rules, low_battery)
+        conditions += _checked(Reading(battery, "device", Trust.GOOD), rules, LOW_BATTERY)
     return conditions
 
 
@@ -623,11 +596,10 @@ class FallDetector:
     ) -> Condition | None:
         impact = _num(features, "impact_g")
         inactive = self._inactive(features, rules)
-        if inactive is not True:
-            # Moving, or no accelerometer: any stillness run is over.
+        if inactive is False:
+            if self.fallen:
+                self.reset()  # up and about again
             self.inactive_since = None
-            if self.fallen and inactive is False:
-                self.reset()  # got up again
         if math.isfinite(impact) and impact >= rules.fall_impact_g:
             if self.impact_t is None:
                 self.impact_t = t
@@ -637,23 +609,24 @@ class FallDetector:
         if inactive is True and self.inactive_since is None:
             self.inactive_since = t
         if not self.fallen:
-            waited = self.inactive_since is None or self.inactive_since - self.impact_t
-            if self.inactive_since is None and t - self.impact_t > rules.fall_confirm_within_s:
-                self.reset()  # no stillness soon enough after the impact: not a fall
+            started = self.inactive_since
+            if started is None or started - self.impact_t > rules.fall_confirm_within_s:
+                if t - self.impact_t > rules.fall_confirm_within_s:
+                    self.reset()  # no stillness soon enough after the impact: not a fall
                 return None
-            if waited is True or waited > rules.fall_confirm_within_s:
-                return None
-            if t - self.inactive_since < rules.fall_inactivity_s:  # type: ignore[operator]
+            if t - started < rules.fall_inactivity_s:
                 return None
             self.fallen = True
         if self.inactive_since is None:
-            return None  # fallen, but this window has no accelerometer: say nothing new
+            return None
         still_s = t - self.inactive_since
         return Condition(
             kind="fall",
             category="physiological",
             priority="high",
-            values=_finite_values(impact_g=self.impact_g, still_s=still_s, limit=rules.fall_impact_g),
+            values=_finite_values(
+                impact_g=self.impact_g, still_s=still_s, limit=rules.fall_impact_g
+            ),
             source="rule:fall@1",
             message=f"Fall: impact {self.impact_g:.1f} g, then still for {still_s:.0f} s",
         )
@@ -697,11 +670,12 @@ def evaluate(
     vitals = _Vitals.of(features, rules)
     conditions: list[Condition] = []
     if vitals.hr is not None:
-        conditions += _heart_rate_rules(vitals.hr, rules)
+        conditions += _checked(vitals.hr, rules, TACHYCARDIA, BRADYCARDIA)
     if vitals.spo2 is not None:
-        conditions += _spo2_rules(vitals.spo2, ctx.profile.spo2_scale, rules)
+        desaturation = DESATURATION_SCALE2 if ctx.profile.spo2_scale == 2 else DESATURATION
+        conditions += _checked(vitals.spo2, rules, desaturation)
     if vitals.resp is not None:
-        conditions += _resp_rules(vitals.resp, rules)
+        conditions += _checked(vitals.resp, rules, TACHYPNOEA, BRADYPNOEA)
     if (temp := _temperature(features, observations, rules)) is not None:
         conditions += _temperature_rules(temp, vitals.quality, rules)
     conditions += _rhythm_rules(features, vitals.quality, rules)

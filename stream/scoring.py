@@ -164,6 +164,7 @@ class Scorer:
         self.live: dict[str, LoadedModel] = dict(live)
         self.shadow: dict[str, LoadedModel] = dict(shadow or {})
         self.stats = ScoringStats()
+        self.last_refusal = ""
 
     @classmethod
     def from_registry(cls, settings: Settings) -> Scorer:
@@ -259,21 +260,27 @@ class Scorer:
         validate(model)
         return model
 
+    def try_prepare(self, rollout: ModelRollout) -> LoadedModel | None:
+        """:meth:`prepare`, with a refusal logged and counted instead of raised."""
+        try:
+            return self.prepare(rollout)
+        except (ModelError, ValueError, OSError) as exc:
+            self.stats.rollouts_refused += 1
+            self.last_refusal = str(exc)
+            log.error("rollout of %s@%s refused: %s", rollout.name, rollout.version, exc)
+            return None
+
     def install(self, model: LoadedModel, shadow: bool = False) -> None:
         """Swap one model in; a single dict assignment, so a batch sees old or new."""
         target = self.shadow if shadow else self.live
         target[model.card.name] = model
+        self.stats.rollouts_applied += 1
+        log.info("model %s now %s", model.ref, "shadow" if shadow else "live")
 
     def apply(self, rollout: ModelRollout) -> str:
         """Prepare and install; returns what happened in words (never raises on a bad model)."""
-        try:
-            model = self.prepare(rollout)
-        except (ModelError, ValueError, OSError) as exc:
-            self.stats.rollouts_refused += 1
-            log.error("rollout of %s@%s refused: %s", rollout.name, rollout.version, exc)
-            return f"refused {rollout.name}@{rollout.version}: {exc}"
+        model = self.try_prepare(rollout)
+        if model is None:
+            return f"refused {rollout.name}@{rollout.version}: {self.last_refusal}"
         self.install(model, shadow=rollout.shadow)
-        self.stats.rollouts_applied += 1
-        role = "shadow" if rollout.shadow else "live"
-        log.info("model %s now %s", model.ref, role)
-        return f"installed {model.ref} as {role}"
+        return f"installed {model.ref} as {'shadow' if rollout.shadow else 'live'}"

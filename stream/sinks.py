@@ -173,6 +173,9 @@ class InfluxSink:
         self.headers = headers
         self._client = client or httpx.AsyncClient(timeout=influx.timeout_s)
         self._buffer: list[str] = []
+        # The batch agent and the timers share one sink: one flush at a time, or two
+        # flushes would write the same head of the buffer and then both drop it.
+        self._flushing = asyncio.Lock()
         self.stats = SinkStats()
 
     @property
@@ -185,12 +188,13 @@ class InfluxSink:
     async def flush(self) -> int:
         """Write everything buffered; returns the number of lines made durable."""
         written = 0
-        while self._buffer:
-            batch = self._buffer[: self.batch_lines]
-            await self._write_batch(batch)
-            # Drop only after InfluxDB accepted it: a cancelled flush loses nothing.
-            del self._buffer[: len(batch)]
-            written += len(batch)
+        async with self._flushing:
+            while self._buffer:
+                batch = self._buffer[: self.batch_lines]
+                await self._write_batch(batch)
+                # Drop only after InfluxDB accepted it: a cancelled flush loses nothing.
+                del self._buffer[: len(batch)]
+                written += len(batch)
         return written
 
     async def write(self, lines: Iterable[str | None]) -> int:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from enum import Enum
+from enum import StrEnum
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from stream.config import load_settings
 from stream.services.errors import ServiceError
@@ -21,7 +20,7 @@ from stream.services.errors import ServiceError
 services_app = typer.Typer(help="Run the local Kafka broker and InfluxDB.", no_args_is_help=True)
 
 
-class Only(str, Enum):
+class Only(StrEnum):
     kafka = "kafka"
     influxdb = "influxdb"
 
@@ -39,7 +38,7 @@ def up(
     """Start Kafka and InfluxDB (building/fetching them once), wait until they work."""
     from stream.services import stack
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     settings = load_settings()
     began = time.monotonic()
     try:
@@ -50,17 +49,16 @@ def up(
             console.print(exc.log_tail, markup=False, highlight=False)
             console.rule(style="red")
         raise
-    table = Table(title=f"VitalStream services ready in {time.monotonic() - began:.1f} s")
-    for column in ("service", "address", "state", "pid", "data", "log"):
-        table.add_column(column, overflow="fold")
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"[bold green]VitalStream services ready[/] in {time.monotonic() - began:.1f} s")
     for report in reports:
-        name = f"{report.name} {report.version}".strip()
-        table.add_row(
-            name, report.address, report.state, str(report.pid or "-"), str(report.data),
-            str(report.log),
-        )  # fmt: skip
-    Console().print(table)
-    Console().print(f"secrets: {settings.secrets_dir} (mode 0600)")
+        pid = f"pid {report.pid}" if report.pid else "not started by us"
+        out.print(
+            f"[bold]{report.name} {report.version}[/]  {report.address}  "
+            f"{report.state} ({pid}, healthy after {report.ready_s:.1f} s)"
+        )
+        out.print(f"  data {report.data}\n  log  {report.log}")
+    out.print(f"secrets: {settings.secrets_dir} (mode 0600)")
 
 
 @services_app.command("down")
@@ -101,5 +99,6 @@ def check() -> None:
     typer.echo(f"kafka     {kafka.bootstrap:26} ok ({kafka.round_trip_ms:.0f} ms round trip)")
     influx = check_influx(settings)
     typer.echo(
-        f"influxdb  {influx.url:26} ok (v{influx.version}, {influx.round_trip_ms:.0f} ms round trip)"
+        f"influxdb  {influx.url:26} ok "
+        f"(v{influx.version}, {influx.round_trip_ms:.0f} ms round trip)"
     )

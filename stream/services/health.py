@@ -8,6 +8,7 @@ org or bucket.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import time
@@ -102,10 +103,8 @@ def check_kafka(settings: Settings, timeout_s: float = 20.0) -> KafkaHealth:
     admin = producer = consumer = None
     try:
         admin = KafkaAdminClient(client_id="vitalstream-health", **config)
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics([NewTopic(HEALTH_TOPIC, 1, 1)], wait_for_metadata=True)
-        except TopicAlreadyExistsError:
-            pass
         producer = KafkaProducer(client_id="vitalstream-health", acks="all", **config)
         sent = producer.send(HEALTH_TOPIC, value=nonce).get(timeout=timeout_s)
         consumer = KafkaConsumer(client_id="vitalstream-health", enable_auto_commit=False, **config)
@@ -123,12 +122,31 @@ def check_kafka(settings: Settings, timeout_s: float = 20.0) -> KafkaHealth:
         )
     except KafkaError as exc:
         raise ServiceError(
-            f"Kafka at {settings.kafka.bootstrap} failed the round trip: {type(exc).__name__}: {exc}"
+            f"Kafka at {settings.kafka.bootstrap} failed the round trip: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     finally:
         for client in (consumer, producer, admin):
             if client is not None:
                 client.close()
+
+
+def find_bucket(client: Any, name: str, org: str) -> Any | None:
+    """The bucket called name in org, or None (InfluxDB answers 404 for an unknown name)."""
+    from influxdb_client.rest import ApiException
+
+    try:
+        found = client.buckets_api().find_buckets(name=name, org=org).buckets
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found[0] if found else None
+
+
+def flux_string(value: str) -> str:
+    """A Flux string literal (OSS 2.7 has no query parameters, so names are quoted here)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def influx_version(url: str, timeout_s: float = 2.0) -> str:
@@ -178,21 +196,20 @@ def check_influx(settings: Settings) -> InfluxHealth:
             ) from exc
         if not orgs:
             raise ServiceError(f"org '{influx.org}' not found at {influx.url}")
-        buckets = client.buckets_api().find_buckets(name=influx.bucket, org=influx.org).buckets
-        if not buckets:
+        if find_bucket(client, influx.bucket, influx.org) is None:
             raise ServiceError(f"bucket '{influx.bucket}' not found in org '{influx.org}'")
         try:
             point = Point(HEALTH_MEASUREMENT).tag("check", nonce).field("ok", 1)
             client.write_api(write_options=SYNCHRONOUS).write(influx.bucket, influx.org, point)
             tables = client.query_api().query(
-                f'from(bucket: "{influx.bucket}") |> range(start: -1h)'
+                f"from(bucket: {flux_string(influx.bucket)}) |> range(start: -5m)"
                 f' |> filter(fn: (r) => r._measurement == "{HEALTH_MEASUREMENT}"'
-                " and r.check == params.nonce)",
-                params={"nonce": nonce},
+                f' and r.check == "{nonce}")'
             )
         except ApiException as exc:
             raise ServiceError(
-                f"InfluxDB at {influx.url} failed the write/read round trip ({exc.status}: {exc.reason})"
+                f"InfluxDB at {influx.url} failed the write/read round trip "
+                f"({exc.status}: {exc.reason})"
             ) from exc
     if not any(record.get_value() == 1 for table in tables for record in table.records):
         raise ServiceError(

@@ -24,6 +24,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from stream.config import Settings
 from stream.services import process
 from stream.services.errors import ServiceError
+from stream.services.health import find_bucket
 from stream.services.local_secrets import read_local_secret
 
 PKG_CONFIG_MODULE = "github.com/influxdata/pkg-config@v0.2.14"
@@ -202,7 +203,8 @@ def ensure_binary(settings: Settings, console: Console) -> Path:
             (source / name).write_text((recipe / name).read_text())
         paths.build_log.write_text("")
         console.print(
-            f"Building InfluxDB {version} from source once (~25 min on 2 cores); log: {paths.build_log}"
+            f"Building InfluxDB {version} from source once (~25 min on 2 cores); "
+            f"log: {paths.build_log}"
         )
         started = time.monotonic()
         if not (tools / "pkg-config").is_file():
@@ -290,7 +292,7 @@ def ensure_bucket(settings: Settings, name: str) -> None:
     influx = settings.influx
     with InfluxDBClient(url=influx.url, token=settings.influx_token, org=influx.org) as client:
         try:
-            if client.buckets_api().find_buckets(name=name, org=influx.org).buckets:
+            if find_bucket(client, name, influx.org) is not None:
                 return
             client.buckets_api().create_bucket(bucket_name=name, org=influx.org)
         except ApiException as exc:

@@ -154,6 +154,9 @@ log4j.logger.org.apache.kafka.storage=WARN
 log4j.logger.kafka.request.logger=WARN
 log4j.logger.org.apache.kafka.coordinator=WARN
 log4j.logger.kafka.coordinator=WARN
+log4j.logger.org.apache.kafka.controller=WARN
+log4j.logger.org.apache.kafka.image=WARN
+log4j.logger.kafka.cluster=WARN
 """
 
 

@@ -84,7 +84,13 @@ def _up_kafka(settings: Settings, console: Console) -> Callable[[], ServiceRepor
     if pid is None:
         if process.port_open("127.0.0.1", settings.services.kafka_port):
             # Not ours but listening: reuse it only if it really is a working broker.
-            check_kafka(settings)
+            try:
+                check_kafka(settings)
+            except ServiceError as exc:
+                raise ServiceError(
+                    f"port {settings.services.kafka_port} is taken by something that is not "
+                    f"a working Kafka broker ({exc})"
+                ) from exc
         else:
             kafka.ensure_jars(settings)
             pid = kafka.start(settings)
@@ -120,7 +126,8 @@ def _up_influx(settings: Settings, console: Console) -> ServiceReport:
             lambda: influx_version(url), timeout, "InfluxDB /health", alive
         )
         onboarded = influxdb.onboard(settings)
-        process.wait_until(lambda: check_influx(settings), timeout, "InfluxDB round trip", alive)
+        # Once /health answers, a failing round trip is a real fault, not a slow start.
+        process.wait_until(lambda: check_influx(settings), 15.0, "InfluxDB round trip", alive)
     except ServiceError as exc:
         raise ServiceError(f"InfluxDB did not become healthy: {exc}", paths.tail()) from exc
     return ServiceReport(

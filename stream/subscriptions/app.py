@@ -139,13 +139,20 @@ def _as_api_error(exc: Exception) -> ApiError:
 
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:
     message: dict[str, Any] = {"type": delivery.kind, "cursor": delivery.cursor}
-    if delivery.alert is not None:
-        message["alert"] = delivery.alert.model_dump(mode="json", exclude_none=True)
-    elif delivery.kind == "lagging":
+    if delivery.kind == "lagging":
         message["detail"] = "subscriber fell behind; reconnect with this cursor"
     elif delivery.kind == "expired":
         message["detail"] = "token expired or revoked"
     return message
+
+
+def _ws_message(delivery: Delivery) -> str:
+    if delivery.alert_json is not None:
+        # Spliced rather than re-serialized: the alert's JSON was encoded once by the feed,
+        # and a cursor is base64url, which needs no JSON escaping.
+        alert = delivery.alert_json.decode()
+        return f'{{"type":"alert","cursor":"{delivery.cursor}","alert":{alert}}}'
+    return orjson.dumps(_delivery_json(delivery)).decode()
 
 
 async def _escalate_forever(runtime: Runtime) -> None:
@@ -281,8 +288,8 @@ def create_app(settings: Settings, *, webhook_retry: RetryPolicy | None = None) 
         async def events() -> AsyncIterator[ServerSentEvent]:
             async for delivery in rt.feed.deliveries(scope, alert_filter, start):
                 data = (
-                    delivery.alert.to_json().decode()
-                    if delivery.alert
+                    delivery.alert_json.decode()
+                    if delivery.alert_json is not None
                     else orjson.dumps(_delivery_json(delivery)).decode()
                 )
                 yield ServerSentEvent(data=data, event=delivery.kind, id=delivery.cursor)
@@ -322,7 +329,7 @@ def create_app(settings: Settings, *, webhook_retry: RetryPolicy | None = None) 
 
         async def send_all() -> None:
             async for delivery in rt.feed.deliveries(scope, alert_filter, start):
-                await websocket.send_text(orjson.dumps(_delivery_json(delivery)).decode())
+                await websocket.send_text(_ws_message(delivery))
                 if delivery.kind in ("lagging", "expired"):
                     await websocket.close(code=4008 if delivery.kind == "lagging" else 4401)
                     return

@@ -115,8 +115,15 @@ def bench(
     subscribers: int = typer.Option(200, help="concurrent subscribers"),
     alerts: int = typer.Option(200, help="alerts produced"),
     transport: str = typer.Option("sse", help="sse or ws"),
+    rate: float = typer.Option(20.0, help="alerts produced per second"),
 ) -> None:
     """Fan-out benchmark on the running services: p50/p99 delivery latency."""
     from stream.subscriptions.bench import run_bench
 
-    run_bench(load_settings(), subscribers=subscribers, alerts=alerts, transport=transport)
+    run_bench(
+        load_settings(),
+        subscribers=subscribers,
+        alerts=alerts,
+        transport=transport,
+        rate_per_s=rate,
+    )

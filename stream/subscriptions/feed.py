@@ -50,6 +50,9 @@ class FeedEvent:
     offset: int
     alert: Alert
     position: Cursor  # the feed's position right after this event
+    # Encoded once here, not once per subscriber: fan-out is then mostly copying bytes.
+    cursor_text: str
+    alert_json: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class Delivery:
     kind: Literal["ready", "alert", "lagging", "expired"]
     cursor: str
     alert: Alert | None = None
+    alert_json: bytes | None = None
 
 
 BatchListener = Callable[[list[FeedEvent]], None]
@@ -151,10 +155,10 @@ class AlertFeed:
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         while True:
-            partitions = consumer.partitions_for_topic(self.topic)
-            if not partitions:
-                await consumer.topics()  # refreshes metadata
-                partitions = consumer.partitions_for_topic(self.topic)
+            # partitions_for_topic() only knows subscribed topics; with manual assignment the
+            # client's full metadata fetch is the way to learn the partitions.
+            cluster = await consumer._client.fetch_all_metadata()
+            partitions = cluster.partitions_for_topic(self.topic)
             if partitions:
                 self.partitions = sorted(partitions)
                 tps = [TopicPartition(self.topic, p) for p in self.partitions]
@@ -171,7 +175,9 @@ class AlertFeed:
             log.warning("skipping undecodable alert at partition %d offset %d", partition, offset)
             return None
         self.consumed += 1
-        event = FeedEvent(partition, offset, alert, self.position)
+        event = FeedEvent(
+            partition, offset, alert, self.position, self.position.encode(), alert.to_json()
+        )
         self.book.apply(alert)
         if len(self.ring) >= RING_EVENTS:
             evicted = self.ring.popleft()
@@ -210,26 +216,34 @@ class AlertFeed:
             Cursor(self.position) if start is None else start,
             self.settings.alerts_api.client_buffer,
         )
-        yield Delivery("ready", sub.cursor.encode())
-        if not self._ring_covers(sub.cursor):
-            async for delivery in self._read_kafka(sub):
-                yield delivery
-            if sub.lagging:
-                return
-        self._join(sub)
         try:
+            if self._ring_covers(sub.cursor):
+                self._join(sub)
+                yield Delivery("ready", sub.cursor.encode())
+            else:
+                yield Delivery("ready", sub.cursor.encode())
+                async for delivery in self._read_kafka(sub):
+                    yield delivery
+                if sub.lagging:
+                    return
+                self._join(sub)
             for event in sub.backlog:
                 if (delivery := self._deliver(sub, event)) is not None:
+                    if delivery.kind != "alert":
+                        self.subscribers.discard(sub)
                     yield delivery
                     if delivery.kind != "alert":
                         return
             sub.backlog = []
             while True:
                 if sub.lagging:
+                    self.subscribers.discard(sub)
                     yield Delivery("lagging", sub.cursor.encode())
                     return
                 event = await sub.queue.get()
                 if (delivery := self._deliver(sub, event)) is not None:
+                    if delivery.kind != "alert":
+                        self.subscribers.discard(sub)
                     yield delivery
                     if delivery.kind != "alert":
                         return
@@ -241,8 +255,11 @@ class AlertFeed:
             return Delivery("expired", sub.cursor.encode())
         if event.offset < sub.cursor.get(event.partition, 0) or not sub.wants(event.alert):
             return None
+        if event.position.covers(sub.cursor):
+            sub.cursor = event.position
+            return Delivery("alert", event.cursor_text, event.alert, event.alert_json)
         sub.cursor = sub.cursor.merged(event.position)
-        return Delivery("alert", sub.cursor.encode(), event.alert)
+        return Delivery("alert", sub.cursor.encode(), event.alert, event.alert_json)
 
     async def _read_kafka(self, sub: Subscription) -> AsyncIterator[Delivery]:
         """A private consumer from an old cursor, until the ring covers its position."""
@@ -272,7 +289,7 @@ class AlertFeed:
                         except ValidationError:
                             continue
                         if sub.wants(alert):
-                            yield Delivery("alert", sub.cursor.encode(), alert)
+                            yield Delivery("alert", sub.cursor.encode(), alert, alert.to_json())
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()

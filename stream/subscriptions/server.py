@@ -6,6 +6,7 @@ strings, so nothing secret or identifying in a URL reaches the logs.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from stream.subscriptions.webhooks import RetryPolicy
 def _config(
     settings: Settings, host: str, port: int, retry: RetryPolicy | None = None
 ) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         create_app(settings, webhook_retry=retry),
         host=host,
         port=port,
@@ -32,6 +33,10 @@ def _config(
         # Open SSE streams end when the server stops instead of holding shutdown forever.
         timeout_graceful_shutdown=5,
     )
+    # access_log=False only empties the logger's handlers; a handler added later (another
+    # logging setup) would bring query strings back, so the logger is switched off outright.
+    logging.getLogger("uvicorn.access").disabled = True
+    return config
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:

@@ -64,7 +64,9 @@ def seqs(result) -> list[int]:
         (orjson.dumps(frame_dict(signals={})), "invalid", "no signal"),
         (orjson.dumps(frame_dict(t0=NOW + 3600)), "future", "ahead"),
         (
-            orjson.dumps(frame_dict(signals={"hr": {"fs": 1, "unit": "bpm", "samples": [70] * 30}})),
+            orjson.dumps(
+                frame_dict(signals={"hr": {"fs": 1, "unit": "bpm", "samples": [70] * 30}})
+            ),
             "too long",
             "30.0 s",
         ),

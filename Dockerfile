@@ -1,0 +1,20 @@
+# The VitalStream app image (worker, simulator, alert feed); Kafka, InfluxDB and Grafana
+# run from their own images in docker-compose.yml. No training extra: inference only.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY stream ./stream
+COPY producers ./producers
+COPY models ./models
+RUN pip install . \
+    && useradd --create-home --uid 10001 vitalstream \
+    && mkdir /data && chown vitalstream /data
+
+USER vitalstream
+CMD ["vitalstream", "--help"]

@@ -1,0 +1,248 @@
+"""Per-device ring buffers of samples and the sliding windows cut from them. Pure numpy.
+
+Owns :class:`DeviceBuffers`: one preallocated ring per waveform (``ecg``, ``ppg``, ``acc``)
+holding ``window_s + lateness_s`` seconds, and one per vital (``hr``, ``spo2``, ``resp``,
+``temp``, ``battery``) holding ``history_s`` seconds at ``trend_fs`` (1 Hz) for slopes and
+the deterioration model. Windows come out as :class:`stream.features.SignalWindow`.
+
+Time is absolute: a ring maps sample ``k`` of its signal to ``k / fs`` epoch seconds, so
+frames are placed by their ``t0`` whatever order they arrive in:
+
+- a gap between frames is NaN-filled (and features see the missing share);
+- an overlap or a duplicate overwrites the same slots (idempotent for replays), and a late
+  frame within ``lateness_s`` fills the gap it left;
+- device clocks jitter, so a frame starting within ``snap_s`` of where the signal's last
+  frame ended is taken as contiguous rather than leaving a one-sample hole;
+- a change of sampling rate restarts that signal's ring.
+
+Window ends are aligned to multiples of ``hop_s`` in epoch time, so every device's windows
+line up. Example::
+
+    >>> buffers = DeviceBuffers(window_s=10.0, hop_s=1.0)
+    >>> buffers.append("ecg", 1000.0, 128.0, np.zeros(128 * 12))
+    >>> buffers.due_ends()
+    array([1010., 1011., 1012.])
+    >>> buffers.window(1012.0).ecg.shape
+    (1280,)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.features import NAN, SignalWindow
+
+WAVEFORM_SIGNALS = ("ecg", "ppg", "acc")
+VITAL_SIGNALS = ("hr", "spo2", "resp", "temp", "battery")
+
+
+class _Ring:
+    """A preallocated ring of samples indexed by absolute sample number ``round(t * fs)``."""
+
+    def __init__(self, fs: float, seconds: float, width: int) -> None:
+        self.fs = float(fs)
+        self.capacity = max(int(np.ceil(seconds * fs)), 1)
+        shape = (self.capacity, width) if width > 1 else (self.capacity,)
+        self.data = np.full(shape, np.nan)
+        self.end = -1  # absolute index one past the newest sample written; -1 = empty
+        self.start = -1  # absolute index of the first sample ever written
+
+    def write(self, first: int, values: np.ndarray) -> None:
+        """Write ``values`` at absolute indices ``first, first + 1, ...``."""
+        last = first + len(values)
+        if self.end < 0 or first >= self.end + self.capacity:
+            self.data[...] = np.nan  # first data, or a gap longer than the ring: start over
+            self.start = first
+        elif first > self.end:
+            self._fill(self.end, first, np.nan)
+        if last <= self.end - self.capacity:
+            return  # entirely older than the ring holds
+        skip = max(self.end - self.capacity - first, 0)
+        self._fill(first + skip, last, values[skip:])
+        self.end = max(self.end, last)
+        self.start = min(self.start, first + skip)
+
+    def scatter(self, indices: np.ndarray, values: np.ndarray) -> None:
+        """Write values at arbitrary absolute indices (vitals resampled onto the trend grid)."""
+        newest = int(indices.max()) + 1
+        if self.end < 0 or newest - self.capacity >= self.end:
+            self.data[...] = np.nan
+            self.start = int(indices.min())
+        elif newest > self.end:
+            self._fill(self.end, newest, np.nan)
+        self.end = max(self.end, newest)
+        keep = indices >= self.end - self.capacity
+        self.data[indices[keep] % self.capacity] = values[keep]
+        self.start = min(self.start, int(indices[keep].min()) if keep.any() else self.start)
+
+    def _fill(self, first: int, last: int, values: np.ndarray | float) -> None:
+        # At most two contiguous slices: no per-sample work, no index arrays.
+        n = last - first
+        if n <= 0:
+            return
+        if n > self.capacity:
+            values = values[-self.capacity :] if isinstance(values, np.ndarray) else values
+            first, n = last - self.capacity, self.capacity
+        head = first % self.capacity
+        split = min(n, self.capacity - head)
+        if isinstance(values, np.ndarray):
+            self.data[head : head + split] = values[:split]
+            self.data[: n - split] = values[split:]
+        else:
+            self.data[head : head + split] = values
+            self.data[: n - split] = values
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Copy of absolute indices ``[first, last)``; NaN where not (or no longer) held."""
+        out = np.full((last - first, *self.data.shape[1:]), np.nan)
+        lo, hi = max(first, self.end - self.capacity, self.start), min(last, self.end)
+        if hi > lo:
+            idx = np.arange(lo, hi) % self.capacity
+            out[lo - first : hi - first] = self.data[idx]
+        return out
+
+
+class DeviceBuffers:
+    """All signals of one device: waveform rings, vitals history and the window schedule."""
+
+    def __init__(
+        self,
+        window_s: float = 10.0,
+        hop_s: float = 1.0,
+        lateness_s: float = 5.0,
+        history_s: float = 600.0,
+        trend_fs: float = 1.0,
+        snap_s: float = 0.02,
+        vitals_stale_s: float = 60.0,
+    ) -> None:
+        self.window_s = window_s
+        self.hop_s = hop_s
+        self.lateness_s = lateness_s
+        self.history_s = history_s
+        self.trend_fs = trend_fs
+        self.snap_s = snap_s
+        self.vitals_stale_s = vitals_stale_s
+        self._rings: dict[str, _Ring] = {}
+        self._last_emitted = -np.inf  # end time of the newest window handed out
+
+    # -- writing -----------------------------------------------------------------------
+
+    def append(self, signal: str, t0: float, fs: float, samples: np.ndarray) -> None:
+        """Add one block of ``samples`` of ``signal`` starting at epoch ``t0``, rate ``fs``."""
+        values = np.asarray(samples, dtype=float)
+        if values.size == 0:
+            return
+        if signal in VITAL_SIGNALS:
+            self._append_vital(signal, t0, fs, values.reshape(-1))
+            return
+        if signal not in WAVEFORM_SIGNALS:
+            raise ValueError(f"unknown signal {signal!r}")
+        width = 3 if signal == "acc" else 1
+        values = values.reshape(-1, 3) if width == 3 else values.reshape(-1)
+        ring = self._rings.get(signal)
+        if ring is None or ring.fs != float(fs):
+            ring = self._rings[signal] = _Ring(fs, self.window_s + self.lateness_s, width)
+        first = round(t0 * fs)
+        if ring.end >= 0 and abs(first - ring.end) <= self.snap_s * fs:
+            first = ring.end
+        ring.write(first, values)
+
+    def _append_vital(self, signal: str, t0: float, fs: float, values: np.ndarray) -> None:
+        ring = self._rings.get(signal)
+        if ring is None:
+            ring = self._rings[signal] = _Ring(self.trend_fs, self.history_s, 1)
+        times = t0 + np.arange(len(values)) / fs
+        # Several samples in one trend slot: the last wins (vitals change slowly).
+        ring.scatter(np.round(times * self.trend_fs).astype(np.int64), values)
+
+    # -- the window schedule -------------------------------------------------------------
+
+    def _clock_rings(self) -> list[_Ring]:
+        # Waveforms set the pace; a device that sends only vitals is paced by those.
+        waveforms = [r for n, r in self._rings.items() if n in WAVEFORM_SIGNALS]
+        return waveforms or list(self._rings.values())
+
+    @property
+    def newest(self) -> float:
+        """Epoch time just past the newest sample (-inf before any)."""
+        return max((r.end / r.fs for r in self._clock_rings()), default=-np.inf)
+
+    @property
+    def oldest(self) -> float:
+        """Epoch time of the first sample held since the rings (re)started."""
+        return min((r.start / r.fs for r in self._clock_rings()), default=np.inf)
+
+    def _candidate_ends(self) -> np.ndarray:
+        newest = self.newest
+        if not np.isfinite(newest):
+            return np.zeros(0)
+        # Windows start once a whole window of data exists, and none older than the ring.
+        first = max(self.oldest + self.window_s, newest - self.lateness_s, self._last_emitted)
+        lo = np.ceil(first / self.hop_s - 1e-9)
+        hi = np.floor(newest / self.hop_s + 1e-9)
+        ends = np.arange(lo, hi + 1) * self.hop_s
+        return ends[(ends > self._last_emitted) & (ends <= newest + 1e-9)]
+
+    def due(self, hop_s: float | None = None) -> bool:
+        """Whether at least one hop-aligned window end has passed and not been handed out."""
+        if hop_s is not None:
+            self.hop_s = hop_s
+        return len(self._candidate_ends()) > 0
+
+    def next_end(self) -> float:
+        """The next hop-aligned window end after the last one handed out (may lie ahead)."""
+        if np.isfinite(self._last_emitted):
+            return float(self._last_emitted + self.hop_s)
+        return float(np.ceil((self.oldest + self.window_s) / self.hop_s - 1e-9) * self.hop_s)
+
+    def due_ends(self) -> np.ndarray:
+        """Window ends now due, oldest first, and mark them handed out.
+
+        Ends older than ``lateness_s`` behind the newest sample are skipped: after a long
+        silence the stream catches up with the present instead of replaying the past.
+        """
+        ends = self._candidate_ends()
+        if len(ends):
+            self._last_emitted = float(ends[-1])
+        return ends
+
+    # -- reading -------------------------------------------------------------------------
+
+    def window(self, t_end: float, length_s: float | None = None) -> SignalWindow:
+        """The window ``[t_end - length_s, t_end)``: copies, NaN where samples are missing."""
+        length_s = self.window_s if length_s is None else length_s
+        t_start = t_end - length_s
+        arrays: dict[str, object] = {}
+        for name in WAVEFORM_SIGNALS:
+            ring = self._rings.get(name)
+            if ring is None:
+                continue
+            first = round(t_start * ring.fs)
+            arrays[name] = ring.read(first, first + round(length_s * ring.fs))
+            arrays[f"{name}_fs"] = ring.fs
+        trends = self.history(t_end)
+        latest = {name: self._latest(values) for name, values in trends.items()}
+        return SignalWindow(
+            t_start=t_start,
+            t_end=t_end,
+            trends=trends,
+            trend_fs=self.trend_fs,
+            **arrays,  # type: ignore[arg-type]
+            **latest,
+        )
+
+    def history(self, t_end: float) -> dict[str, np.ndarray]:
+        """Each vital's last ``history_s`` at ``trend_fs`` ending at ``t_end`` (oldest first)."""
+        out: dict[str, np.ndarray] = {}
+        for name in VITAL_SIGNALS:
+            ring = self._rings.get(name)
+            if ring is not None:
+                last = int(np.floor(t_end * self.trend_fs)) + 1
+                out[name] = ring.read(last - ring.capacity, last)
+        return out
+
+    def _latest(self, values: np.ndarray) -> float:
+        """Newest finite value no older than ``vitals_stale_s``; nan otherwise."""
+        recent = values[-max(int(self.vitals_stale_s * self.trend_fs), 1) :]
+        finite = np.flatnonzero(np.isfinite(recent))
+        return float(recent[finite[-1]]) if len(finite) else NAN

@@ -1,0 +1,213 @@
+"""End to end: a labelled ward scenario → `vitalstream simulate` → a real `vitalstream
+worker` subprocess → the expected alerts on Kafka and the expected points in InfluxDB."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from producers.publisher import client_config
+from stream.config import Settings
+from stream.records import Alert, DeadLetter
+
+pytestmark = pytest.mark.integration
+
+SCENARIO = """
+name: e2e
+ward: ward-e2e
+patients:
+  - id: MRN-E2E-A
+    events: [{event: tachycardia, start: 20, end: 60, severity: 0.8}]
+  - id: MRN-E2E-B
+    events: [{event: desaturation, start: 30, end: 70, severity: 0.8}]
+  - id: MRN-E2E-C
+    events: [{event: device_silent, start: 40, end: 90, severity: 1.0}]
+  - id: MRN-E2E-D
+    events: [{event: fall, start: 30, end: 80, severity: 0.8}]
+  - id: MRN-E2E-QUIET
+"""
+DURATION_S, SPEED, SILENCE_S = 110, 10, 20
+# Priorities the rules may give each event at onset (a threshold event may start at
+# medium and escalate, or cross both limits within the onset delay).
+EXPECTED_PRIORITY = {
+    "tachycardia": {"medium", "high"},
+    "desaturation": {"medium", "high"},
+    "fall": {"high"},
+    "device_silent": {"medium"},
+}
+# Frame-time slack from a label's start to its alert: onset delays, a 10 s window's
+# median, the simulator's ramp; for silence the signal-loss timeout plus the worker's
+# 1 s wall-clock check, which is SPEED seconds of frame time in a replay.
+MAX_DELAY_S = {"device_silent": SILENCE_S + 2 * SPEED}
+DEFAULT_MAX_DELAY_S = 20
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from stream.cli import main; main()", *args]
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_")}
+    env |= {
+        f"VITALSTREAM_TOPICS__{name.upper()}": topic
+        for name, topic in settings.topics.model_dump().items()
+    }
+    env |= {
+        "VITALSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
+        "VITALSTREAM_INFLUX__URL": settings.influx.url,
+        "VITALSTREAM_INFLUX__ORG": settings.influx.org,
+        "VITALSTREAM_INFLUX__BUCKET": settings.influx.bucket,
+        "VITALSTREAM_SERVICES__DATA_DIR": str(settings.services.data_dir),
+        "VITALSTREAM_STREAM__APP_ID": settings.stream.app_id,
+        "VITALSTREAM_STREAM__SIGNAL_LOSS_S": str(SILENCE_S),
+        "VITALSTREAM_STREAM__METRICS_EVERY_S": "2",
+        "VITALSTREAM_STREAM__WEB_PORT": "0",
+    }
+    return env
+
+
+def wait_for(path: Path, text: str, timeout_s: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    pytest.fail(f"worker not ready ({text!r} not logged):\n{path.read_text()[-3000:]}")
+
+
+def metrics_url(log_path: Path) -> str:
+    found = re.search(
+        r"Prometheus metrics on (http://127\.0\.0\.1:\d+/metrics)", log_path.read_text()
+    )
+    assert found, "the worker serves Prometheus metrics on loopback"
+    return found.group(1)
+
+
+def consume(settings: Settings, topic: str, until, timeout_s: float) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic, auto_offset_reset="earliest", enable_auto_commit=False, **client_config(settings)
+    )
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(values):
+            for records in consumer.poll(timeout_ms=500).values():
+                values += [r.value for r in records]
+    finally:
+        consumer.close()
+    return values
+
+
+def influx_rows(settings: Settings, influx_client, flux_tail: str) -> list:
+    query = f'from(bucket: "{settings.influx.bucket}") |> range(start: 0) {flux_tail}'
+    tables = influx_client.query_api().query(query, org=settings.influx.org)
+    return [record for table in tables for record in table.records]
+
+
+def test_a_ward_scenario_through_a_real_worker(isolated_settings, influx_client, tmp_path):
+    settings = isolated_settings
+    env = worker_env(settings)
+    scenario = tmp_path / "e2e.yaml"
+    scenario.write_text(SCENARIO)
+    labels_path = tmp_path / "labels.jsonl"
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(cli("worker"), env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(log_path, "[^Worker]: Ready", 90, worker)
+        producer = KafkaProducer(**client_config(settings))
+        producer.send(settings.topics.frames, key=b"dev-junk", value=b'{"v": 1, "seq": ')
+        producer.flush()
+        producer.close()
+        start = time.time() - 300  # frame times in the past: a 10x replay never runs ahead
+        subprocess.run(
+            cli(
+                "simulate", "--scenario", str(scenario), "--devices", "5",
+                "--duration", str(DURATION_S), "--speed", str(SPEED), "--start", str(start),
+                "--seed", "2", "--labels-out", str(labels_path), "--json",
+            ),
+            env=env, check=True, timeout=90, capture_output=True,
+        )  # fmt: skip
+        labels = [orjson.loads(line) for line in labels_path.read_bytes().splitlines()]
+        expected = {(lab["device_id"], lab["event"]) for lab in labels}
+
+        def all_triggered(values: list[bytes]) -> bool:
+            alerts = [Alert.from_json(v) for v in values]
+            seen = {(a.device_id, a.kind) for a in alerts if a.event == "triggered"}
+            return expected <= seen
+
+        consume(settings, settings.topics.alerts, all_triggered, 60)
+        time.sleep(4)  # the last batches, resolutions and a metrics tick
+        metrics = httpx.get(metrics_url(log_path), timeout=5).text
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            exit_code = worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            exit_code = None
+    assert exit_code == 0, log_path.read_text()[-3000:]
+    # The worker has stopped: what is on Kafka now is everything it published.
+    alert_values = consume(settings, settings.topics.alerts, lambda _: False, 4)
+    deadletters = consume(settings, settings.topics.deadletter, bool, 20)
+
+    # Each labelled event alerted once, with the right kind and priority, near its start.
+    alerts = [Alert.from_json(v) for v in alert_values]
+    triggered = [a for a in alerts if a.event == "triggered"]
+    by_label = {(lab["device_id"], lab["event"]): lab for lab in labels}
+    assert Counter((a.device_id, a.kind) for a in triggered) == Counter(by_label.keys()), triggered
+    for alert in triggered:
+        label = by_label[(alert.device_id, alert.kind)]
+        assert alert.priority in EXPECTED_PRIORITY[alert.kind], alert
+        delay = alert.t_event - label["start"]
+        assert 0 <= delay <= MAX_DELAY_S.get(alert.kind, DEFAULT_MAX_DELAY_S), (alert, label)
+        assert alert.ward == "ward-e2e" and alert.patient.startswith("p-")
+    # Nothing for the quiet patient or outside the events (every trigger matched a label).
+    quiet_device = sorted(set(_devices(influx_rows(settings, influx_client, _VITALS))))[-1]
+    assert quiet_device not in {a.device_id for a in alerts}
+
+    # The malformed frame went to the dead-letter topic with its reason.
+    letters = [DeadLetter.from_json(v) for v in deadletters]
+    assert any(d.reason.startswith("bad json") for d in letters), letters
+
+    # InfluxDB: per-second vitals for every device, one alerts row per alert event,
+    # features, scores of windows and the worker's own metrics; no raw patient ids.
+    vitals = influx_rows(settings, influx_client, _VITALS)
+    per_device = Counter(r.values["device"] for r in vitals)
+    assert len(per_device) == 5
+    assert min(per_device.values()) >= 0.9 * (DURATION_S - 50)  # the silent one sent 60 s
+    assert {r.values["patient"][:2] for r in vitals} == {"p-"}
+    alert_rows = influx_rows(
+        settings, influx_client, '|> filter(fn: (r) => r._measurement == "alerts" '
+        'and r._field == "alert_id")',
+    )  # fmt: skip
+    assert len(alert_rows) == len(alerts)
+    for measurement in ("features", "quality", "pipeline"):
+        rows = influx_rows(
+            settings, influx_client,
+            f'|> filter(fn: (r) => r._measurement == "{measurement}") |> limit(n: 1)',
+        )  # fmt: skip
+        assert rows, f"no {measurement} points"
+    assert "MRN-E2E" not in log_path.read_text()
+    frames_total = re.search(r"^vitalstream_frames_total (\S+)$", metrics, re.M)
+    assert frames_total and float(frames_total.group(1)) >= 5 * (DURATION_S - 50)
+
+
+_VITALS = '|> filter(fn: (r) => r._measurement == "vitals" and r._field == "hr")'
+
+
+def _devices(rows: list) -> list[str]:
+    return [r.values["device"] for r in rows]
