@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: training runs headless
 import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     average_precision_score,
@@ -120,6 +121,10 @@ class Baseline:
         filled = cls._fill(features, medians)
         baseline = cls(medians)
         for k in range(y.shape[1]):
+            if len(np.unique(y[:, k])) < 2:
+                # A class absent from a small training fold: predict its prior, do not crash.
+                baseline.models.append(DummyClassifier(strategy="prior").fit(filled, y[:, k]))
+                continue
             model = make_pipeline(
                 StandardScaler(),
                 LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed),
@@ -133,7 +138,13 @@ class Baseline:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         filled = self._fill(features, self.medians)
-        return np.stack([m.predict_proba(filled)[:, 1] for m in self.models], axis=1)
+        return np.stack([_positive_probability(m, filled) for m in self.models], axis=1)
+
+
+def _positive_probability(model: Any, features: np.ndarray) -> np.ndarray:
+    probabilities = model.predict_proba(features)
+    classes = list(model.classes_)
+    return probabilities[:, classes.index(1)] if 1 in classes else np.zeros(len(features))
 
 
 # -- plots -----------------------------------------------------------------------------

@@ -172,6 +172,7 @@ def create_app(
 ) -> tuple[faust.App, Runtime]:
     """The Faust app of one worker process and its shared runtime."""
     stream = settings.stream
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per write is noise
     workers_dir = datadir or Path(settings.services.data_dir).parent / "workers"
     workers_dir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{b.strip()}" for b in settings.kafka.bootstrap.split(",") if b.strip()]
@@ -244,11 +245,21 @@ def create_app(
             topics.control,
             bootstrap_servers=settings.kafka.bootstrap,
             group_id=None,
+            enable_auto_commit=False,
             auto_offset_reset="latest",
             **_aiokafka_security(settings),
         )
         await consumer.start()
         try:
+            # Rollouts made before this worker started are already in the PROMOTED
+            # markers it loaded: follow from the end, resolved before saying so.
+            while not consumer.assignment():
+                await asyncio.sleep(0.1)
+            assigned = list(consumer.assignment())
+            await consumer.seek_to_end(*assigned)
+            for partition in assigned:
+                await consumer.position(partition)
+            log.info("following model rollouts on %s", topics.control)
             async for message in consumer:
                 await _apply_rollout(runtime, message.value)
         finally:

@@ -17,6 +17,7 @@ from models.cli import models_app, train
 from producers.cli import replay, simulate
 from stream.commands import analyze, bench, demo, soak, worker
 from stream.config import load_settings
+from stream.dashboards_cli import dashboards_app
 from stream.services.cli import services_app
 from stream.services.errors import ServiceError
 from stream.subscriptions.cli import alerts_app
@@ -46,6 +47,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(services_app, name="services")
 app.add_typer(models_app, name="models")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(dashboards_app, name="dashboards")
 for command in (simulate, replay, worker, demo, analyze, train, soak, bench):
     app.command()(command)
 

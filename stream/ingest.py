@@ -215,7 +215,10 @@ class Ingest:
         decoded = decode_enrolment(record.value, self.settings)
         if isinstance(decoded, str):
             self.rejected[reason_kind(decoded)] += 1
-            return dead_letter(record, decoded, self.settings.topics.enrolments, now)
+            # An enrolment carries the raw patient id: its dead letter keeps only the reason
+            # and the position; the original stays in the (access-controlled) source topic.
+            redacted = record._replace(value=b"")
+            return dead_letter(redacted, decoded, self.settings.topics.enrolments, now)
         context = self.context_of(decoded)
         self.contexts[context.device_id] = context
         return context

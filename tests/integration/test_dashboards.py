@@ -33,7 +33,7 @@ DEVICES = 10
 MODEL = "probe"
 
 
-def probe_model(directory: Path, scratch: Path) -> None:
+def probe_model(settings: Settings, scratch: Path) -> None:
     """A registry version whose classes map to no alert kind: scores written, no alerts."""
     x = helper.make_tensor_value_info("ecg", TensorProto.FLOAT, ["batch", "time", 1])
     y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2])
@@ -69,7 +69,8 @@ def probe_model(directory: Path, scratch: Path) -> None:
         code_version="test",
         onnx_sha256="0" * 64,
     )
-    registry.write_version(directory, card, scratch / "probe.onnx")
+    registry.write_version(settings.models.directory, card, scratch / "probe.onnx")
+    registry.promote(MODEL, "1", settings)
 
 
 def worker_env(settings: Settings, models_dir: Path) -> dict[str, str]:
@@ -120,7 +121,12 @@ def populated(
     isolated_settings: Settings, influx_client: InfluxDBClient, tmp_path: Path
 ) -> Iterator[Settings]:
     models_dir = tmp_path / "models"
-    probe_model(models_dir, tmp_path)
+    probe_model(
+        isolated_settings.model_copy(
+            update={"models": isolated_settings.models.model_copy(update={"directory": models_dir})}
+        ),
+        tmp_path,
+    )
     env = worker_env(isolated_settings, models_dir)
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
@@ -137,7 +143,12 @@ def populated(
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert simulated.returncode == 0, simulated.stderr[-2000:]
-        wait_until_settled(influx_client, isolated_settings, timeout_s=120)
+        try:
+            wait_until_settled(influx_client, isolated_settings, timeout_s=90)
+        except AssertionError as exc:
+            log.flush()
+            tail = (tmp_path / "worker.log").read_text()[-3000:]
+            raise AssertionError(f"{exc}\nworker log:\n{tail}") from exc
         yield isolated_settings
     finally:
         worker.terminate()

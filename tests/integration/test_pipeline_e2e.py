@@ -211,3 +211,76 @@ _VITALS = '|> filter(fn: (r) => r._measurement == "vitals" and r._field == "hr")
 
 def _devices(rows: list) -> list[str]:
     return [r.values["device"] for r in rows]
+
+
+def tiny_model(root: Path, version: str, gain: float) -> None:
+    """A one-node ECG model stored in the registry (classes raise no alerts)."""
+    from datetime import UTC, datetime
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from models import registry
+
+    x = helper.make_tensor_value_info("ecg", TensorProto.FLOAT, ["batch", "time", 1])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2])
+    gains = helper.make_tensor("gain", TensorProto.FLOAT, [2], [gain, -gain])
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["ecg"], ["m"], axes=[1], keepdims=0),
+            helper.make_node("Mul", ["m", "gain"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["probabilities"]),
+        ],
+        "tiny", [x], [y], initializer=[gains],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx_path = root / f"tiny-{version}.onnx"
+    onnx.save(model, onnx_path)
+    card = registry.ModelCard(
+        name="tiny", version=version, created=datetime(2026, 1, 1, tzinfo=UTC),
+        inputs=[{"name": "ecg", "kind": "ecg", "shape": [-1, -1, 1], "fs": 128.0,
+                 "window_s": 10.0, "channels": ["ecg"]}],
+        outputs=["probabilities"], classes=["calm", "busy"],
+        thresholds={"calm": 0.5, "busy": 0.5},
+        normalization={"ecg": {"mean": [0.0], "std": [1.0]}},
+        training_data={"description": "test", "sha256": "0" * 64},
+        code_version="test", onnx_sha256="0" * 64,
+    )  # fmt: skip
+    registry.write_version(root / "models", card, onnx_path)
+
+
+def test_a_rollout_on_the_control_topic_swaps_the_live_model(isolated_settings, tmp_path):
+    from models import registry
+
+    settings = isolated_settings.model_copy(
+        update={"models": isolated_settings.models.model_copy(
+            update={"directory": tmp_path / "models"})}
+    )  # fmt: skip
+    tiny_model(tmp_path, "1", gain=1.0)
+    tiny_model(tmp_path, "2", gain=-1.0)
+    registry.promote("tiny", "1", settings)
+    env = worker_env(settings) | {"VITALSTREAM_MODELS__DIRECTORY": str(tmp_path / "models")}
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(cli("worker"), env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(log_path, "Prometheus metrics on", 90, worker)
+        url = metrics_url(log_path)
+        assert 'vitalstream_model_info{model="tiny",version="1"} 1.0' in httpx.get(url).text
+        wait_for(log_path, "following model rollouts", 30, worker)
+        good = registry.promote("tiny", "2", settings)
+        forged = good.model_copy(update={"version": "1", "sha256": "f" * 64})
+        producer = KafkaProducer(**client_config(settings))
+        for rollout in (forged, good):
+            producer.send(settings.topics.control, value=rollout.to_json())
+        producer.flush()
+        producer.close()
+        wait_for(log_path, "model tiny@2 now live", 30, worker)
+        text = httpx.get(url).text
+        assert 'vitalstream_model_info{model="tiny",version="2"} 1.0' in text
+        assert 'version="1"' not in text
+        assert "rollout of tiny@1 refused" in log_path.read_text()
+    finally:
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=30)

@@ -16,7 +16,7 @@ from models.rnn import RnnConfig, SequenceClassifier  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_windows() -> dataset.Windows:
-    return dataset.rhythm_windows(n_patients=8, seconds=60, seed=3, hop_s=10)
+    return dataset.rhythm_windows(n_patients=10, seconds=90, seed=3, hop_s=10)
 
 
 def test_training_and_export_give_a_loadable_version(tmp_path: Path, tiny_windows) -> None:

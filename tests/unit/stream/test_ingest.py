@@ -190,7 +190,8 @@ def test_unenrolled_device_gets_the_unenrolled_context(settings):
 
 def test_bad_enrolment_is_dead_lettered_without_echoing_the_patient_id(settings):
     ingest = Ingest(settings)
-    letter = ingest.enrol(raw({"device_id": "dev-1", "patient_id": ""}, offset=5))
+    letter = ingest.enrol(raw({"device_id": "dev-1", "patient_id": "MRN-7", "ward": ""}, offset=5))
     assert reason_kind(letter.reason) == "invalid"
-    assert letter.source_topic == settings.topics.enrolments
+    assert letter.source_topic == settings.topics.enrolments and letter.offset == 5
+    assert "MRN-7" not in letter.to_json().decode() and letter.payload_b64 == ""
     assert "dev-1" not in ingest.contexts
