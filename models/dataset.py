@@ -31,6 +31,7 @@ import numpy as np
 from scipy.signal import resample_poly
 from sklearn.model_selection import StratifiedGroupKFold
 
+from models.inputs import ecg_channels
 from models.registry import Normalization
 from stream.records import SIGNALS
 
@@ -38,6 +39,9 @@ ECG_SOURCE_FS = 128
 RHYTHM_FS = 64
 RHYTHM_WINDOW_S = 10.0
 RHYTHM_CLASSES = ("af", "ventricular")
+# The raw ECG for shape (ventricular beats) and the beat-to-beat RR interval for rhythm
+# (AF): the RR channel uses the stream's own R-peak detector, see models.inputs.
+RHYTHM_CHANNELS = ("ecg", "rr_s")
 DETERIORATION_FEATURES = ("hr_device", "spo2", "resp_rate", "temp", "activity_g")
 DETERIORATION_FS = 0.1  # one feature vector per 10 s window
 DETERIORATION_WINDOW_S = 600.0
@@ -194,11 +198,11 @@ def rhythm_windows(
     raw_array = np.stack(raw)
     return clean_ecg(
         Windows(
-            x=to_model_rate(raw_array, ECG_SOURCE_FS)[..., np.newaxis],
+            x=model_inputs(raw_array, ECG_SOURCE_FS),
             y=np.asarray(labels, dtype=np.float32),
             patients=np.asarray(patients),
             classes=RHYTHM_CLASSES,
-            channels=("ecg",),
+            channels=RHYTHM_CHANNELS,
             fs=RHYTHM_FS,
             raw=raw_array,
             raw_fs=ECG_SOURCE_FS,
@@ -206,13 +210,9 @@ def rhythm_windows(
     )
 
 
-def to_model_rate(ecg: np.ndarray, fs: float) -> np.ndarray:
-    """Resample ECG (last axis) to :data:`RHYTHM_FS` with a polyphase anti-alias filter."""
-    from fractions import Fraction
-
-    ratio = Fraction(RHYTHM_FS, round(fs)).limit_denominator(1000)
-    out = resample_poly(ecg, ratio.numerator, ratio.denominator, axis=-1)
-    return out.astype(np.float32)
+def model_inputs(raw: np.ndarray, fs: float) -> np.ndarray:
+    """``[n, time, channels]`` at :data:`RHYTHM_FS` built exactly as the stream builds them."""
+    return np.stack([ecg_channels(w, fs, RHYTHM_CHANNELS, RHYTHM_FS) for w in raw])
 
 
 def clean_ecg(windows: Windows) -> Windows:
@@ -282,11 +282,11 @@ def record_208_windows(hop_s: float = 5.0) -> Windows:
     raw_array = np.stack(raw)
     return clean_ecg(
         Windows(
-            x=to_model_rate(raw_array, ECG_SOURCE_FS)[..., np.newaxis],
+            x=model_inputs(raw_array, ECG_SOURCE_FS),
             y=np.asarray(labels, dtype=np.float32),
             patients=np.full(len(raw), "mitbih-208"),
             classes=RHYTHM_CLASSES,
-            channels=("ecg",),
+            channels=RHYTHM_CHANNELS,
             fs=RHYTHM_FS,
             raw=raw_array,
             raw_fs=ECG_SOURCE_FS,

@@ -142,7 +142,8 @@ SPECS: dict[str, ModelSpec] = {
         "ecg",
         dataset.RHYTHM_WINDOW_S,
         lambda c, k: RnnConfig(c, k, conv_channels=16, conv_layers=2, conv_stride=4, hidden=32),
-        "AF and ventricular-run probability of one 10 s single-lead ECG window at 64 Hz.",
+        "AF and ventricular-run probability of one 10 s single-lead ECG window: the ECG at "
+        "64 Hz and the step-held RR interval of its R peaks (stream.features.detect_r_peaks).",
     ),
     "deterioration": ModelSpec(
         "deterioration",

@@ -346,7 +346,7 @@ class DashboardRunner:
         text = self.flux(query, time_range, values)
         try:
             tables = self.query_api.query(text, org=self.org)
-        except Exception as exc:  # noqa: BLE001 - any failure is a result to report
+        except Exception as exc:  # any failure is a result to report, not a crash
             return PanelResult(query, text, error=_first_line(exc))
         return PanelResult(query, text, list(tables))
 
@@ -534,9 +534,7 @@ def render(
             _draw_table(ax, merged)
     for ax in list(axes.flat)[len(by_panel) :]:
         ax.axis("off")
-    chosen = ", ".join(
-        f"{k}={v[:8] if k == 'patient' else v}" for k, v in (values or {}).items()
-    )
+    chosen = ", ".join(f"{k}={v[:8] if k == 'patient' else v}" for k, v in (values or {}).items())
     fig.suptitle(
         f"{dashboard['title']}  ({rfc3339(time_range.start)[:19]} – "
         f"{rfc3339(time_range.stop)[11:19]} UTC{'; ' + chosen if chosen else ''})",

@@ -51,7 +51,9 @@ def check(
     with InfluxDBClient(url=influx.url, token=settings.influx_token, org=influx.org) as client:
         runner = DashboardRunner(client, influx.bucket, influx.org, _overrides(var))
         for uid, dashboard in load_dashboards().items():
-            table = Table(title=f"{dashboard['title']} ({uid}), bucket {influx.bucket}, last {last}")
+            table = Table(
+                title=f"{dashboard['title']} ({uid}), bucket {influx.bucket}, last {last}"
+            )
             for column in ("id", "panel", "ref", "rows", "status"):
                 table.add_column(column)
             try:

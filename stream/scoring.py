@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models import registry
+from models.inputs import ecg_channels
 from models.registry import LoadedModel, ModelError, ModelInput
 from stream.config import Settings
 from stream.features import SignalWindow
@@ -65,9 +66,22 @@ class ScoringStats:
     last_latency_s: dict[str, float] = field(default_factory=dict)
 
 
+# Feature names a model card may use for a vital whose history the buffers keep.
+TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "temp": "temp"}
+
+
 def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     if np.isclose(fs_in, fs_out) or len(x) < 2:
         return x
+    ratio = fs_in / fs_out
+    if ratio > 1 and np.isclose(ratio, round(ratio)):
+        # Downsampling a trend: mean of each block, ignoring gaps (no aliasing of noise).
+        step = round(ratio)
+        usable = len(x) - len(x) % step
+        blocks = np.asarray(x[len(x) - usable :], float).reshape(-1, step)
+        counts = np.isfinite(blocks).sum(axis=1)
+        sums = np.nansum(blocks, axis=1)
+        return np.divide(sums, counts, out=np.full(len(blocks), np.nan), where=counts > 0)
     n_out = round(len(x) * fs_out / fs_in)
     t_in = np.arange(len(x)) / fs_in
     t_out = np.arange(n_out) / fs_out
@@ -80,15 +94,18 @@ def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
         return None
     if len(x) >= steps:
         return x[-steps:]
-    return np.concatenate([np.full(steps - len(x), np.nan), x])
+    return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
 
 
 def ecg_input(window: SignalWindow, spec: ModelInput) -> np.ndarray | None:
-    """``[steps, 1]`` of ECG at the model's rate, or ``None`` when the window has no ECG."""
+    """``[steps, channels]`` at the model's rate, or ``None`` when the window has no ECG.
+
+    ``models.inputs`` builds the channels (ECG, RR interval) exactly as training did.
+    """
     if window.ecg is None or not np.isfinite(window.ecg_fs):
         return None
-    fitted = _fit(_resample(np.asarray(window.ecg, float), window.ecg_fs, spec.fs), spec.steps)
-    return None if fitted is None else fitted[:, np.newaxis]
+    x = ecg_channels(np.asarray(window.ecg, float), window.ecg_fs, spec.channels, spec.fs)
+    return _fit(x, spec.steps)
 
 
 def vitals_input(
@@ -101,7 +118,7 @@ def vitals_input(
     """
     columns = []
     for channel in spec.channels:
-        history = window.trends.get(channel)
+        history = window.trends.get(TREND_OF_FEATURE.get(channel, channel))
         if history is not None and len(history):
             resampled = _resample(np.asarray(history, float), window.trend_fs, spec.fs)
             column = _fit(resampled, spec.steps)

@@ -169,7 +169,9 @@ from(bucket: "{settings.influx.bucket}")
   |> group()
   |> keep(columns: ["patient", "device"])
 '''
-    records = [r for t in client.query_api().query(flux, org=settings.influx.org) for r in t.records]
+    records = [
+        r for t in client.query_api().query(flux, org=settings.influx.org) for r in t.records
+    ]
     assert records, "the scenario resolved no alert"
     return records[0]["patient"], records[0]["device"]
 

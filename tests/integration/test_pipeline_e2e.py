@@ -17,6 +17,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from models import registry
 from producers.publisher import client_config
 from stream.config import Settings
 from stream.records import Alert, DeadLetter
@@ -195,6 +196,12 @@ def test_a_ward_scenario_through_a_real_worker(isolated_settings, influx_client,
         'and r._field == "alert_id")',
     )  # fmt: skip
     assert len(alert_rows) == len(alerts)
+    score_rows = influx_rows(
+        settings, influx_client, '|> filter(fn: (r) => r._measurement == "scores") '
+        '|> keep(columns: ["model", "version", "_time"]) |> group() |> distinct(column: "model")',
+    )  # fmt: skip
+    shipped = {v.name for v in registry.list_models(settings)}
+    assert {r.get_value() for r in score_rows} == shipped  # every live model scored
     for measurement in ("features", "quality", "pipeline"):
         rows = influx_rows(
             settings, influx_client,
@@ -219,8 +226,6 @@ def tiny_model(root: Path, version: str, gain: float) -> None:
 
     import onnx
     from onnx import TensorProto, helper
-
-    from models import registry
 
     x = helper.make_tensor_value_info("ecg", TensorProto.FLOAT, ["batch", "time", 1])
     y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2])
@@ -251,8 +256,6 @@ def tiny_model(root: Path, version: str, gain: float) -> None:
 
 
 def test_a_rollout_on_the_control_topic_swaps_the_live_model(isolated_settings, tmp_path):
-    from models import registry
-
     settings = isolated_settings.model_copy(
         update={"models": isolated_settings.models.model_copy(
             update={"directory": tmp_path / "models"})}

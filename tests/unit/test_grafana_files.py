@@ -110,7 +110,7 @@ def test_dashboard_structure(dashboard):
         refs = [t["refId"] for t in panel["targets"]]
         assert len(refs) == len(set(refs))
         pos = panel["gridPos"]
-        assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24
 
 
 def test_every_datasource_reference_is_provisioned(dashboard):
@@ -146,9 +146,7 @@ def bands(thresholds: dict) -> list[tuple[str, float | None]]:
 def test_news2_panels_use_the_news2_bands():
     ward = json.loads((DASHBOARD_DIR / "ward.json").read_text())
     patient = json.loads((DASHBOARD_DIR / "patient.json").read_text())
-    news2_panels = [
-        p for d in (ward, patient) for p in iter_panels(d) if "NEWS2" in p["title"]
-    ]
+    news2_panels = [p for d in (ward, patient) for p in iter_panels(d) if "NEWS2" in p["title"]]
     assert len(news2_panels) >= 4
     for panel in news2_panels:
         field_config = panel["fieldConfig"]

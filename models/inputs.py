@@ -1,0 +1,100 @@
+"""How a raw ECG becomes an ECG-kind model input: the one builder training and the stream share.
+
+Pure numpy/scipy, no torch and no Faust: ``models.dataset`` builds training windows with
+:func:`ecg_channels` and ``stream.scoring`` builds live inputs with it, so a model never
+sees data prepared differently from what it learnt on.
+
+Channels a card may name for an ``ecg`` input, in any order:
+
+- ``ecg``: the ECG resampled to the model's rate with a polyphase anti-alias filter.
+  Gaps (nan) stay gaps; the card's normalization imputes them with the training mean.
+- ``rr_s``: the RR interval in seconds of the latest beat, step-held until the next one.
+  Beats come from :func:`stream.features.detect_r_peaks` on the *source-rate* ECG, the
+  same detector the stream's RR features use, so the model sees beat timing at full
+  resolution even though its ECG channel is coarse. Nan before the second beat and for
+  intervals that span a gap.
+
+Example::
+
+    x = ecg_channels(ecg_128hz, 128.0, ["ecg", "rr_s"], fs_out=64.0)  # [640, 2] for 10 s
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from stream.features import detect_r_peaks
+
+ECG_CHANNELS = ("ecg", "rr_s")
+
+
+def output_length(n: int, fs_in: float, fs_out: float) -> int:
+    return round(n * fs_out / fs_in)
+
+
+def resample_ecg(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """``ecg`` at ``fs_out`` (polyphase filter); samples that were missing stay nan."""
+    ecg = np.asarray(ecg, dtype=np.float64)
+    n_out = output_length(len(ecg), fs_in, fs_out)
+    missing = ~np.isfinite(ecg)
+    if missing.all():
+        return np.full(n_out, np.nan, dtype=np.float32)
+    if missing.any():
+        # Bridge gaps linearly so the filter does not smear nan over its whole length.
+        index = np.arange(len(ecg))
+        ecg = ecg.copy()
+        ecg[missing] = np.interp(index[missing], index[~missing], ecg[~missing])
+    if np.isclose(fs_in, fs_out):
+        out = ecg
+    else:
+        ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+        # "line" padding: a flat or drifting signal has no artificial dip at the edges.
+        out = resample_poly(ecg, ratio.numerator, ratio.denominator, padtype="line")[:n_out]
+    if missing.any():
+        out = out.copy()
+        out[_nearest_source(n_out, len(ecg), fs_in, fs_out, missing)] = np.nan
+    return out.astype(np.float32)
+
+
+def _nearest_source(
+    n_out: int, n_in: int, fs_in: float, fs_out: float, mask: np.ndarray
+) -> np.ndarray:
+    """``mask`` (per source sample) looked up at each output sample's time."""
+    source = np.minimum(np.round(np.arange(n_out) * fs_in / fs_out).astype(int), n_in - 1)
+    return mask[source]
+
+
+def rr_channel(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Step-held RR interval (s) of the latest beat at each output sample (see module doc)."""
+    ecg = np.asarray(ecg, dtype=np.float64)
+    n_out = output_length(len(ecg), fs_in, fs_out)
+    peaks = detect_r_peaks(ecg, fs_in)
+    out = np.full(n_out, np.nan, dtype=np.float32)
+    if len(peaks) < 2:
+        return out
+    rr = np.diff(peaks) / fs_in
+    missing = np.concatenate([[0], np.cumsum(~np.isfinite(ecg))])
+    rr[missing[peaks[1:]] - missing[peaks[:-1]] > 0] = np.nan  # an interval over a gap
+    t_out = np.arange(n_out) / fs_out
+    latest = np.searchsorted(peaks / fs_in, t_out, side="right") - 1  # beat at or before t
+    held = latest >= 1
+    out[held] = rr[latest[held] - 1]
+    return out
+
+
+def ecg_channels(
+    ecg: np.ndarray, fs_in: float, channels: Sequence[str], fs_out: float
+) -> np.ndarray:
+    """``[time, len(channels)]`` at ``fs_out`` from one raw ECG window at ``fs_in``."""
+    unknown = set(channels) - set(ECG_CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown ECG input channels {sorted(unknown)}; known: {ECG_CHANNELS}")
+    builders = {
+        "ecg": lambda: resample_ecg(ecg, fs_in, fs_out),
+        "rr_s": lambda: rr_channel(ecg, fs_in, fs_out),
+    }
+    return np.stack([builders[name]() for name in channels], axis=1)

@@ -1,0 +1,373 @@
+"""End-to-end suite: a real simulator and a real ``vitalstream worker``, fleet size swept.
+
+Owns the sweep. For each device count, on fresh topics, bucket and consumer group:
+
+1. start one ``vitalstream worker`` (its own process) and wait until Faust says Ready;
+2. start ``vitalstream simulate`` (its own process, speed 1: one frame per device per
+   second) on a bench scenario whose labelled events are spread over the measured span;
+3. every ``SAMPLE_S`` read the frames topic's end offsets and the worker group's committed
+   offsets (Kafka admin) and the CPU time and RSS of both processes (psutil);
+4. after ``warmup_s``, measure for ``seconds``: frames/s produced and consumed, the lag and
+   its trend, and alert latency — each labelled event's first ``triggered`` alert of the
+   same kind on the same device, minus the event's onset and the rule's onset delay, by
+   the worker's ``emitted_at`` and by the time this process received it from the topic.
+
+The knee is the largest size that holds real time (:func:`stream.bench.stats.find_knee`).
+With ``profile_at`` the worker is sampled by py-spy during that size's measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import yaml
+from rich.progress import Progress
+
+from stream.bench import stats
+from stream.bench.common import child_env, cli, discard, isolated, prepare
+from stream.config import Settings
+
+SAMPLE_S = 2.0
+READY_TEXT = "[^Worker]: Ready"
+# Events whose alert has a plain onset delay; two patients each, spread over the run.
+LATENCY_EVENTS = ("tachycardia", "bradycardia", "desaturation", "tachypnoea", "fall")
+EVENT_SPAN_S = 45.0
+
+
+def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
+    """Ten labelled patients (two per kind in :data:`LATENCY_EVENTS`); the rest are quiet.
+
+    Events start between warm-up and ``EVENT_SPAN_S`` before the end, so each has time
+    to be detected within the measured span whatever the fleet size.
+    """
+    first = warmup_s + 3.0
+    last = max(first, warmup_s + seconds - EVENT_SPAN_S)
+    count = 2 * len(LATENCY_EVENTS)
+    patients = []
+    for i in range(count):
+        kind = LATENCY_EVENTS[i % len(LATENCY_EVENTS)]
+        start = round(first + (last - first) * i / max(count - 1, 1), 1)
+        patients.append(
+            {
+                "id": f"bench-{i:02d}",
+                "activity": 0.3 if kind == "fall" else 0.05,
+                "events": [{"event": kind, "start": start, "end": start + 60, "severity": 0.8}],
+            }
+        )
+    return {"name": "bench", "ward": "ward-bench", "patients": patients}
+
+
+class AlertCollector(threading.Thread):
+    """Reads the alerts topic from the beginning; keeps (receive time, alert bytes)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True, name="bench-alerts")
+        from kafka import KafkaConsumer
+
+        from producers.publisher import client_config
+
+        self.consumer = KafkaConsumer(
+            settings.topics.alerts,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **client_config(settings),
+        )
+        self.received: list[tuple[float, bytes]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                for records in self.consumer.poll(timeout_ms=200).values():
+                    now = time.time()
+                    self.received += [(now, r.value) for r in records]
+        finally:
+            self.consumer.close()
+
+
+@dataclass
+class Sample:
+    t: float
+    produced: int
+    committed: int
+    cpu_s: dict[str, float]
+    rss: dict[str, float]
+
+
+class OffsetProbe:
+    """End offsets of the frames topic and the worker group's committed offsets."""
+
+    def __init__(self, settings: Settings) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+        from producers.publisher import client_config
+
+        self.group = settings.stream.app_id
+        self.admin = KafkaAdminClient(client_id="vitalstream-bench", **client_config(settings))
+        self.consumer = KafkaConsumer(**client_config(settings))
+        topic = settings.topics.frames
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+
+    def read(self) -> tuple[int, int]:
+        ends = self.consumer.end_offsets(self.partitions)
+        committed = self.admin.list_consumer_group_offsets(self.group)
+        done = sum(max(committed[tp].offset, 0) for tp in self.partitions if tp in committed)
+        return sum(ends.values()), done
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.admin.close()
+
+
+@dataclass
+class Processes:
+    procs: dict[str, psutil.Process] = field(default_factory=dict)
+    peak_rss: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def cpu_and_rss(self) -> tuple[dict[str, float], dict[str, float]]:
+        cpu, rss = {}, {}
+        for name, proc in self.procs.items():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                cpu[name] = times.user + times.system
+                rss[name] = proc.memory_info().rss / 2**20
+                self.peak_rss[name] = max(self.peak_rss[name], rss[name])
+        return cpu, rss
+
+
+def _wait_ready(log_path: Path, proc: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if READY_TEXT in log_path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"worker did not become ready:\n{tail}")
+
+
+def _stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def alert_latencies(
+    labels: list[dict[str, Any]],
+    alerts: list[tuple[float, dict[str, Any]]],
+    onset_s: dict[str, float],
+) -> list[dict[str, Any]]:
+    """Per label: its first matching ``triggered`` alert's latency beyond the onset delay."""
+    triggered: dict[tuple[str, str], list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    for received, alert in alerts:
+        if alert.get("event") == "triggered":
+            triggered[(alert["device_id"], alert["kind"])].append((received, alert))
+    out = []
+    for label in labels:
+        kind, start = label["event"], label["start"]
+        delay = onset_s.get(kind, 0.0)
+        candidates = [
+            (received, alert)
+            for received, alert in triggered.get((label["device_id"], kind), [])
+            if alert["t_event"] >= start
+        ]
+        if not candidates:
+            out.append({"event": kind, "matched": False})
+            continue
+        received, alert = min(candidates, key=lambda c: c[1]["t_event"])
+        out.append(
+            {
+                "event": kind,
+                "matched": True,
+                "emitted_s": alert["emitted_at"] - start - delay,
+                "received_s": received - start - delay,
+                "frame_time_s": alert["t_event"] - start - delay,
+            }
+        )
+    return out
+
+
+def _window(samples: list[Sample], began: float, warmup_s: float) -> list[Sample]:
+    return [s for s in samples if s.t >= began + warmup_s] or samples[-2:]
+
+
+def summarize_size(
+    devices: int,
+    samples: list[Sample],
+    began: float,
+    warmup_s: float,
+    samples_per_frame: float,
+    latencies: list[dict[str, Any]],
+    peak_rss: dict[str, float],
+) -> dict[str, Any]:
+    measured = _window(samples, began, warmup_s)
+    times = [s.t for s in measured]
+    produced = stats.rate(times, [s.produced for s in measured])
+    consumed = stats.rate(times, [s.committed for s in measured])
+    lags = [s.produced - s.committed for s in measured]
+    lag_slope = stats.slope(times, lags)
+    verdict = stats.holds_realtime(devices, produced, consumed, lag_slope, lags[-1])
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    cpu = {
+        name: round(100 * (measured[-1].cpu_s[name] - measured[0].cpu_s[name]) / span, 1)
+        for name in measured[-1].cpu_s
+        if name in measured[0].cpu_s and span > 0
+    }
+    matched = [x for x in latencies if x["matched"]]
+    return {
+        "devices": devices,
+        "measured_s": round(span, 1),
+        "produced_frames_per_s": round(produced, 1),
+        "consumed_frames_per_s": round(consumed, 1),
+        "consumed_samples_per_s": round(consumed * samples_per_frame),
+        "lag_frames_end": lags[-1],
+        "lag_frames_max": max(lags),
+        "lag_slope_frames_per_s": round(lag_slope, 2),
+        "lag_series": [[round(s.t - began, 1), s.produced - s.committed] for s in samples],
+        "producer_realtime": verdict["producer"],
+        "worker_realtime": verdict["consumer"],
+        "realtime": verdict["realtime"],
+        "alert_latency_emitted_s": stats.percentiles([x["emitted_s"] for x in matched]),
+        "alert_latency_received_s": stats.percentiles([x["received_s"] for x in matched]),
+        "labels": len(latencies),
+        "labels_alerted": len(matched),
+        "cpu_percent": cpu,
+        "peak_rss_mib": {k: round(v, 1) for k, v in peak_rss.items()},
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    py_spy = shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+         "--format", "raw", "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def one_size(
+    settings: Settings,
+    devices: int,
+    seconds: float,
+    warmup_s: float,
+    workdir: Path,
+    profile_to: Path | None = None,
+    worker_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Measure one fleet size on fresh topics; always cleans up its processes and topics."""
+    run = isolated(settings, f"e2e{devices}")
+    prepare(run)
+    env = child_env(run) | (worker_env or {})
+    scenario_path = workdir / f"scenario-{devices}.yaml"
+    scenario_path.write_text(yaml.safe_dump(bench_scenario(warmup_s, seconds)))
+    labels_path = workdir / f"labels-{devices}.jsonl"
+    log_path = workdir / f"worker-{devices}.log"
+    sim_out = workdir / f"simulate-{devices}.json"
+    collector = AlertCollector(run)
+    collector.start()
+    probe = OffsetProbe(run)
+    watched = Processes()
+    worker = simulator = profiler = None
+    samples: list[Sample] = []
+    try:
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                cli("worker", "--workers-dir", str(workdir / "faust")),
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        _wait_ready(log_path, worker, 180)
+        watched.procs["worker"] = psutil.Process(worker.pid)
+        with sim_out.open("wb") as out:
+            simulator = subprocess.Popen(
+                cli(
+                    "simulate", "--devices", str(devices), "--duration", str(warmup_s + seconds),
+                    "--speed", "1", "--scenario", str(scenario_path), "--seed", "1",
+                    "--labels-out", str(labels_path), "--json",
+                ),
+                env=env, stdout=out, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        watched.procs["simulator"] = psutil.Process(simulator.pid)
+        began = time.time()
+        while simulator.poll() is None:
+            if profile_to is not None and profiler is None and time.time() - began >= warmup_s:
+                profiler = _profile(worker.pid, min(seconds, 30.0), profile_to)
+            produced, committed = probe.read()
+            cpu, rss = watched.cpu_and_rss()
+            samples.append(Sample(time.time(), produced, committed, cpu, rss))
+            time.sleep(SAMPLE_S)
+        time.sleep(3.0)  # the last alerts on their way
+        summary = orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])
+        samples_per_frame = summary["samples"] / max(summary["frames"], 1)
+        labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
+    finally:
+        if profiler is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                profiler.wait(timeout=60)
+        for proc in (simulator, worker):
+            if proc is not None:
+                _stop(proc)
+        collector.stop.set()
+        collector.join(timeout=10)
+        probe.close()
+        discard(run)
+    onset = {kind: run.rules.timing_of(kind).onset_s for kind in LATENCY_EVENTS}
+    alerts = [(t, orjson.loads(v)) for t, v in collector.received]
+    latencies = alert_latencies(labels, alerts, onset)
+    return summarize_size(
+        devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss
+    )
+
+
+def run(
+    settings: Settings,
+    devices: list[int],
+    seconds: float,
+    warmup_s: float,
+    profile_at: int | None = None,
+    profile_path: Path | None = None,
+    worker_env: dict[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Sweep the fleet sizes (smallest first); results and the summary."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="vitalstream-bench-") as tmp, Progress() as progress:
+        task = progress.add_task("e2e sweep", total=len(devices))
+        for n in sorted(devices):
+            progress.update(task, description=f"e2e {n} devices")
+            profile_to = profile_path if profile_at == n else None
+            results.append(
+                one_size(settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env)
+            )
+            progress.advance(task)
+    knee = stats.find_knee(results)
+    at_knee = next((r for r in results if r["devices"] == knee["max_devices_realtime"]), None)
+    summary = {
+        **knee,
+        "p99_alert_latency_s": at_knee["alert_latency_received_s"]["p99"] if at_knee else None,
+        "frames_per_s_at_knee": at_knee["consumed_frames_per_s"] if at_knee else 0.0,
+        "seconds_per_size": seconds,
+        "warmup_s": warmup_s,
+    }
+    return results, summary

@@ -1,0 +1,85 @@
+"""Pure arithmetic of the benchmarks: percentiles, lag trends, real-time verdicts, the knee.
+
+No I/O and no services, so it is unit-tested (tests/unit/stream/test_bench_report.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# A consumer keeps real time when it consumes (nearly) everything produced and its lag
+# does not grow: Faust commits every few seconds, so the lag saw-tooths; only its trend
+# and its size in seconds of input say whether the worker falls behind.
+CONSUMED_SHARE = 0.95
+LAG_GROWTH_SHARE = 0.05  # lag may grow by at most this share of the input rate
+LAG_BOUND_S = 15.0  # nor hold more than this many seconds of input at the end
+
+
+def percentiles(values: Sequence[float], qs: Sequence[int] = (50, 95, 99)) -> dict[str, float]:
+    """``{"p50": ..., "p95": ..., "p99": ...}`` (linear interpolation); NaN when empty."""
+    data = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if data.size == 0:
+        return {f"p{q}": float("nan") for q in qs}
+    return {f"p{q}": float(np.percentile(data, q)) for q in qs}
+
+
+def slope(times: Sequence[float], values: Sequence[float]) -> float:
+    """Least-squares slope of ``values`` over ``times`` (units per second); 0 if < 2 points."""
+    t = np.asarray(times, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if t.size < 2 or np.ptp(t) == 0:
+        return 0.0
+    centred = t - t.mean()
+    return float(centred @ (y - y.mean()) / (centred @ centred))
+
+
+def rate(times: Sequence[float], counts: Sequence[float]) -> float:
+    """Average rate of a monotone counter between its first and last sample."""
+    if len(times) < 2 or times[-1] == times[0]:
+        return 0.0
+    return float((counts[-1] - counts[0]) / (times[-1] - times[0]))
+
+
+def holds_realtime(
+    devices: int, produced_per_s: float, consumed_per_s: float, lag_slope: float, final_lag: float
+) -> dict[str, bool]:
+    """Verdicts for one fleet size (one frame per device per second).
+
+    ``producer``: the simulator put out (nearly) a frame per device per second.
+    ``consumer``: the worker consumed what was produced without a growing backlog.
+    ``realtime``: both; a size the producer could not feed proves nothing about the worker.
+    """
+    producer = produced_per_s >= CONSUMED_SHARE * devices
+    consumer = (
+        consumed_per_s >= CONSUMED_SHARE * produced_per_s
+        and lag_slope <= LAG_GROWTH_SHARE * max(produced_per_s, 1.0)
+        and final_lag <= LAG_BOUND_S * max(produced_per_s, 1.0)
+    )
+    return {"producer": producer, "consumer": consumer, "realtime": producer and consumer}
+
+
+def find_knee(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The largest real-time fleet size below the first that is not (the knee).
+
+    Sizes are judged in increasing order; a real-time size above a failed one is noise
+    on a shared machine and does not count.
+    """
+    ordered = sorted(results, key=lambda r: r["devices"])
+    best: dict[str, Any] | None = None
+    first_failure: dict[str, Any] | None = None
+    for result in ordered:
+        if result["realtime"]:
+            best = result
+            continue
+        first_failure = result
+        break
+    return {
+        "max_devices_realtime": best["devices"] if best else 0,
+        "first_failing_devices": first_failure["devices"] if first_failure else None,
+        "limited_by": None
+        if first_failure is None
+        else ("producer" if not first_failure["producer_realtime"] else "worker"),
+    }
