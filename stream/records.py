@@ -27,7 +27,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -129,12 +129,20 @@ class Observations(_Record):
 class Frame(_Record):
     """About one second (configurable) of all of one device's signals."""
 
+    # strict: JSON `true` must not pass as schema version 1, sequence 1 or time 1.
     v: Literal[1] = SCHEMA_VERSION
     device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
-    seq: int = Field(ge=0, lt=2**63, description="monotonically increasing per device")
-    t0: float = Field(gt=0, description="epoch seconds of the first sample")
+    seq: int = Field(ge=0, lt=2**63, strict=True, description="monotonically increasing per device")
+    t0: float = Field(gt=0, strict=True, description="epoch seconds of the first sample")
     signals: Signals
     observations: Observations | None = None
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _version_is_a_number(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("schema version must be the number 1, not a boolean")
+        return value
 
     def duration(self) -> float:
         """Seconds the frame covers (longest signal)."""
