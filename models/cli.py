@@ -113,6 +113,9 @@ def train(
     patients: int = typer.Option(60, "--patients", min=4, help="simulated patients"),
     seconds: int = typer.Option(300, "--seconds", min=60, help="simulated seconds per patient"),
     seed: int = typer.Option(7, "--seed"),
+    version: str | None = typer.Option(
+        None, "--version", help="version name (default: the training time, e.g. 2026.11.24-1630)"
+    ),
 ) -> None:
     """Train a model offline: patient-wise CV, baseline, ONNX export with parity, report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -149,6 +152,7 @@ def train(
             seed=seed,
             from_recordings=from_recordings,
             windows=windows,
+            version=version,
             progress=progress,
         )
     card = json.loads((target / "card.json").read_text())

@@ -39,9 +39,10 @@ ECG_SOURCE_FS = 128
 RHYTHM_FS = 64
 RHYTHM_WINDOW_S = 10.0
 RHYTHM_CLASSES = ("af", "ventricular")
-# The raw ECG for shape (ventricular beats) and the beat-to-beat RR interval for rhythm
-# (AF): the RR channel uses the stream's own R-peak detector, see models.inputs.
-RHYTHM_CHANNELS = ("ecg", "rr_s")
+# The raw ECG for shape (ventricular beats) and the beat-to-beat RR interval and its
+# change for rhythm (AF): the RR channels use the stream's own R-peak detector, see
+# models.inputs.
+RHYTHM_CHANNELS = ("ecg", "rr_s", "drr_s")
 DETERIORATION_FEATURES = ("hr_device", "spo2", "resp_rate", "temp", "activity_g")
 DETERIORATION_FS = 0.1  # one feature vector per 10 s window
 DETERIORATION_WINDOW_S = 600.0

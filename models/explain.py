@@ -1,10 +1,14 @@
 """Why a model scored a window high: occlusion attribution with the ONNX model.
 
 Torch-free (the stream calls it when a model raises an alert). Each time segment, and
-for vitals models each feature, is replaced in turn by its training mean (which the
-card's normalization maps to 0, the model's "nothing unusual") and the drop in the
-class probability is that part's attribution. All occluded copies run as one batch,
-so explaining a 10 s ECG window in 1 s segments costs one batched inference.
+each input channel (vitals features; ECG, RR, ΔRR), is replaced in turn by its training
+mean (which the card's normalization maps to 0, the model's "nothing unusual") and the
+drop in the class probability is that part's attribution. All occluded copies run as
+one batch, so explaining a 10 s ECG window in 1 s segments costs one batched inference.
+
+:func:`explain_alerting` is the stream's entry point: it explains every class at or
+above its threshold and adds the window's hand-made feature values a clinician would
+check (heart rate, RR irregularity, ...), so an alert says what the model saw and where.
 
 Example::
 
@@ -15,11 +19,23 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from models.registry import LoadedModel
+
+# The stream's features (stream.features.FEATURE_NAMES) that explain a rhythm score.
+ECG_FEATURES = (
+    "ecg_hr_bpm",
+    "rr_mean_s",
+    "rr_irregularity",
+    "rr_cv",
+    "rmssd_ms",
+    "ectopic_fraction",
+    "ecg_sqi",
+)
 
 
 def _occlude_segments(window: np.ndarray, mean: np.ndarray, steps: int) -> np.ndarray:
@@ -30,7 +46,7 @@ def _occlude_segments(window: np.ndarray, mean: np.ndarray, steps: int) -> np.nd
     return batch
 
 
-def _occlude_features(window: np.ndarray, mean: np.ndarray) -> np.ndarray:
+def _occlude_channels(window: np.ndarray, mean: np.ndarray) -> np.ndarray:
     batch = np.repeat(window[np.newaxis], window.shape[1], axis=0)
     for i in range(window.shape[1]):
         batch[i, :, i] = mean[i]
@@ -66,11 +82,11 @@ def explain(
     steps = max(1, round(segment_s * spec.fs))
 
     segments = _occlude_segments(window, mean, steps)
-    if spec.kind == "vitals":
-        features = _occlude_features(window, mean)
+    if window.shape[1] > 1:
+        channels = _occlude_channels(window, mean)
     else:
-        features = np.empty((0, *window.shape), dtype=np.float32)
-    batch = np.concatenate([window[np.newaxis], segments, features])
+        channels = np.empty((0, *window.shape), dtype=np.float32)
+    batch = np.concatenate([window[np.newaxis], segments, channels])
     scores = model.predict(batch)[class_name]
     score = float(scores[0])
     segment_drop = score - scores[1 : 1 + len(segments)]
@@ -85,18 +101,65 @@ def explain(
         "segment_attribution": [round(float(d), 4) for d in segment_drop],
         "method": f"occlusion, {steps / spec.fs:g} s segments, training-mean baseline",
     }
+    channel_drop = score - scores[1 + len(segments) :]
+    if len(channel_drop):
+        explanation["channel_attribution"] = {
+            name: round(float(d), 4) for name, d in zip(spec.channels, channel_drop, strict=True)
+        }
     if spec.kind == "vitals":
-        feature_drop = score - scores[1 + len(segments) :]
-        ranked = np.argsort(-feature_drop)[:top_k]
+        ranked = np.argsort(-channel_drop)[:top_k]
         explanation["top_features"] = [
             {
                 "name": spec.channels[i],
                 "value": _rounded(_last_finite(window[:, i])),
-                "attribution": round(float(feature_drop[i]), 4),
+                "attribution": round(float(channel_drop[i]), 4),
             }
             for i in ranked
         ]
     return explanation
+
+
+def explain_alerting(
+    model: LoadedModel,
+    window: np.ndarray,
+    probabilities: Mapping[str, float],
+    features: Mapping[str, float],
+    segment_s: float = 1.0,
+) -> dict[str, dict[str, Any]]:
+    """Explanations of the classes whose probability reached the card's threshold.
+
+    ``window`` is the model input the score came from (``[time, channels]``, raw values)
+    and ``features`` the window's ``stream.features`` values; each explanation carries
+    the relevant ones under ``features`` (finite values only). Classes below threshold
+    cost nothing, so the stream can call this for every scored window.
+    """
+    alerting = [
+        name
+        for name, p in probabilities.items()
+        if name in model.card.thresholds and math.isfinite(p) and p >= model.card.thresholds[name]
+    ]
+    if not alerting:
+        return {}
+    spec = model.card.inputs[0]
+    names = ECG_FEATURES if spec.kind == "ecg" else spec.channels
+    values = {
+        name: rounded
+        for name in names
+        if (rounded := _rounded(_as_float(features.get(name)))) is not None
+    }
+    explained = {}
+    for name in alerting:
+        explanation = explain(model, window, name, segment_s=segment_s)
+        explanation["features"] = values
+        explained[name] = explanation
+    return explained
+
+
+def _as_float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def _rounded(value: float | None) -> float | None:

@@ -13,10 +13,13 @@ Channels a card may name for an ``ecg`` input, in any order:
   same detector the stream's RR features use, so the model sees beat timing at full
   resolution even though its ECG channel is coarse. Nan before the second beat and for
   intervals that span a gap.
+- ``drr_s``: the latest beat's RR minus the one before (signed, s), step-held likewise:
+  near 0 in sinus rhythm, large in both directions in AF, short-then-long around an
+  ectopic beat. The irregularity the stream's ``rr_irregularity`` summarizes, per beat.
 
 Example::
 
-    x = ecg_channels(ecg_128hz, 128.0, ["ecg", "rr_s"], fs_out=64.0)  # [640, 2] for 10 s
+    x = ecg_channels(ecg_128hz, 128.0, ["ecg", "rr_s", "drr_s"], fs_out=64.0)  # [640, 3]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from scipy.signal import resample_poly
 
 from stream.features import detect_r_peaks
 
-ECG_CHANNELS = ("ecg", "rr_s")
+ECG_CHANNELS = ("ecg", "rr_s", "drr_s")
 
 
 def output_length(n: int, fs_in: float, fs_out: float) -> int:
@@ -68,22 +71,39 @@ def _nearest_source(
     return mask[source]
 
 
-def rr_channel(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Step-held RR interval (s) of the latest beat at each output sample (see module doc)."""
-    ecg = np.asarray(ecg, dtype=np.float64)
-    n_out = output_length(len(ecg), fs_in, fs_out)
-    peaks = detect_r_peaks(ecg, fs_in)
-    out = np.full(n_out, np.nan, dtype=np.float32)
-    if len(peaks) < 2:
-        return out
-    rr = np.diff(peaks) / fs_in
-    missing = np.concatenate([[0], np.cumsum(~np.isfinite(ecg))])
-    rr[missing[peaks[1:]] - missing[peaks[:-1]] > 0] = np.nan  # an interval over a gap
-    t_out = np.arange(n_out) / fs_out
+def _step_held(
+    peaks: np.ndarray, per_beat: np.ndarray, fs_in: float, t_out: np.ndarray
+) -> np.ndarray:
+    """``per_beat[k]`` belongs to beat ``peaks[k]`` and holds until the next beat."""
+    out = np.full(len(t_out), np.nan, dtype=np.float32)
     latest = np.searchsorted(peaks / fs_in, t_out, side="right") - 1  # beat at or before t
-    held = latest >= 1
-    out[held] = rr[latest[held] - 1]
+    held = latest >= 0
+    out[held] = per_beat[latest[held]]
     return out
+
+
+def rr_series(ecg: np.ndarray, fs_in: float) -> tuple[np.ndarray, np.ndarray]:
+    """R peaks and each beat's RR interval in s (nan for the first and across gaps)."""
+    ecg = np.asarray(ecg, dtype=np.float64)
+    peaks = detect_r_peaks(ecg, fs_in)
+    rr = np.full(len(peaks), np.nan)
+    if len(peaks) >= 2:
+        rr[1:] = np.diff(peaks) / fs_in
+        missing = np.concatenate([[0], np.cumsum(~np.isfinite(ecg))])
+        rr[1:][missing[peaks[1:]] - missing[peaks[:-1]] > 0] = np.nan  # an interval over a gap
+    return peaks, rr
+
+
+def rr_channels(ecg: np.ndarray, fs_in: float, fs_out: float) -> dict[str, np.ndarray]:
+    """Step-held ``rr_s`` and ``drr_s`` at each output sample (see module doc)."""
+    peaks, rr = rr_series(ecg, fs_in)
+    t_out = np.arange(output_length(len(ecg), fs_in, fs_out)) / fs_out
+    drr = np.full(len(rr), np.nan)
+    drr[1:] = np.diff(rr)
+    return {
+        "rr_s": _step_held(peaks, rr, fs_in, t_out),
+        "drr_s": _step_held(peaks, drr, fs_in, t_out),
+    }
 
 
 def ecg_channels(
@@ -93,8 +113,9 @@ def ecg_channels(
     unknown = set(channels) - set(ECG_CHANNELS)
     if unknown:
         raise ValueError(f"unknown ECG input channels {sorted(unknown)}; known: {ECG_CHANNELS}")
-    builders = {
-        "ecg": lambda: resample_ecg(ecg, fs_in, fs_out),
-        "rr_s": lambda: rr_channel(ecg, fs_in, fs_out),
-    }
-    return np.stack([builders[name]() for name in channels], axis=1)
+    built: dict[str, np.ndarray] = {}
+    if "ecg" in channels:
+        built["ecg"] = resample_ecg(ecg, fs_in, fs_out)
+    if set(channels) & {"rr_s", "drr_s"}:
+        built |= rr_channels(ecg, fs_in, fs_out)
+    return np.stack([built[name] for name in channels], axis=1)

@@ -176,6 +176,7 @@ def write_version(root: Path, card: ModelCard, onnx_path: Path) -> Path:
     if target.exists():
         raise ModelError(f"{card.ref} already exists in {root}; versions are immutable")
     staging = Path(tempfile.mkdtemp(prefix=f".{card.version}-", dir=_mkdir(target.parent)))
+    staging.chmod(0o755)  # mkdtemp makes it private; workers under other users read it
     data = Path(onnx_path).read_bytes()
     (staging / ONNX_FILE).write_bytes(data)
     final_card = card.model_copy(update={"onnx_sha256": hashlib.sha256(data).hexdigest()})

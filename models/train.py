@@ -32,7 +32,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 3e-3
-    patience: int = 5
+    patience: int = 8
     seed: int = 7
 
 
@@ -143,7 +143,8 @@ SPECS: dict[str, ModelSpec] = {
         dataset.RHYTHM_WINDOW_S,
         lambda c, k: RnnConfig(c, k, conv_channels=16, conv_layers=2, conv_stride=4, hidden=32),
         "AF and ventricular-run probability of one 10 s single-lead ECG window: the ECG at "
-        "64 Hz and the step-held RR interval of its R peaks (stream.features.detect_r_peaks).",
+        "64 Hz plus the step-held RR interval and its beat-to-beat change from the stream's "
+        "R-peak detector (stream.features.detect_r_peaks).",
     ),
     "deterioration": ModelSpec(
         "deterioration",

@@ -65,7 +65,7 @@ def broker_credentials(settings: Settings) -> Any:
         return faust.SASLCredentials(
             username=kafka.sasl_username,
             password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
-            mechanism=kafka.sasl_mechanism.replace("-", "_"),
+            mechanism=kafka.sasl_mechanism,  # the enum value, e.g. "SCRAM-SHA-512"
             ssl_context=context,
         )
     return faust.SSLCredentials(context) if context is not None else None

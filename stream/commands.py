@@ -54,14 +54,20 @@ def worker(
 def _load_samples(path: Path, signal_name: str) -> np.ndarray:
     import numpy as np
 
-    if path.suffix == ".npy":
-        data = np.load(path, allow_pickle=False)
-    else:
-        try:
-            data = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError:
-            data = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)  # a header row
-    data = np.asarray(data, dtype=float)
+    try:
+        if path.suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            try:
+                data = np.loadtxt(path, delimiter=",", ndmin=2)
+            except ValueError:
+                data = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)  # a header row
+        data = np.asarray(data, dtype=float)
+    except (ValueError, UnicodeDecodeError, OSError, EOFError) as exc:
+        # A corrupt or binary file is the user's input error, not a crash.
+        raise typer.BadParameter(f"{path.name} is not a numeric recording ({exc})") from exc
+    if data.ndim == 2 and data.shape[1] == 0:
+        raise typer.BadParameter(f"{path.name} has no columns")
     if signal_name == "acc":
         if data.ndim != 2 or data.shape[1] < 3:
             raise typer.BadParameter("acc needs three columns (x, y, z in g)")

@@ -34,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -340,7 +341,8 @@ def heart_rate(peaks: np.ndarray, fs: float) -> float:
     """Beats per minute from the median beat interval; nan with fewer than 2 beats."""
     if len(peaks) < 2:
         return NAN
-    return float(60.0 * fs / np.median(np.diff(peaks)))
+    # A dozen beats: Python arithmetic beats numpy's per-call overhead.
+    return float(60.0 * fs / _median([b - a for a, b in itertools.pairwise(peaks.tolist())]))
 
 
 def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
@@ -359,17 +361,19 @@ def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
         if len(peaks) == 2:
             features["rr_mean_s"] = float((peaks[1] - peaks[0]) / fs)
         return features
-    rr = np.diff(peaks) / fs
-    successive = np.diff(rr)
-    reference = float(np.median(rr))
-    features["rr_mean_s"] = float(rr.mean())
-    features["rr_cv"] = float(rr.std() / rr.mean())
-    features["rmssd_ms"] = float(1000.0 * np.sqrt(np.mean(successive**2)))
-    features["pnn50"] = float(np.mean(np.abs(successive) > 0.05))
+    # A window holds a dozen beats: plain Python floats cost less than numpy calls here.
+    rr = [(b - a) / fs for a, b in itertools.pairwise(peaks.tolist())]
+    successive = [b - a for a, b in itertools.pairwise(rr)]
+    reference = _median(rr)
+    mean = sum(rr) / len(rr)
+    features["rr_mean_s"] = mean
+    features["rr_cv"] = math.sqrt(sum((x - mean) ** 2 for x in rr) / len(rr)) / mean
+    features["rmssd_ms"] = 1000.0 * math.sqrt(sum(d * d for d in successive) / len(successive))
+    features["pnn50"] = sum(abs(d) > 0.05 for d in successive) / len(successive)
     if len(rr) >= 3:
-        features["rr_irregularity"] = float(np.median(np.abs(successive)) / reference)
-    premature = (rr[:-1] < 0.8 * reference) & (rr[1:] > 1.1 * reference)
-    features["ectopic_fraction"] = float(premature.mean())
+        features["rr_irregularity"] = _median([abs(d) for d in successive]) / reference
+    premature = sum(a < 0.8 * reference and b > 1.1 * reference for a, b in itertools.pairwise(rr))
+    features["ectopic_fraction"] = premature / (len(rr) - 1)
     return features
 
 
@@ -404,12 +408,28 @@ def _edr_rate(amplitudes: np.ndarray, times: np.ndarray) -> float:
     centred = grid - grid.mean()
     series = series - series.mean() - centred * (centred @ series) / (centred @ centred)
     n_fft = 512  # zero padding: 0.47 /min bins (the window, not the bins, limits accuracy)
-    power = np.abs(np.fft.rfft(series * np.hanning(len(series)), n_fft)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / grid_fs)
-    band = (freqs >= 0.1) & (freqs <= 0.75)
-    if not power[band].any():
+    power = np.abs(np.fft.rfft(series * _hanning(len(series)), n_fft)) ** 2
+    freqs = _edr_band_freqs(n_fft, grid_fs)
+    in_band = power[_edr_band(n_fft, grid_fs)]
+    if not in_band.any():
         return NAN
-    return float(60.0 * freqs[band][np.argmax(power[band])])
+    return float(60.0 * freqs[np.argmax(in_band)])
+
+
+@lru_cache(maxsize=64)
+def _hanning(n: int) -> np.ndarray:
+    return np.hanning(n)
+
+
+@lru_cache(maxsize=8)
+def _edr_band(n_fft: int, grid_fs: float) -> np.ndarray:
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / grid_fs)
+    return (freqs >= 0.1) & (freqs <= 0.75)
+
+
+@lru_cache(maxsize=8)
+def _edr_band_freqs(n_fft: int, grid_fs: float) -> np.ndarray:
+    return np.fft.rfftfreq(n_fft, 1.0 / grid_fs)[_edr_band(n_fft, grid_fs)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -433,11 +453,11 @@ def activity_features(acc: np.ndarray, fs: float) -> dict[str, float]:
     span = max(int(STILL_SPAN_S * fs), 2)
     edge = max(int(2.0 * fs), 1)
     first, last = acc[:edge].mean(0), acc[-edge:].mean(0)
-    cosine = first @ last / max(np.linalg.norm(first) * np.linalg.norm(last), 1e-9)
+    cosine = first @ last / max(math.sqrt((first @ first) * (last @ last)), 1e-9)
     features["activity_g"] = float(magnitude.std())
     features["impact_g"] = float(magnitude.max())
     features["still"] = float(magnitude[-span:].std() < STILL_STD_G)
-    features["posture_change_deg"] = float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+    features["posture_change_deg"] = math.degrees(math.acos(min(max(float(cosine), -1.0), 1.0)))
     return features
 
 
@@ -449,7 +469,10 @@ def _pinned_fraction(x: np.ndarray) -> float:
     """Share of samples sitting at the window's extremes (clipping at an ADC rail)."""
     lo, hi = x.min(), x.max()
     tolerance = 1e-3 * (hi - lo)
-    return float(np.mean(x >= hi - tolerance) + np.mean(x <= lo + tolerance))
+    n = len(x)
+    return float(
+        np.count_nonzero(x >= hi - tolerance) / n + np.count_nonzero(x <= lo + tolerance) / n
+    )
 
 
 @lru_cache(maxsize=256)
@@ -472,9 +495,11 @@ def _unit(value: float) -> float:
 
 
 def _kurtosis(x: np.ndarray) -> float:
-    centred = x - x.mean()
-    variance = np.mean(centred**2)
-    return float(np.mean(centred**4) / variance**2) if variance > 0 else 0.0
+    n = len(x)
+    centred = x - x.sum() / n
+    squared = centred * centred
+    variance = squared.sum() / n
+    return float((squared * squared).sum() / n / variance**2) if variance > 0 else 0.0
 
 
 def _agreement(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
@@ -559,7 +584,7 @@ def _ppg_quality(
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
     pinned = _pinned_fraction(raw)
-    flat = bool(np.ptp(raw) == 0 or np.mean(np.diff(raw) == 0) > 0.9)
+    flat = bool(np.ptp(raw) == 0 or np.count_nonzero(np.diff(raw) == 0) / (len(raw) - 1) > 0.9)
     saturated = not flat and pinned > SATURATED_FRACTION
     lead_off = flat or pinned > PINNED_FRACTION
     if lead_off or len(pulses) < 3:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,13 +141,35 @@ class WindowResult:
     alerts: list[Alert]
 
 
-def live_scores(scores: Sequence[Score]) -> list[rules.ModelScores]:
-    """The rules see live models only: shadow scores are written, never alerted on."""
+def live_scores(
+    scores: Sequence[Score], explain: Callable[[Score], dict[str, dict]] | None = None
+) -> list[rules.ModelScores]:
+    """The rules see live models only: shadow scores are written, never alerted on.
+
+    ``explain`` (``Scorer.explain`` for the window) attaches why a class reached its
+    threshold, which a model-sourced alert then carries.
+    """
     return [
-        rules.ModelScores(s.model, s.version, s.probabilities, s.thresholds)
+        rules.ModelScores(
+            s.model,
+            s.version,
+            s.probabilities,
+            s.thresholds,
+            explain(s) if explain is not None and _reaches_threshold(s) else {},
+        )
         for s in scores
         if not s.shadow
     ]
+
+
+def _reaches_threshold(score: Score) -> bool:
+    """Whether any class is at its card threshold: the only case an explanation has
+    content, checked here because building the model input again costs ~1 ms a window."""
+    return any(
+        p >= score.thresholds[name]
+        for name, p in score.probabilities.items()
+        if name in score.thresholds
+    )
 
 
 class Pipeline:
@@ -295,9 +317,12 @@ class Pipeline:
         if tracker.seen(t):
             return [], lines  # replay of a window already judged
         observations = self.observations.get(device_id)
+        explain = (
+            (lambda score: self.scorer.explain(score, window, features)) if self.scorer else None
+        )
         conditions = rules.evaluate(
-            context, t, features, live_scores(scores), observations, self.settings.rules,
-            fall=tracker.fall,
+            context, t, features, live_scores(scores, explain), observations,
+            self.settings.rules, fall=tracker.fall,
         )  # fmt: skip
         news2 = rules.news2_for(context, features, observations, self.settings.rules)
         if news2 is not None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models import registry
+from models.explain import explain_alerting
 from models.inputs import ecg_channels
 from models.registry import LoadedModel, ModelError, ModelInput
 from stream.config import Settings
@@ -257,6 +258,23 @@ class Scorer:
                     shadow=is_shadow,
                 )
             )
+
+    def explain(
+        self, score: Score, window: SignalWindow, features: Mapping[str, float]
+    ) -> dict[str, dict]:
+        """Why ``score`` reached its thresholds (occlusion, ``models.explain``), per class.
+
+        Empty when no class reached its threshold or the version that made the score is no
+        longer live (a rollout between scoring and explaining).
+        """
+        model = (self.shadow if score.shadow else self.live).get(score.model)
+        if model is None or model.card.version != score.version:
+            return {}
+        inputs = model_inputs(model, window, features)
+        if inputs is None or len(inputs) != 1:
+            return {}  # occlusion explains single-input models
+        [window_input] = inputs.values()
+        return explain_alerting(model, window_input, score.probabilities, features)
 
     # -- rollouts -----------------------------------------------------------------------
     def prepare(self, rollout: ModelRollout) -> LoadedModel:

@@ -75,6 +75,19 @@ class _Ring:
         self.data[indices[keep] % self.capacity] = values[keep]
         self.start = min(self.start, int(indices[keep].min()) if keep.any() else self.start)
 
+    def scatter_one(self, index: int, value: float) -> None:
+        """:meth:`scatter` of a single sample."""
+        newest = index + 1
+        if self.end < 0 or newest - self.capacity >= self.end:
+            self.data[...] = np.nan
+            self.start = index
+        elif newest > self.end:
+            self._fill(self.end, newest, np.nan)
+        self.end = max(self.end, newest)
+        if index >= self.end - self.capacity:
+            self.data[index % self.capacity] = value
+            self.start = min(self.start, index)
+
     def _fill(self, first: int, last: int, values: np.ndarray | float) -> None:
         # At most two contiguous slices: no per-sample work, no index arrays.
         n = last - first
@@ -97,8 +110,11 @@ class _Ring:
         out = np.full((last - first, *self.data.shape[1:]), np.nan)
         lo, hi = max(first, self.end - self.capacity, self.start), min(last, self.end)
         if hi > lo:
-            idx = np.arange(lo, hi) % self.capacity
-            out[lo - first : hi - first] = self.data[idx]
+            # At most two contiguous slices of the ring (cheaper than an index array).
+            head = lo % self.capacity
+            split = min(hi - lo, self.capacity - head)
+            out[lo - first : lo - first + split] = self.data[head : head + split]
+            out[lo - first + split : hi - first] = self.data[: hi - lo - split]
         return out
 
 
@@ -151,6 +167,10 @@ class DeviceBuffers:
         ring = self._rings.get(signal)
         if ring is None:
             ring = self._rings[signal] = _Ring(self.trend_fs, self.history_s, 1)
+        if len(values) == 1:
+            # The common case (1 Hz vitals, 1 s frames): no index arrays for one sample.
+            ring.scatter_one(round(t0 * self.trend_fs), float(values[0]))
+            return
         times = t0 + np.arange(len(values)) / fs
         # Several samples in one trend slot: the last wins (vitals change slowly).
         ring.scatter(np.round(times * self.trend_fs).astype(np.int64), values)

@@ -29,6 +29,7 @@ from producers.fleet import Fleet
 from producers.publisher import Publisher, ensure_topics
 from producers.scenario import load_scenario
 from stream.bench.common import discard, isolated
+from stream.bench.influx import sample_lines
 from stream.config import Settings
 from stream.ingest import RawRecord
 
@@ -114,12 +115,7 @@ def _influx_rate(settings: Settings, lines: int) -> float:
 
     influxdb.ensure_bucket(settings, settings.influx.bucket)
     influx = settings.influx
-    text = [
-        f"features,ward=w,patient=p-{i % 1000:04d},device=d{i % 1000:04d} "
-        f"ecg_hr_bpm={60 + i % 40}.5,rr_cv=0.0{i % 9},spo2=97.0,temp=36.{i % 9} "
-        f"{1_700_000_000_000_000_000 + i * 1_000_000}"
-        for i in range(lines)
-    ]
+    text = sample_lines(lines)
     headers = {"Authorization": f"Token {settings.influx_token}", "Content-Encoding": "gzip"}
     params = {"org": influx.org, "bucket": influx.bucket, "precision": "ns"}
     with httpx.Client(timeout=influx.timeout_s) as client:
@@ -188,4 +184,3 @@ def run(
         summary["ceiling_ratio"] = round(e2e_rate / kafka, 4)
         summary["e2e_vs_influx"] = round(e2e_rate / summary["influx_ceiling_frames_per_s"], 4)
     return results, summary
-

@@ -84,7 +84,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> Any:
     return orjson.loads(path.read_bytes()) if path.is_file() else None
 
 
@@ -119,7 +119,8 @@ def discard(settings: Settings) -> None:
     from stream.services.health import find_bucket, kafka_client_config
 
     with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(client_id="vitalstream-bench", **kafka_client_config(settings.kafka))
+        config = kafka_client_config(settings.kafka)
+        admin = KafkaAdminClient(client_id="vitalstream-bench", **config)
         try:
             prefix = settings.stream.app_id
             names = [t for t in admin.list_topics() if t.startswith(prefix)]

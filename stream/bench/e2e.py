@@ -19,10 +19,12 @@ With ``profile_at`` the worker is sampled by py-spy during that size's measureme
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -39,6 +41,8 @@ from rich.progress import Progress
 from stream.bench import stats
 from stream.bench.common import child_env, cli, discard, isolated, prepare
 from stream.config import Settings
+
+log = logging.getLogger(__name__)
 
 SAMPLE_S = 2.0
 READY_TEXT = "[^Worker]: Ready"
@@ -124,9 +128,15 @@ class OffsetProbe:
 
     def read(self) -> tuple[int, int]:
         ends = self.consumer.end_offsets(self.partitions)
-        committed = self.admin.list_consumer_group_offsets(self.group)
+        committed = self._committed()
         done = sum(max(committed[tp].offset, 0) for tp in self.partitions if tp in committed)
         return sum(ends.values()), done
+
+    def _committed(self) -> dict[Any, Any]:
+        # kafka-python 3 renamed list_consumer_group_offsets and keys the answer by group.
+        if hasattr(self.admin, "list_group_offsets"):
+            return self.admin.list_group_offsets({self.group: None}).get(self.group, {})
+        return self.admin.list_consumer_group_offsets(self.group)
 
     def close(self) -> None:
         self.consumer.close()
@@ -149,6 +159,15 @@ class Processes:
         return cpu, rss
 
 
+def _reopen(probe: OffsetProbe, settings: Settings) -> OffsetProbe:
+    with contextlib.suppress(Exception):
+        probe.close()
+    try:
+        return OffsetProbe(settings)
+    except Exception:
+        return probe  # still down: try again at the next sample
+
+
 def _wait_ready(log_path: Path, proc: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -163,7 +182,7 @@ def _wait_ready(log_path: Path, proc: subprocess.Popen, timeout_s: float) -> Non
 
 def _stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # SIGINT is ignored in background jobs
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -257,7 +276,7 @@ def summarize_size(
 
 
 def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
-    py_spy = shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy")
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -293,10 +312,10 @@ def one_size(
     worker = simulator = profiler = None
     samples: list[Sample] = []
     try:
-        with log_path.open("wb") as log:
+        with log_path.open("wb") as worker_log:
             worker = subprocess.Popen(
                 cli("worker", "--workers-dir", str(workdir / "faust")),
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env, stdout=worker_log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         _wait_ready(log_path, worker, 180)
         watched.procs["worker"] = psutil.Process(worker.pid)
@@ -314,9 +333,14 @@ def one_size(
         while simulator.poll() is None:
             if profile_to is not None and profiler is None and time.time() - began >= warmup_s:
                 profiler = _profile(worker.pid, min(seconds, 30.0), profile_to)
-            produced, committed = probe.read()
-            cpu, rss = watched.cpu_and_rss()
-            samples.append(Sample(time.time(), produced, committed, cpu, rss))
+            try:
+                produced, committed = probe.read()
+            except Exception as exc:  # a broker hiccup costs samples, not the run
+                log.warning("offset probe failed: %s", type(exc).__name__)
+                probe = _reopen(probe, run)
+            else:
+                cpu, rss = watched.cpu_and_rss()
+                samples.append(Sample(time.time(), produced, committed, cpu, rss))
             time.sleep(SAMPLE_S)
         time.sleep(3.0)  # the last alerts on their way
         summary = orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])

@@ -56,6 +56,7 @@ def run(
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     """ONNX speed-up over PyTorch at batch 1, one thread, per model (and the smallest)."""
+
     def ms(model: str, runtime: str, batch: int, threads: int) -> float | None:
         for r in results:
             if (r["model"], r["runtime"], r["batch"], r["threads"]) == (

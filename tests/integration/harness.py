@@ -34,7 +34,7 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from stream.cli import main; main()", *args]
 
 
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+def worker_env(settings: Settings, fast_failover: bool = True, **extra: str) -> dict[str, str]:
     """The parent's environment minus VITALSTREAM_*, plus these settings' topics/bucket/app.
 
     Faust reads its consumer-group timings from the environment; a short session
@@ -56,10 +56,13 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
         "VITALSTREAM_STREAM__APP_ID": settings.stream.app_id,
         "VITALSTREAM_STREAM__METRICS_EVERY_S": "2",
         "VITALSTREAM_STREAM__WEB_PORT": "0",
-        "BROKER_SESSION_TIMEOUT": "8",
-        "BROKER_HEARTBEAT_INTERVAL": "1",
-        "BROKER_REBALANCE_TIMEOUT": "20",
     }
+    if fast_failover:
+        env |= {
+            "BROKER_SESSION_TIMEOUT": "8",
+            "BROKER_HEARTBEAT_INTERVAL": "1",
+            "BROKER_REBALANCE_TIMEOUT": "20",
+        }
     return env | extra
 
 

@@ -195,7 +195,7 @@ def test_broker_restart_mid_stream_recovers_by_itself(
     """Stop the broker mid-scenario and start it again: producer and worker reconnect on
     their own (no restarts), and the run completes with nothing lost."""
     settings = isolated_settings
-    env = worker_env(settings)
+    env = worker_env(settings, fast_failover=False)
     labels, points, _frames = simulation.expected()
     worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
     worker.start()
@@ -287,7 +287,7 @@ def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(
     producer = KafkaProducer(**client_config(settings), acks="all", linger_ms=0)
     retry = RetryPolicy(attempts=2, first_delay_s=0.1, max_delay_s=0.2, timeout_s=10.0)
     n_alerts = 40
-    padding = "x" * 20_000  # big events fill the stalled subscriber's socket quickly
+    padding = "x" * 60_000  # big events fill the stalled subscriber's socket quickly
     try:
         with ServerThread(settings, retry=retry) as server:
             server.wait_ready()
@@ -309,6 +309,17 @@ def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(
             ):
                 events = sse.iter_sse()
                 assert next(events).event == "ready"
+
+                def read_all() -> None:
+                    # Timestamps taken as events arrive, concurrently with sending.
+                    for event in events:
+                        if event.event == "alert":
+                            received[orjson.loads(event.data)["alert_id"]] = time.time()
+                            if len(received) == n_alerts:
+                                return
+
+                reader = threading.Thread(target=read_all, daemon=True)
+                reader.start()
                 now = time.time()
                 for i in range(n_alerts):
                     alert = _alert(f"slow-{i}", now, padding)
@@ -316,11 +327,7 @@ def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(
                     producer.send(settings.topics.alerts, alert.to_json(), key=b"p-slow")
                     producer.flush()
                     time.sleep(0.05)
-                for event in events:
-                    if event.event == "alert":
-                        received[orjson.loads(event.data)["alert_id"]] = time.time()
-                        if len(received) == n_alerts:
-                            break
+                reader.join(timeout=10)
             stalled_response.close()
             stalled.close()
     finally:
@@ -328,7 +335,7 @@ def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(
         receiver.shutdown()
     assert set(received) == set(sent_at)
     delays = sorted(received[k] - sent_at[k] for k in sent_at)
-    assert delays[-1] < 1.0, f"slowest delivery {delays[-1]:.2f} s"
+    assert delays[-1] < 1.0, f"delivery delays {[round(d, 2) for d in delays]}"
     # The slow webhook was being called all along (at its own pace), not skipped.
     assert 1 <= len(_SlowReceiver.calls) < n_alerts
 

@@ -13,7 +13,8 @@ from models.influx import RANGE_PATTERN, windows_from_series
 
 def test_rhythm_windows_have_labels_of_both_classes() -> None:
     windows = dataset.rhythm_windows(n_patients=6, seconds=120, seed=1)
-    assert windows.x.shape[1:] == (640, 1) and windows.raw.shape[1] == 1280
+    assert windows.x.shape[1:] == (640, 3) and windows.raw.shape[1] == 1280
+    assert windows.channels == ("ecg", "rr_s", "drr_s")
     assert windows.y.shape == (len(windows), 2)
     assert windows.y[:, 0].any() and not windows.y[:, 0].all()
     assert len(np.unique(windows.patients)) == 6

@@ -1,0 +1,359 @@
+"""The benchmark report: docs/benchmarks.md and its matplotlib figures in docs/bench/.
+
+Owns turning the suites' JSON files (``docs/bench/<suite>.json``), the py-spy profile
+(``docs/bench/profile.txt``, collapsed stacks) and the hand-kept log of performance
+changes (``docs/bench/changes.json``) into Markdown tables and PNGs. Rendering is pure
+(:func:`render_markdown`, :func:`profile_top`); :func:`write_report` does the I/O.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stream.bench.common import read_json
+
+SUITES = ("e2e", "ceiling", "model", "influx", "producer")
+_FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/mod.py:12)`` → ``mod.py:func``."""
+    found = _FRAME.match(frame.strip())
+    if not found:
+        return frame.strip()
+    return f"{Path(found['file']).name}:{found['func']}"
+
+
+def profile_top(collapsed: str, n: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """Top functions of py-spy collapsed stacks: ``self`` (leaf) and ``total`` (inclusive)
+    shares of all samples, largest first."""
+    self_counts: Counter[str] = Counter()
+    total_counts: Counter[str] = Counter()
+    samples = 0
+    for text in collapsed.splitlines():
+        stack, _, count_text = text.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(f) for f in stack.split(";") if f.strip()]
+        if not frames:
+            continue
+        samples += count
+        self_counts[frames[-1]] += count
+        for name in set(frames):
+            total_counts[name] += count
+    if samples == 0:
+        return {"self": [], "total": []}
+    return {
+        "self": [(name, c / samples) for name, c in self_counts.most_common(n)],
+        "total": [(name, c / samples) for name, c in total_counts.most_common(n)],
+    }
+
+
+def _machine_line(data: Mapping[str, Any]) -> str:
+    m, v = data.get("machine", {}), data.get("versions", {})
+    return (
+        f"_Measured {data.get('measured_at', '?')} on {m.get('cpu', '?')}, {m.get('cores')} "
+        f"cores, {m.get('ram_gib')} GiB, load average {m.get('load_avg_1m')}; Python "
+        f"{v.get('python')}, faust {v.get('faust-streaming')}, aiokafka {v.get('aiokafka')}, "
+        f"kafka-python {v.get('kafka-python')}, onnxruntime {v.get('onnxruntime')}, numpy "
+        f"{v.get('numpy')}, Kafka {v.get('kafka')}, InfluxDB {v.get('influxdb')}._"
+    )
+
+
+def _e2e(data: Mapping[str, Any]) -> str:
+    rows = [
+        [
+            r["devices"], r["produced_frames_per_s"], r["consumed_frames_per_s"],
+            r["consumed_samples_per_s"], r["lag_frames_end"], r["lag_slope_frames_per_s"],
+            r["alert_latency_received_s"]["p50"], r["alert_latency_received_s"]["p95"],
+            r["alert_latency_received_s"]["p99"], f"{r['labels_alerted']}/{r['labels']}",
+            r["cpu_percent"].get("worker"), r["cpu_percent"].get("simulator"),
+            r["peak_rss_mib"].get("worker"), r.get("load_avg_1m"),
+            "yes" if r["realtime"] else ("producer-bound" if not r["producer_realtime"] else "no"),
+        ]
+        for r in sorted(data["results"], key=lambda r: r["devices"])
+    ]  # fmt: skip
+    s = data["summary"]
+    headers = [
+        "devices", "produced fr/s", "consumed fr/s", "samples/s", "lag end (frames)",
+        "lag trend (fr/s)", "alert p50 s", "p95 s", "p99 s", "alerted", "worker CPU %",
+        "simulator CPU %", "worker RSS MiB", "load", "real time",
+    ]  # fmt: skip
+    return "\n\n".join(
+        [
+            "## End to end (`vitalstream bench e2e`)",
+            _machine_line(data),
+            f"Largest fleet that holds real time: **{s['max_devices_realtime']} devices** "
+            f"(first failing: {_fmt(s.get('first_failing_devices'))}, limited by "
+            f"{_fmt(s.get('limited_by'))}); p99 alert latency there "
+            f"{_fmt(s.get('p99_alert_latency_s'), 2)} s; {s['seconds_per_size']:g} s measured "
+            f"per size after {s['warmup_s']:g} s warm-up.",
+            table(headers, rows),
+            "Alert latency is the time from a labelled event's onset to the receipt of its "
+            "`triggered` alert from the alerts topic, minus the rule's onset delay: it "
+            "includes the time a 10 s window's median takes to cross a limit (~5 s).",
+            "![throughput](bench/e2e_throughput.png) ![latency](bench/e2e_latency.png)",
+            "![lag](bench/e2e_lag.png)",
+        ]
+    )
+
+
+def _ceiling(data: Mapping[str, Any]) -> str:
+    s = data["summary"]
+    rows = [[r["name"], r["unit"], r["rate"]] for r in data["results"]]
+    ratios = [
+        "- in-memory pipeline / Kafka consume ceiling: "
+        f"{_fmt(s.get('pipeline_offline_vs_kafka'), 3)}",
+        f"- end-to-end pipeline (at the knee) / Kafka ceiling: {_fmt(s.get('ceiling_ratio'), 3)}",
+        f"- end-to-end pipeline / InfluxDB ceiling ({_fmt(s.get('lines_per_frame'), 2)} "
+        f"points per frame → {_fmt(s.get('influx_ceiling_frames_per_s'))} frames/s): "
+        f"{_fmt(s.get('e2e_vs_influx'), 3)}",
+    ]
+    return "\n\n".join(
+        [
+            "## Ceilings (`vitalstream bench ceiling`)",
+            _machine_line(data),
+            f"{_fmt(s['frames'])} simulator frames (quiet ward, no faults) on one topic.",
+            table(["measurement", "unit", "rate"], rows),
+            "\n".join(ratios),
+        ]
+    )
+
+
+def _model(data: Mapping[str, Any]) -> str:
+    rows = [
+        [r["model"], r["runtime"], r["threads"], r["batch"], r["ms_per_window"], r["ms_per_call"]]
+        for r in data["results"]
+        if r["batch"] in (1, 8, 32, 256)
+    ]
+    s = data["summary"]
+    speedups = ", ".join(f"{k} {v:.1f}×" for k, v in s["onnx_speedup_batch1_by_model"].items())
+    return "\n\n".join(
+        [
+            "## Models (`vitalstream bench model`)",
+            _machine_line(data),
+            f"onnxruntime over PyTorch at batch 1, one thread: {speedups}. "
+            "All batch sizes are in `docs/bench/model.json`.",
+            table(["model", "runtime", "threads", "batch", "ms/window", "ms/call"], rows),
+            "![model latency](bench/model_latency.png)",
+        ]
+    )
+
+
+def _influx(data: Mapping[str, Any]) -> str:
+    rows = [[r["batch_lines"], r["gzip"], r["points_per_s"]] for r in data["results"]]
+    s = data["summary"]
+    return "\n\n".join(
+        [
+            "## InfluxDB sink (`vitalstream bench influx`)",
+            _machine_line(data),
+            f"`stream.sinks.InfluxSink`, {_fmt(s['lines_per_case'])} feature lines per case. "
+            f"Best {_fmt(s['best_points_per_s'])} points/s at {s['best_batch_lines']} lines "
+            f"(gzip {_fmt(s['best_gzip'])}); the configured default does "
+            f"{_fmt(s.get('configured_points_per_s'))} points/s.",
+            table(["batch lines", "gzip", "points/s"], rows),
+            "![influx](bench/influx.png)",
+        ]
+    )
+
+
+def _producer(data: Mapping[str, Any]) -> str:
+    rows = [
+        [r["devices"], r["frames_per_s"], r["samples_per_s"], r["tick_ms"], r["render_share"],
+         r["realtime"]]
+        for r in data["results"]
+    ]  # fmt: skip
+    s = data["summary"]
+    return "\n\n".join(
+        [
+            "## Producer (`vitalstream bench producer`)",
+            _machine_line(data),
+            f"One simulator process, flat out: real time up to "
+            f"{_fmt(s.get('max_realtime_devices'))} devices; estimated capacity "
+            f"{_fmt(s.get('estimated_capacity_devices'))} devices.",
+            table(
+                ["devices", "frames/s", "samples/s", "tick ms", "render share", "real time"], rows
+            ),
+        ]
+    )
+
+
+def _profile(top: Mapping[str, list[tuple[str, float]]], devices: int | None) -> str:
+    at = f" at {devices} devices" if devices else ""
+    rows = [
+        [name, f"{share:.1%}", total_name, f"{total_share:.1%}"]
+        for (name, share), (total_name, total_share) in zip(top["self"], top["total"], strict=False)
+    ]
+    return "\n\n".join(
+        [
+            f"## Where the worker's time goes (py-spy{at})",
+            "Sampled with `py-spy record --format raw` during the e2e measurement "
+            "(collapsed stacks in `docs/bench/profile.txt`). *Self*: the function itself was "
+            "running; *total*: it was on the stack.",
+            table(["self", "share", "total", "share"], rows),
+            "![profile](bench/profile_top.png)",
+        ]
+    )
+
+
+def _changes(changes: list[dict[str, Any]]) -> str:
+    rows = [[c["change"], c["metric"], c["before"], c["after"], c.get("note", "")] for c in changes]
+    return "\n\n".join(
+        [
+            "## What each performance change bought",
+            "Measured one after another on the same machine (see the load column of each "
+            "suite: the machine is shared, so differences under ~10 % are noise).",
+            table(["change", "metric", "before", "after", "note"], rows),
+        ]
+    )
+
+
+def render_markdown(
+    suites: Mapping[str, Mapping[str, Any] | None],
+    profile: Mapping[str, list[tuple[str, float]]] | None = None,
+    changes: list[dict[str, Any]] | None = None,
+) -> str:
+    """docs/benchmarks.md from whatever suites have results (missing ones are named)."""
+    parts = [
+        "# VitalStream benchmarks",
+        "Reproduce with `vitalstream bench SUITE --json docs/bench/SUITE.json` for SUITE in "
+        + ", ".join(f"`{s}`" for s in SUITES)
+        + ", then `vitalstream bench report`. Every figure below is regenerated from the "
+        "JSON files in `docs/bench/`.",
+    ]
+    renderers = {"e2e": _e2e, "ceiling": _ceiling, "model": _model, "influx": _influx,
+                 "producer": _producer}  # fmt: skip
+    missing = []
+    for name in SUITES:
+        data = suites.get(name)
+        if data:
+            parts.append(renderers[name](data))
+        else:
+            missing.append(name)
+    if profile and profile.get("self"):
+        e2e = suites.get("e2e") or {}
+        parts.append(_profile(profile, (e2e.get("summary") or {}).get("profiled_devices")))
+    if changes:
+        parts.append(_changes(changes))
+    if missing:
+        parts.append("Not measured yet: " + ", ".join(f"`{m}`" for m in missing) + ".")
+    return "\n\n".join(parts) + "\n"
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def _figures(
+    suites: Mapping[str, Mapping[str, Any] | None],
+    profile: Mapping[str, list[tuple[str, float]]] | None,
+    out: Path,
+) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        path = out / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    if e2e := suites.get("e2e"):
+        results = sorted(e2e["results"], key=lambda r: r["devices"])
+        n = [r["devices"] for r in results]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(n, n, "k:", label="needed (1 frame/device/s)")
+        ax.plot(n, [r["produced_frames_per_s"] for r in results], "s-", label="produced")
+        ax.plot(n, [r["consumed_frames_per_s"] for r in results], "o-", label="consumed by worker")
+        knee = e2e["summary"]["max_devices_realtime"]
+        if knee:
+            ax.axvline(knee, color="grey", alpha=0.4, label=f"knee: {knee} devices")
+        ax.set(xlabel="devices", ylabel="frames/s", title="Throughput vs fleet size")
+        ax.legend()
+        save(fig, "e2e_throughput.png")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for q in ("p50", "p95", "p99"):
+            ax.plot(n, [r["alert_latency_received_s"][q] for r in results], "o-", label=q)
+        ax.axhline(10, color="red", alpha=0.4, label="IEC 60601-2-27: 10 s")
+        ax.set(xlabel="devices", ylabel="s beyond onset delay", title="Alert latency")
+        ax.legend()
+        save(fig, "e2e_latency.png")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in results:
+            series = r["lag_series"]
+            ax.plot([p[0] for p in series], [p[1] for p in series], label=f"{r['devices']}")
+        ax.set(xlabel="s since simulator start", ylabel="lag (frames)", title="Consumer lag")
+        ax.legend(title="devices", fontsize=8)
+        save(fig, "e2e_lag.png")
+    if model := suites.get("model"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        keys = sorted({(r["model"], r["runtime"], r["threads"]) for r in model["results"]})
+        for key in keys:
+            rows = sorted(
+                (r for r in model["results"] if (r["model"], r["runtime"], r["threads"]) == key),
+                key=lambda r: r["batch"],
+            )
+            style = "-" if key[1] == "onnxruntime" else "--"
+            ax.plot([r["batch"] for r in rows], [r["ms_per_window"] for r in rows], style,
+                    marker="o", label=f"{key[0]} {key[1]} {key[2]}t")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="batch", ylabel="ms per window",
+               title="Model latency per window")  # fmt: skip
+        ax.legend(fontsize=7)
+        save(fig, "model_latency.png")
+    if influx := suites.get("influx"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for gz in (True, False):
+            rows = [r for r in influx["results"] if r["gzip"] is gz]
+            ax.plot([r["batch_lines"] for r in rows], [r["points_per_s"] for r in rows], "o-",
+                    label=f"gzip {'on' if gz else 'off'}")  # fmt: skip
+        ax.set(xscale="log", xlabel="lines per batch", ylabel="points/s",
+               title="InfluxSink write rate")  # fmt: skip
+        ax.legend()
+        save(fig, "influx.png")
+    if profile and profile.get("total"):
+        fig, ax = plt.subplots(figsize=(7, 5))
+        names = [name for name, _ in profile["total"]][::-1]
+        ax.barh(names, [100 * share for _, share in profile["total"]][::-1])
+        ax.set(xlabel="% of samples on stack", title="Worker profile (inclusive)")
+        ax.tick_params(axis="y", labelsize=7)
+        save(fig, "profile_top.png")
+    return written
+
+
+def write_report(bench_dir: Path, markdown_path: Path) -> list[Path]:
+    """Regenerate the Markdown and the PNGs from the JSON in ``bench_dir``."""
+    suites = {name: read_json(bench_dir / f"{name}.json") for name in SUITES}
+    profile_path = bench_dir / "profile.txt"
+    profile = profile_top(profile_path.read_text()) if profile_path.is_file() else None
+    changes = read_json(bench_dir / "changes.json")
+    written = _figures(suites, profile, bench_dir)
+    markdown_path.write_text(render_markdown(suites, profile, changes))  # type: ignore[arg-type]
+    return [*written, markdown_path]
