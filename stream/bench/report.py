@@ -355,5 +355,9 @@ def write_report(bench_dir: Path, markdown_path: Path) -> list[Path]:
     profile = profile_top(profile_path.read_text()) if profile_path.is_file() else None
     changes = read_json(bench_dir / "changes.json")
     written = _figures(suites, profile, bench_dir)
-    markdown_path.write_text(render_markdown(suites, profile, changes))  # type: ignore[arg-type]
+    text = render_markdown(suites, profile, changes)
+    notes = bench_dir / "notes.md"
+    if notes.is_file():  # hand-written findings that are not numbers (appended verbatim)
+        text += "\n" + notes.read_text()
+    markdown_path.write_text(text)
     return [*written, markdown_path]

@@ -22,9 +22,7 @@ from producers.scenario import ScenarioError, load_scenario
 from stream.cli import app
 
 runner = CliRunner()
-FUZZ = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 yaml_scalars = (
     st.none()
@@ -48,10 +46,13 @@ patient = st.fixed_dictionaries(
     optional={
         "events": st.lists(
             st.fixed_dictionaries(
-                {"event": st.text(max_size=15) | st.sampled_from(["tachycardia", "fall"]),
-                 "start": st.floats() | st.integers(), "end": st.floats() | st.integers()},
+                {
+                    "event": st.text(max_size=15) | st.sampled_from(["tachycardia", "fall"]),
+                    "start": st.floats() | st.integers(),
+                    "end": st.floats() | st.integers(),
+                },
                 optional={"severity": st.floats() | st.text(max_size=5)},
-            ),  # fmt: skip
+            ),
             max_size=3,
         ),
         "device_id": st.text(max_size=70),

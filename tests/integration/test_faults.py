@@ -267,9 +267,7 @@ class _SlowReceiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(
-    isolated_settings, tmp_path
-):
+def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(isolated_settings, tmp_path):
     """A webhook that answers in 5 s and an SSE subscriber that never reads (its socket
     buffers fill) share the service with a normal subscriber, which still gets every
     alert within a second of it reaching Kafka."""
