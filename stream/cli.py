@@ -15,11 +15,13 @@ from pydantic import ValidationError
 
 from models.cli import models_app, train
 from producers.cli import replay, simulate
-from stream.commands import analyze, bench, demo, soak, worker
+from stream.bench import bench
+from stream.commands import analyze, demo, worker
 from stream.config import load_settings
 from stream.dashboards_cli import dashboards_app
 from stream.services.cli import services_app
 from stream.services.errors import ServiceError
+from stream.soak import soak
 from stream.subscriptions.cli import alerts_app
 
 app = typer.Typer(

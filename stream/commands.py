@@ -1,4 +1,4 @@
-"""`vitalstream worker|demo|analyze|soak|bench`: the stream core's commands.
+"""`vitalstream worker|demo|analyze`: the stream core's commands.
 
 Commands parse options, call into ``stream.app`` / ``stream.pipeline`` and print; heavy
 imports (Faust, onnxruntime) happen inside them so ``vitalstream --help`` stays fast.
@@ -216,13 +216,3 @@ def _print_alert(console: Console, alert: Alert) -> None:
         f"patient={alert.patient[:10]}… device={alert.device_id} {alert.message}",
         highlight=False,
     )
-
-
-def soak() -> None:
-    """Run the soak test (not built yet)."""
-    raise SystemExit("vitalstream soak: not yet; the lead assigns it later")
-
-
-def bench() -> None:
-    """Run a benchmark suite (not built yet)."""
-    raise SystemExit("vitalstream bench: not yet; the lead assigns it later")

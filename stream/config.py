@@ -67,7 +67,9 @@ class InfluxSettings(_Group):
     gzip: bool = True
     timeout_s: float = 10.0
     retry_max_s: float = Field(
-        60.0, gt=0, description="total time one batch is retried before the sink reports backpressure"
+        60.0,
+        gt=0,
+        description="total time one batch is retried before the sink reports backpressure",
     )
 
 
@@ -81,7 +83,9 @@ class LocalServiceSettings(_Group):
     influxdb_version: str = "2.7.12"
     influxdb_port: int = 8086
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"))
-    data_dir: Path = Field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "services")
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "services"
+    )
     start_timeout_s: float = 120.0
 
 
@@ -102,7 +106,9 @@ class StreamSettings(_Group):
 
 
 class ModelSettings(_Group):
-    directory: Path = Field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "models")
+    directory: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "models"
+    )
     shadow: bool = False
 
 

@@ -59,7 +59,7 @@ class _Record(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
     @classmethod
-    def from_json(cls, data: bytes | str):  # noqa: ANN206 - returns cls
+    def from_json(cls, data: bytes | str):
         return cls.model_validate_json(data)
 
 
@@ -68,9 +68,7 @@ class SignalBlock(_Record):
 
     fs: float = Field(gt=0, description="sampling rate in Hz")
     unit: str = Field(max_length=16)
-    samples: list[float] | list[tuple[float, float, float]] = Field(
-        min_length=1, max_length=20_000
-    )
+    samples: list[float] | list[tuple[float, float, float]] = Field(min_length=1, max_length=20_000)
 
 
 class Signals(_Record):
@@ -97,7 +95,9 @@ class Signals(_Record):
                 raise ValueError(f"{name}: sampling rate {block.fs} Hz outside {fs_lo}..{fs_hi}")
             triples = isinstance(block.samples[0], tuple)
             if triples != (name == "acc"):
-                raise ValueError(f"{name}: samples must be {'[x,y,z] triples' if name == 'acc' else 'numbers'}")
+                raise ValueError(
+                    f"{name}: samples must be {'[x,y,z] triples' if name == 'acc' else 'numbers'}"
+                )
             flat = (v for s in block.samples for v in s) if triples else block.samples
             lo, hi = _bounds(flat)
             if lo < v_lo or hi > v_hi:
@@ -163,7 +163,9 @@ class Profile(_Record):
     @model_validator(mode="after")
     def _news2_applicability(self) -> Profile:
         if self.news2 and (self.age_band == "paediatric" or self.pregnant):
-            raise ValueError("NEWS2 does not apply to paediatric or pregnant patients: set news2=false")
+            raise ValueError(
+                "NEWS2 does not apply to paediatric or pregnant patients: set news2=false"
+            )
         return self
 
 
@@ -249,4 +251,3 @@ def frame_json_schema() -> dict[str, Any]:
     schema["$id"] = "https://vitalstream.dev/schemas/frame-v1.json"
     schema["title"] = "VitalStream device frame, version 1"
     return schema
-
