@@ -22,7 +22,8 @@ from typing import Any
 import typer
 
 SUITES = ("e2e", "ceiling", "model", "influx", "producer", "report")
-DEFAULT_DEVICES = "250,500,1000,2000,3000,5000"
+# The sweep stops at the first size the worker cannot hold (see stream.bench.e2e.run).
+DEFAULT_DEVICES = "50,100,150,250,500,1000,2000,3000,5000"
 BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
 
@@ -35,6 +36,16 @@ def _devices(text: str) -> list[int]:
     if not counts or counts[0] < 1:
         raise typer.BadParameter("--devices needs positive counts")
     return counts
+
+
+def ceiling_ratio(e2e_summary: dict[str, Any], bench_dir: Path) -> float | None:
+    """Frames/s at the knee over the plain-consumer ceiling (from ``ceiling.json``)."""
+    from stream.bench.common import read_json
+
+    ceiling = read_json(bench_dir / "ceiling.json")
+    kafka = (ceiling or {}).get("summary", {}).get("kafka_consume_frames_per_s")
+    at_knee = e2e_summary.get("frames_per_s_at_knee")
+    return round(at_knee / kafka, 5) if kafka and at_knee else None
 
 
 def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
@@ -54,6 +65,7 @@ def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[st
             profile_at=profile_at, profile_path=options["bench_dir"] / "profile.txt",
         )  # fmt: skip
         summary["profiled_devices"] = profile_at
+        summary["ceiling_ratio"] = ceiling_ratio(summary, options["bench_dir"])
         return results, summary
     if suite == "ceiling":
         from stream.bench import ceiling

@@ -12,7 +12,8 @@ Owns the sweep. For each device count, on fresh topics, bucket and consumer grou
    same kind on the same device, minus the event's onset and the rule's onset delay, by
    the worker's ``emitted_at`` and by the time this process received it from the topic.
 
-The knee is the largest size that holds real time (:func:`stream.bench.stats.find_knee`).
+The knee is the largest size that holds real time (:func:`stream.bench.stats.find_knee`);
+the sweep stops at the first size the worker cannot hold.
 With ``profile_at`` the worker is sampled by py-spy during that size's measurement.
 """
 
@@ -381,10 +382,11 @@ def run(
         for n in sorted(devices):
             progress.update(task, description=f"e2e {n} devices")
             profile_to = profile_path if profile_at == n else None
-            results.append(
-                one_size(settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env)
-            )
+            result = one_size(settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env)
+            results.append(result)
             progress.advance(task)
+            if result["producer_realtime"] and not result["worker_realtime"]:
+                break  # past the knee: larger fleets only fall further behind
     knee = stats.find_knee(results)
     at_knee = next((r for r in results if r["devices"] == knee["max_devices_realtime"]), None)
     summary = {

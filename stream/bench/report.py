@@ -18,6 +18,7 @@ from typing import Any
 from stream.bench.common import read_json
 
 SUITES = ("e2e", "ceiling", "model", "influx", "producer")
+OWN_PACKAGES = ("stream", "models", "producers")
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
@@ -47,9 +48,27 @@ def _short(frame: str) -> str:
     return f"{Path(found['file']).name}:{found['func']}"
 
 
-def profile_top(collapsed: str, n: int = 15) -> dict[str, list[tuple[str, float]]]:
-    """Top functions of py-spy collapsed stacks: ``self`` (leaf) and ``total`` (inclusive)
-    shares of all samples, largest first."""
+def _own_code(frame: str) -> bool:
+    """Whether a py-spy frame is VitalStream's: py-spy names files relative to their
+    sys.path entry (``stream/pipeline.py``, ``faust/agents/agent.py``)."""
+    found = _FRAME.match(frame.strip())
+    path = found["file"] if found else frame
+    if "site-packages" in path or "/lib/python" in path or path.startswith("<"):
+        return False
+    parts = Path(path).parts
+    if parts and parts[0] == "/":
+        return any(f"/{package}/" in path for package in OWN_PACKAGES)
+    return len(parts) > 1 and parts[0] in OWN_PACKAGES
+
+
+def profile_top(
+    collapsed: str, n: int = 15, entry_share: float = 0.9
+) -> dict[str, list[tuple[str, float]]]:
+    """Top functions of py-spy collapsed stacks: ``self`` (leaf, any code) and ``total``
+    (inclusive, VitalStream's own functions only) shares of all samples, largest first.
+
+    Functions on at least ``entry_share`` of the samples (the CLI and worker entry points)
+    say nothing and are left out of ``total``."""
     self_counts: Counter[str] = Counter()
     total_counts: Counter[str] = Counter()
     samples = 0
@@ -63,13 +82,18 @@ def profile_top(collapsed: str, n: int = 15) -> dict[str, list[tuple[str, float]
             continue
         samples += count
         self_counts[frames[-1]] += count
-        for name in set(frames):
+        raw_frames = [f for f in stack.split(";") if f.strip()]
+        for name in {_short(f) for f in raw_frames if _own_code(f)}:
             total_counts[name] += count
     if samples == 0:
         return {"self": [], "total": []}
     return {
         "self": [(name, c / samples) for name, c in self_counts.most_common(n)],
-        "total": [(name, c / samples) for name, c in total_counts.most_common(n)],
+        "total": [
+            (name, c / samples)
+            for name, c in total_counts.most_common()
+            if c / samples < entry_share
+        ][:n],
     }
 
 
@@ -84,6 +108,13 @@ def _machine_line(data: Mapping[str, Any]) -> str:
     )
 
 
+def frames_per_cpu_s(result: Mapping[str, Any]) -> float | None:
+    """Frames consumed per second of worker CPU: the figure the machine's load (other
+    jobs taking CPU from the worker) does not change, unlike frames/s."""
+    cpu = result["cpu_percent"].get("worker")
+    return round(100 * result["consumed_frames_per_s"] / cpu, 1) if cpu else None
+
+
 def _e2e(data: Mapping[str, Any]) -> str:
     rows = [
         [
@@ -91,7 +122,7 @@ def _e2e(data: Mapping[str, Any]) -> str:
             r["consumed_samples_per_s"], r["lag_frames_end"], r["lag_slope_frames_per_s"],
             r["alert_latency_received_s"]["p50"], r["alert_latency_received_s"]["p95"],
             r["alert_latency_received_s"]["p99"], f"{r['labels_alerted']}/{r['labels']}",
-            r["cpu_percent"].get("worker"), r["cpu_percent"].get("simulator"),
+            r["cpu_percent"].get("worker"), frames_per_cpu_s(r), r["cpu_percent"].get("simulator"),
             r["peak_rss_mib"].get("worker"), r.get("load_avg_1m"),
             "yes" if r["realtime"] else ("producer-bound" if not r["producer_realtime"] else "no"),
         ]
@@ -101,7 +132,7 @@ def _e2e(data: Mapping[str, Any]) -> str:
     headers = [
         "devices", "produced fr/s", "consumed fr/s", "samples/s", "lag end (frames)",
         "lag trend (fr/s)", "alert p50 s", "p95 s", "p99 s", "alerted", "worker CPU %",
-        "simulator CPU %", "worker RSS MiB", "load", "real time",
+        "fr per worker CPU-s", "simulator CPU %", "worker RSS MiB", "load", "real time",
     ]  # fmt: skip
     return "\n\n".join(
         [
@@ -146,7 +177,14 @@ def _ceiling(data: Mapping[str, Any]) -> str:
 
 def _model(data: Mapping[str, Any]) -> str:
     rows = [
-        [r["model"], r["runtime"], r["threads"], r["batch"], r["ms_per_window"], r["ms_per_call"]]
+        [
+            r["model"],
+            r["runtime"],
+            r["threads"],
+            r["batch"],
+            f"{r['ms_per_window']:.3f}",
+            f"{r['ms_per_call']:.3f}",
+        ]
         for r in data["results"]
         if r["batch"] in (1, 8, 32, 256)
     ]
@@ -342,7 +380,7 @@ def _figures(
         fig, ax = plt.subplots(figsize=(7, 5))
         names = [name for name, _ in profile["total"]][::-1]
         ax.barh(names, [100 * share for _, share in profile["total"]][::-1])
-        ax.set(xlabel="% of samples on stack", title="Worker profile (inclusive)")
+        ax.set(xlabel="% of samples on stack", title="Worker profile: VitalStream functions")
         ax.tick_params(axis="y", labelsize=7)
         save(fig, "profile_top.png")
     return written

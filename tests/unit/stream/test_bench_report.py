@@ -50,16 +50,21 @@ def _result(devices: int, realtime: bool, producer: bool = True) -> dict:
     return {"devices": devices, "realtime": realtime, "producer_realtime": producer}
 
 
-def test_knee_is_the_last_realtime_size_before_the_first_failure() -> None:
+def test_knee_is_the_last_realtime_size_before_the_first_worker_failure() -> None:
     results = [_result(500, False), _result(100, True), _result(250, True), _result(1000, True)]
     knee = stats.find_knee(results)
     assert knee == {"max_devices_realtime": 250, "first_failing_devices": 500,
-                    "limited_by": "worker"}  # fmt: skip
+                    "limited_by": "worker", "inconclusive_devices": []}  # fmt: skip
 
 
-def test_knee_names_the_producer_when_it_could_not_feed_the_worker() -> None:
-    knee = stats.find_knee([_result(100, True), _result(200, False, producer=False)])
-    assert knee["limited_by"] == "producer"
+def test_sizes_the_producer_could_not_feed_are_skipped_as_inconclusive() -> None:
+    results = [_result(50, False, producer=False), _result(100, True), _result(150, False)]
+    knee = stats.find_knee(results)
+    assert knee["max_devices_realtime"] == 100
+    assert knee["first_failing_devices"] == 150
+    assert knee["inconclusive_devices"] == [50]
+    only_producer = stats.find_knee([_result(100, True), _result(200, False, producer=False)])
+    assert only_producer["limited_by"] == "producer"
     assert stats.find_knee([_result(100, False)])["max_devices_realtime"] == 0
 
 
@@ -94,15 +99,17 @@ def test_profile_top_counts_self_and_inclusive_shares() -> None:
     collapsed = "\n".join(
         [
             "main (app.py:1);process (stream/pipeline.py:10);bandpass (stream/features.py:5) 6",
-            "main (app.py:1);process (stream/pipeline.py:10) 2",
+            "main (app.py:1);process (/srv/vs/stream/pipeline.py:10) 2",
             "main (app.py:1);poll (aiokafka/consumer.py:3) 2",
             "garbage line",
         ]
     )
     top = profile_top(collapsed)
     assert top["self"][0] == ("features.py:bandpass", pytest.approx(0.6))
+    assert top["self"][2] == ("consumer.py:poll", pytest.approx(0.2))
     totals = dict(top["total"])
-    assert totals["app.py:main"] == pytest.approx(1.0)
+    assert "app.py:main" not in totals  # the entry point is on every sample
+    assert "consumer.py:poll" not in totals  # library code: only self time
     assert totals["pipeline.py:process"] == pytest.approx(0.8)
 
 
