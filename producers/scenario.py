@@ -136,6 +136,8 @@ def load_scenario(source: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:  # PyYAML recurses once per nesting level
+        raise ScenarioError(f"{path}: nested too deeply to be a scenario") from exc
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping with at least a 'name'")
     try:

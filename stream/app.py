@@ -4,7 +4,8 @@ Owns only the glue. Everything a batch does is in ``stream/pipeline.py``; here:
 
 - ``process_frames``: ``stream.take_events(batch_size, within=batch_within_s)`` →
   ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
-  broker* → lines written to InfluxDB *durably* (the sink blocks while InfluxDB is down)
+  broker* → lines written durably (to InfluxDB, or while it is down to the sink's fsync'd
+  local spool, drained back by a timer; the sink blocks only when the spool is full)
   → only then does the loop ask for the next batch, which is when Faust acks this one's
   offsets. Offsets are therefore committed only for data that is durable.
 - ``track_enrolments``: enrolments → pseudonymized contexts (a table; raw ids stay in ingest).
@@ -45,6 +46,7 @@ from stream.sinks import InfluxSink, pipeline_line
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+SPOOL_DRAIN_S = 2.0
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -271,6 +273,11 @@ def create_app(
         if output.alerts or output.lines:
             runtime.record(output)
             await runtime.deliver(output)
+
+    @app.timer(interval=SPOOL_DRAIN_S)
+    async def drain_spool() -> None:
+        # Batches spooled while InfluxDB was down go back as soon as it answers again.
+        await runtime.sink.drain()
 
     @app.timer(interval=stream.metrics_every_s)
     async def report_metrics() -> None:

@@ -17,7 +17,6 @@ they never print; when not given, the local services' generated secrets are used
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -69,7 +68,15 @@ class InfluxSettings(_Group):
     retry_max_s: float = Field(
         60.0,
         gt=0,
-        description="total time one batch is retried before the sink reports backpressure",
+        description="total time one batch is retried before it goes to the local spool",
+    )
+    spool_dir: Path | None = Field(
+        None,
+        description="durable local overflow while InfluxDB is down "
+        "(default: <data dir>/spool/<app id>); consumption and alerts continue meanwhile",
+    )
+    spool_max_mb: float = Field(
+        1024.0, ge=0, description="spool size at which the sink blocks (backpressure); 0 = off"
     )
 
 
@@ -285,12 +292,12 @@ class Settings(BaseSettings):
                 return path.read_text().strip()
         return None
 
-    @cached_property
+    @property
     def influx_token(self) -> str | None:
         """The InfluxDB token: given, from its file, or the local services' own."""
         return self._secret(self.influx.token, self.influx.token_file, "influx_token")
 
-    @cached_property
+    @property
     def pseudonym_secret(self) -> bytes:
         """HMAC key for patient pseudonyms; ingest refuses to run without one."""
         value = self._secret(self.pseudonym_key, self.pseudonym_key_file, "pseudonym_key")

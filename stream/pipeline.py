@@ -228,6 +228,7 @@ class Pipeline:
         self, frames: list[tuple[Frame, PatientContext]], now: float, output: Output
     ) -> tuple[int, float]:
         touched: dict[str, PatientContext] = {}
+        due: list[tuple[str, SignalWindow]] = []
         for frame, context in frames:
             tags = patient_tags(context.ward, context.patient, frame.device_id)
             output.lines += vitals_lines(frame, tags)
@@ -235,22 +236,20 @@ class Pipeline:
                 output.lines += raw_lines(frame, tags)
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
-            self._buffer(frame)
+            buffers = self._buffer(frame)
+            # Cut this device's due windows now, frame by frame: a catch-up batch (after an
+            # outage or a restart) holds many seconds per device, and asking only once the
+            # whole batch is buffered would skip all but its last windows — and their alerts.
+            due += [(frame.device_id, buffers.window(float(end))) for end in buffers.due_ends()]
             end = frame.t0 + frame.duration()
             self.store.last_seen[frame.device_id] = end
             if self._newest_t is None or end > self._newest_t:
                 self._newest_t, self._newest_at = end, now
             touched[frame.device_id] = context
-        due = [
-            (device_id, self.buffers[device_id].window(float(end)))
-            for device_id in touched
-            if device_id in self.buffers
-            for end in self.buffers[device_id].due_ends()
-        ]
         scoring_s = self._windows(due, touched, output, now)
         return len(due), scoring_s
 
-    def _buffer(self, frame: Frame) -> None:
+    def _buffer(self, frame: Frame) -> DeviceBuffers:
         buffers = self.buffers.get(frame.device_id)
         if buffers is None:
             stream = self.settings.stream
@@ -261,6 +260,7 @@ class Pipeline:
             block = getattr(frame.signals, name)
             if block is not None:
                 buffers.append(name, frame.t0, block.fs, np.asarray(block.samples, dtype=float))
+        return buffers
 
     def _observe(self, device_id: str, observations: Observations) -> None:
         # Manual observations arrive sparsely; each new one updates only what it carries.

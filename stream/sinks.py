@@ -6,11 +6,13 @@ retry policy, and backpressure. The contract the worker relies on:
 - :meth:`InfluxSink.add` buffers lines; :meth:`InfluxSink.flush` writes all buffered lines
   in batches of ``settings.influx.batch_lines`` and returns only once InfluxDB accepted
   them; :meth:`InfluxSink.write` is add + flush.
-- While InfluxDB is unreachable, ``flush`` keeps retrying (exponential backoff with jitter)
-  and never drops: the awaiting agent stalls, so Kafka offsets are not committed for data
-  that is not durable. After ``retry_max_s`` the sink reports backpressure (log, flag,
-  metric) and keeps waiting. Errors retrying cannot fix (bad token, missing bucket) raise
-  :class:`SinkError`.
+- While InfluxDB is unreachable, ``flush`` retries (exponential backoff with jitter) and
+  never drops. After ``retry_max_s`` the batch goes to the :class:`Spool`, a durable local
+  overflow (fsync'd segment files): the flush returns, Kafka offsets advance and alerts keep
+  flowing, and :meth:`InfluxSink.drain` (a worker timer) writes the spool back once InfluxDB
+  answers. Only when the spool is full (or disabled) does the awaiting agent stall, so
+  offsets are never committed for data that is not durable somewhere. Errors retrying cannot
+  fix (bad token, missing bucket) raise :class:`SinkError`.
 - Timestamps come from frame time, never the wall clock, so a replay after a crash
   overwrites the same points instead of duplicating them.
 
@@ -29,13 +31,17 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import gzip
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -138,6 +144,67 @@ class RetryPolicy:
         return now - started >= self.total_s
 
 
+class Spool:
+    """Durable local overflow for batches InfluxDB cannot take now.
+
+    Each batch becomes one segment file holding the exact request body, written under a
+    temporary name, fsync'd and renamed, so a segment on disk is always whole. Segments are
+    drained oldest first under an exclusive lock (workers on one host may share the
+    directory) and deleted only after InfluxDB accepted them: a crash mid-drain writes a
+    segment twice, which frame-time timestamps make harmless.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self._sequence = 0
+
+    def segments(self) -> list[Path]:
+        return sorted(self.directory.glob("*.seg"))
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.segments())
+
+    def has_room(self, incoming: int) -> bool:
+        return self.size() + incoming <= self.max_bytes
+
+    def put(self, body: bytes, lines: int) -> Path:
+        self._sequence += 1
+        name = f"{time.time_ns():020d}-{os.getpid()}-{self._sequence:06d}-{lines}.seg"
+        final = self.directory / name
+        temporary = self.directory / f".{name}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.rename(final)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself must survive a power cut
+        finally:
+            os.close(directory)
+        return final
+
+    @contextlib.contextmanager
+    def draining(self) -> Iterator[bool]:
+        """Exclusive right to drain; yields False when another process holds it."""
+        with open(self.directory / ".lock", "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def lines_in(segment: Path) -> int:
+        return int(segment.stem.rsplit("-", 1)[1])
+
+
 @dataclass
 class SinkStats:
     lines_written: int = 0
@@ -146,6 +213,8 @@ class SinkStats:
     last_write_s: float = 0.0
     backpressure: bool = False
     backpressure_events: int = 0
+    spooled_lines: int = 0
+    drained_lines: int = 0
 
 
 class InfluxSink:
@@ -172,6 +241,11 @@ class InfluxSink:
             headers["Content-Encoding"] = "gzip"
         self.headers = headers
         self._client = client or httpx.AsyncClient(timeout=influx.timeout_s)
+        spool_dir = influx.spool_dir or (
+            settings.services.data_dir.parent / "spool" / settings.stream.app_id
+        )
+        max_bytes = int(influx.spool_max_mb * 1024 * 1024)
+        self.spool = Spool(spool_dir, max_bytes) if max_bytes > 0 else None
         self._buffer: list[str] = []
         # The batch agent and the timers share one sink: one flush at a time, or two
         # flushes would write the same head of the buffer and then both drop it.
@@ -209,6 +283,8 @@ class InfluxSink:
         if self.gzip:
             body = gzip.compress(body, compresslevel=1)
         started = time.monotonic()
+        if self.spool is not None and self.spool.segments() and await self._spool(body, batch):
+            return  # InfluxDB was down moments ago: queue behind the backlog, drain() sends it
         delays = self.policy.delays()
         while True:
             problem = await self._post(body)
@@ -216,6 +292,8 @@ class InfluxSink:
                 break
             self.stats.write_failures += 1
             if self.policy.exhausted(started, time.monotonic()):
+                if self.spool is not None and await self._spool(body, batch, problem):
+                    return
                 self._report_backpressure(problem, time.monotonic() - started)
                 if not self.block:
                     raise SinkBackpressure(problem)
@@ -224,6 +302,43 @@ class InfluxSink:
         self.stats.lines_written += len(batch)
         self.stats.batches_written += 1
         self.stats.last_write_s = time.monotonic() - started
+
+    async def _spool(self, body: bytes, batch: list[str], problem: str | None = None) -> bool:
+        """Make the batch durable on local disk; False when the spool is full."""
+        assert self.spool is not None
+        if not await asyncio.to_thread(self.spool.has_room, len(body)):
+            return False
+        await asyncio.to_thread(self.spool.put, body, len(batch))
+        if problem is not None:
+            log.warning(
+                "InfluxDB unavailable (%s): spooling to %s; consumption and alerts continue",
+                problem,
+                self.spool.directory,
+            )
+        self.stats.spooled_lines += len(batch)
+        return True
+
+    async def drain(self) -> int:
+        """Write spooled segments back, oldest first; stops at the first failure."""
+        if self.spool is None or not self.spool.segments():
+            return 0
+        drained = 0
+        with self.spool.draining() as mine:
+            if not mine:
+                return 0
+            for segment in self.spool.segments():
+                body = await asyncio.to_thread(segment.read_bytes)
+                problem = await self._post(body)
+                if problem is not None:
+                    self.stats.write_failures += 1
+                    break
+                segment.unlink()
+                drained += Spool.lines_in(segment)
+        if drained:
+            self.stats.drained_lines += drained
+            self.stats.lines_written += drained
+            log.info("InfluxDB is back: wrote %d spooled lines", drained)
+        return drained
 
     async def _post(self, body: bytes) -> str | None:
         """``None`` when InfluxDB accepted the batch, else a retryable problem."""

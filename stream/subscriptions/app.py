@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stream.config import Settings
@@ -250,6 +251,13 @@ def create_app(settings: Settings, *, webhook_retry: RetryPolicy | None = None) 
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return _error(400, "bad_request", f"{where}: {first['msg']}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (an unparseable body, an unknown route) keep the
+        # API's error shape: a machine-readable code beside the detail.
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
     def runtime(request: Request) -> Runtime:
         return request.app.state.runtime

@@ -151,11 +151,6 @@ def test_degenerate_npy_recordings(array: np.ndarray, tmp_path: Path) -> None:
         assert "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: PyYAML recurses once per nesting level; load_scenario does not catch "
-    "RecursionError, so `simulate --scenario` prints a traceback (producers/scenario.py)",
-)
 def test_deeply_nested_scenario_is_a_clean_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text("[" * 5000 + "]" * 5000)

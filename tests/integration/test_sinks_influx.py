@@ -81,7 +81,7 @@ async def test_backpressure_holds_the_batch_until_influxdb_returns(
     down = isolated_settings.model_copy(
         update={
             "influx": isolated_settings.influx.model_copy(
-                update={"url": f"http://127.0.0.1:{port}", "batch_lines": 500}
+                update={"url": f"http://127.0.0.1:{port}", "batch_lines": 500, "spool_max_mb": 0}
             )
         }
     )
@@ -100,3 +100,32 @@ async def test_backpressure_holds_the_batch_until_influxdb_returns(
     assert not sink.stats.backpressure
     points = read_hr(isolated_settings, influx_client)
     assert len(points) == 1200
+
+
+async def test_an_outage_is_spooled_and_every_point_written_after_recovery(
+    isolated_settings, influx_client, tmp_path
+):
+    """With the spool on, the worker is not held up by an outage: the batches wait on
+    disk and reach the real InfluxDB once it is reachable again."""
+    real = urlparse(isolated_settings.influx.url)
+    port = free_port()
+    down = isolated_settings.model_copy(
+        update={
+            "influx": isolated_settings.influx.model_copy(
+                update={"url": f"http://127.0.0.1:{port}", "batch_lines": 500,
+                        "spool_dir": tmp_path / "spool"}
+            )
+        }
+    )  # fmt: skip
+    sink = InfluxSink(down, policy=RetryPolicy(initial_s=0.05, max_delay_s=0.2, total_s=0.5))
+    assert await asyncio.wait_for(sink.write(vitals(1200, device="dev-sp")), 20) == 1200
+    assert sink.stats.spooled_lines == 1200 and len(sink.spool.segments()) == 3
+    assert await sink.drain() == 0  # still down
+    proxy = await start_proxy(port, (real.hostname, real.port))
+    try:
+        assert await sink.drain() == 1200
+    finally:
+        proxy.close()
+        await sink.close()
+    assert sink.spool.segments() == []
+    assert len(read_hr(isolated_settings, influx_client)) == 1200

@@ -133,3 +133,19 @@ def test_invalid_setting_is_one_line_on_the_command_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: invalid setting kafka.partitions: Input should be greater than or equal to 1"
     ]
+
+
+def test_a_copied_settings_object_sees_its_own_secrets():
+    from pydantic import SecretStr
+
+    from stream.config import load_settings
+
+    original = load_settings(influx={"token": "first"}, pseudonym_key="k1")
+    copy = original.model_copy(
+        update={
+            "influx": original.influx.model_copy(update={"token": SecretStr("second")}),
+            "pseudonym_key": SecretStr("k2"),
+        }
+    )
+    assert (original.influx_token, copy.influx_token) == ("first", "second")
+    assert (original.pseudonym_secret, copy.pseudonym_secret) == (b"k1", b"k2")

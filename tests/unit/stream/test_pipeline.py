@@ -122,6 +122,24 @@ def test_a_restarted_worker_replaying_frames_does_not_alert_twice(settings):
     assert not [a for a in again.alerts if a.event == "triggered"]
 
 
+def test_a_catch_up_batch_alerts_like_a_live_stream(settings):
+    """After an outage the worker reads a long backlog in one batch: every window of it
+    must still be evaluated, or events inside the backlog are never alerted."""
+    fleet = ward(faults=False)
+    pipeline = Pipeline(settings, scorer=None)
+    feed = Feed(pipeline, fleet)
+    feed.run(10)  # live, second by second
+    backlog = []
+    for _ in range(70):  # the event (20-60 s) lies entirely inside the backlog
+        tick = fleet.tick()
+        backlog += [RawRecord(d.encode(), p, 0, feed.next_offset()) for d, p in tick.messages]
+    out = pipeline.process(backlog, now=START + 81)
+    triggered = [a for a in out.alerts if a.event == "triggered"]
+    assert [a.kind for a in triggered] == ["tachycardia"]
+    assert START + 20 <= triggered[0].t_onset <= START + 35
+    assert out.metrics["windows"] >= 2 * 60  # one window per device per hop, none skipped
+
+
 def test_a_silent_device_raises_device_silent_on_the_ward_clock(settings):
     pipeline = Pipeline(settings, scorer=None, store=StateStore())
     frame = {"signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [70]}}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+from pathlib import Path
 
 import httpx
 import pytest
@@ -96,8 +97,11 @@ class FakeInflux:
         return httpx.Response(204)
 
 
-def make_sink(fake: FakeInflux, **policy) -> InfluxSink:
-    settings = load_settings(influx={"batch_lines": 3, "token": "t"})
+def make_sink(fake: FakeInflux, spool: Path | None = None, spool_mb: float = 1.0, **policy):
+    influx = {"batch_lines": 3, "token": "t", "spool_max_mb": 0.0}  # no spool unless asked
+    if spool is not None:
+        influx |= {"spool_dir": spool, "spool_max_mb": spool_mb}
+    settings = load_settings(influx=influx)
     client = httpx.AsyncClient(transport=httpx.MockTransport(fake))
     fast = RetryPolicy(initial_s=0.001, max_delay_s=0.005, total_s=policy.get("total_s", 60))
     return InfluxSink(settings, policy=fast, client=client, block=policy.get("block", True))
@@ -151,3 +155,40 @@ async def test_configuration_errors_are_not_retried():
     with pytest.raises(SinkError, match="401"):
         await sink.write(["m v=1i 1"])
     assert fake.calls == 1
+
+
+async def test_an_outage_spools_to_disk_and_drain_writes_it_back(tmp_path):
+    fake = FakeInflux(failures=10**9, status=0)
+    sink = make_sink(fake, spool=tmp_path, total_s=0.01)
+    # Returns although InfluxDB is down: the batch is durable on disk, the agent moves on.
+    assert await asyncio.wait_for(sink.write(["m v=1i 1", "m v=2i 2"]), 5) == 2
+    assert sink.pending == 0 and sink.stats.spooled_lines == 2
+    calls = fake.calls
+    await sink.write(["m v=3i 3"])  # queued behind the backlog without retrying again
+    assert fake.calls == calls and len(sink.spool.segments()) == 2
+    assert await sink.drain() == 0  # still down: nothing lost, nothing deleted
+    assert len(sink.spool.segments()) == 2
+    fake.failures = 0
+    assert await sink.drain() == 3
+    assert [line for body in fake.bodies for line in body] == ["m v=1i 1", "m v=2i 2", "m v=3i 3"]
+    assert sink.spool.segments() == []
+
+
+async def test_a_spool_left_by_a_crashed_worker_is_drained_by_the_next(tmp_path):
+    down = FakeInflux(failures=10**9, status=503)
+    await make_sink(down, spool=tmp_path, total_s=0.01).write(["m v=1i 1"])
+    assert list(tmp_path.glob("*.seg")) and not list(tmp_path.glob(".*.tmp"))
+    up = FakeInflux()
+    assert await make_sink(up, spool=tmp_path).drain() == 1
+    assert up.bodies == [["m v=1i 1"]]
+
+
+async def test_a_full_spool_falls_back_to_blocking(tmp_path):
+    fake = FakeInflux(failures=10**9, status=0)
+    sink = make_sink(fake, spool=tmp_path, spool_mb=1e-6, total_s=0.01)  # room for 1 byte
+    task = asyncio.create_task(sink.write(["m v=1i 1"]))
+    await asyncio.sleep(0.2)
+    assert not task.done() and sink.stats.backpressure and sink.pending == 1
+    fake.failures = 0
+    await asyncio.wait_for(task, 5)
+    assert fake.bodies == [["m v=1i 1"]] and sink.spool.segments() == []
