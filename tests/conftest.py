@@ -8,6 +8,7 @@ gives each test its own topics, Faust app id and InfluxDB bucket on those servic
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ import pytest
 from influxdb_client import InfluxDBClient
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError
 from rich.console import Console
 
 from stream.config import Settings, load_settings
@@ -50,8 +52,25 @@ def influx_client(services: Settings) -> Iterator[InfluxDBClient]:
 
 
 def create_topics(admin: KafkaAdminClient, names: list[str], partitions: int) -> None:
-    """Create topics and wait until the broker reports their metadata."""
-    admin.create_topics([NewTopic(name, partitions, 1) for name in names], wait_for_metadata=True)
+    """Create topics and wait until the broker reports their metadata.
+
+    Some tests restart the shared broker; the next test may find it still electing its
+    controller, so creation is retried (already-created topics count as done) for a while.
+    """
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            existing = set(admin.list_topics())
+            missing = [name for name in names if name not in existing]
+            if missing:
+                admin.create_topics(
+                    [NewTopic(name, partitions, 1) for name in missing], wait_for_metadata=True
+                )
+            return
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 @pytest.fixture

@@ -201,7 +201,8 @@ def test_scram_user_authenticates_and_a_wrong_password_does_not(services, secure
     wrong = scram_settings(services, secure_broker, "wrong").kafka
     with caplog.at_level("WARNING"), pytest.raises(Exception):  # noqa: B017 - timeout or auth
         KafkaAdminClient(**kafka_client_config(wrong)).list_topics()
-    assert "Authentication failed" in caplog.text
+    # The broker either answers the SASL exchange with a failure or drops the connection.
+    assert "Authentication failed" in caplog.text or "socket disconnected" in caplog.text
 
 
 @pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
