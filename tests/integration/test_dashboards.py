@@ -110,7 +110,8 @@ def wait_until_settled(client: InfluxDBClient, settings: Settings, timeout_s: fl
         model_reported = count(
             client, settings, f'r._measurement == "pipeline" and r._field == "model_{MODEL}"'
         )
-        if model_reported and history[-1] > 0 and history[-3:] == [history[-1]] * 3:
+        # Stable for 10 s: one batch of a whole backlog can take several seconds to cut.
+        if model_reported and history[-1] > 0 and history[-10:] == [history[-1]] * 10:
             return
         time.sleep(1.0)
     raise AssertionError(f"worker did not settle in {timeout_s} s; feature lines {history[-5:]}")
