@@ -328,7 +328,13 @@ class InfluxSink:
                 return 0
             for segment in self.spool.segments():
                 body = await asyncio.to_thread(segment.read_bytes)
-                problem = await self._post(body)
+                try:
+                    problem = await self._post(body)
+                except SinkError as exc:
+                    # Refused (token, bucket): keep the segment for when it is fixed; a
+                    # raise here would end the drain timer and strand the spool.
+                    problem = str(exc)
+                    log.error("spooled lines kept in %s: %s", self.spool.directory, exc)
                 if problem is not None:
                     self.stats.write_failures += 1
                     break

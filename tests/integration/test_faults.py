@@ -100,6 +100,13 @@ def wait_complete(
     return alerts, written
 
 
+def sink_report(log: str) -> str:
+    """The worker log's own account of writes, spooling and trouble (alerts left out)."""
+    keep = ("WARNING", "ERROR", "spool", "InfluxDB", "Traceback", "crashed")
+    lines = [ln for ln in log.splitlines() if any(k in ln for k in keep) and "] alert " not in ln]
+    return "\n".join(lines[-60:])
+
+
 def assert_exactly_once(alerts: list[Alert], labels: list[dict]) -> None:
     """Exactly once = one distinct triggered alert id per labelled event, none elsewhere.
 
@@ -239,7 +246,7 @@ def test_influxdb_outage_applies_backpressure_then_writes_everything(
             time.sleep(15)
             during = len(consume(settings, settings.topics.alerts, timeout_s=1))
         assert simulator.wait(timeout=120) == 0
-        alerts, written = wait_complete(settings, influx_client, labels, points, 60)
+        alerts, written = wait_complete(settings, influx_client, labels, points, 90)
     finally:
         if simulator.poll() is None:
             simulator.kill()
@@ -248,8 +255,12 @@ def test_influxdb_outage_applies_backpressure_then_writes_everything(
     letters = [DeadLetter.from_json(v) for v in consume(settings, settings.topics.deadletter)]
     reasons = Counter(d.reason.split(":")[0] for d in letters)
     assert "spooling to" in log, log[-2000:]  # the sink's outage report
-    assert points - written == set(), (
-        f"{len(points - written)} of {len(points)} points lost; dead letters {reasons}"
+    lost = points - written
+    assert lost == set(), (
+        f"{len(lost)} of {len(points)} points lost, frame times "
+        f"{min(t for _, t in lost) / 1e6:.0f}..{max(t for _, t in lost) / 1e6:.0f} "
+        f"(run {simulation.start:.0f}+{simulation.duration_s}); dead letters {reasons}; "
+        f"worker log:\n{sink_report(log)}"
     )
     assert_exactly_once(alerts, labels)
     assert during > before, "no alert reached Kafka while InfluxDB was down"
