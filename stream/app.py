@@ -42,6 +42,7 @@ from stream.pipeline import Output, Pipeline, StateStore
 from stream.records import ModelRollout
 from stream.scoring import Scorer
 from stream.sinks import InfluxSink, pipeline_line
+from stream.subscriptions.kafka import client_options
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,6 @@ def broker_credentials(settings: Settings) -> Any:
             ssl_context=context,
         )
     return faust.SSLCredentials(context) if context is not None else None
-
-
-def _aiokafka_security(settings: Settings) -> dict[str, Any]:
-    kafka = settings.kafka
-    options: dict[str, Any] = {"security_protocol": kafka.security_protocol}
-    if (context := _ssl_context(settings)) is not None:
-        options["ssl_context"] = context
-    if kafka.sasl_mechanism is not None:
-        options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    return options
 
 
 class _DeviceKeyed(MutableMapping[str, Any]):
@@ -245,11 +233,10 @@ def create_app(
     async def follow_rollouts() -> None:
         consumer = AIOKafkaConsumer(
             topics.control,
-            bootstrap_servers=settings.kafka.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            **_aiokafka_security(settings),
+            **client_options(settings),
         )
         await consumer.start()
         try:

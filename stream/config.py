@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +44,21 @@ class KafkaSettings(_Group):
     ssl_keyfile: Path | None = None
     partitions: int = Field(4, ge=1, description="partitions of topics VitalStream creates")
     request_timeout_s: float = 30.0
+
+    def client_basics(self) -> dict[str, Any]:
+        """Options kafka-python and aiokafka name alike: protocol, timeout and SASL login.
+
+        TLS differs between the two (file paths vs an ``SSLContext``): callers add it."""
+        options: dict[str, Any] = {
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.request_timeout_s * 1000),
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return options
 
 
 class TopicSettings(_Group):
@@ -311,6 +326,22 @@ class Settings(BaseSettings):
     def masked(self) -> dict:
         """Effective settings as JSON-ready data, secrets shown as '**********'."""
         return self.model_dump(mode="json")
+
+    def child_env_vars(self) -> dict[str, str]:
+        """``VITALSTREAM_*`` variables under which a child ``vitalstream`` process (a worker,
+        a simulator) reads the same broker, topics, bucket, consumer group and data dir as
+        these settings: how isolated test, bench and soak runs hand their names down."""
+        env = {f"VITALSTREAM_TOPICS__{k.upper()}": v for k, v in self.topics.model_dump().items()}
+        return env | {
+            "VITALSTREAM_KAFKA__BOOTSTRAP": self.kafka.bootstrap,
+            "VITALSTREAM_KAFKA__PARTITIONS": str(self.kafka.partitions),
+            "VITALSTREAM_INFLUX__URL": self.influx.url,
+            "VITALSTREAM_INFLUX__ORG": self.influx.org,
+            "VITALSTREAM_INFLUX__BUCKET": self.influx.bucket,
+            "VITALSTREAM_SERVICES__DATA_DIR": str(self.services.data_dir),
+            "VITALSTREAM_STREAM__APP_ID": self.stream.app_id,
+            "VITALSTREAM_STREAM__WEB_PORT": "0",  # several children on one host: any free port
+        }
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from stream.bench.common import cli
 
 SAMPLE_EVERY_S = 10.0
 # Fraction of the run at which each fault starts, and what it is.
@@ -104,25 +105,11 @@ class RssTrend:
         return out
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from stream.cli import main; main()", *args]
-
-
 def _child_env(settings: Any) -> dict[str, str]:
     # Children inherit this environment (not read here as configuration), with the run's
     # isolated topics, group and bucket on top.
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_")}
-    env |= {f"VITALSTREAM_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()}
-    env |= {
-        "VITALSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-        "VITALSTREAM_INFLUX__URL": settings.influx.url,
-        "VITALSTREAM_INFLUX__ORG": settings.influx.org,
-        "VITALSTREAM_INFLUX__BUCKET": settings.influx.bucket,
-        "VITALSTREAM_SERVICES__DATA_DIR": str(settings.services.data_dir),
-        "VITALSTREAM_STREAM__APP_ID": settings.stream.app_id,
-        "VITALSTREAM_STREAM__WEB_PORT": "0",
-    }
-    return env
+    return env | settings.child_env_vars()
 
 
 def ground_truth(
@@ -217,7 +204,7 @@ class _Worker:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                _cli("worker", "--workers-dir", str(self.state)), env=self.env,
+                cli("worker", "--workers-dir", str(self.state)), env=self.env,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -286,7 +273,7 @@ def soak(
     worker.start()
     sim_log = (run_dir / "simulate.log").open("ab")
     simulator = subprocess.Popen(
-        _cli("simulate", "--scenario", scenario, "--devices", str(devices),
+        cli("simulate", "--scenario", scenario, "--devices", str(devices),
              "--duration", str(duration_s), "--speed", "1", "--start", str(start),
              "--seed", str(seed), "--no-faults", "--json"),
         env=env, stdout=sim_log, stderr=subprocess.STDOUT,

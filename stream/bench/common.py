@@ -144,17 +144,7 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     The children build their own Settings from the environment, so the isolated names
     travel as ``VITALSTREAM_*`` variables on top of this process's environment.
     """
-    env = dict(os.environ)
-    env |= {f"VITALSTREAM_TOPICS__{k.upper()}": v for k, v in settings.topics.model_dump().items()}
-    env |= {
-        "VITALSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-        "VITALSTREAM_INFLUX__URL": settings.influx.url,
-        "VITALSTREAM_INFLUX__ORG": settings.influx.org,
-        "VITALSTREAM_INFLUX__BUCKET": settings.influx.bucket,
-        "VITALSTREAM_SERVICES__DATA_DIR": str(settings.services.data_dir),
-        "VITALSTREAM_STREAM__APP_ID": settings.stream.app_id,
-        "VITALSTREAM_STREAM__WEB_PORT": "0",
-    }
+    env = dict(os.environ) | settings.child_env_vars()
     env |= {f"VITALSTREAM_{k.upper()}": v for k, v in extra.items()}
     return env
 

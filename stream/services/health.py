@@ -40,16 +40,8 @@ class InfluxHealth:
 
 def kafka_client_config(kafka: KafkaSettings) -> dict[str, Any]:
     """kafka-python keyword arguments for the configured cluster (auth included)."""
-    config: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap.split(","),
-        "security_protocol": kafka.security_protocol,
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-    }
-    if kafka.sasl_mechanism:
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            config["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    config: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap.split(",")}
+    config |= kafka.client_basics()
     for key, path in (
         ("ssl_cafile", kafka.ssl_cafile),
         ("ssl_certfile", kafka.ssl_certfile),

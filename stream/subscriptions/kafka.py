@@ -16,16 +16,7 @@ from stream.config import Settings
 
 def client_options(settings: Settings) -> dict[str, Any]:
     kafka = settings.kafka
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap,
-        "security_protocol": kafka.security_protocol,
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-    }
-    if kafka.sasl_mechanism:
-        options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    options: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap, **kafka.client_basics()}
     if kafka.security_protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = create_ssl_context(
             cafile=kafka.ssl_cafile, certfile=kafka.ssl_certfile, keyfile=kafka.ssl_keyfile

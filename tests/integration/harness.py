@@ -42,21 +42,7 @@ def worker_env(settings: Settings, fast_failover: bool = True, **extra: str) -> 
     rather than after Faust's 60 s default.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_")}
-    env |= {
-        f"VITALSTREAM_TOPICS__{name.upper()}": topic
-        for name, topic in settings.topics.model_dump().items()
-    }
-    env |= {
-        "VITALSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-        "VITALSTREAM_KAFKA__PARTITIONS": str(settings.kafka.partitions),
-        "VITALSTREAM_INFLUX__URL": settings.influx.url,
-        "VITALSTREAM_INFLUX__ORG": settings.influx.org,
-        "VITALSTREAM_INFLUX__BUCKET": settings.influx.bucket,
-        "VITALSTREAM_SERVICES__DATA_DIR": str(settings.services.data_dir),
-        "VITALSTREAM_STREAM__APP_ID": settings.stream.app_id,
-        "VITALSTREAM_STREAM__METRICS_EVERY_S": "2",
-        "VITALSTREAM_STREAM__WEB_PORT": "0",
-    }
+    env |= settings.child_env_vars() | {"VITALSTREAM_STREAM__METRICS_EVERY_S": "2"}
     if fast_failover:
         env |= {
             "BROKER_SESSION_TIMEOUT": "8",

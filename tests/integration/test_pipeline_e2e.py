@@ -3,11 +3,9 @@ worker` subprocess → the expected alerts on Kafka and the expected points in I
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,12 +13,14 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from models import registry
 from producers.publisher import client_config
 from stream.config import Settings
 from stream.records import Alert, DeadLetter
+from tests.integration.harness import cli, consume, influx_rows
+from tests.integration.harness import worker_env as harness_worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -54,30 +54,6 @@ MAX_DELAY_S = {"device_silent": SILENCE_S + 2 * SPEED}
 DEFAULT_MAX_DELAY_S = 20
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from stream.cli import main; main()", *args]
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_")}
-    env |= {
-        f"VITALSTREAM_TOPICS__{name.upper()}": topic
-        for name, topic in settings.topics.model_dump().items()
-    }
-    env |= {
-        "VITALSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
-        "VITALSTREAM_INFLUX__URL": settings.influx.url,
-        "VITALSTREAM_INFLUX__ORG": settings.influx.org,
-        "VITALSTREAM_INFLUX__BUCKET": settings.influx.bucket,
-        "VITALSTREAM_SERVICES__DATA_DIR": str(settings.services.data_dir),
-        "VITALSTREAM_STREAM__APP_ID": settings.stream.app_id,
-        "VITALSTREAM_STREAM__SIGNAL_LOSS_S": str(SILENCE_S),
-        "VITALSTREAM_STREAM__METRICS_EVERY_S": "2",
-        "VITALSTREAM_STREAM__WEB_PORT": "0",
-    }
-    return env
-
-
 def wait_for(path: Path, text: str, timeout_s: float, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -97,25 +73,10 @@ def metrics_url(log_path: Path) -> str:
     return found.group(1)
 
 
-def consume(settings: Settings, topic: str, until, timeout_s: float) -> list[bytes]:
-    consumer = KafkaConsumer(
-        topic, auto_offset_reset="earliest", enable_auto_commit=False, **client_config(settings)
+def worker_env(settings: Settings) -> dict[str, str]:
+    return harness_worker_env(
+        settings, fast_failover=False, VITALSTREAM_STREAM__SIGNAL_LOSS_S=str(SILENCE_S)
     )
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not until(values):
-            for records in consumer.poll(timeout_ms=500).values():
-                values += [r.value for r in records]
-    finally:
-        consumer.close()
-    return values
-
-
-def influx_rows(settings: Settings, influx_client, flux_tail: str) -> list:
-    query = f'from(bucket: "{settings.influx.bucket}") |> range(start: 0) {flux_tail}'
-    tables = influx_client.query_api().query(query, org=settings.influx.org)
-    return [record for table in tables for record in table.records]
 
 
 def test_a_ward_scenario_through_a_real_worker(isolated_settings, influx_client, tmp_path):

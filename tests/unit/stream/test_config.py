@@ -149,3 +149,38 @@ def test_a_copied_settings_object_sees_its_own_secrets():
     )
     assert (original.influx_token, copy.influx_token) == ("first", "second")
     assert (original.pseudonym_secret, copy.pseudonym_secret) == (b"k1", b"k2")
+
+
+def test_child_env_vars_rebuild_the_same_names_in_a_child(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    parent = load_settings(
+        topics={"frames": "frames-t1", "alerts": "alerts-t1"},
+        influx={"bucket": "bucket-t1"},
+        stream={"app_id": "app-t1"},
+        kafka={"bootstrap": "127.0.0.1:19092", "partitions": 2},
+        services={"data_dir": tmp_path},
+    )
+    for key, value in parent.child_env_vars().items():
+        monkeypatch.setenv(key, value)
+    child = load_settings()
+    assert child.topics == parent.topics
+    assert (child.influx.bucket, child.stream.app_id) == ("bucket-t1", "app-t1")
+    assert (child.kafka.bootstrap, child.kafka.partitions) == ("127.0.0.1:19092", 2)
+    assert child.services.data_dir == tmp_path
+    assert child.stream.web_port == 0
+
+
+def test_kafka_client_basics_carry_the_sasl_login_only_when_configured() -> None:
+    plain = load_settings().kafka.client_basics()
+    assert plain["security_protocol"] == "PLAINTEXT" and "sasl_mechanism" not in plain
+    scram = load_settings(
+        kafka={
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": "svc",
+            "sasl_password": "pw",
+        }
+    ).kafka.client_basics()
+    assert scram["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (scram["sasl_plain_username"], scram["sasl_plain_password"]) == ("svc", "pw")
