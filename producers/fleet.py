@@ -13,23 +13,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from producers.physiology import ACC_FS, ECG_FS, PPG_FS, VITAL_FS, Conditions, Physiology
+from producers.frames import FrameEncoder
+from producers.physiology import ACC_FS, ECG_FS, PPG_FS, Conditions, Physiology
 from producers.scenario import EVENT_KINDS, Baseline, Patient, Scenario
-from stream.records import SCHEMA_VERSION, SIGNALS, Enrolment
+from stream.records import Enrolment
 
 _SEVERITY_KINDS = (
     "tachycardia", "bradycardia", "af", "ventricular_run", "desaturation", "fever", "tachypnoea",
 )  # fmt: skip
-
-
-def _block(name: str, fs: float, samples: list) -> dict:
-    return {"fs": fs, "unit": SIGNALS[name][0], "samples": samples}
 
 
 @dataclass
@@ -96,6 +93,7 @@ class Fleet:
         self.seq = np.zeros(n, np.int64)
         self.k = 0  # frame periods rendered so far
         self._held: list[tuple[int, str, bytes, int]] = []  # (release tick, device, bytes, seq)
+        self._encoder = FrameEncoder(self.device_ids)
         self._build_schedule()
 
     # -- scenario -> per-frame conditions -------------------------------------------------
@@ -209,57 +207,33 @@ class Fleet:
         late = rng.random(n) < self.faults.late
         duplicated = rng.random(n) < self.faults.duplicate
 
-        # orjson writes numpy rows directly (shortest float repr of the rounded values):
-        # no Python float per sample.
-        ecg = np.round(chunk.ecg, 3)
-        ppg = np.round(chunk.ppg, 3)
-        acc = np.round(chunk.acc, 3)
-        hr, spo2, resp, temp, battery = (
-            chunk.hr,
-            chunk.spo2,
-            chunk.resp,
-            chunk.temp,
-            chunk.battery,
+        # Three decimals (1 µV, 1 mg) is finer than the sensors resolve.
+        rounded = replace(
+            chunk,
+            ecg=np.round(chunk.ecg, 3),
+            ppg=np.round(chunk.ppg, 3),
+            acc=np.round(chunk.acc, 3),
         )
         measurable = chunk.measurable.tolist()
-        vital_fs = VITAL_FS
-        per_frame = (ECG_FS + PPG_FS + ACC_FS) * self.frame_s
+        vitals_per_signal = int(chunk.resp.shape[1])
+        per_frame = int((ECG_FS + PPG_FS + ACC_FS) * self.frame_s)
         t_base = self.start + t_rel
+
+        alive = np.flatnonzero(~silent)
+        alive_seqs = self.seq[alive]
+        self.seq[alive] += 1
+        reaches = ~dropped[alive]  # a frame lost over the air leaves a gap in seq
+        sending: list[int] = alive[reaches].tolist()  # in device order
+        seqs: list[int] = alive_seqs[reaches].tolist()
+        t0s = [round(t_base + offset, 4) for offset in jitter[sending].tolist()]
+        payloads = self._encoder.encode(rounded, sending, seqs, t0s)
 
         messages: list[tuple[str, bytes]] = []
         sent_seq: list[tuple[str, int]] = []
-        frames = samples = 0
-        for i in np.flatnonzero(~silent).tolist():
-            seq = int(self.seq[i])
-            self.seq[i] += 1
-            if dropped[i]:
-                continue  # lost over the air: the gap in seq shows it
-            signals = {
-                "ecg": _block("ecg", ECG_FS, ecg[i]),
-                "ppg": _block("ppg", PPG_FS, ppg[i]),
-                "acc": _block("acc", ACC_FS, acc[i]),
-                "resp": _block("resp", vital_fs, resp[i]),
-                "temp": _block("temp", vital_fs, temp[i]),
-                "battery": _block("battery", vital_fs, battery[i]),
-            }
-            vitals = 3 * len(resp[i])
-            if measurable[i]:
-                signals["hr"] = _block("hr", vital_fs, hr[i])
-                signals["spo2"] = _block("spo2", vital_fs, spo2[i])
-                vitals += 2 * len(hr[i])
+        samples = 0
+        for i, seq, payload in zip(sending, seqs, payloads, strict=True):
+            samples += per_frame + (5 if measurable[i] else 3) * vitals_per_signal
             device_id = self.device_ids[i]
-            payload = orjson.dumps(
-                {
-                    "v": SCHEMA_VERSION,
-                    "device_id": device_id,
-                    "seq": seq,
-                    "t0": round(t_base + float(jitter[i]), 4),
-                    "signals": signals,
-                },
-                option=orjson.OPT_SERIALIZE_NUMPY,
-            )
-            frames += 1
-            samples += int(per_frame) + vitals
             if late[i]:
                 lo, hi = self.faults.late_by
                 self._held.append((self.k + int(rng.integers(lo, hi + 1)), device_id, payload, seq))
@@ -269,6 +243,7 @@ class Fleet:
             if duplicated[i]:
                 messages.append((device_id, payload))
                 sent_seq.append((device_id, seq))
+        frames = len(sending)
         self.k += 1
         due = [h for h in self._held if h[0] <= self.k - 1]
         self._held = [h for h in self._held if h[0] > self.k - 1]

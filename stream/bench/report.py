@@ -221,21 +221,30 @@ def _influx(data: Mapping[str, Any]) -> str:
 
 def _producer(data: Mapping[str, Any]) -> str:
     rows = [
-        [r["devices"], r["frames_per_s"], r["samples_per_s"], r["tick_ms"], r["render_share"],
+        [r["devices"], r["frames_per_s"], r["samples_per_s"], r["tick_ms"],
+         *(_fmt(r.get(key), 2) for key in ("render_share", "cpu_per_s", "paced_worst_lag_s",
+                                           "paced_cpu_per_s")),
          r["realtime"]]
         for r in data["results"]
     ]  # fmt: skip
+    headers = ["devices", "frames/s", "samples/s", "tick ms", "render share", "CPU/s",
+               "paced worst lag s", "paced CPU/s", "real time"]  # fmt: skip
     s = data["summary"]
     return "\n\n".join(
         [
             "## Producer (`vitalstream bench producer`)",
             _machine_line(data),
-            f"One simulator process, flat out: real time up to "
-            f"{_fmt(s.get('max_realtime_devices'))} devices; estimated capacity "
-            f"{_fmt(s.get('estimated_capacity_devices'))} devices.",
-            table(
-                ["devices", "frames/s", "samples/s", "tick ms", "render share", "real time"], rows
-            ),
+            f"One simulator process: real time up to {_fmt(s.get('max_realtime_devices'))} "
+            f"devices (goal {_fmt(s.get('goal_devices'))}); flat out it turns out frames for "
+            f"an estimated {_fmt(s.get('estimated_capacity_devices'))} devices.",
+            "Each size runs flat out (frames/s, samples/s, tick ms, render share: the share of "
+            "wall time spent rendering and encoding frames, the rest is kafka-python's send; "
+            "CPU: process CPU seconds per wall second, all threads) and then paced at real time as "
+            "`vitalstream simulate` runs (worst lag: the latest start of a period). "
+            "A size holds real time when flat out it makes at least one frame per device per "
+            "second and the paced run sent every frame, none failed and no period started a "
+            "period late.",
+            table(headers, rows),
         ]
     )
 
