@@ -12,7 +12,9 @@ Channels a card may name for an ``ecg`` input, in any order:
   Beats come from :func:`stream.features.detect_r_peaks` on the *source-rate* ECG, the
   same detector the stream's RR features use, so the model sees beat timing at full
   resolution even though its ECG channel is coarse. Nan before the second beat and for
-  intervals that span a gap.
+  intervals that span a gap. The stream passes the peaks its window features already
+  found (``r_peaks``, the same detector's output for the same samples) instead of
+  detecting them twice; training lets the builder detect them.
 - ``drr_s``: the latest beat's RR minus the one before (signed, s), step-held likewise:
   near 0 in sinus rhythm, large in both directions in AF, short-then-long around an
   ectopic beat. The irregularity the stream's ``rr_irregularity`` summarizes, per beat.
@@ -24,19 +26,37 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import firwin, resample_poly
 
 from stream.features import detect_r_peaks
 
 ECG_CHANNELS = ("ecg", "rr_s", "drr_s")
 
 
+def same_rate(a: float, b: float) -> bool:
+    """Whether two rates (or ratios) are equal within ``np.isclose``'s tolerances; scalar
+    ``math.isclose`` because ``np.isclose`` builds arrays on every call."""
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-8)
+
+
 def output_length(n: int, fs_in: float, fs_out: float) -> int:
     return round(n * fs_out / fs_in)
+
+
+@lru_cache(maxsize=32)
+def _anti_alias(up: int, down: int) -> np.ndarray:
+    """The FIR ``resample_poly`` designs by default for ``up / down`` (Kaiser, beta 5),
+    designed once per ratio: the design cost more than the filtering of a window."""
+    widest = max(up, down)
+    taps = firwin(2 * 10 * widest + 1, 1.0 / widest, window=("kaiser", 5.0))
+    taps.setflags(write=False)  # shared by every call
+    return taps
 
 
 def resample_ecg(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
@@ -51,12 +71,14 @@ def resample_ecg(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
         index = np.arange(len(ecg))
         ecg = ecg.copy()
         ecg[missing] = np.interp(index[missing], index[~missing], ecg[~missing])
-    if np.isclose(fs_in, fs_out):
+    if same_rate(fs_in, fs_out):
         out = ecg
     else:
         ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
         # "line" padding: a flat or drifting signal has no artificial dip at the edges.
-        out = resample_poly(ecg, ratio.numerator, ratio.denominator, padtype="line")[:n_out]
+        up, down = ratio.numerator, ratio.denominator
+        taps = _anti_alias(up, down)
+        out = resample_poly(ecg, up, down, window=taps, padtype="line")[:n_out]
     if missing.any():
         out = out.copy()
         out[_nearest_source(n_out, len(ecg), fs_in, fs_out, missing)] = np.nan
@@ -82,10 +104,15 @@ def _step_held(
     return out
 
 
-def rr_series(ecg: np.ndarray, fs_in: float) -> tuple[np.ndarray, np.ndarray]:
-    """R peaks and each beat's RR interval in s (nan for the first and across gaps)."""
+def rr_series(
+    ecg: np.ndarray, fs_in: float, r_peaks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """R peaks and each beat's RR interval in s (nan for the first and across gaps).
+
+    ``r_peaks``: :func:`detect_r_peaks` of this very ``ecg`` when the caller has it already.
+    """
     ecg = np.asarray(ecg, dtype=np.float64)
-    peaks = detect_r_peaks(ecg, fs_in)
+    peaks = detect_r_peaks(ecg, fs_in) if r_peaks is None else r_peaks
     rr = np.full(len(peaks), np.nan)
     if len(peaks) >= 2:
         rr[1:] = np.diff(peaks) / fs_in
@@ -94,9 +121,11 @@ def rr_series(ecg: np.ndarray, fs_in: float) -> tuple[np.ndarray, np.ndarray]:
     return peaks, rr
 
 
-def rr_channels(ecg: np.ndarray, fs_in: float, fs_out: float) -> dict[str, np.ndarray]:
+def rr_channels(
+    ecg: np.ndarray, fs_in: float, fs_out: float, r_peaks: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Step-held ``rr_s`` and ``drr_s`` at each output sample (see module doc)."""
-    peaks, rr = rr_series(ecg, fs_in)
+    peaks, rr = rr_series(ecg, fs_in, r_peaks)
     t_out = np.arange(output_length(len(ecg), fs_in, fs_out)) / fs_out
     drr = np.full(len(rr), np.nan)
     drr[1:] = np.diff(rr)
@@ -107,9 +136,17 @@ def rr_channels(ecg: np.ndarray, fs_in: float, fs_out: float) -> dict[str, np.nd
 
 
 def ecg_channels(
-    ecg: np.ndarray, fs_in: float, channels: Sequence[str], fs_out: float
+    ecg: np.ndarray,
+    fs_in: float,
+    channels: Sequence[str],
+    fs_out: float,
+    r_peaks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``[time, len(channels)]`` at ``fs_out`` from one raw ECG window at ``fs_in``."""
+    """``[time, len(channels)]`` at ``fs_out`` from one raw ECG window at ``fs_in``.
+
+    ``r_peaks``: :func:`detect_r_peaks` of this ``ecg`` if already known (same result,
+    detected once); ``None`` detects them here.
+    """
     unknown = set(channels) - set(ECG_CHANNELS)
     if unknown:
         raise ValueError(f"unknown ECG input channels {sorted(unknown)}; known: {ECG_CHANNELS}")
@@ -117,5 +154,5 @@ def ecg_channels(
     if "ecg" in channels:
         built["ecg"] = resample_ecg(ecg, fs_in, fs_out)
     if set(channels) & {"rr_s", "drr_s"}:
-        built |= rr_channels(ecg, fs_in, fs_out)
+        built |= rr_channels(ecg, fs_in, fs_out, r_peaks)
     return np.stack([built[name] for name in channels], axis=1)

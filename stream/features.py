@@ -21,7 +21,9 @@ to four breaths) and nan when fewer than 6 beats.
 
 Beat times: :func:`analyze_window` returns a :class:`WindowAnalysis` holding the features
 *and* the beat / pulse times in epoch seconds (``beats_s``, ``pulses_s``);
-:func:`window_features` is its ``features`` alone.
+:func:`window_features` is its ``features`` alone. :func:`analyze_windows` analyses many
+windows at once (the worker's due windows of a batch): the filters and spectra of windows
+of one length and rate run as one 2-D call, with results identical to one by one.
 
 Example::
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -92,6 +94,8 @@ STILL_SPAN_S = 3.0  # trailing span judged for stillness (post-impact inactivity
 STILL_STD_G = 0.05
 MOTION_ACTIVITY_G = 0.15  # magnitude std above which the wearer is moving
 SLOPE_MIN_POINTS = 30  # trend points needed before a slope means anything
+ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
+PPG_BAND = (0.5, 8.0)  # Hz: the pulse wave and its harmonics (Elgendi)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +127,17 @@ class SignalWindow:
 
 @dataclass(frozen=True, slots=True)
 class WindowAnalysis:
-    """Features of one window plus the detected beat and pulse times (epoch seconds)."""
+    """Features of one window plus the detected beat and pulse times (epoch seconds).
+
+    ``r_peaks`` is exactly :func:`detect_r_peaks` of the window's ECG (sample indices, before
+    gaps and lead-off are taken into account; ``None`` without ECG), so the model inputs
+    need not detect the same beats again.
+    """
 
     features: dict[str, float]
     beats_s: np.ndarray
     pulses_s: np.ndarray
+    r_peaks: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -145,16 +155,21 @@ def _bandpass_design(
 
 
 def bandpass(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
-    """Zero-phase 2nd-order Butterworth bandpass (forward-backward, odd-extended edges)."""
+    """Zero-phase 2nd-order Butterworth bandpass (forward-backward, odd-extended edges)
+    along the last axis: a 2-D ``x`` filters a batch of windows in one call, each row
+    exactly as on its own."""
     b, a, zi = _bandpass_design(float(fs), low, high)
-    pad = min(3 * len(a), len(x) - 1)
+    n = x.shape[-1]
+    pad = min(3 * len(a), n - 1)
     if pad > 0:
-        x = np.concatenate((2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]))
-    y, _ = scipy.signal.lfilter(b, a, x, zi=zi * x[0])
-    y = y[::-1]
-    y, _ = scipy.signal.lfilter(b, a, y, zi=zi * y[0])
-    y = y[::-1]
-    return y[pad : len(y) - pad] if pad > 0 else y
+        head = 2 * x[..., :1] - x[..., pad:0:-1]
+        tail = 2 * x[..., -1:] - x[..., -2 : -pad - 2 : -1]
+        x = np.concatenate((head, x, tail), axis=-1)
+    y, _ = scipy.signal.lfilter(b, a, x, zi=zi * x[..., :1])
+    y = y[..., ::-1]
+    y, _ = scipy.signal.lfilter(b, a, y, zi=zi * y[..., :1])
+    y = y[..., ::-1]
+    return y[..., pad : pad + n] if pad > 0 else y
 
 
 @lru_cache(maxsize=256)
@@ -293,7 +308,7 @@ def _overdue(pos: list[int], beats: list[int]) -> float:
 
 def _ecg_filtered(ecg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
     raw, valid = _fill_missing(ecg)
-    filtered = bandpass(raw, fs, 5.0, 15.0) if len(raw) > 12 else np.zeros_like(raw)
+    filtered = bandpass(raw, fs, *ECG_BAND) if len(raw) > 12 else np.zeros_like(raw)
     return raw, filtered, valid
 
 
@@ -330,7 +345,7 @@ def detect_pulses(ppg: np.ndarray, fs: float) -> np.ndarray:
     raw, valid = _fill_missing(ppg)
     if valid < 0.2 or len(raw) < fs or np.ptp(raw) == 0:
         return np.zeros(0, dtype=np.int64)
-    return _elgendi(bandpass(raw, fs, 0.5, 8.0), fs)
+    return _elgendi(bandpass(raw, fs, *PPG_BAND), fs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -481,12 +496,20 @@ def _band_edges(n: int, fs: float, bands: tuple[tuple[float, float], ...]) -> np
 
 
 def _band_powers(x: np.ndarray, fs: float, bands: tuple[tuple[float, float], ...]) -> np.ndarray:
-    """Spectral power in each ``(low, high)`` Hz band (one FFT, cumulative sums)."""
-    spectrum = np.fft.rfft(x - x.mean())
+    """Spectral power in each ``(low, high)`` Hz band (one FFT, cumulative sums), along the
+    last axis (a 2-D ``x`` gives one row of band powers per window)."""
+    spectrum = np.fft.rfft(x - x.mean(axis=-1, keepdims=True))
     power = spectrum.real**2 + spectrum.imag**2
-    cumulative = np.concatenate(([0.0], np.cumsum(power)))
-    edges = _band_edges(len(x), float(fs), bands)
-    return cumulative[edges[:, 1]] - cumulative[edges[:, 0]]
+    cumulative = np.concatenate((np.zeros_like(power[..., :1]), np.cumsum(power, axis=-1)), -1)
+    edges = _band_edges(x.shape[-1], float(fs), bands)
+    return cumulative[..., edges[:, 1]] - cumulative[..., edges[:, 0]]
+
+
+ECG_BANDS = ((5.0, 15.0), (5.0, 40.0), (0.0, 1.0), (0.0, 40.0))  # QRS, wide, baseline, total
+
+
+def _ppg_bands(fs: float) -> tuple[tuple[float, float], ...]:
+    return ((0.5, 5.0), (0.0, fs / 2))  # pulse band, total
 
 
 def _unit(value: float) -> float:
@@ -524,7 +547,12 @@ def _quality(sqi: float, flat: bool, saturated: bool, lead_off: bool, motion: bo
 
 
 def _ecg_quality(
-    raw: np.ndarray, filtered: np.ndarray, valid: float, peaks: np.ndarray, fs: float
+    raw: np.ndarray,
+    filtered: np.ndarray,
+    valid: float,
+    peaks: np.ndarray,
+    fs: float,
+    powers: np.ndarray | None = None,
 ) -> dict[str, float]:
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
@@ -536,9 +564,7 @@ def _ecg_quality(
         return _quality(0.0, flat, saturated, lead_off, False)
     # Li, Mark & Clifford (2008) indices: pSQI (QRS band share), basSQI (baseline wander),
     # kSQI (kurtosis: ECG is spiky, noise is Gaussian) and bSQI (two detectors agree).
-    qrs, wide, baseline, total = _band_powers(
-        raw, fs, ((5.0, 15.0), (5.0, 40.0), (0.0, 1.0), (0.0, 40.0))
-    )
+    qrs, wide, baseline, total = _band_powers(raw, fs, ECG_BANDS) if powers is None else powers
     p_sqi = qrs / wide if wide > 0 else 0.0
     bas_sqi = 1.0 - baseline / total if total > 0 else 0.0
     k_sqi = _kurtosis(filtered)
@@ -579,7 +605,12 @@ def ecg_quality(ecg: np.ndarray, fs: float) -> dict[str, float]:
 
 
 def _ppg_quality(
-    raw: np.ndarray, filtered: np.ndarray, valid: float, pulses: np.ndarray, fs: float
+    raw: np.ndarray,
+    filtered: np.ndarray,
+    valid: float,
+    pulses: np.ndarray,
+    fs: float,
+    powers: np.ndarray | None = None,
 ) -> dict[str, float]:
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
@@ -597,7 +628,7 @@ def _ppg_quality(
     template = beats.mean(0)
     norms = np.sqrt(np.einsum("ij,ij->i", beats, beats) * (template @ template))
     correlation = float(np.mean(beats @ template / np.maximum(norms, 1e-12)))
-    in_band, total = _band_powers(raw, fs, ((0.5, 5.0), (0.0, fs / 2)))
+    in_band, total = _band_powers(raw, fs, _ppg_bands(fs)) if powers is None else powers
     band_share = in_band / total if total > 0 else 0.0
     # Peak-aligned noise still correlates about 0.6 with its own average; clean PPG > 0.85.
     score = 0.7 * _unit((correlation - 0.65) / 0.25) + 0.3 * _unit((band_share - 0.3) / 0.5)
@@ -613,7 +644,7 @@ def ppg_quality(ppg: np.ndarray, fs: float) -> dict[str, float]:
     (template correlation < 0.8) or fewer than 3 pulses were found.
     """
     raw, valid = _fill_missing(ppg)
-    filtered = bandpass(raw, fs, 0.5, 8.0) if len(raw) > 12 else np.zeros_like(raw)
+    filtered = bandpass(raw, fs, *PPG_BAND) if len(raw) > 12 else np.zeros_like(raw)
     pulses = _elgendi(filtered, fs) if valid >= 0.2 and np.ptp(raw) > 0 else np.zeros(0, int)
     return _ppg_quality(raw, filtered, valid, pulses, fs)
 
@@ -647,18 +678,71 @@ def trend_slope(history: np.ndarray | None, fs: float) -> float:
     return float(t_centred @ (y - y.mean()) / (t_centred @ t_centred))
 
 
+@dataclass(frozen=True, slots=True)
+class _Waveform:
+    """One window's ECG or PPG ready for analysis: gaps filled (``raw``), bandpassed, the
+    share of samples present and the quality indices' band powers."""
+
+    raw: np.ndarray
+    filtered: np.ndarray
+    valid: float
+    powers: np.ndarray
+
+
+def _prepare(
+    windows: Sequence[SignalWindow],
+    signal: str,
+    band: tuple[float, float],
+    bands: Callable[[float], tuple[tuple[float, float], ...]],
+) -> list[_Waveform | None]:
+    """Each window's ``signal`` (``"ecg"``/``"ppg"``) prepared; windows of one length and rate
+    are filtered and transformed as rows of one 2-D array, because for 10 s windows numpy
+    and scipy's per-call overhead, not the arithmetic, is the cost (rows come out exactly
+    as one by one)."""
+    prepared: list[_Waveform | None] = [None] * len(windows)
+    groups: dict[tuple[int, float], list[int]] = {}
+    for i, window in enumerate(windows):
+        samples = getattr(window, signal)
+        if samples is not None and len(samples) > 0:
+            fs = float(getattr(window, f"{signal}_fs"))
+            groups.setdefault((len(samples), fs), []).append(i)
+    for (n, fs), rows in groups.items():
+        raw = np.stack([np.asarray(getattr(windows[i], signal), dtype=float) for i in rows])
+        valid = [1.0] * len(rows)
+        for r in np.flatnonzero(~np.isfinite(raw).all(axis=1)).tolist():
+            raw[r], valid[r] = _fill_missing(raw[r])
+        filtered = bandpass(raw, fs, *band) if n > 12 else np.zeros_like(raw)
+        powers = _band_powers(raw, fs, bands(fs))
+        for r, i in enumerate(rows):
+            prepared[i] = _Waveform(raw[r], filtered[r], valid[r], powers[r])
+    return prepared
+
+
+def analyze_windows(windows: Sequence[SignalWindow]) -> list[WindowAnalysis]:
+    """:func:`analyze_window` of each window, the filters and spectra of all of them done
+    together (the worker analyses every due window of a batch in one call)."""
+    ecg = _prepare(windows, "ecg", ECG_BAND, lambda _: ECG_BANDS)
+    ppg = _prepare(windows, "ppg", PPG_BAND, _ppg_bands)
+    return [_analyze(*prepared) for prepared in zip(windows, ecg, ppg, strict=True)]
+
+
 def analyze_window(window: SignalWindow) -> WindowAnalysis:
     """All features of one window (keys :data:`FEATURE_NAMES`) and its beat/pulse times."""
+    return analyze_windows([window])[0]
+
+
+def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None) -> WindowAnalysis:
     features = dict.fromkeys(FEATURE_NAMES, NAN)
     beats_s = pulses_s = np.zeros(0)
+    r_peaks = None
     motion_flags: list[float] = []
 
-    if window.ecg is not None and len(window.ecg) > 0:
+    if ecg is not None:
         fs = window.ecg_fs
-        raw, filtered, valid = _ecg_filtered(window.ecg, fs)
+        raw, filtered, valid = ecg.raw, ecg.filtered, ecg.valid
         usable = valid >= 0.2 and len(raw) >= fs and np.ptp(raw) >= ECG_FLAT_MV
-        peaks = _pan_tompkins(filtered, fs) if usable else np.zeros(0, dtype=np.int64)
-        quality = _ecg_quality(raw, filtered, valid, peaks, fs)
+        peaks = r_peaks = _pan_tompkins(filtered, fs) if usable else np.zeros(0, dtype=np.int64)
+        quality = _ecg_quality(raw, filtered, valid, peaks, fs, ecg.powers)
         features["ecg_sqi"] = quality["sqi"]
         features["ecg_lead_off"] = quality["lead_off"]
         features["ecg_flat"] = quality["flat"]
@@ -675,13 +759,12 @@ def analyze_window(window: SignalWindow) -> WindowAnalysis:
     if np.isfinite(window.resp):
         features["resp_rate"] = float(window.resp)
 
-    if window.ppg is not None and len(window.ppg) > 0:
+    if ppg is not None:
         fs = window.ppg_fs
-        raw, valid = _fill_missing(window.ppg)
-        filtered = bandpass(raw, fs, 0.5, 8.0) if len(raw) > 12 else np.zeros_like(raw)
+        raw, filtered, valid = ppg.raw, ppg.filtered, ppg.valid
         usable = valid >= 0.2 and len(raw) >= fs and np.ptp(raw) > 0
         pulses = _elgendi(filtered, fs) if usable else np.zeros(0, dtype=np.int64)
-        quality = _ppg_quality(raw, filtered, valid, pulses, fs)
+        quality = _ppg_quality(raw, filtered, valid, pulses, fs, ppg.powers)
         features["ppg_sqi"] = quality["sqi"]
         motion_flags.append(quality["motion"])
         if quality["lead_off"] != 1.0:
@@ -702,7 +785,7 @@ def analyze_window(window: SignalWindow) -> WindowAnalysis:
     features["battery"] = float(window.battery)
     features["spo2_slope"] = trend_slope(window.trends.get("spo2"), window.trend_fs)
     features["temp_slope"] = trend_slope(window.trends.get("temp"), window.trend_fs)
-    return WindowAnalysis(features=features, beats_s=beats_s, pulses_s=pulses_s)
+    return WindowAnalysis(features=features, beats_s=beats_s, pulses_s=pulses_s, r_peaks=r_peaks)
 
 
 def window_features(window: SignalWindow) -> dict[str, float]:

@@ -36,7 +36,7 @@ import orjson
 
 from stream import rules
 from stream.config import Settings
-from stream.features import SignalWindow, analyze_window
+from stream.features import SignalWindow, analyze_window, analyze_windows
 from stream.ingest import Ingest, RawRecord, reason_kind
 from stream.lifecycle import AlertTracker
 from stream.records import (
@@ -278,11 +278,11 @@ class Pipeline:
     ) -> float:
         if not due:
             return 0.0
-        analyses = [analyze_window(window) for _, window in due]
+        analyses = analyze_windows([window for _, window in due])
         features = [a.features for a in analyses]
         scoring_started = time.perf_counter()
         scores = (
-            self.scorer.score([w for _, w in due], features)
+            self.scorer.score([w for _, w in due], features, [a.r_peaks for a in analyses])
             if self.scorer is not None
             else [[] for _ in due]
         )

@@ -30,7 +30,7 @@ import numpy as np
 
 from models import registry
 from models.explain import explain_alerting
-from models.inputs import ecg_channels
+from models.inputs import ecg_channels, same_rate
 from models.registry import LoadedModel, ModelError, ModelInput
 from stream.config import Settings
 from stream.features import SignalWindow
@@ -72,10 +72,10 @@ TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "tem
 
 
 def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    if np.isclose(fs_in, fs_out) or len(x) < 2:
+    if same_rate(fs_in, fs_out) or len(x) < 2:
         return x
     ratio = fs_in / fs_out
-    if ratio > 1 and np.isclose(ratio, round(ratio)):
+    if ratio > 1 and same_rate(ratio, round(ratio)):
         # Downsampling a trend: mean of each block, ignoring gaps (no aliasing of noise).
         step = round(ratio)
         usable = len(x) - len(x) % step
@@ -98,14 +98,17 @@ def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
     return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
 
 
-def ecg_input(window: SignalWindow, spec: ModelInput) -> np.ndarray | None:
+def ecg_input(
+    window: SignalWindow, spec: ModelInput, r_peaks: np.ndarray | None = None
+) -> np.ndarray | None:
     """``[steps, channels]`` at the model's rate, or ``None`` when the window has no ECG.
 
-    ``models.inputs`` builds the channels (ECG, RR interval) exactly as training did.
+    ``models.inputs`` builds the channels (ECG, RR interval) exactly as training did;
+    ``r_peaks`` are the window's R peaks when its features found them already.
     """
     if window.ecg is None or not np.isfinite(window.ecg_fs):
         return None
-    x = ecg_channels(np.asarray(window.ecg, float), window.ecg_fs, spec.channels, spec.fs)
+    x = ecg_channels(np.asarray(window.ecg, float), window.ecg_fs, spec.channels, spec.fs, r_peaks)
     return _fit(x, spec.steps)
 
 
@@ -135,13 +138,21 @@ def vitals_input(
 
 
 def model_inputs(
-    model: LoadedModel, window: SignalWindow, features: Mapping[str, float]
+    model: LoadedModel,
+    window: SignalWindow,
+    features: Mapping[str, float],
+    r_peaks: np.ndarray | None = None,
 ) -> dict[str, np.ndarray] | None:
-    """All of one window's inputs for ``model``, or ``None`` if the window cannot feed it."""
+    """All of one window's inputs for ``model``, or ``None`` if the window cannot feed it.
+
+    ``r_peaks``: the window's R peaks (``WindowAnalysis.r_peaks``), or ``None`` to detect.
+    """
     inputs = {}
     for spec in model.card.inputs:
         value = (
-            ecg_input(window, spec) if spec.kind == "ecg" else vitals_input(window, features, spec)
+            ecg_input(window, spec, r_peaks)
+            if spec.kind == "ecg"
+            else vitals_input(window, features, spec)
         )
         if value is None:
             return None
@@ -211,14 +222,21 @@ class Scorer:
         return found
 
     def score(
-        self, windows: Sequence[SignalWindow], features: Sequence[Mapping[str, float]]
+        self,
+        windows: Sequence[SignalWindow],
+        features: Sequence[Mapping[str, float]],
+        r_peaks: Sequence[np.ndarray | None] | None = None,
     ) -> list[list[Score]]:
-        """Scores per window; one onnxruntime call per model for the whole batch."""
+        """Scores per window; one onnxruntime call per model for the whole batch.
+
+        ``r_peaks`` (per window, from ``analyze_window``) spares detecting the beats again.
+        """
         per_window: list[list[Score]] = [[] for _ in windows]
+        peaks = list(r_peaks) if r_peaks is not None else [None] * len(windows)
         models = [(m, False) for m in self.live.values()]
         models += [(m, True) for m in self.shadow.values()]
         for model, is_shadow in models:
-            self._score_model(model, is_shadow, windows, features, per_window)
+            self._score_model(model, is_shadow, windows, features, peaks, per_window)
         return per_window
 
     def _score_model(
@@ -227,11 +245,12 @@ class Scorer:
         is_shadow: bool,
         windows: Sequence[SignalWindow],
         features: Sequence[Mapping[str, float]],
+        r_peaks: Sequence[np.ndarray | None],
         per_window: list[list[Score]],
     ) -> None:
         rows, feeds = [], {spec.name: [] for spec in model.card.inputs}
-        for i, (window, feats) in enumerate(zip(windows, features, strict=True)):
-            inputs = model_inputs(model, window, feats)
+        for i, (window, feats, peaks) in enumerate(zip(windows, features, r_peaks, strict=True)):
+            inputs = model_inputs(model, window, feats, peaks)
             if inputs is None:
                 continue
             rows.append(i)

@@ -41,6 +41,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import httpx
@@ -73,6 +74,8 @@ def to_ns(t: float) -> int:
 
 
 def _field(value: FieldValue) -> str | None:
+    if type(value) is float:  # nearly every field: skip the isinstance chain
+        return repr(value) if math.isfinite(value) else None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -102,16 +105,25 @@ def line(
             continue
         text = _field(value)
         if text is not None:
-            encoded.append(f"{name.translate(_TAG_ESCAPES)}={text}")
+            encoded.append(f"{_escaped_key(name)}={text}")
     if not encoded:
         return None
+    return f"{_series_key(measurement, tuple(tags.items()))} {','.join(encoded)} {to_ns(t)}"
+
+
+# Measurement, tag and field names repeat on every line of a device (and field names on
+# every line of a measurement): escape each distinct one once.
+@lru_cache(maxsize=1024)
+def _escaped_key(name: str) -> str:
+    return name.translate(_TAG_ESCAPES)
+
+
+@lru_cache(maxsize=65536)
+def _series_key(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     head = measurement.translate(_MEASUREMENT_ESCAPES)
-    tag_text = "".join(
-        f",{k.translate(_TAG_ESCAPES)}={v.translate(_TAG_ESCAPES)}"
-        for k, v in sorted(tags.items())
-        if v
+    return head + "".join(
+        f",{k.translate(_TAG_ESCAPES)}={v.translate(_TAG_ESCAPES)}" for k, v in sorted(tags) if v
     )
-    return f"{head}{tag_text} {','.join(encoded)} {to_ns(t)}"
 
 
 @dataclass(frozen=True)

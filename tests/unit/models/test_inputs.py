@@ -94,3 +94,66 @@ def test_the_stream_builds_exactly_the_training_inputs_for_the_shipped_model(tmp
     np.testing.assert_array_equal(served, windows.x)  # no train/serve skew
     af = model.predict(served)["af"]
     assert roc_auc_score(windows.y[:, 0], af) > 0.9  # unseen simulated patients
+
+
+def _parity_cases() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    gapped = spiky_ecg(BEATS)
+    gapped[int(4.8 * FS) : int(5.6 * FS)] = np.nan
+    pinned = spiky_ecg(BEATS)
+    pinned[300:800] = pinned.max()  # lead-off: the features hide the rate, not the peaks
+    return {
+        "af-like": spiky_ecg(BEATS),
+        "gap": gapped,
+        "pinned": pinned,
+        "noise": rng.normal(0, 0.3, int(10 * FS)),
+        "flat": np.full(int(10 * FS), 0.1),
+        "mostly missing": np.where(np.arange(int(10 * FS)) < 100, spiky_ecg(BEATS), np.nan),
+        "short": spiky_ecg([0.2, 0.6], seconds=0.8),
+    }
+
+
+@pytest.mark.parametrize("case", list(_parity_cases()))
+def test_peaks_from_the_window_features_give_the_training_inputs(case: str) -> None:
+    # Serving passes analyze_window's R peaks; training detects them: same arrays.
+    from stream.features import SignalWindow, analyze_window
+
+    ecg = _parity_cases()[case]
+    analysis = analyze_window(SignalWindow(0.0, len(ecg) / FS, ecg=ecg, ecg_fs=FS))
+    assert analysis.r_peaks is not None
+    np.testing.assert_array_equal(analysis.r_peaks, detect_r_peaks(ecg, FS))
+    channels = ["ecg", "rr_s", "drr_s"]
+    trained = ecg_channels(ecg, FS, channels, 64.0)
+    served = ecg_channels(ecg, FS, channels, 64.0, r_peaks=analysis.r_peaks)
+    np.testing.assert_array_equal(served, trained)
+    assert served.dtype == trained.dtype
+
+
+def test_a_window_without_ecg_has_no_peaks_to_pass() -> None:
+    from stream.features import SignalWindow, analyze_window
+
+    assert analyze_window(SignalWindow(0.0, 10.0, spo2=97.0)).r_peaks is None
+
+
+@pytest.mark.parametrize(("up", "down"), [(1, 2), (2, 1), (2, 3), (32, 125), (5, 4)])
+def test_the_cached_anti_alias_filter_is_resample_polys_own(up: int, down: int) -> None:
+    from scipy.signal import resample_poly
+
+    from models.inputs import _anti_alias
+
+    x = np.random.default_rng(up * 100 + down).normal(size=1000)
+    designed = resample_poly(x, up, down, padtype="line")
+    cached = resample_poly(x, up, down, window=_anti_alias(up, down), padtype="line")
+    np.testing.assert_array_equal(cached, designed)
+    assert _anti_alias(up, down) is _anti_alias(up, down)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(128.0, 64.0), (64.0, 64.0), (1.0, 0.1), (10.0, 10.0), (250.0, 250.001), (0.0, 1e-9),
+     (10.00001, 10.0), (1.0, float("nan")), (3.0, 3.0000001)],
+)  # fmt: skip
+def test_same_rate_agrees_with_np_isclose(a: float, b: float) -> None:
+    from models.inputs import same_rate
+
+    assert same_rate(a, b) == bool(np.isclose(a, b))

@@ -18,6 +18,8 @@ from stream.features import (
     SignalWindow,
     activity_features,
     analyze_window,
+    analyze_windows,
+    bandpass,
     detect_pulses,
     detect_r_peaks,
     ecg_quality,
@@ -417,3 +419,58 @@ def test_window_features_lead_off_hides_rate() -> None:
     assert features["ecg_lead_off"] == 1.0 and features["ecg_flat"] == 1.0
     assert features["ecg_sqi"] == 0.0
     assert math.isnan(features["ecg_hr_bpm"])
+
+
+def _mixed_windows(record_208: np.ndarray) -> list[SignalWindow]:
+    """Windows of several lengths and rates, with gaps, flat and missing signals."""
+    rng = np.random.default_rng(9)
+    t_ppg = np.arange(640) / 64.0
+    windows = []
+    for k in range(6):
+        ecg = synthetic_ecg(regular_beats(55 + 10 * k, 10.0), 128.0, 10.0)
+        ppg = np.sin(2 * np.pi * (0.9 + 0.1 * k) * t_ppg) ** 21 + rng.normal(0, 0.05 * k, 640)
+        if k == 2:
+            ecg[300:420] = np.nan
+            ppg[100:150] = np.nan
+        if k == 4:
+            ecg[:] = 0.1  # flat: lead off
+        windows.append(SignalWindow(k, k + 10.0, ecg=ecg, ecg_fs=128.0, ppg=ppg, ppg_fs=64.0))
+    for start in (0, 20_000, 60_000):  # a second rate and length: real arrhythmic ECG
+        windows.append(SignalWindow(0.0, 10.0, ecg=record_208[start : start + 3600], ecg_fs=360.0))
+    windows.append(SignalWindow(0.0, 0.5, ecg=rng.normal(size=64), ecg_fs=128.0))  # short
+    windows.append(SignalWindow(0.0, 10.0, ecg=np.full(1280, np.nan), ecg_fs=128.0))
+    windows.append(SignalWindow(0.0, 10.0, spo2=96.0))
+    return windows
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def test_batched_analysis_equals_each_window_on_its_own(record_208: np.ndarray) -> None:
+    windows = _mixed_windows(record_208)
+    batched = analyze_windows(windows)
+    assert len(batched) == len(windows)
+    for window, together in zip(windows, batched, strict=True):
+        alone = analyze_window(window)
+        assert tuple(together.features) == FEATURE_NAMES
+        assert all(_same(together.features[k], alone.features[k]) for k in FEATURE_NAMES)
+        np.testing.assert_array_equal(together.beats_s, alone.beats_s)
+        np.testing.assert_array_equal(together.pulses_s, alone.pulses_s)
+        if window.ecg is None:
+            assert together.r_peaks is None
+            continue
+        # The 1-D detectors and quality indices (their own filters and spectra) agree exactly.
+        np.testing.assert_array_equal(together.r_peaks, detect_r_peaks(window.ecg, window.ecg_fs))
+        quality = ecg_quality(window.ecg, window.ecg_fs)
+        assert _same(together.features["ecg_sqi"], quality["sqi"])
+        if window.ppg is not None:
+            assert _same(together.features["ppg_sqi"], ppg_quality(window.ppg, 64.0)["sqi"])
+    assert any(len(a.beats_s) > 5 for a in batched)  # the case is not trivially empty
+
+
+def test_bandpass_of_a_batch_filters_each_row_as_on_its_own() -> None:
+    rows = np.random.default_rng(4).normal(size=(5, 1280))
+    together = bandpass(rows, 128.0, 5.0, 15.0)
+    for row, filtered in zip(rows, together, strict=True):
+        np.testing.assert_array_equal(filtered, bandpass(row, 128.0, 5.0, 15.0))
