@@ -145,7 +145,8 @@ def test_subscriber_receives_alerts_within_one_second(api: Api) -> None:
         for alert in sent:
             api.produce(alert.model_copy(update={"emitted_at": time.time()}))
         received = _alerts(sse, 5)
-    assert [a.alert_id for a, _, _ in received] == [a.alert_id for a in sent]
+    # Five patients hash to different partitions: Kafka orders per partition, not across.
+    assert sorted(a.alert_id for a, _, _ in received) == sorted(a.alert_id for a in sent)
     latencies = [at - alert.emitted_at for alert, _, at in received]
     assert max(latencies) < 1.0, latencies
 
