@@ -105,6 +105,7 @@ class Fleet:
         self._ev_start = np.array([e.start for _, e in rows], float)
         self._ev_end = np.array([e.end for _, e in rows], float)
         self._ev_sev = np.array([e.severity for _, e in rows], float)
+        self._ev_abrupt = np.array([e.onset == "abrupt" for _, e in rows], bool)
         periods = [(i, a) for i, p in enumerate(self.patients) for a in p.activity_periods]
         self._act_dev = np.array([i for i, _ in periods], np.int64)
         self._act = np.array([(a.start, a.end, a.level) for _, a in periods], float).reshape(-1, 3)
@@ -137,6 +138,8 @@ class Fleet:
         detached = self._severity("sensor_detached", active) > 0
         noise = np.full(self.n, self.scenario.artefacts.noise)
         severities = {kind: self._severity(kind, active) for kind in _SEVERITY_KINDS}
+        abrupt = np.zeros(self.n, bool)
+        abrupt[self._ev_dev[active & self._ev_abrupt]] = True
         return Conditions(
             hr=self._baseline["hr"],
             spo2=self._baseline["spo2"],
@@ -149,6 +152,7 @@ class Fleet:
             detached=detached,
             noise=noise,
             motion=np.full(self.n, self.scenario.artefacts.motion),
+            abrupt=abrupt,
             **severities,
         )
 

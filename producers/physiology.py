@@ -182,6 +182,7 @@ class Conditions:
     detached: np.ndarray  # bool: sensor off the skin
     noise: np.ndarray  # sensor-noise multiplier
     motion: np.ndarray  # motion-artefact multiplier
+    abrupt: np.ndarray  # bool: an event with an abrupt onset is active (no drift to targets)
 
     @classmethod
     def quiet(cls, n: int) -> Conditions:
@@ -193,7 +194,7 @@ class Conditions:
             desaturation=zeros.copy(), fever=zeros.copy(), tachypnoea=zeros.copy(),
             fall=zeros.copy(), fall_at=np.full(n, np.nan), fallen=np.zeros(n, bool),
             detached=np.zeros(n, bool),
-            noise=np.ones(n), motion=np.ones(n),
+            noise=np.ones(n), motion=np.ones(n), abrupt=np.zeros(n, bool),
         )  # fmt: skip
 
 
@@ -256,13 +257,17 @@ class Physiology:
         )
         self.battery_drain_per_h = np.broadcast_to(np.asarray(battery_drain_per_h, float), (n,))
         self.saturates = rng.random(n) < 0.5  # lead-off shows as rail or as flat line
+        self.abrupt = np.zeros(n, bool)
 
     # -- state ------------------------------------------------------------------------------
 
-    def _approach(self, now: np.ndarray | None, target: np.ndarray, tau_s: float) -> np.ndarray:
+    def _approach(
+        self, now: np.ndarray | None, target: np.ndarray, tau_s: float, abrupt: np.ndarray
+    ) -> np.ndarray:
         if now is None:
             return target.astype(float).copy()
-        return now + (target - now) * (1.0 - np.exp(-self.frame_s / tau_s))
+        drifted = now + (target - now) * (1.0 - np.exp(-self.frame_s / tau_s))
+        return np.where(abrupt, target, drifted)
 
     def _schedule_beats(self, cond: Conditions, hr_mean: np.ndarray, until: float) -> None:
         resp_hz = self.resp_now / 60.0
@@ -417,16 +422,26 @@ class Physiology:
         hr_target = target_heart_rate(
             cond.hr, cond.activity, cond.fever, cond.tachycardia, cond.bradycardia
         )
-        self.hr_now = self._approach(self.hr_now, hr_target, tau_s=6.0)
+        abrupt = cond.abrupt
+        self.hr_now = self._approach(self.hr_now, hr_target, 6.0, abrupt)
         self.resp_now = self._approach(
-            self.resp_now, target_resp_rate(cond.resp, cond.activity, cond.tachypnoea), tau_s=8.0
+            self.resp_now,
+            target_resp_rate(cond.resp, cond.activity, cond.tachypnoea),
+            8.0,
+            abrupt,
         )
         self.spo2_now = self._approach(
-            self.spo2_now, target_spo2(cond.spo2, cond.desaturation), tau_s=15.0
+            self.spo2_now, target_spo2(cond.spo2, cond.desaturation), 15.0, abrupt
         )
         self.temp_now = self._approach(
-            self.temp_now, cond.temp + fever_degrees(cond.fever), tau_s=60.0
+            self.temp_now, cond.temp + fever_degrees(cond.fever), 60.0, abrupt
         )
+        started = cond.abrupt & ~self.abrupt
+        if started.any():
+            # An abrupt onset changes the very next beat interval, not the one after it.
+            next_beat = self.beat_t[started, -1] + 60.0 / self.hr_now[started]
+            self.next_beat[started] = np.maximum(next_beat, t0 + _LOOKAHEAD_S)
+        self.abrupt = cond.abrupt.copy()
         self._schedule_beats(cond, self.hr_now, until=t0 + frame + _LOOKAHEAD_S)
 
         t_ecg = t0 + np.arange(int(ECG_FS * frame)) / ECG_FS

@@ -53,6 +53,12 @@ class Event(_Strict):
     start: float = Field(ge=0, description="seconds from the start of the simulation")
     end: float = Field(gt=0)
     severity: float = Field(0.5, gt=0, le=1)
+    onset: Literal["gradual", "abrupt"] = Field(
+        "gradual",
+        description="gradual: vitals drift to the event's values over seconds (as bodies "
+        "do); abrupt: they are there at ``start`` (paroxysmal onsets, and what latency "
+        "benchmarks need: the condition exists from the labelled time)",
+    )
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Event:

@@ -263,6 +263,12 @@ class RuleSettings(_Group):
     def timing_of(self, kind: str) -> AlertTiming:
         return self.timing.get(kind, self.default_timing)
 
+    def designed_delay_s(self, kind: str) -> float:
+        """How long a condition must last, by design, before its alert fires: the onset
+        delay, and for a fall the inactivity after the impact it waits out."""
+        extra = self.fall_inactivity_s if kind == "fall" else 0.0
+        return self.timing_of(kind).onset_s + extra
+
 
 class Settings(BaseSettings):
     """Effective configuration; build once with :func:`load_settings` and pass it down."""

@@ -53,6 +53,7 @@ import scipy.signal
 #   activity_g, impact_g, still, posture_change_deg   accelerometer (see activity_features)
 #   ecg_sqi, ppg_sqi         signal quality 0..1; ecg_lead_off, ecg_flat, ecg_saturated flags
 #   motion                   1 if the ECG or PPG shows motion artefact or the wearer is moving
+#   ecg_hr_recent_bpm, ppg_hr_recent_bpm   rate over the last two beat intervals (bpm)
 FEATURE_NAMES: tuple[str, ...] = (
     "ecg_hr_bpm",
     "ppg_hr_bpm",
@@ -79,6 +80,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "motion",
     "battery",
     "posture_change_deg",
+    "ecg_hr_recent_bpm",
+    "ppg_hr_recent_bpm",
 )
 
 NAN = float("nan")
@@ -358,6 +361,19 @@ def heart_rate(peaks: np.ndarray, fs: float) -> float:
         return NAN
     # A dozen beats: Python arithmetic beats numpy's per-call overhead.
     return float(60.0 * fs / _median([b - a for a, b in itertools.pairwise(peaks.tolist())]))
+
+
+def recent_heart_rate(peaks: np.ndarray, fs: float) -> float:
+    """Beats per minute over the last two beat intervals; nan with fewer than 3 beats.
+
+    The window median (:func:`heart_rate`) is robust but takes half a window to follow a
+    step change; this follows within two beats, which is what threshold alarms need (the
+    rules' onset delay, not a long average, is what keeps one odd beat from alarming).
+    Two intervals rather than one: a premature beat and its compensatory pause average out.
+    """
+    if len(peaks) < 3:
+        return NAN
+    return float(120.0 * fs / (int(peaks[-1]) - int(peaks[-3])))
 
 
 def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
@@ -752,6 +768,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
             if valid < 1.0:
                 peaks = peaks[_in_longest_run(np.isfinite(window.ecg), peaks)]
             features["ecg_hr_bpm"] = heart_rate(peaks, fs)
+            features["ecg_hr_recent_bpm"] = recent_heart_rate(peaks, fs)
             features.update(rr_features(peaks, fs))
             if len(peaks) >= 6 and (peaks[-1] - peaks[0]) / fs >= 6.0:
                 features["resp_rate"] = _edr_rate(filtered[peaks], peaks / fs)
@@ -769,6 +786,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         motion_flags.append(quality["motion"])
         if quality["lead_off"] != 1.0:
             features["ppg_hr_bpm"] = heart_rate(pulses, fs)
+            features["ppg_hr_recent_bpm"] = recent_heart_rate(pulses, fs)
             pulses_s = window.t_start + pulses / fs
 
     if window.acc is not None and len(window.acc) > 0:

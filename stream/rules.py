@@ -28,6 +28,9 @@ Signal quality decides how far a value is trusted (see :class:`Trust`):
 
 Heart rate comes from the most trustworthy source: ECG when its SQI is good, else PPG
 when good, else the device's own value (trusted only when no waveform says otherwise).
+Tachycardia and bradycardia read the rate over the last two beats, so they follow a step
+change within two beats and their onset delay is what filters odd beats; NEWS2 scores the
+window median, a steadier figure for a score meant to be trended.
 
 Temperature: the device measures skin temperature, which is not core temperature. It is
 never scored as NEWS2 temperature (only ``Observations.core_temp`` is). The fever and
@@ -49,6 +52,7 @@ from enum import Enum
 from typing import Any, Literal, NamedTuple
 
 from stream.config import RuleSettings
+from stream.features import STILL_SPAN_S
 from stream.news2 import News2Result, news2_partial
 from stream.records import Observations, PatientContext, Priority
 
@@ -184,11 +188,23 @@ def assess_quality(features: Mapping[str, float], rules: RuleSettings) -> Signal
     return SignalQuality(ecg, ppg, (still >= 0.5) if math.isfinite(still) else None)  # type: ignore[arg-type]
 
 
-def heart_rate(features: Mapping[str, float], quality: SignalQuality) -> Reading | None:
-    """The most trustworthy heart rate: ECG if good, else PPG if good, else the device's."""
-    ecg_hr, ppg_hr, device_hr = (
-        _num(features, n) for n in ("ecg_hr_bpm", "ppg_hr_bpm", "hr_device")
-    )
+def _rate(features: Mapping[str, float], source: str, recent: bool) -> float:
+    value = _num(features, f"{source}_hr_recent_bpm") if recent else math.nan
+    return value if math.isfinite(value) else _num(features, f"{source}_hr_bpm")
+
+
+def heart_rate(
+    features: Mapping[str, float], quality: SignalQuality, recent: bool = False
+) -> Reading | None:
+    """The most trustworthy heart rate: ECG if good, else PPG if good, else the device's.
+
+    ``recent``: the rate over the last two beats (threshold alarms: it follows a step
+    change within two beats) instead of the window median (NEWS2); under motion the
+    median all the same, because artefact beats make a two-beat rate unreliable.
+    """
+    recent = recent and not _flag(features, "motion")
+    ecg_hr, ppg_hr = _rate(features, "ecg", recent), _rate(features, "ppg", recent)
+    device_hr = _num(features, "hr_device")
     if quality.ecg == "good" and math.isfinite(ecg_hr):
         return Reading(ecg_hr, "ecg", Trust.GOOD)
     if quality.ppg == "good" and math.isfinite(ppg_hr):
@@ -463,7 +479,8 @@ class _Vitals(NamedTuple):
     """This window's vital signs, each from its most trustworthy source."""
 
     quality: SignalQuality
-    hr: Reading | None
+    hr: Reading | None  # the window median: NEWS2
+    hr_recent: Reading | None  # the last two beats: threshold alarms
     spo2: Reading | None
     resp: Reading | None
 
@@ -473,6 +490,7 @@ class _Vitals(NamedTuple):
         return cls(
             quality,
             heart_rate(features, quality),
+            heart_rate(features, quality, recent=True),
             _spo2(features, quality),
             _resp(features, quality),
         )
@@ -580,7 +598,8 @@ class FallDetector:
     it lives in the device's :class:`~stream.lifecycle.AlertTracker` state.
 
     ``still`` (features: the trailing 3 s of the window barely moved) turns on a few
-    seconds after the impact even while the spike is still inside the window, so a fall
+    seconds after the impact even while the spike is still inside the window, and dates
+    the stillness from the start of those 3 s; a fall
     is confirmed once the wearer has stayed still ``fall_inactivity_s`` after an impact,
     provided the stillness began within ``fall_confirm_within_s`` of it. Moving again
     ends it.
@@ -607,7 +626,9 @@ class FallDetector:
         if self.impact_t is None:
             return None
         if inactive is True and self.inactive_since is None:
-            self.inactive_since = t
+            # ``still`` judges the window's trailing STILL_SPAN_S: the stillness began then.
+            lookback = STILL_SPAN_S if math.isfinite(_num(features, "still")) else 0.0
+            self.inactive_since = max(t - lookback, self.impact_t)
         if not self.fallen:
             started = self.inactive_since
             if started is None or started - self.impact_t > rules.fall_confirm_within_s:
@@ -669,8 +690,8 @@ def evaluate(
     rules = with_overrides(rules or RuleSettings(), ctx.profile.thresholds)
     vitals = _Vitals.of(features, rules)
     conditions: list[Condition] = []
-    if vitals.hr is not None:
-        conditions += _checked(vitals.hr, rules, TACHYCARDIA, BRADYCARDIA)
+    if vitals.hr_recent is not None:
+        conditions += _checked(vitals.hr_recent, rules, TACHYCARDIA, BRADYCARDIA)
     if vitals.spo2 is not None:
         desaturation = DESATURATION_SCALE2 if ctx.profile.spo2_scale == 2 else DESATURATION
         conditions += _checked(vitals.spo2, rules, desaturation)

@@ -9,7 +9,8 @@ Owns the sweep. For each device count, on fresh topics, bucket and consumer grou
    offsets (Kafka admin) and the CPU time and RSS of both processes (psutil);
 4. after ``warmup_s``, measure for ``seconds``: frames/s produced and consumed, the lag and
    its trend, and alert latency — each labelled event's first ``triggered`` alert of the
-   same kind on the same device, minus the event's onset and the rule's onset delay, by
+   same kind on the same device, minus the event's onset and the rule's designed delay
+   (:meth:`~stream.config.RuleSettings.designed_delay_s`), by
    the worker's ``emitted_at`` and by the time this process received it from the topic.
 
 The knee is the largest size that holds real time (:func:`stream.bench.stats.find_knee`);
@@ -56,7 +57,9 @@ def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
     """Ten labelled patients (two per kind in :data:`LATENCY_EVENTS`); the rest are quiet.
 
     Events start between warm-up and ``EVENT_SPAN_S`` before the end, so each has time
-    to be detected within the measured span whatever the fleet size.
+    to be detected within the measured span whatever the fleet size. Their onsets are
+    abrupt: the condition exists from the labelled second, so the latency measured is the
+    pipeline's, not the simulated body's drift towards the event's values.
     """
     first = warmup_s + 3.0
     last = max(first, warmup_s + seconds - EVENT_SPAN_S)
@@ -64,12 +67,14 @@ def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
     patients = []
     for i in range(count):
         kind = LATENCY_EVENTS[i % len(LATENCY_EVENTS)]
-        start = round(first + (last - first) * i / max(count - 1, 1), 1)
+        # Whole seconds: the simulator changes conditions at frame boundaries.
+        start = float(round(first + (last - first) * i / max(count - 1, 1)))
+        event = {"event": kind, "start": start, "end": start + 60, "severity": 0.8}
         patients.append(
             {
                 "id": f"bench-{i:02d}",
                 "activity": 0.3 if kind == "fall" else 0.05,
-                "events": [{"event": kind, "start": start, "end": start + 60, "severity": 0.8}],
+                "events": [event | {"onset": "abrupt"}],
             }
         )
     return {"name": "bench", "ward": "ward-bench", "patients": patients}
@@ -158,6 +163,19 @@ class Processes:
                 rss[name] = proc.memory_info().rss / 2**20
                 self.peak_rss[name] = max(self.peak_rss[name], rss[name])
         return cpu, rss
+
+
+def service_processes(settings: Settings) -> dict[str, psutil.Process]:
+    """The local broker and influxd, when this project started them (they share the CPUs)."""
+    from stream.services import influxdb, kafka
+
+    found = {}
+    pids = {"kafka": kafka.running_pid(settings), "influxd": influxdb.running_pid(settings)}
+    for name, pid in pids.items():
+        if pid is not None:
+            with contextlib.suppress(psutil.Error):
+                found[name] = psutil.Process(pid)
+    return found
 
 
 def _reopen(probe: OffsetProbe, settings: Settings) -> OffsetProbe:
@@ -320,6 +338,7 @@ def one_size(
             )  # fmt: skip
         _wait_ready(log_path, worker, 180)
         watched.procs["worker"] = psutil.Process(worker.pid)
+        watched.procs |= service_processes(run)
         with sim_out.open("wb") as out:
             simulator = subprocess.Popen(
                 cli(
@@ -358,7 +377,7 @@ def one_size(
         collector.join(timeout=10)
         probe.close()
         discard(run)
-    onset = {kind: run.rules.timing_of(kind).onset_s for kind in LATENCY_EVENTS}
+    onset = {kind: run.rules.designed_delay_s(kind) for kind in LATENCY_EVENTS}
     alerts = [(t, orjson.loads(v)) for t, v in collector.received]
     latencies = alert_latencies(labels, alerts, onset)
     return summarize_size(

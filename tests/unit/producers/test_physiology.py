@@ -170,3 +170,22 @@ def test_same_seed_same_signals() -> None:
 def test_frame_length_must_be_whole_seconds() -> None:
     with pytest.raises(ValueError, match="whole number of seconds"):
         Physiology(1, np.random.default_rng(0), frame_s=0.5)
+
+
+def test_an_abrupt_onset_is_there_at_once_and_a_gradual_one_drifts() -> None:
+    cond = Conditions.quiet(2)
+    body = Physiology(2, np.random.default_rng(5))
+    for _ in range(20):
+        body.step(cond)
+    cond.tachycardia[:] = 0.8
+    cond.desaturation[:] = 0.8
+    cond.abrupt[1] = True
+    chunk = body.step(cond)
+    target_hr = target_heart_rate(72, 0, 0, 0.8, 0)
+    assert body.hr_now[1] == pytest.approx(target_hr)
+    assert body.hr_now[0] < target_hr - 20  # drifting, tau 6 s
+    assert chunk.spo2[1].mean() == pytest.approx(target_spo2(97, 0.8), abs=1.5)
+    assert chunk.spo2[0].mean() > target_spo2(97, 0.8) + 3
+    # The very next beat interval is at the new rate.
+    onset_beats = body.beat_t[1][body.beat_t[1] >= 20.0]
+    assert np.diff(onset_beats)[:2] == pytest.approx([60 / target_hr] * 2, rel=0.12)

@@ -10,6 +10,7 @@ import pytest
 from stream.bench import stats
 from stream.bench.e2e import alert_latencies, bench_scenario
 from stream.bench.report import profile_top, render_markdown, table
+from stream.config import RuleSettings
 
 
 def test_percentiles_interpolate_and_ignore_non_finite() -> None:
@@ -93,6 +94,18 @@ def test_bench_scenario_spreads_events_inside_the_measured_span() -> None:
     assert len(starts) == 10
     assert min(starts) > 20 and max(starts) <= 20 + 120 - 45
     assert starts == sorted(starts)
+    # Whole seconds (the simulator's frame boundaries) and abrupt: the condition exists
+    # from the labelled time, so the latency measured is the pipeline's.
+    assert all(start == int(start) for start in starts)
+    assert {p["events"][0]["onset"] for p in scenario["patients"]} == {"abrupt"}
+
+
+def test_a_falls_designed_delay_includes_the_inactivity_it_waits_out() -> None:
+    rules = RuleSettings()
+    assert rules.designed_delay_s("fall") == (
+        rules.timing_of("fall").onset_s + rules.fall_inactivity_s
+    )
+    assert rules.designed_delay_s("tachycardia") == rules.timing_of("tachycardia").onset_s
 
 
 def test_profile_top_counts_self_and_inclusive_shares() -> None:

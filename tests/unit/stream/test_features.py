@@ -25,6 +25,7 @@ from stream.features import (
     ecg_quality,
     heart_rate,
     ppg_quality,
+    recent_heart_rate,
     respiration_rate,
     rr_features,
     window_features,
@@ -474,3 +475,22 @@ def test_bandpass_of_a_batch_filters_each_row_as_on_its_own() -> None:
     together = bandpass(rows, 128.0, 5.0, 15.0)
     for row, filtered in zip(rows, together, strict=True):
         np.testing.assert_array_equal(filtered, bandpass(row, 128.0, 5.0, 15.0))
+
+
+def test_recent_heart_rate_follows_a_step_within_two_beats() -> None:
+    fs = 250.0
+    slow = np.arange(0, 6, 0.8)  # 75 bpm
+    fast = slow[-1] + np.cumsum([0.4, 0.4, 0.4])  # then 150 bpm
+    peaks = np.round(np.concatenate([slow, fast]) * fs).astype(np.int64)
+    assert heart_rate(peaks, fs) == pytest.approx(75, abs=0.1)  # the median lags
+    assert recent_heart_rate(peaks[:-1], fs) == pytest.approx(150, abs=0.1)
+    assert recent_heart_rate(peaks[:-2], fs) == pytest.approx(100, abs=0.1)  # one beat in
+    assert math.isnan(recent_heart_rate(peaks[:2], fs))
+
+
+def test_recent_heart_rate_averages_out_a_premature_beat_and_its_pause() -> None:
+    fs = 250.0
+    beats = [0.0, 0.8, 1.6, 2.4, 2.8, 4.0]  # premature at 2.8, compensatory pause to 4.0
+    assert recent_heart_rate(np.round(np.array(beats) * fs).astype(np.int64), fs) == (
+        pytest.approx(75, abs=0.1)
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stream.config import RuleSettings
+from stream.features import STILL_SPAN_S
 from stream.records import Observations, PatientContext, Profile
 from stream.rules import (
     Condition,
@@ -330,7 +331,9 @@ def fall_times(sequence: list, detector: FallDetector | None = None) -> list[flo
 
 def test_fall_needs_impact_then_inactivity() -> None:
     times = fall_times(fall_sequence(RULES.fall_impact_g, still_from=13))
-    assert times[0] == 13 + RULES.fall_inactivity_s
+    # The still flag judges the trailing STILL_SPAN_S: stillness seen at 13 began at 10
+    # (never before the impact, first seen at 10).
+    assert times[0] == max(13 - STILL_SPAN_S, 10) + RULES.fall_inactivity_s
     assert times == [float(t) for t in range(int(times[0]), 60)]
 
 
@@ -343,7 +346,8 @@ def test_impact_followed_by_movement_is_not_a_fall() -> None:
 
 
 def test_stillness_long_after_impact_is_not_a_fall() -> None:
-    late = 10 + RULES.fall_confirm_within_s + 1
+    # Seen still at ``late``: still since late - STILL_SPAN_S, past the confirmation span.
+    late = 10 + RULES.fall_confirm_within_s + STILL_SPAN_S + 1
     assert fall_times(fall_sequence(5.0, still_from=late)) == []
 
 
@@ -423,3 +427,17 @@ def test_every_labelled_simulator_kind_can_be_raised() -> None:
     raised |= {c.kind for w in windows for c in run(w)}
     raised |= {c.kind for c in silent_devices({"a": 0.0}, 1000.0, 300.0).values()}
     assert set(LABELLED_KINDS) <= raised
+
+
+def test_heart_rate_alarms_read_the_last_two_beats_and_news2_the_window_median() -> None:
+    # A step to 150 bpm two beats ago: the window median still says 75.
+    stepped = quiet_features(ecg_hr_bpm=75.0, ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0)
+    [tachy] = conditions_of("tachycardia", run(stepped))
+    assert tachy.values["hr_bpm"] == 150.0
+    assert news2_for(context(), stepped, None, RULES).subscores["pulse"] == 0  # 75 bpm
+
+
+def test_under_motion_heart_rate_alarms_fall_back_to_the_window_median() -> None:
+    # Artefact beats make a two-beat rate unreliable while the wearer moves.
+    moving = quiet_features(ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0, motion=1.0)
+    assert conditions_of("tachycardia", run(moving)) == []
