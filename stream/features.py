@@ -90,6 +90,7 @@ QUALITY_KEYS = ("sqi", "flat", "saturated", "lead_off", "motion")
 
 # Physiological limits: beats closer than the refractory period are one beat (300 bpm max).
 REFRACTORY_S = 0.2
+SEARCH_BACK = 8  # search-back admits noise peaks above 1/8 of the thresholds (see _pan_tompkins)
 ECG_FLAT_MV = 0.02  # peak-to-peak below this is no ECG at all (baseline noise alone is larger)
 SATURATED_FRACTION = 0.01  # share of samples pinned at the extremes that means clipping
 PINNED_FRACTION = 0.3  # share pinned at the rails that means the electrode/sensor is off
@@ -251,12 +252,15 @@ def _pan_tompkins(filtered: np.ndarray, fs: float) -> np.ndarray:
         threshold_f = npk_f + 0.25 * (spk_f - npk_f)
         # Search back: a beat overdue by 166 % of the recent RR was probably missed (after
         # an artefact inflated the signal level, several may be): take the largest noise
-        # peak of the gap while one is above 1/32 of the thresholds.
+        # peak of the gap while one is above 1/SEARCH_BACK of the thresholds. Pan and
+        # Tompkins use 1/2; 1/8 still recovers the beats an inflated level hid on MIT-BIH
+        # 208, while the P waves in the long gaps of a sudden bradycardia stay out (1/32
+        # took them for beats and doubled the rate).
         while noise and pos[i] > overdue:
             last = pos[beats[-1]]
             gap = [j for j in noise if pos[j] - last > refractory]
             j = max(gap, key=h_i.__getitem__) if gap else -1
-            if j < 0 or h_i[j] < threshold_i / 32 or h_f[j] < threshold_f / 32:
+            if j < 0 or h_i[j] < threshold_i / SEARCH_BACK or h_f[j] < threshold_f / SEARCH_BACK:
                 noise.clear()
                 break
             beats.append(j)
@@ -363,17 +367,26 @@ def heart_rate(peaks: np.ndarray, fs: float) -> float:
     return float(60.0 * fs / _median([b - a for a, b in itertools.pairwise(peaks.tolist())]))
 
 
-def recent_heart_rate(peaks: np.ndarray, fs: float) -> float:
+def recent_heart_rate(peaks: np.ndarray, fs: float, length: int | None = None) -> float:
     """Beats per minute over the last two beat intervals; nan with fewer than 3 beats.
 
     The window median (:func:`heart_rate`) is robust but takes half a window to follow a
     step change; this follows within two beats, which is what threshold alarms need (the
     rules' onset delay, not a long average, is what keeps one odd beat from alarming).
     Two intervals rather than one: a premature beat and its compensatory pause average out.
+    With ``length`` (the window's samples, all present) a beat still awaited counts too:
+    once the wait since the last beat exceeds the last interval, the rate is at most what
+    the last interval and that wait give, so a heart that slows shows before its next beat.
     """
     if len(peaks) < 3:
         return NAN
-    return float(120.0 * fs / (int(peaks[-1]) - int(peaks[-3])))
+    last, previous, before = (int(p) for p in peaks[-1:-4:-1])
+    span = last - before
+    if length is not None:
+        waiting = length - 1 - last
+        if waiting > last - previous:
+            span = max(span, last - previous + waiting)
+    return float(120.0 * fs / span)
 
 
 def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
@@ -768,7 +781,9 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
             if valid < 1.0:
                 peaks = peaks[_in_longest_run(np.isfinite(window.ecg), peaks)]
             features["ecg_hr_bpm"] = heart_rate(peaks, fs)
-            features["ecg_hr_recent_bpm"] = recent_heart_rate(peaks, fs)
+            features["ecg_hr_recent_bpm"] = recent_heart_rate(
+                peaks, fs, len(raw) if valid >= 1.0 else None
+            )
             features.update(rr_features(peaks, fs))
             if len(peaks) >= 6 and (peaks[-1] - peaks[0]) / fs >= 6.0:
                 features["resp_rate"] = _edr_rate(filtered[peaks], peaks / fs)
@@ -786,7 +801,9 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         motion_flags.append(quality["motion"])
         if quality["lead_off"] != 1.0:
             features["ppg_hr_bpm"] = heart_rate(pulses, fs)
-            features["ppg_hr_recent_bpm"] = recent_heart_rate(pulses, fs)
+            features["ppg_hr_recent_bpm"] = recent_heart_rate(
+                pulses, fs, len(raw) if valid >= 1.0 else None
+            )
             pulses_s = window.t_start + pulses / fs
 
     if window.acc is not None and len(window.acc) > 0:

@@ -32,9 +32,9 @@ def _devices(text: str) -> list[int]:
     try:
         counts = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise typer.BadParameter("--devices takes comma-separated integers") from None
+        raise typer.BadParameter("takes comma-separated integers") from None
     if not counts or counts[0] < 1:
-        raise typer.BadParameter("--devices needs positive counts")
+        raise typer.BadParameter("needs positive counts")
     return counts
 
 
@@ -63,6 +63,7 @@ def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[st
         results, summary = e2e.run(
             settings, options["devices"], options["seconds"], options["warmup"],
             profile_at=profile_at, profile_path=options["bench_dir"] / "profile.txt",
+            workers=options["workers"],
         )  # fmt: skip
         summary["profiled_devices"] = profile_at
         summary["ceiling_ratio"] = ceiling_ratio(summary, options["bench_dir"])
@@ -103,6 +104,11 @@ def bench(
     bench_dir: Path = typer.Option(  # noqa: B008
         BENCH_DIR, "--bench-dir", help="where the report reads JSON and writes PNGs"
     ),
+    workers: str = typer.Option(
+        "1",
+        "--workers",
+        help="e2e: worker processes sharing the partitions, one sweep per comma-separated count",
+    ),
 ) -> None:
     """Run a benchmark suite and print its summary (and write JSON with --json)."""
     import json
@@ -122,7 +128,7 @@ def bench(
 
     options = {
         "devices": _devices(devices), "seconds": seconds, "warmup": warmup,
-        "profile_at": profile_at, "bench_dir": bench_dir,
+        "profile_at": profile_at, "bench_dir": bench_dir, "workers": _devices(workers),
     }  # fmt: skip
     results, summary = _run_suite(suite, options)
     data = envelope(suite, load_settings(), results, summary)

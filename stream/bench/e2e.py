@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,11 @@ class Processes:
         return cpu, rss
 
 
+def worker_name(index: int) -> str:
+    """``worker`` for the first worker process, ``worker-2``, ``worker-3``… for the others."""
+    return "worker" if index == 0 else f"worker-{index + 1}"
+
+
 def service_processes(settings: Settings) -> dict[str, psutil.Process]:
     """The local broker and influxd, when this project started them (they share the CPUs)."""
     from stream.services import influxdb, kafka
@@ -270,6 +276,9 @@ def summarize_size(
         for name in measured[-1].cpu_s
         if name in measured[0].cpu_s and span > 0
     }
+    workers_cpu = [v for k, v in cpu.items() if k.startswith("worker")]
+    if workers_cpu:
+        cpu["workers"] = round(sum(workers_cpu), 1)
     matched = [x for x in latencies if x["matched"]]
     return {
         "devices": devices,
@@ -286,6 +295,12 @@ def summarize_size(
         "realtime": verdict["realtime"],
         "alert_latency_emitted_s": stats.percentiles([x["emitted_s"] for x in matched]),
         "alert_latency_received_s": stats.percentiles([x["received_s"] for x in matched]),
+        "latency_by_label": [
+            {"event": x["event"], "received_s": round(x["received_s"], 2)}
+            if x["matched"]
+            else {"event": x["event"], "received_s": None}
+            for x in latencies
+        ],
         "labels": len(latencies),
         "labels_alerted": len(matched),
         "cpu_percent": cpu,
@@ -314,30 +329,38 @@ def one_size(
     workdir: Path,
     profile_to: Path | None = None,
     worker_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Measure one fleet size on fresh topics; always cleans up its processes and topics."""
+    """Measure one fleet size on fresh topics; always cleans up its processes and topics.
+
+    ``workers`` worker processes share the frames topic's partitions (one consumer group),
+    as a scaled-out deployment does; the first is the one ``profile_to`` samples.
+    """
     run = isolated(settings, f"e2e{devices}")
     prepare(run)
     env = child_env(run) | (worker_env or {})
     scenario_path = workdir / f"scenario-{devices}.yaml"
     scenario_path.write_text(yaml.safe_dump(bench_scenario(warmup_s, seconds)))
     labels_path = workdir / f"labels-{devices}.jsonl"
-    log_path = workdir / f"worker-{devices}.log"
     sim_out = workdir / f"simulate-{devices}.json"
     collector = AlertCollector(run)
     collector.start()
     probe = OffsetProbe(run)
     watched = Processes()
-    worker = simulator = profiler = None
+    worker_procs: list[subprocess.Popen] = []
+    simulator = profiler = None
     samples: list[Sample] = []
     try:
-        with log_path.open("wb") as worker_log:
-            worker = subprocess.Popen(
-                cli("worker", "--workers-dir", str(workdir / "faust")),
-                env=env, stdout=worker_log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        _wait_ready(log_path, worker, 180)
-        watched.procs["worker"] = psutil.Process(worker.pid)
+        logs = [workdir / f"worker-{devices}-{i + 1}.log" for i in range(workers)]
+        for i, log_path in enumerate(logs):
+            argv = cli("worker", "--workers-dir", str(workdir / f"faust-{i + 1}"))
+            with log_path.open("wb") as worker_log:
+                proc = subprocess.Popen(argv, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
+            worker_procs.append(proc)
+        for log_path, proc in zip(logs, worker_procs, strict=True):
+            _wait_ready(log_path, proc, 180)
+            watched.procs[worker_name(len(watched.procs))] = psutil.Process(proc.pid)
+        worker = worker_procs[0]
         watched.procs |= service_processes(run)
         with sim_out.open("wb") as out:
             simulator = subprocess.Popen(
@@ -370,7 +393,7 @@ def one_size(
         if profiler is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 profiler.wait(timeout=60)
-        for proc in (simulator, worker):
+        for proc in (simulator, *worker_procs):
             if proc is not None:
                 _stop(proc)
         collector.stop.set()
@@ -380,9 +403,20 @@ def one_size(
     onset = {kind: run.rules.designed_delay_s(kind) for kind in LATENCY_EVENTS}
     alerts = [(t, orjson.loads(v)) for t, v in collector.received]
     latencies = alert_latencies(labels, alerts, onset)
-    return summarize_size(
+    result = summarize_size(
         devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss
     )
+    return result | {"workers": workers}
+
+
+def _sweep_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    knee = stats.find_knee(results)
+    at_knee = next((r for r in results if r["devices"] == knee["max_devices_realtime"]), None)
+    return {
+        **knee,
+        "p99_alert_latency_s": at_knee["alert_latency_received_s"]["p99"] if at_knee else None,
+        "frames_per_s_at_knee": at_knee["consumed_frames_per_s"] if at_knee else 0.0,
+    }
 
 
 def run(
@@ -393,25 +427,37 @@ def run(
     profile_at: int | None = None,
     profile_path: Path | None = None,
     worker_env: dict[str, str] | None = None,
+    workers: Sequence[int] = (1,),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Sweep the fleet sizes (smallest first); results and the summary."""
-    results = []
+    """Sweep the fleet sizes (smallest first) once per worker count; results and summary.
+
+    The summary's top-level figures are those of the worker count that held the most
+    devices; ``by_workers`` has each sweep's. The profile is taken in the first sweep.
+    """
+    results: list[dict[str, Any]] = []
+    by_workers: dict[int, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="vitalstream-bench-") as tmp, Progress() as progress:
-        task = progress.add_task("e2e sweep", total=len(devices))
-        for n in sorted(devices):
-            progress.update(task, description=f"e2e {n} devices")
-            profile_to = profile_path if profile_at == n else None
-            result = one_size(settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env)
-            results.append(result)
-            progress.advance(task)
-            if result["producer_realtime"] and not result["worker_realtime"]:
-                break  # past the knee: larger fleets only fall further behind
-    knee = stats.find_knee(results)
-    at_knee = next((r for r in results if r["devices"] == knee["max_devices_realtime"]), None)
+        task = progress.add_task("e2e sweep", total=len(devices) * len(workers))
+        for count in workers:
+            sweep = []
+            for n in sorted(devices):
+                progress.update(task, description=f"e2e {n} devices, {count} worker(s)")
+                profile_to = profile_path if profile_at == n and count == workers[0] else None
+                sweep.append(
+                    one_size(
+                        settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env, count
+                    )
+                )
+                progress.advance(task)
+                if sweep[-1]["producer_realtime"] and not sweep[-1]["worker_realtime"]:
+                    break  # past the knee: larger fleets only fall further behind
+            results += sweep
+            by_workers[count] = _sweep_summary(sweep)
+    best = max(by_workers, key=lambda count: by_workers[count]["max_devices_realtime"])
     summary = {
-        **knee,
-        "p99_alert_latency_s": at_knee["alert_latency_received_s"]["p99"] if at_knee else None,
-        "frames_per_s_at_knee": at_knee["consumed_frames_per_s"] if at_knee else 0.0,
+        **by_workers[best],
+        "workers": best,
+        "by_workers": {str(count): figures for count, figures in by_workers.items()},
         "seconds_per_size": seconds,
         "warmup_s": warmup_s,
     }

@@ -158,7 +158,7 @@ def test_report_has_a_section_per_measured_suite_and_names_the_missing() -> None
     )
     assert text.startswith("# VitalStream benchmarks")
     assert "## End to end" in text and "**100 devices**" in text
-    assert "| 100 | 99.0 | 98.5 |" in text
+    assert "| 100 | 1 | 99.0 | 98.5 |" in text  # devices, workers, produced, consumed
     assert "## Where the worker's time goes" in text and "features.py:bandpass" in text
     assert "| batch filters | fr/s | 140.0 | 300.0 |" in text
     assert "## Ceilings" not in text

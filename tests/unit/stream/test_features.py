@@ -494,3 +494,13 @@ def test_recent_heart_rate_averages_out_a_premature_beat_and_its_pause() -> None
     assert recent_heart_rate(np.round(np.array(beats) * fs).astype(np.int64), fs) == (
         pytest.approx(75, abs=0.1)
     )
+
+
+def test_a_beat_still_awaited_lowers_the_recent_rate_before_it_comes() -> None:
+    fs = 250.0
+    peaks = np.round(np.arange(0, 8.5, 0.8) * fs).astype(np.int64)  # 75 bpm up to 8.0 s
+    on_time = int(8.7 * fs)  # the next beat is not due before 8.8 s
+    assert recent_heart_rate(peaks, fs, on_time) == pytest.approx(75, abs=0.1)
+    # 2 s without a beat: the rate is at most 2 beats over 0.8 s + 2 s.
+    stopped = int(10.0 * fs) + 1
+    assert recent_heart_rate(peaks, fs, stopped) == pytest.approx(120 / 2.8, abs=0.1)
