@@ -49,13 +49,14 @@ log = logging.getLogger(__name__)
 
 SAMPLE_S = 2.0
 READY_TEXT = "[^Worker]: Ready"
-# Events whose alert has a plain onset delay; two patients each, spread over the run.
+# Events whose alert has a plain onset delay; four patients each, spread over the run.
 LATENCY_EVENTS = ("tachycardia", "bradycardia", "desaturation", "tachypnoea", "fall")
+LABELS_PER_KIND = 4
 EVENT_SPAN_S = 45.0
 
 
 def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
-    """Ten labelled patients (two per kind in :data:`LATENCY_EVENTS`); the rest are quiet.
+    """Twenty labelled patients (four per kind in :data:`LATENCY_EVENTS`); the rest are quiet.
 
     Events start between warm-up and ``EVENT_SPAN_S`` before the end, so each has time
     to be detected within the measured span whatever the fleet size. Their onsets are
@@ -64,7 +65,7 @@ def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
     """
     first = warmup_s + 3.0
     last = max(first, warmup_s + seconds - EVENT_SPAN_S)
-    count = 2 * len(LATENCY_EVENTS)
+    count = LABELS_PER_KIND * len(LATENCY_EVENTS)
     patients = []
     for i in range(count):
         kind = LATENCY_EVENTS[i % len(LATENCY_EVENTS)]

@@ -91,7 +91,7 @@ def test_latency_matches_the_first_triggered_alert_after_onset() -> None:
 def test_bench_scenario_spreads_events_inside_the_measured_span() -> None:
     scenario = bench_scenario(warmup_s=20, seconds=120)
     starts = [p["events"][0]["start"] for p in scenario["patients"]]
-    assert len(starts) == 10
+    assert len(starts) == 20
     assert min(starts) > 20 and max(starts) <= 20 + 120 - 45
     assert starts == sorted(starts)
     # Whole seconds (the simulator's frame boundaries) and abrupt: the condition exists
