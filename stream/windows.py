@@ -15,8 +15,11 @@ frames are placed by their ``t0`` whatever order they arrive in:
   frame ended is taken as contiguous rather than leaving a one-sample hole;
 - a change of sampling rate restarts that signal's ring.
 
-Window ends are aligned to multiples of ``hop_s`` in epoch time, so every device's windows
-line up. Example::
+Windows end where the data ends: on each append, the newest window ends at the newest
+sample and older due ones a whole number of hops before it, so a frame's samples are
+analysed as soon as it arrives (ends aligned to a clock grid instead would hold back up to
+a hop of every frame that straddles it). Ends are frame ends, hence deterministic: a replay
+of the same frames cuts the same windows. Example::
 
     >>> buffers = DeviceBuffers(window_s=10.0, hop_s=1.0)
     >>> buffers.append("ecg", 1000.0, 128.0, np.zeros(128 * 12))
@@ -197,23 +200,26 @@ class DeviceBuffers:
         if not np.isfinite(newest):
             return np.zeros(0)
         # Windows start once a whole window of data exists, and none older than the ring.
-        first = max(self.oldest + self.window_s, newest - self.lateness_s, self._last_emitted)
-        lo = np.ceil(first / self.hop_s - 1e-9)
-        hi = np.floor(newest / self.hop_s + 1e-9)
-        ends = np.arange(lo, hi + 1) * self.hop_s
-        return ends[(ends > self._last_emitted) & (ends <= newest + 1e-9)]
+        first = max(self.oldest + self.window_s, newest - self.lateness_s)
+        if newest < first - 1e-9:
+            return np.zeros(0)
+        # Whole hops back from the newest sample: the latest window ends with the data.
+        hops = np.floor((newest - first) / self.hop_s + 1e-9)
+        ends = newest - self.hop_s * np.arange(hops, -1.0, -1.0)
+        # Half a hop apart at least: device clocks jitter a few ms from frame to frame.
+        return ends[ends > self._last_emitted + 0.5 * self.hop_s]
 
     def due(self, hop_s: float | None = None) -> bool:
-        """Whether at least one hop-aligned window end has passed and not been handed out."""
+        """Whether a window end has passed that has not been handed out."""
         if hop_s is not None:
             self.hop_s = hop_s
         return len(self._candidate_ends()) > 0
 
     def next_end(self) -> float:
-        """The next hop-aligned window end after the last one handed out (may lie ahead)."""
+        """The earliest the next window can end (data permitting: ends follow the data)."""
         if np.isfinite(self._last_emitted):
             return float(self._last_emitted + self.hop_s)
-        return float(np.ceil((self.oldest + self.window_s) / self.hop_s - 1e-9) * self.hop_s)
+        return float(self.oldest + self.window_s)
 
     def due_ends(self) -> np.ndarray:
         """Window ends now due, oldest first, and mark them handed out.

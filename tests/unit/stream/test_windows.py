@@ -100,18 +100,31 @@ def test_sampling_rate_change_restarts_the_signal() -> None:
     np.testing.assert_allclose(window.ecg, np.ones(256))
 
 
-def test_windows_are_hop_aligned_and_handed_out_once() -> None:
+def test_windows_end_with_the_newest_frame_and_are_handed_out_once() -> None:
     buffers = DeviceBuffers(window_s=10.0, hop_s=1.0, lateness_s=5.0)
-    feed(buffers, [s + 0.25 for s in range(9)])
+    feed(buffers, [s + 0.25 for s in range(9)])  # frames start a quarter second in
     assert not buffers.due()  # less than a window of data
-    assert buffers.next_end() == T0 + 11.0
+    assert buffers.next_end() == T0 + 10.25
     feed(buffers, [9.25, 10.25, 11.25])
     assert buffers.due()
-    np.testing.assert_array_equal(buffers.due_ends(), [T0 + 11.0, T0 + 12.0])
+    # The newest window ends with the newest sample, not at a clock second before it.
+    np.testing.assert_array_equal(buffers.due_ends(), [T0 + 10.25, T0 + 11.25, T0 + 12.25])
     assert not buffers.due() and len(buffers.due_ends()) == 0
-    assert buffers.next_end() == T0 + 13.0
+    assert buffers.next_end() == T0 + 13.25
     feed(buffers, [12.25])
-    np.testing.assert_array_equal(buffers.due_ends(), [T0 + 13.0])
+    np.testing.assert_array_equal(buffers.due_ends(), [T0 + 13.25])
+
+
+def test_jittered_frames_give_one_window_each() -> None:
+    buffers = DeviceBuffers(window_s=10.0, hop_s=1.0, lateness_s=5.0)
+    starts = [s + 0.01 * (-1) ** s for s in range(10)]  # clocks jitter by 10 ms
+    feed(buffers, starts)
+    handed = list(buffers.due_ends())
+    for start in [10.01, 10.99, 12.01]:
+        feed(buffers, [start])
+        handed += list(buffers.due_ends())
+    assert len(handed) == 4
+    assert np.all(np.diff(handed) > 0.9)
 
 
 def test_after_a_silence_windows_catch_up_to_the_present() -> None:
