@@ -47,6 +47,13 @@ def test_realtime_verdicts(produced, consumed, slope, lag, expected) -> None:
     assert verdict["realtime"] == all(expected)
 
 
+def test_a_fleet_kept_up_with_but_alerted_late_is_not_real_time() -> None:
+    late = stats.holds_realtime(1000, 1000.0, 990.0, 2.0, 3000.0, stats.LATENCY_GOAL_S + 0.5)
+    assert late["keeps_up"] and not late["consumer"] and not late["realtime"]
+    in_time = stats.holds_realtime(1000, 1000.0, 990.0, 2.0, 3000.0, stats.LATENCY_GOAL_S)
+    assert in_time["realtime"]
+
+
 def _result(devices: int, realtime: bool, producer: bool = True) -> dict:
     return {"devices": devices, "realtime": realtime, "producer_realtime": producer}
 
