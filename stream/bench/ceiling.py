@@ -51,17 +51,16 @@ def _publish(settings: Settings, topic: str, frames: list[tuple[str, bytes]]) ->
 async def _consume(settings: Settings, topic: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    from stream.app import _aiokafka_security
+    from stream.subscriptions.kafka import client_options
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka.bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 2**20,
         fetch_max_bytes=64 * 2**20,
-        **_aiokafka_security(settings),
+        **client_options(settings),
     )
     await consumer.start()
     try:
