@@ -4,7 +4,9 @@ Owns the YAML format (validated with pydantic) of ``producers/scenarios/*.yaml``
 malformed file raises :class:`ScenarioError` naming the file and the offending field.
 
 Event names double as the stream's alert kinds, so they are fixed here (``EVENT_KINDS``).
-Offsets (``start``/``end``) are seconds from the start of the simulation.
+Offsets (``start``/``end``) are seconds from the start of the simulation. An event's
+``onset`` is ``gradual`` (vitals drift towards the event's values, the default) or
+``abrupt`` (they are there from ``start``; the end-to-end benchmark uses this).
 """
 
 from __future__ import annotations
