@@ -436,12 +436,12 @@ class Physiology:
         self.temp_now = self._approach(
             self.temp_now, cond.temp + fever_degrees(cond.fever), 60.0, abrupt
         )
-        started = cond.abrupt & ~self.abrupt
+        started = abrupt & ~self.abrupt
         if started.any():
             # An abrupt onset changes the very next beat interval, not the one after it.
             next_beat = self.beat_t[started, -1] + 60.0 / self.hr_now[started]
             self.next_beat[started] = np.maximum(next_beat, t0 + _LOOKAHEAD_S)
-        self.abrupt = cond.abrupt.copy()
+        self.abrupt = abrupt.copy()
         self._schedule_beats(cond, self.hr_now, until=t0 + frame + _LOOKAHEAD_S)
 
         t_ecg = t0 + np.arange(int(ECG_FS * frame)) / ECG_FS

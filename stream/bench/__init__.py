@@ -28,7 +28,7 @@ BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
 
 
-def _devices(text: str) -> list[int]:
+def _counts(text: str) -> list[int]:
     try:
         counts = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
@@ -127,8 +127,8 @@ def bench(
     from stream.config import load_settings
 
     options = {
-        "devices": _devices(devices), "seconds": seconds, "warmup": warmup,
-        "profile_at": profile_at, "bench_dir": bench_dir, "workers": _devices(workers),
+        "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
+        "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),
     }  # fmt: skip
     results, summary = _run_suite(suite, options)
     data = envelope(suite, load_settings(), results, summary)

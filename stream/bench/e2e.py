@@ -368,9 +368,9 @@ def one_size(
             with log_path.open("wb") as worker_log:
                 proc = subprocess.Popen(argv, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
             worker_procs.append(proc)
-        for log_path, proc in zip(logs, worker_procs, strict=True):
+        for i, (log_path, proc) in enumerate(zip(logs, worker_procs, strict=True)):
             _wait_ready(log_path, proc, 180)
-            watched.procs[worker_name(len(watched.procs))] = psutil.Process(proc.pid)
+            watched.procs[worker_name(i)] = psutil.Process(proc.pid)
         worker = worker_procs[0]
         watched.procs |= service_processes(run)
         with sim_out.open("wb") as out:
