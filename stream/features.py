@@ -44,6 +44,8 @@ from functools import lru_cache
 import numpy as np
 import scipy.signal
 
+from stream import kernels
+
 # The feature vector, in this fixed order (models are trained on it; append, never reorder).
 #   ecg_hr_bpm, ppg_hr_bpm   heart / pulse rate from the median beat interval (bpm)
 #   rr_mean_s .. ectopic_fraction   RR features of the ECG beats (see rr_features)
@@ -100,6 +102,7 @@ MOTION_ACTIVITY_G = 0.15  # magnitude std above which the wearer is moving
 SLOPE_MIN_POINTS = 30  # trend points needed before a slope means anything
 ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
 PPG_BAND = (0.5, 8.0)  # Hz: the pulse wave and its harmonics (Elgendi)
+EDR_BAND = (0.1, 0.75)  # Hz: 6-45 breaths/min
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,27 +179,6 @@ def bandpass(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
     return y[..., pad : pad + n] if pad > 0 else y
 
 
-@lru_cache(maxsize=256)
-def _average_bounds(n: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    head = width // 2
-    # Sum over [i - head, i - head + width), clipped to the signal at both ends.
-    hi = np.minimum(np.arange(n) + (width - head), n)
-    lo = np.maximum(np.arange(n) - head, 0)
-    return lo, hi, (hi - lo).astype(float)
-
-
-def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average of ``width`` samples (edges average what exists)."""
-    lo, hi, count = _average_bounds(len(x), min(max(int(width), 1), len(x)))
-    csum = np.concatenate(([0.0], np.cumsum(x)))
-    return (csum[hi] - csum[lo]) / count
-
-
-def _pad(x: np.ndarray, width: int, value: float) -> np.ndarray:
-    edge = np.full(width, value)
-    return np.concatenate((edge, x, edge))
-
-
 def _fill_missing(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Float copy with NaN replaced by the median, and the valid share of samples."""
     x = np.asarray(x, dtype=float)
@@ -216,86 +198,29 @@ def _fill_missing(x: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _pan_tompkins(filtered: np.ndarray, fs: float) -> np.ndarray:
-    """Pan–Tompkins stages after the bandpass; returns R-peak indices into ``filtered``."""
-    n = len(filtered)
-    derivative = np.convolve(filtered, np.array([1.0, 2.0, 0.0, -2.0, -1.0]) * fs / 8, "same")
-    integration = _moving_average(derivative**2, round(0.15 * fs))
-    refractory = max(int(REFRACTORY_S * fs), 1)
-    candidates, _ = scipy.signal.find_peaks(integration, distance=refractory)
-    if len(candidates) == 0:
-        return candidates
-    # Per candidate, vectorized: the integrated height, the largest positive filtered
-    # deflection nearby (the R peak: sleepecg's convention too) and the steepest slope.
-    half = max(round(0.075 * fs), 1)
-    around = candidates[:, None] + np.arange(2 * half + 1)  # indices into the padded signals
-    r_peaks = np.clip(candidates + _pad(filtered, half, -np.inf)[around].argmax(1) - half, 0, n - 1)
-    heights_i = integration[candidates]
-    heights_f = filtered[r_peaks]
-    slopes = _pad(np.abs(derivative), half, 0.0)[around].max(1)
+    """Pan–Tompkins stages after the bandpass; returns R-peak indices into ``filtered``.
 
-    # Learning phase: the first 2 s seed the signal and noise levels of both signals.
-    learn = candidates < min(int(2 * fs), n)
-    if not learn.any():
-        learn = np.ones(len(candidates), dtype=bool)
-    spk_i, spk_f = float(heights_i[learn].max()), float(heights_f[learn].max())
-    pos, h_i, h_f, slope = (a.tolist() for a in (candidates, heights_i, heights_f, slopes))
-    npk_i = 0.5 * _median(h_i)
-    npk_f = 0.5 * _median([abs(h) for h in h_f])
-    # The adaptive thresholding is inherently sequential (each decision moves the levels);
-    # a window holds a few dozen candidates, so plain Python scalars are the fast path.
-    t_wave_s = int(0.36 * fs)
-    beats: list[int] = []
-    noise: list[int] = []
-    overdue = float("inf")
-    for i in range(len(pos)):
-        threshold_i = npk_i + 0.25 * (spk_i - npk_i)
-        threshold_f = npk_f + 0.25 * (spk_f - npk_f)
-        # Search back: a beat overdue by 166 % of the recent RR was probably missed (after
-        # an artefact inflated the signal level, several may be): take the largest noise
-        # peak of the gap while one is above 1/SEARCH_BACK of the thresholds. Pan and
-        # Tompkins use 1/2; 1/8 still recovers the beats an inflated level hid on MIT-BIH
-        # 208, while the P waves in the long gaps of a sudden bradycardia stay out (1/32
-        # took them for beats and doubled the rate).
-        while noise and pos[i] > overdue:
-            last = pos[beats[-1]]
-            gap = [j for j in noise if pos[j] - last > refractory]
-            j = max(gap, key=h_i.__getitem__) if gap else -1
-            if j < 0 or h_i[j] < threshold_i / SEARCH_BACK or h_f[j] < threshold_f / SEARCH_BACK:
-                noise.clear()
-                break
-            beats.append(j)
-            overdue = _overdue(pos, beats)
-            spk_i = 0.25 * h_i[j] + 0.75 * spk_i
-            spk_f = 0.25 * h_f[j] + 0.75 * spk_f
-            noise = [k for k in noise if k > j]
-        is_beat = h_i[i] > threshold_i and h_f[i] > threshold_f
-        if is_beat and beats and pos[i] - pos[beats[-1]] < t_wave_s:
-            # A T wave: close after a beat and much gentler.
-            is_beat = slope[i] >= 0.5 * slope[beats[-1]]
-        if is_beat:
-            beats.append(i)
-            overdue = _overdue(pos, beats)
-            spk_i = 0.125 * h_i[i] + 0.875 * spk_i
-            spk_f = 0.125 * h_f[i] + 0.875 * spk_f
-            noise.clear()
-        else:
-            noise.append(i)
-            npk_i = 0.125 * h_i[i] + 0.875 * npk_i
-            npk_f = 0.125 * max(h_f[i], 0.0) + 0.875 * npk_f
-    # Two integration peaks may refine onto one QRS (wide ventricular beats): keep one.
-    return _refractory(r_peaks[np.sort(np.asarray(beats, dtype=np.int64))], filtered, refractory)
-
-
-def _refractory(peaks: np.ndarray, signal: np.ndarray, distance: int) -> np.ndarray:
-    """Sorted unique peaks, the higher of any two closer than ``distance`` kept."""
-    peaks = np.unique(peaks)
-    if len(peaks) < 2 or np.diff(peaks).min() >= distance:
-        return peaks.astype(np.int64)
-    # find_peaks ignores the first and last sample, hence one zero of padding each side.
-    spikes = np.zeros(len(signal) + 2)
-    spikes[peaks + 1] = signal[peaks] - signal[peaks].min() + 1.0
-    kept, _ = scipy.signal.find_peaks(spikes, distance=distance)
-    return (kept - 1).astype(np.int64)
+    Five-point derivative, squaring, 150 ms moving integration, candidates at least the
+    refractory period apart; per candidate the largest filtered deflection within 75 ms is
+    the R peak (sleepecg's convention too). The first 2 s seed the signal and noise levels
+    of both the integrated and the filtered signal; then each candidate is a beat when it
+    clears both adaptive thresholds, unless it is a T wave (within 360 ms of a beat and
+    less than half its slope). Search back: a beat overdue by 166 % of the recent RR was
+    probably missed (after an artefact inflated the signal level, several may be), so the
+    largest noise peak of the gap is taken while one is above 1/SEARCH_BACK of the
+    thresholds. Pan and Tompkins use 1/2; 1/8 still recovers the beats an inflated level
+    hid on MIT-BIH 208, while the P waves in the long gaps of a sudden bradycardia stay out
+    (1/32 took them for beats and doubled the rate). The loop is compiled
+    (:func:`stream.kernels.pan_tompkins`): it is sequential, each decision moving the levels.
+    """
+    return kernels.pan_tompkins(
+        np.ascontiguousarray(filtered, dtype=float),
+        float(fs),
+        round(0.15 * fs),
+        max(round(0.075 * fs), 1),
+        max(int(REFRACTORY_S * fs), 1),
+        float(SEARCH_BACK),
+    )
 
 
 def _median(values: list[float]) -> float:
@@ -303,14 +228,6 @@ def _median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
-def _overdue(pos: list[int], beats: list[int]) -> float:
-    """Position past which a beat was missed: 166 % of the recent median RR after the last."""
-    if len(beats) < 2:
-        return float("inf")
-    recent = sorted(pos[b] - pos[a] for a, b in itertools.pairwise(beats[-9:]))
-    return pos[beats[-1]] + 1.66 * recent[len(recent) // 2]
 
 
 def _ecg_filtered(ecg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -332,19 +249,15 @@ def detect_r_peaks(ecg: np.ndarray, fs: float) -> np.ndarray:
 
 
 def _elgendi(filtered: np.ndarray, fs: float) -> np.ndarray:
-    clipped = np.clip(filtered, 0.0, None) ** 2
-    ma_peak = _moving_average(clipped, round(0.111 * fs))
-    ma_beat = _moving_average(clipped, round(0.667 * fs))
-    inside = ma_peak > ma_beat + 0.02 * clipped.mean()
-    edges = np.diff(inside.astype(np.int8), prepend=0, append=0)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    wide = ends - starts >= round(0.111 * fs)
-    peaks = np.array(
-        [s + int(np.argmax(filtered[s:e])) for s, e in zip(starts[wide], ends[wide], strict=True)],
-        dtype=np.int64,
+    """Elgendi's blocks of interest: where the 111 ms moving average of the squared
+    positive wave exceeds the 667 ms one (plus 2 % of its mean) for at least 111 ms, the
+    block's maximum is a pulse; of two closer than 300 ms the larger is kept."""
+    return kernels.elgendi(
+        np.ascontiguousarray(filtered, dtype=float),
+        round(0.111 * fs),
+        round(0.667 * fs),
+        max(int(0.3 * fs), 1),
     )
-    # Keep the larger of two peaks closer than the shortest plausible beat interval.
-    return _refractory(peaks, filtered, max(int(0.3 * fs), 1))
 
 
 def detect_pulses(ppg: np.ndarray, fs: float) -> np.ndarray:
@@ -446,34 +359,13 @@ def respiration_rate(
 
 
 def _edr_rate(amplitudes: np.ndarray, times: np.ndarray) -> float:
-    grid_fs = 4.0
-    grid = np.arange(times[0], times[-1], 1.0 / grid_fs)
-    series = np.interp(grid, times, amplitudes)
-    centred = grid - grid.mean()
-    series = series - series.mean() - centred * (centred @ series) / (centred @ centred)
-    n_fft = 512  # zero padding: 0.47 /min bins (the window, not the bins, limits accuracy)
-    power = np.abs(np.fft.rfft(series * _hanning(len(series)), n_fft)) ** 2
-    freqs = _edr_band_freqs(n_fft, grid_fs)
-    in_band = power[_edr_band(n_fft, grid_fs)]
-    if not in_band.any():
-        return NAN
-    return float(60.0 * freqs[np.argmax(in_band)])
-
-
-@lru_cache(maxsize=64)
-def _hanning(n: int) -> np.ndarray:
-    return np.hanning(n)
-
-
-@lru_cache(maxsize=8)
-def _edr_band(n_fft: int, grid_fs: float) -> np.ndarray:
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / grid_fs)
-    return (freqs >= 0.1) & (freqs <= 0.75)
-
-
-@lru_cache(maxsize=8)
-def _edr_band_freqs(n_fft: int, grid_fs: float) -> np.ndarray:
-    return np.fft.rfftfreq(n_fft, 1.0 / grid_fs)[_edr_band(n_fft, grid_fs)]
+    # 512-point spectrum: 0.47 /min bins (the window, not the bins, limits accuracy).
+    return kernels.edr_rate(
+        np.ascontiguousarray(amplitudes, dtype=float),
+        np.ascontiguousarray(times, dtype=float),
+        512,
+        *EDR_BAND,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -488,35 +380,22 @@ def activity_features(acc: np.ndarray, fs: float) -> dict[str, float]:
     ``posture_change_deg`` the angle between the mean gravity direction of the first and
     last 2 s (lying down after standing ≈ 90°).
     """
-    features = dict.fromkeys(("activity_g", "impact_g", "still", "posture_change_deg"), NAN)
-    acc = np.asarray(acc, dtype=float).reshape(-1, 3)
-    acc = acc[np.isfinite(acc).all(1)]
-    if len(acc) < 2:
-        return features
-    magnitude = np.sqrt(np.einsum("ij,ij->i", acc, acc))
-    span = max(int(STILL_SPAN_S * fs), 2)
-    edge = max(int(2.0 * fs), 1)
-    first, last = acc[:edge].mean(0), acc[-edge:].mean(0)
-    cosine = first @ last / max(math.sqrt((first @ first) * (last @ last)), 1e-9)
-    features["activity_g"] = float(magnitude.std())
-    features["impact_g"] = float(magnitude.max())
-    features["still"] = float(magnitude[-span:].std() < STILL_STD_G)
-    features["posture_change_deg"] = math.degrees(math.acos(min(max(float(cosine), -1.0), 1.0)))
-    return features
+    acc = np.ascontiguousarray(np.asarray(acc, dtype=float).reshape(-1, 3))
+    spread, impact, trailing, cosine = kernels.activity(
+        acc, max(int(STILL_SPAN_S * fs), 2), max(int(2.0 * fs), 1)
+    ).tolist()
+    if math.isnan(spread):
+        return dict.fromkeys(("activity_g", "impact_g", "still", "posture_change_deg"), NAN)
+    return {
+        "activity_g": spread,
+        "impact_g": impact,
+        "still": float(trailing < STILL_STD_G),
+        "posture_change_deg": math.degrees(math.acos(min(max(cosine, -1.0), 1.0))),
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # Signal quality
-
-
-def _pinned_fraction(x: np.ndarray) -> float:
-    """Share of samples sitting at the window's extremes (clipping at an ADC rail)."""
-    lo, hi = x.min(), x.max()
-    tolerance = 1e-3 * (hi - lo)
-    n = len(x)
-    return float(
-        np.count_nonzero(x >= hi - tolerance) / n + np.count_nonzero(x <= lo + tolerance) / n
-    )
 
 
 @lru_cache(maxsize=256)
@@ -546,25 +425,6 @@ def _unit(value: float) -> float:
     return min(max(float(value), 0.0), 1.0)
 
 
-def _kurtosis(x: np.ndarray) -> float:
-    n = len(x)
-    centred = x - x.sum() / n
-    squared = centred * centred
-    variance = squared.sum() / n
-    return float((squared * squared).sum() / n / variance**2) if variance > 0 else 0.0
-
-
-def _agreement(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
-    """bSQI: matched beats / all distinct beats of two detectors (1.0 = full agreement)."""
-    if len(a) == 0 or len(b) == 0:
-        return 0.0
-    after = np.searchsorted(b, a)
-    left = b[np.clip(after - 1, 0, len(b) - 1)]
-    right = b[np.clip(after, 0, len(b) - 1)]
-    matched = int(np.sum(np.minimum(np.abs(a - left), np.abs(right - a)) <= tolerance))
-    return matched / (len(a) + len(b) - matched)
-
-
 def _quality(sqi: float, flat: bool, saturated: bool, lead_off: bool, motion: bool) -> dict:
     return {
         "sqi": _unit(sqi),
@@ -585,7 +445,7 @@ def _ecg_quality(
 ) -> dict[str, float]:
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
-    pinned = _pinned_fraction(raw)
+    pinned = kernels.pinned_fraction(raw)
     flat = bool(np.ptp(raw) < ECG_FLAT_MV)
     saturated = not flat and pinned > SATURATED_FRACTION
     lead_off = flat or pinned > PINNED_FRACTION
@@ -596,15 +456,10 @@ def _ecg_quality(
     qrs, wide, baseline, total = _band_powers(raw, fs, ECG_BANDS) if powers is None else powers
     p_sqi = qrs / wide if wide > 0 else 0.0
     bas_sqi = 1.0 - baseline / total if total > 0 else 0.0
-    k_sqi = _kurtosis(filtered)
-    magnitude = np.abs(filtered)
-    top = len(magnitude) - 1 - len(magnitude) // 200  # the 99.5th percentile, cheaply
-    simple, _ = scipy.signal.find_peaks(
-        magnitude,
-        height=0.35 * np.partition(magnitude, top)[top],
-        distance=max(int(0.3 * fs), 1),
-    )
-    b_sqi = _agreement(peaks, simple, round(0.15 * fs))
+    k_sqi = kernels.kurtosis(filtered)
+    # bSQI: the beats agree with a plain peak detector's (matched / all distinct beats).
+    simple = kernels.simple_beats(filtered, max(int(0.3 * fs), 1))
+    b_sqi = kernels.agreement(peaks, simple, round(0.15 * fs))
     k_score = _unit((k_sqi - 3.0) / 2.0)  # Gaussian noise 3, clean ECG > 5
     p_score = _unit((p_sqi - 0.3) / 0.2)  # white noise ≈ 0.3, ECG 0.5-0.8
     bas_score = _unit(bas_sqi / 0.2)  # only gross wander costs quality
@@ -643,20 +498,14 @@ def _ppg_quality(
 ) -> dict[str, float]:
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
-    pinned = _pinned_fraction(raw)
+    pinned = kernels.pinned_fraction(raw)
     flat = bool(np.ptp(raw) == 0 or np.count_nonzero(np.diff(raw) == 0) / (len(raw) - 1) > 0.9)
     saturated = not flat and pinned > SATURATED_FRACTION
     lead_off = flat or pinned > PINNED_FRACTION
     if lead_off or len(pulses) < 3:
         return _quality(0.0, flat, saturated, lead_off, not lead_off)
     # Template matching (Li & Clifford 2012): clean pulses look alike, artefacts do not.
-    half = int(0.3 * fs)
-    padded = np.concatenate((np.full(half, filtered[0]), filtered, np.full(half, filtered[-1])))
-    beats = padded[pulses[:, None] + np.arange(2 * half + 1)]
-    beats = beats - beats.mean(1, keepdims=True)
-    template = beats.mean(0)
-    norms = np.sqrt(np.einsum("ij,ij->i", beats, beats) * (template @ template))
-    correlation = float(np.mean(beats @ template / np.maximum(norms, 1e-12)))
+    correlation = kernels.template_correlation(filtered, pulses, int(0.3 * fs))
     in_band, total = _band_powers(raw, fs, _ppg_bands(fs)) if powers is None else powers
     band_share = in_band / total if total > 0 else 0.0
     # Peak-aligned noise still correlates about 0.6 with its own average; clean PPG > 0.85.
@@ -821,6 +670,18 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
     features["spo2_slope"] = trend_slope(window.trends.get("spo2"), window.trend_fs)
     features["temp_slope"] = trend_slope(window.trends.get("temp"), window.trend_fs)
     return WindowAnalysis(features=features, beats_s=beats_s, pulses_s=pulses_s, r_peaks=r_peaks)
+
+
+@lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Compile the kernels (or load them from numba's cache) by analysing one synthetic
+    window of every signal, so that the first real batch does not wait for the compiler."""
+    t = np.arange(2500) / 250.0
+    ecg = np.exp(-(((t % 0.8) - 0.4) ** 2) / 2e-4) + 0.01 * np.sin(7 * t)
+    pulse = np.sin(2 * np.pi * 1.25 * np.arange(1000) / 100.0)
+    acc = np.column_stack((np.zeros(500), np.zeros(500), np.ones(500)))
+    window = SignalWindow(0.0, 10.0, ecg, 250.0, pulse, 100.0, acc, 50.0)
+    analyze_window(window)
 
 
 def window_features(window: SignalWindow) -> dict[str, float]:

@@ -36,7 +36,7 @@ import orjson
 
 from stream import rules
 from stream.config import Settings
-from stream.features import SignalWindow, analyze_window, analyze_windows
+from stream.features import SignalWindow, analyze_window, analyze_windows, warm_up
 from stream.ingest import Ingest, RawRecord, reason_kind
 from stream.lifecycle import AlertTracker
 from stream.records import (
@@ -184,6 +184,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.scorer = scorer
+        warm_up()  # compiled signal kernels, before the first batch waits for them
         self.store = store or StateStore()
         self.worker = worker
         self.ingest = Ingest(settings)

@@ -20,6 +20,7 @@ from kafka.errors import KafkaError
 from rich.console import Console
 
 from stream.config import Settings, load_settings
+from stream.features import warm_up
 from stream.services import influxdb, stack
 from stream.services.errors import ServiceError
 from stream.services.health import find_bucket, kafka_client_config
@@ -34,6 +35,9 @@ def services() -> Settings:
     except ServiceError as exc:
         tail = f"\n{exc.log_tail}" if exc.log_tail else ""
         pytest.fail(f"local services could not start: {exc}{tail}", pytrace=False)
+    # Worker subprocesses load the compiled signal kernels from numba's cache; compiling
+    # them once here keeps several workers from compiling at once on a fresh checkout.
+    warm_up()
     return stack.local_settings(settings)
 
 
