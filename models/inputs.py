@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import firwin, resample_poly
 
+from stream import kernels
 from stream.features import detect_r_peaks
 
 ECG_CHANNELS = ("ecg", "rr_s", "drr_s")
@@ -60,29 +61,37 @@ def _anti_alias(up: int, down: int) -> np.ndarray:
 
 
 def resample_ecg(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """``ecg`` at ``fs_out`` (polyphase filter); samples that were missing stay nan."""
-    ecg = np.asarray(ecg, dtype=np.float64)
-    n_out = output_length(len(ecg), fs_in, fs_out)
-    missing = ~np.isfinite(ecg)
-    if missing.all():
-        return np.full(n_out, np.nan, dtype=np.float32)
-    if missing.any():
+    """``ecg`` at ``fs_out`` (polyphase filter); samples that were missing stay nan.
+
+    Along the last axis: a 2-D ``ecg`` resamples each row exactly as on its own, in one
+    call (the stream resamples every due window of a batch together).
+    """
+    rows = np.array(ecg, dtype=np.float64, ndmin=2)  # a copy: gaps are bridged in place
+    rows = rows.reshape(-1, rows.shape[-1])
+    n_in = rows.shape[1]
+    n_out = output_length(n_in, fs_in, fs_out)
+    missing = ~np.isfinite(rows)
+    gappy = np.flatnonzero(missing.any(axis=1)).tolist()
+    index = np.arange(n_in)
+    for r in gappy:
+        gap, present = missing[r], ~missing[r]
         # Bridge gaps linearly so the filter does not smear nan over its whole length.
-        index = np.arange(len(ecg))
-        ecg = ecg.copy()
-        ecg[missing] = np.interp(index[missing], index[~missing], ecg[~missing])
+        if present.any():
+            rows[r, gap] = np.interp(index[gap], index[present], rows[r, present])
+        else:
+            rows[r] = 0.0
     if same_rate(fs_in, fs_out):
-        out = ecg
+        out = rows
     else:
         ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
         # "line" padding: a flat or drifting signal has no artificial dip at the edges.
         up, down = ratio.numerator, ratio.denominator
         taps = _anti_alias(up, down)
-        out = resample_poly(ecg, up, down, window=taps, padtype="line")[:n_out]
-    if missing.any():
-        out = out.copy()
-        out[_nearest_source(n_out, len(ecg), fs_in, fs_out, missing)] = np.nan
-    return out.astype(np.float32)
+        out = resample_poly(rows, up, down, axis=-1, window=taps, padtype="line")[:, :n_out]
+    out = out.astype(np.float32)
+    for r in gappy:
+        out[r, _nearest_source(n_out, n_in, fs_in, fs_out, missing[r])] = np.nan
+    return out.reshape(*np.shape(ecg)[:-1], n_out)
 
 
 def _nearest_source(
@@ -93,46 +102,23 @@ def _nearest_source(
     return mask[source]
 
 
-def _step_held(
-    peaks: np.ndarray, per_beat: np.ndarray, fs_in: float, t_out: np.ndarray
-) -> np.ndarray:
-    """``per_beat[k]`` belongs to beat ``peaks[k]`` and holds until the next beat."""
-    out = np.full(len(t_out), np.nan, dtype=np.float32)
-    latest = np.searchsorted(peaks / fs_in, t_out, side="right") - 1  # beat at or before t
-    held = latest >= 0
-    out[held] = per_beat[latest[held]]
-    return out
-
-
-def rr_series(
-    ecg: np.ndarray, fs_in: float, r_peaks: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """R peaks and each beat's RR interval in s (nan for the first and across gaps).
+def rr_channels(
+    ecg: np.ndarray, fs_in: float, fs_out: float, r_peaks: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Step-held ``rr_s`` and ``drr_s`` at each output sample (see module doc).
 
     ``r_peaks``: :func:`detect_r_peaks` of this very ``ecg`` when the caller has it already.
     """
     ecg = np.asarray(ecg, dtype=np.float64)
     peaks = detect_r_peaks(ecg, fs_in) if r_peaks is None else r_peaks
-    rr = np.full(len(peaks), np.nan)
-    if len(peaks) >= 2:
-        rr[1:] = np.diff(peaks) / fs_in
-        missing = np.concatenate([[0], np.cumsum(~np.isfinite(ecg))])
-        rr[1:][missing[peaks[1:]] - missing[peaks[:-1]] > 0] = np.nan  # an interval over a gap
-    return peaks, rr
-
-
-def rr_channels(
-    ecg: np.ndarray, fs_in: float, fs_out: float, r_peaks: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """Step-held ``rr_s`` and ``drr_s`` at each output sample (see module doc)."""
-    peaks, rr = rr_series(ecg, fs_in, r_peaks)
-    t_out = np.arange(output_length(len(ecg), fs_in, fs_out)) / fs_out
-    drr = np.full(len(rr), np.nan)
-    drr[1:] = np.diff(rr)
-    return {
-        "rr_s": _step_held(peaks, rr, fs_in, t_out),
-        "drr_s": _step_held(peaks, drr, fs_in, t_out),
-    }
+    rr_s, drr_s = kernels.held_rr(
+        np.asarray(peaks, dtype=np.int64),
+        ~np.isfinite(ecg),
+        float(fs_in),
+        float(fs_out),
+        output_length(len(ecg), fs_in, fs_out),
+    )
+    return {"rr_s": rr_s, "drr_s": drr_s}
 
 
 def ecg_channels(
@@ -140,19 +126,28 @@ def ecg_channels(
     fs_in: float,
     channels: Sequence[str],
     fs_out: float,
-    r_peaks: np.ndarray | None = None,
+    r_peaks: np.ndarray | Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """``[time, len(channels)]`` at ``fs_out`` from one raw ECG window at ``fs_in``.
 
     ``r_peaks``: :func:`detect_r_peaks` of this ``ecg`` if already known (same result,
-    detected once); ``None`` detects them here.
+    detected once); ``None`` detects them here. A 2-D ``ecg`` (windows of one length as
+    rows, ``r_peaks`` then one entry per row) gives ``[window, time, channels]``, each
+    window exactly as on its own: the stream builds a batch's inputs in one call.
     """
     unknown = set(channels) - set(ECG_CHANNELS)
     if unknown:
         raise ValueError(f"unknown ECG input channels {sorted(unknown)}; known: {ECG_CHANNELS}")
-    built: dict[str, np.ndarray] = {}
+    one = np.ndim(ecg) == 1
+    rows = np.array(ecg, dtype=np.float64, ndmin=2)
+    peaks = [r_peaks] if one else list(r_peaks) if r_peaks is not None else [None] * len(rows)
+    n_out = output_length(rows.shape[1], fs_in, fs_out)
+    out = np.empty((len(rows), n_out, len(channels)), dtype=np.float32)
     if "ecg" in channels:
-        built["ecg"] = resample_ecg(ecg, fs_in, fs_out)
+        out[:, :, list(channels).index("ecg")] = resample_ecg(rows, fs_in, fs_out)
     if set(channels) & {"rr_s", "drr_s"}:
-        built |= rr_channels(ecg, fs_in, fs_out, r_peaks)
-    return np.stack([built[name] for name in channels], axis=1)
+        for row, (samples, known) in enumerate(zip(rows, peaks, strict=True)):
+            for name, values in rr_channels(samples, fs_in, fs_out, known).items():
+                if name in channels:
+                    out[row, :, list(channels).index(name)] = values
+    return out[0] if one else out

@@ -681,7 +681,8 @@ def warm_up() -> None:
     pulse = np.sin(2 * np.pi * 1.25 * np.arange(1000) / 100.0)
     acc = np.column_stack((np.zeros(500), np.zeros(500), np.ones(500)))
     window = SignalWindow(0.0, 10.0, ecg, 250.0, pulse, 100.0, acc, 50.0)
-    analyze_window(window)
+    peaks = analyze_window(window).r_peaks
+    kernels.held_rr(peaks, np.zeros(len(ecg), dtype=bool), 250.0, 64.0, 640)  # model inputs
 
 
 def window_features(window: SignalWindow) -> dict[str, float]:

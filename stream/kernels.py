@@ -401,3 +401,35 @@ def edr_rate(
     if best < 0 or best_power == 0.0:
         return np.nan
     return 60.0 * best * grid_fs / n_fft
+
+
+@njit(cache=True)
+def held_rr(
+    peaks: np.ndarray, missing: np.ndarray, fs_in: float, fs_out: float, n_out: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each beat's RR interval (s; nan for the first and for an interval over a ``missing``
+    sample) and its change from the previous RR, each held from its beat until the next
+    at the ``n_out`` output samples at ``fs_out`` (nan before the first beat), float32."""
+    m = peaks.shape[0]
+    rr = np.full(m, np.nan)
+    if m >= 2:
+        gaps = np.zeros(missing.shape[0] + 1, dtype=_INT)
+        for i in range(missing.shape[0]):
+            gaps[i + 1] = gaps[i] + missing[i]
+        for k in range(1, m):
+            if gaps[peaks[k]] == gaps[peaks[k - 1]]:
+                rr[k] = (peaks[k] - peaks[k - 1]) / fs_in
+    drr = np.full(m, np.nan)
+    for k in range(1, m):
+        drr[k] = rr[k] - rr[k - 1]
+    rr_held = np.full(n_out, np.nan, dtype=np.float32)
+    drr_held = np.full(n_out, np.nan, dtype=np.float32)
+    beat = -1
+    for j in range(n_out):
+        t = j / fs_out
+        while beat + 1 < m and peaks[beat + 1] / fs_in <= t:
+            beat += 1
+        if beat >= 0:
+            rr_held[j] = rr[beat]
+            drr_held[j] = drr[beat]
+    return rr_held, drr_held

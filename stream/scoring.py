@@ -72,21 +72,23 @@ TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "tem
 
 
 def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    if same_rate(fs_in, fs_out) or len(x) < 2:
+    """Trend histories at ``fs_out``, along the last axis (rows resample independently)."""
+    n = x.shape[-1]
+    if same_rate(fs_in, fs_out) or n < 2:
         return x
     ratio = fs_in / fs_out
     if ratio > 1 and same_rate(ratio, round(ratio)):
         # Downsampling a trend: mean of each block, ignoring gaps (no aliasing of noise).
         step = round(ratio)
-        usable = len(x) - len(x) % step
-        blocks = np.asarray(x[len(x) - usable :], float).reshape(-1, step)
-        counts = np.isfinite(blocks).sum(axis=1)
-        sums = np.nansum(blocks, axis=1)
-        return np.divide(sums, counts, out=np.full(len(blocks), np.nan), where=counts > 0)
-    n_out = round(len(x) * fs_out / fs_in)
-    t_in = np.arange(len(x)) / fs_in
-    t_out = np.arange(n_out) / fs_out
-    return np.interp(t_out, t_in, x)
+        usable = n - n % step
+        blocks = x[..., n - usable :].reshape(*x.shape[:-1], -1, step)
+        counts = np.isfinite(blocks).sum(axis=-1)
+        sums = np.nansum(blocks, axis=-1)
+        return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+    t_in = np.arange(n) / fs_in
+    t_out = np.arange(round(n * fs_out / fs_in)) / fs_out
+    rows = [np.interp(t_out, t_in, row) for row in x.reshape(-1, n)]
+    return np.stack(rows).reshape(*x.shape[:-1], len(t_out))
 
 
 def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
@@ -98,43 +100,93 @@ def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
     return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
 
 
+def _by_length(arrays: Sequence[np.ndarray | None], rates: Sequence[float]) -> dict:
+    """Indices of the present arrays grouped by ``(length, rate)``: each group stacks into
+    one 2-D array, because per-window numpy calls, not arithmetic, cost the time."""
+    groups: dict[tuple[int, float], list[int]] = {}
+    for i, (values, rate) in enumerate(zip(arrays, rates, strict=True)):
+        if values is not None and len(values) > 0 and np.isfinite(rate):
+            groups.setdefault((len(values), float(rate)), []).append(i)
+    return groups
+
+
+def ecg_inputs(
+    windows: Sequence[SignalWindow],
+    spec: ModelInput,
+    r_peaks: Sequence[np.ndarray | None],
+) -> list[np.ndarray | None]:
+    """Each window's ``[steps, channels]`` at the model's rate, ``None`` without ECG.
+
+    ``models.inputs`` builds the channels (ECG, RR interval) exactly as training did;
+    ``r_peaks`` are each window's R peaks when its features found them already.
+    """
+    out: list[np.ndarray | None] = [None] * len(windows)
+    signals = [w.ecg for w in windows]
+    for (_, fs), rows in _by_length(signals, [w.ecg_fs for w in windows]).items():
+        stacked = np.stack([np.asarray(signals[i], float) for i in rows])
+        x = ecg_channels(stacked, fs, spec.channels, spec.fs, [r_peaks[i] for i in rows])
+        for k, i in enumerate(rows):
+            out[i] = _fit(x[k], spec.steps)
+    return out
+
+
 def ecg_input(
     window: SignalWindow, spec: ModelInput, r_peaks: np.ndarray | None = None
 ) -> np.ndarray | None:
-    """``[steps, channels]`` at the model's rate, or ``None`` when the window has no ECG.
+    """:func:`ecg_inputs` of one window."""
+    return ecg_inputs([window], spec, [r_peaks])[0]
 
-    ``models.inputs`` builds the channels (ECG, RR interval) exactly as training did;
-    ``r_peaks`` are the window's R peaks when its features found them already.
+
+def vitals_inputs(
+    windows: Sequence[SignalWindow], features: Sequence[Mapping[str, float]], spec: ModelInput
+) -> np.ndarray:
+    """``[windows, steps, channels]``: each channel's trend history at the model's rate.
+
+    A channel without a history (a feature such as ``rr_irregularity``) gets its current
+    value in the last step and nan before; nan is imputed by the card's normalization.
     """
-    if window.ecg is None or not np.isfinite(window.ecg_fs):
-        return None
-    x = ecg_channels(np.asarray(window.ecg, float), window.ecg_fs, spec.channels, spec.fs, r_peaks)
-    return _fit(x, spec.steps)
+    out = np.full((len(windows), spec.steps, len(spec.channels)), np.nan)
+    for c, channel in enumerate(spec.channels):
+        trend = TREND_OF_FEATURE.get(channel, channel)
+        histories = [w.trends.get(trend) for w in windows]
+        for i, history in enumerate(histories):
+            if history is None or len(history) == 0:
+                out[i, -1, c] = features[i].get(channel, np.nan)
+        for (_, fs), rows in _by_length(histories, [w.trend_fs for w in windows]).items():
+            stacked = np.stack([np.asarray(histories[i], float) for i in rows])
+            tail = _resample(stacked, fs, spec.fs)[:, -spec.steps :]
+            out[rows, spec.steps - tail.shape[1] :, c] = tail
+    return out
 
 
 def vitals_input(
     window: SignalWindow, features: Mapping[str, float], spec: ModelInput
 ) -> np.ndarray:
-    """``[steps, channels]``: each channel's trend history at the model's rate.
+    """:func:`vitals_inputs` of one window: ``[steps, channels]``."""
+    return vitals_inputs([window], [features], spec)[0]
 
-    A channel without a history (a feature such as ``rr_irregularity``) gets its current
-    value in the last step and nan before; nan is imputed by the card's normalization.
-    """
-    columns = []
-    for channel in spec.channels:
-        history = window.trends.get(TREND_OF_FEATURE.get(channel, channel))
-        if history is not None and len(history):
-            resampled = _resample(np.asarray(history, float), window.trend_fs, spec.fs)
-            column = _fit(resampled, spec.steps)
-            if column is None:
-                column = np.concatenate(
-                    [np.full(max(spec.steps - len(resampled), 0), np.nan), resampled]
-                )[-spec.steps :]
+
+def batch_inputs(
+    model: LoadedModel,
+    windows: Sequence[SignalWindow],
+    features: Sequence[Mapping[str, float]],
+    r_peaks: Sequence[np.ndarray | None],
+) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The windows that can feed ``model`` (their indices) and its feeds for them, each
+    input stacked ``[window, steps, channels]``, built for all windows at once."""
+    usable = np.ones(len(windows), dtype=bool)
+    built: dict[str, list[np.ndarray | None] | np.ndarray] = {}
+    for spec in model.card.inputs:
+        if spec.kind == "ecg":
+            values = ecg_inputs(windows, spec, r_peaks)
+            usable &= np.array([v is not None for v in values], dtype=bool)
+            built[spec.name] = values
         else:
-            column = np.full(spec.steps, np.nan)
-            column[-1] = features.get(channel, np.nan)
-        columns.append(column)
-    return np.stack(columns, axis=1)
+            built[spec.name] = vitals_inputs(windows, features, spec)
+    rows = np.flatnonzero(usable).tolist()
+    if not rows:
+        return rows, {}
+    return rows, {name: np.stack([values[i] for i in rows]) for name, values in built.items()}
 
 
 def model_inputs(
@@ -147,17 +199,8 @@ def model_inputs(
 
     ``r_peaks``: the window's R peaks (``WindowAnalysis.r_peaks``), or ``None`` to detect.
     """
-    inputs = {}
-    for spec in model.card.inputs:
-        value = (
-            ecg_input(window, spec, r_peaks)
-            if spec.kind == "ecg"
-            else vitals_input(window, features, spec)
-        )
-        if value is None:
-            return None
-        inputs[spec.name] = value
-    return inputs
+    rows, feeds = batch_inputs(model, [window], [features], [r_peaks])
+    return {name: value[0] for name, value in feeds.items()} if rows else None
 
 
 def validate(model: LoadedModel) -> None:
@@ -248,19 +291,11 @@ class Scorer:
         r_peaks: Sequence[np.ndarray | None],
         per_window: list[list[Score]],
     ) -> None:
-        rows, feeds = [], {spec.name: [] for spec in model.card.inputs}
-        for i, (window, feats, peaks) in enumerate(zip(windows, features, r_peaks, strict=True)):
-            inputs = model_inputs(model, window, feats, peaks)
-            if inputs is None:
-                continue
-            rows.append(i)
-            for name, value in inputs.items():
-                feeds[name].append(value)
+        rows, feeds = batch_inputs(model, windows, features, r_peaks)
         if not rows:
             return
         started = time.perf_counter()
-        stacked = {name: np.stack(values) for name, values in feeds.items()}
-        out = model.predict(stacked, batch_size=max(len(rows), 1))
+        out = model.predict(feeds, batch_size=max(len(rows), 1))
         elapsed = time.perf_counter() - started
         self.stats.calls += 1
         self.stats.windows += len(rows)
