@@ -187,13 +187,28 @@ class DeviceBuffers:
 
     @property
     def newest(self) -> float:
-        """Epoch time just past the newest sample (-inf before any)."""
-        return max((r.end / r.fs for r in self._clock_rings()), default=-np.inf)
+        """Epoch time just past the newest sample of every live signal (-inf before any).
+
+        Each waveform has its own sample grid, so their ends differ by a fraction of a
+        sample: a window ending at the latest of them would lack the others' last sample
+        (a gap, which also disables the features that need a gap-free window). A signal
+        that stopped more than a hop ago (a sensor off) holds nothing back.
+        """
+        ends = [r.end / r.fs for r in self._clock_rings()]
+        if not ends:
+            return -np.inf
+        latest = max(ends)
+        return min(end for end in ends if end > latest - self.hop_s)
 
     @property
     def oldest(self) -> float:
-        """Epoch time of the first sample held since the rings (re)started."""
-        return min((r.start / r.fs for r in self._clock_rings()), default=np.inf)
+        """Epoch time from which every live signal holds samples since its ring (re)started
+        (see :attr:`newest`)."""
+        rings = self._clock_rings()
+        if not rings:
+            return np.inf
+        latest = max(r.end / r.fs for r in rings)
+        return max(r.start / r.fs for r in rings if r.end / r.fs > latest - self.hop_s)
 
     def _candidate_ends(self) -> np.ndarray:
         newest = self.newest

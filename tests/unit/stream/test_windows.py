@@ -127,6 +127,30 @@ def test_jittered_frames_give_one_window_each() -> None:
     assert np.all(np.diff(handed) > 0.9)
 
 
+def test_windows_hold_every_signals_last_sample_though_their_grids_differ() -> None:
+    # A frame start between sample instants rounds onto each signal's own grid: the
+    # waveforms then end a fraction of a sample apart.
+    buffers = DeviceBuffers(window_s=10.0, lateness_s=5.0)
+    for second in range(12):
+        t0 = T0 + second + 0.0071
+        buffers.append("ecg", t0, 128.0, np.zeros(128))
+        buffers.append("ppg", t0, 50.0, np.zeros(50))
+        buffers.append("acc", t0, 25.0, np.zeros((25, 3)))
+    for end in buffers.due_ends():
+        window = buffers.window(float(end))
+        for samples in (window.ecg, window.ppg, window.acc):
+            assert np.isfinite(samples).all()
+
+
+def test_a_stopped_signal_does_not_hold_windows_back() -> None:
+    buffers = DeviceBuffers(window_s=10.0, lateness_s=5.0)
+    for second in range(30):
+        buffers.append("ecg", T0 + second, FS, np.zeros(128))
+        if second < 12:  # the PPG sensor stops
+            buffers.append("ppg", T0 + second, 50.0, np.zeros(50))
+    assert buffers.due_ends()[-1] == pytest.approx(T0 + 30.0)
+
+
 def test_after_a_silence_windows_catch_up_to_the_present() -> None:
     buffers = DeviceBuffers(window_s=10.0, hop_s=1.0, lateness_s=5.0)
     feed(buffers, [float(s) for s in range(11)])
