@@ -239,7 +239,7 @@ def _ecg_filtered(ecg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, f
 def detect_r_peaks(ecg: np.ndarray, fs: float) -> np.ndarray:
     """Sample indices of R peaks (Pan–Tompkins; NaN gaps hold no beats)."""
     raw, filtered, valid = _ecg_filtered(ecg, fs)
-    if valid < 0.2 or len(raw) < fs or np.ptp(raw) < ECG_FLAT_MV:
+    if valid < 0.2 or len(raw) < fs or kernels.span(raw) < ECG_FLAT_MV:
         return np.zeros(0, dtype=np.int64)
     return _pan_tompkins(filtered, fs)
 
@@ -263,7 +263,7 @@ def _elgendi(filtered: np.ndarray, fs: float) -> np.ndarray:
 def detect_pulses(ppg: np.ndarray, fs: float) -> np.ndarray:
     """Sample indices of PPG systolic peaks (Elgendi 2013)."""
     raw, valid = _fill_missing(ppg)
-    if valid < 0.2 or len(raw) < fs or np.ptp(raw) == 0:
+    if valid < 0.2 or len(raw) < fs or kernels.span(raw) == 0:
         return np.zeros(0, dtype=np.int64)
     return _elgendi(bandpass(raw, fs, *PPG_BAND), fs)
 
@@ -359,13 +359,19 @@ def respiration_rate(
 
 
 def _edr_rate(amplitudes: np.ndarray, times: np.ndarray) -> float:
-    # 512-point spectrum: 0.47 /min bins (the window, not the bins, limits accuracy).
     return kernels.edr_rate(
         np.ascontiguousarray(amplitudes, dtype=float),
         np.ascontiguousarray(times, dtype=float),
-        512,
+        *_edr_twiddles(),
         *EDR_BAND,
     )
+
+
+@lru_cache(maxsize=1)
+def _edr_twiddles() -> tuple[np.ndarray, np.ndarray]:
+    # 512-point spectrum: 0.47 /min bins (the window, not the bins, limits accuracy).
+    turns = 2.0 * np.pi * np.arange(512) / 512
+    return np.cos(turns), np.sin(turns)
 
 
 # ---------------------------------------------------------------------------------------
@@ -446,7 +452,7 @@ def _ecg_quality(
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
     pinned = kernels.pinned_fraction(raw)
-    flat = bool(np.ptp(raw) < ECG_FLAT_MV)
+    flat = bool(kernels.span(raw) < ECG_FLAT_MV)
     saturated = not flat and pinned > SATURATED_FRACTION
     lead_off = flat or pinned > PINNED_FRACTION
     if lead_off:
@@ -482,7 +488,7 @@ def ecg_quality(ecg: np.ndarray, fs: float) -> dict[str, float]:
     raw, filtered, valid = _ecg_filtered(ecg, fs)
     peaks = (
         _pan_tompkins(filtered, fs)
-        if valid >= 0.2 and np.ptp(raw) >= ECG_FLAT_MV
+        if valid >= 0.2 and kernels.span(raw) >= ECG_FLAT_MV
         else (np.zeros(0, dtype=np.int64))
     )
     return _ecg_quality(raw, filtered, valid, peaks, fs)
@@ -499,7 +505,7 @@ def _ppg_quality(
     if valid == 0.0 or len(raw) < fs:
         return _quality(0.0, False, False, False, False) | {"flat": NAN, "lead_off": NAN}
     pinned = kernels.pinned_fraction(raw)
-    flat = bool(np.ptp(raw) == 0 or np.count_nonzero(np.diff(raw) == 0) / (len(raw) - 1) > 0.9)
+    flat = bool(kernels.span(raw) == 0 or kernels.repeated_fraction(raw) > 0.9)
     saturated = not flat and pinned > SATURATED_FRACTION
     lead_off = flat or pinned > PINNED_FRACTION
     if lead_off or len(pulses) < 3:
@@ -523,7 +529,7 @@ def ppg_quality(ppg: np.ndarray, fs: float) -> dict[str, float]:
     """
     raw, valid = _fill_missing(ppg)
     filtered = bandpass(raw, fs, *PPG_BAND) if len(raw) > 12 else np.zeros_like(raw)
-    pulses = _elgendi(filtered, fs) if valid >= 0.2 and np.ptp(raw) > 0 else np.zeros(0, int)
+    pulses = _elgendi(filtered, fs) if valid >= 0.2 and kernels.span(raw) > 0 else np.zeros(0, int)
     return _ppg_quality(raw, filtered, valid, pulses, fs)
 
 
@@ -618,7 +624,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
     if ecg is not None:
         fs = window.ecg_fs
         raw, filtered, valid = ecg.raw, ecg.filtered, ecg.valid
-        usable = valid >= 0.2 and len(raw) >= fs and np.ptp(raw) >= ECG_FLAT_MV
+        usable = valid >= 0.2 and len(raw) >= fs and kernels.span(raw) >= ECG_FLAT_MV
         peaks = r_peaks = _pan_tompkins(filtered, fs) if usable else np.zeros(0, dtype=np.int64)
         quality = _ecg_quality(raw, filtered, valid, peaks, fs, ecg.powers)
         features["ecg_sqi"] = quality["sqi"]
@@ -643,7 +649,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
     if ppg is not None:
         fs = window.ppg_fs
         raw, filtered, valid = ppg.raw, ppg.filtered, ppg.valid
-        usable = valid >= 0.2 and len(raw) >= fs and np.ptp(raw) > 0
+        usable = valid >= 0.2 and len(raw) >= fs and kernels.span(raw) > 0
         pulses = _elgendi(filtered, fs) if usable else np.zeros(0, dtype=np.int64)
         quality = _ppg_quality(raw, filtered, valid, pulses, fs, ppg.powers)
         features["ppg_sqi"] = quality["sqi"]

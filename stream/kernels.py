@@ -368,23 +368,24 @@ def activity(acc: np.ndarray, span: int, edge: int) -> np.ndarray:
 
 @njit(cache=True)
 def edr_rate(
-    amplitudes: np.ndarray, times: np.ndarray, n_fft: int, low: float, high: float
+    amplitudes: np.ndarray,
+    times: np.ndarray,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    low: float,
+    high: float,
 ) -> float:
     """Breaths/min from R-peak amplitudes at beat ``times`` (s): interpolated at 4 Hz,
-    linear trend removed, Hann-windowed; the strongest ``n_fft``-point DFT bin in
-    ``[low, high]`` Hz (nan when the band holds no power)."""
+    linear trend removed, Hann-windowed; the strongest bin in ``[low, high]`` Hz of the
+    DFT whose length is that of ``cosines``/``sines`` (cos and sin of 2πk/n, k < n; nan
+    when the band holds no power)."""
+    n_fft = cosines.shape[0]
     grid_fs = 4.0
     grid = np.arange(times[0], times[-1], 1.0 / grid_fs)
     series = np.interp(grid, times, amplitudes)
     centred = grid - np.mean(grid)
-    series = (
-        series - np.mean(series) - centred * (np.dot(centred, series) / np.dot(centred, centred))
-    )
-    series = series * np.hanning(series.shape[0])
-    # The DFT of the band's bins only: angles 2πkt/n_fft repeat with period n_fft.
-    turn = 2.0 * math.pi / n_fft
-    cosines = np.cos(turn * np.arange(n_fft))
-    sines = np.sin(turn * np.arange(n_fft))
+    slope = np.dot(centred, series) / np.dot(centred, centred)
+    series = (series - np.mean(series) - centred * slope) * np.hanning(series.shape[0])
     best, best_power = -1, 0.0
     for k in range(n_fft // 2 + 1):
         freq = k * grid_fs / n_fft
@@ -392,7 +393,7 @@ def edr_rate(
             continue
         real, imag = 0.0, 0.0
         for t in range(min(series.shape[0], n_fft)):
-            at = (k * t) % n_fft
+            at = (k * t) % n_fft  # the angles 2πkt/n repeat with period n
             real += series[t] * cosines[at]
             imag -= series[t] * sines[at]
         power = real * real + imag * imag
@@ -401,6 +402,22 @@ def edr_rate(
     if best < 0 or best_power == 0.0:
         return np.nan
     return 60.0 * best * grid_fs / n_fft
+
+
+@njit(cache=True)
+def span(x: np.ndarray) -> float:
+    """Peak-to-peak of ``x`` (``np.ptp`` without its call overhead)."""
+    return np.max(x) - np.min(x)
+
+
+@njit(cache=True)
+def repeated_fraction(x: np.ndarray) -> float:
+    """Share of successive samples that repeat the previous one exactly."""
+    repeats = 0
+    for i in range(1, x.shape[0]):
+        if x[i] == x[i - 1]:
+            repeats += 1
+    return repeats / max(x.shape[0] - 1, 1)
 
 
 @njit(cache=True)

@@ -101,6 +101,10 @@ def line(
     """
     encoded = []
     for name, value in fields.items():
+        if type(value) is float:  # nearly every field: no call into _field
+            if math.isfinite(value):
+                encoded.append(f"{_escaped_key(name)}={value!r}")
+            continue
         if value is None:
             continue
         text = _field(value)

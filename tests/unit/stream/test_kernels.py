@@ -64,5 +64,13 @@ def test_agreement_counts_matches_within_tolerance() -> None:
 def test_edr_rate_finds_the_breathing_frequency() -> None:
     times = np.arange(0.0, 10.0, 0.8)
     amplitudes = 1.0 + 0.1 * np.sin(2 * np.pi * 0.3 * times)  # 18 breaths/min
-    assert kernels.edr_rate(amplitudes, times, 512, 0.1, 0.75) == pytest.approx(18.0, abs=0.5)
-    assert np.isnan(kernels.edr_rate(np.ones(len(times)), times, 512, 0.1, 0.75))
+    turns = 2 * np.pi * np.arange(512) / 512
+    twiddles = (np.cos(turns), np.sin(turns))
+    assert kernels.edr_rate(amplitudes, times, *twiddles, 0.1, 0.75) == pytest.approx(18, abs=0.5)
+    assert np.isnan(kernels.edr_rate(np.ones(len(times)), times, *twiddles, 0.1, 0.75))
+
+
+def test_span_and_repeated_fraction() -> None:
+    x = np.array([1.0, 1.0, 3.0, 3.0, 3.0, -2.0])
+    assert kernels.span(x) == 5.0
+    assert kernels.repeated_fraction(x) == pytest.approx(3 / 5)
