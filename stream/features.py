@@ -552,14 +552,8 @@ def trend_slope(history: np.ndarray | None, fs: float) -> float:
     """Least-squares slope of a vitals history, per minute (nan with < 30 finite points)."""
     if history is None:
         return NAN
-    values = np.asarray(history, dtype=float)
-    finite = np.isfinite(values)
-    if finite.sum() < SLOPE_MIN_POINTS:
-        return NAN
-    t = np.flatnonzero(finite) / fs / 60.0
-    y = values[finite]
-    t_centred = t - t.mean()
-    return float(t_centred @ (y - y.mean()) / (t_centred @ t_centred))
+    values = np.ascontiguousarray(history, dtype=float)
+    return kernels.trend_slope(values, float(fs), SLOPE_MIN_POINTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,7 +638,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
             if len(peaks) >= 6 and (peaks[-1] - peaks[0]) / fs >= 6.0:
                 features["resp_rate"] = _edr_rate(filtered[peaks], peaks / fs)
             beats_s = window.t_start + peaks / fs
-    if np.isfinite(window.resp):
+    if math.isfinite(window.resp):
         features["resp_rate"] = float(window.resp)
 
     if ppg is not None:
@@ -665,7 +659,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
     if window.acc is not None and len(window.acc) > 0:
         activity = activity_features(window.acc, window.acc_fs)
         features.update(activity)
-        if np.isfinite(activity["activity_g"]):
+        if math.isfinite(activity["activity_g"]):
             motion_flags.append(float(activity["activity_g"] > MOTION_ACTIVITY_G))
 
     if motion_flags:

@@ -405,6 +405,28 @@ def edr_rate(
 
 
 @njit(cache=True)
+def trend_slope(values: np.ndarray, fs: float, min_points: int) -> float:
+    """Least-squares slope per minute of the finite ``values`` sampled at ``fs`` Hz (nan
+    with fewer than ``min_points`` finite values)."""
+    count, t_sum, y_sum = 0, 0.0, 0.0
+    for i in range(values.shape[0]):
+        if np.isfinite(values[i]):
+            count += 1
+            t_sum += i / fs / 60.0
+            y_sum += values[i]
+    if count < min_points:
+        return np.nan
+    t_mean, y_mean = t_sum / count, y_sum / count
+    covariance, variance = 0.0, 0.0
+    for i in range(values.shape[0]):
+        if np.isfinite(values[i]):
+            t_centred = i / fs / 60.0 - t_mean
+            covariance += t_centred * (values[i] - y_mean)
+            variance += t_centred * t_centred
+    return covariance / variance
+
+
+@njit(cache=True)
 def span(x: np.ndarray) -> float:
     """Peak-to-peak of ``x`` (``np.ptp`` without its call overhead)."""
     return np.max(x) - np.min(x)

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ def _by_length(arrays: Sequence[np.ndarray | None], rates: Sequence[float]) -> d
     one 2-D array, because per-window numpy calls, not arithmetic, cost the time."""
     groups: dict[tuple[int, float], list[int]] = {}
     for i, (values, rate) in enumerate(zip(arrays, rates, strict=True)):
-        if values is not None and len(values) > 0 and np.isfinite(rate):
+        if values is not None and len(values) > 0 and math.isfinite(rate):
             groups.setdefault((len(values), float(rate)), []).append(i)
     return groups
 

@@ -31,6 +31,8 @@ of the same frames cuts the same windows. Example::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from stream.features import NAN, SignalWindow
@@ -284,6 +286,9 @@ class DeviceBuffers:
 
     def _latest(self, values: np.ndarray) -> float:
         """Newest finite value no older than ``vitals_stale_s``; nan otherwise."""
+        newest = float(values[-1])
+        if math.isfinite(newest):
+            return newest  # the usual case: this second's value is in
         recent = values[-max(int(self.vitals_stale_s * self.trend_fs), 1) :]
         finite = np.flatnonzero(np.isfinite(recent))
         return float(recent[finite[-1]]) if len(finite) else NAN
