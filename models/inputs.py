@@ -143,11 +143,12 @@ def ecg_channels(
     peaks = [r_peaks] if one else list(r_peaks) if r_peaks is not None else [None] * len(rows)
     n_out = output_length(rows.shape[1], fs_in, fs_out)
     out = np.empty((len(rows), n_out, len(channels)), dtype=np.float32)
-    if "ecg" in channels:
-        out[:, :, list(channels).index("ecg")] = resample_ecg(rows, fs_in, fs_out)
-    if set(channels) & {"rr_s", "drr_s"}:
+    column = {name: c for c, name in enumerate(channels)}
+    if "ecg" in column:
+        out[:, :, column["ecg"]] = resample_ecg(rows, fs_in, fs_out)
+    if column.keys() & {"rr_s", "drr_s"}:
         for row, (samples, known) in enumerate(zip(rows, peaks, strict=True)):
             for name, values in rr_channels(samples, fs_in, fs_out, known).items():
-                if name in channels:
-                    out[row, :, list(channels).index(name)] = values
+                if name in column:
+                    out[row, :, column[name]] = values
     return out[0] if one else out

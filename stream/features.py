@@ -567,6 +567,19 @@ class _Waveform:
     powers: np.ndarray
 
 
+def group_by_length(
+    arrays: Sequence[np.ndarray | None], rates: Sequence[float]
+) -> dict[tuple[int, float], list[int]]:
+    """Indices of the present (non-empty) arrays grouped by ``(length, rate)``: each group
+    stacks into one 2-D array, because for windows of a few thousand samples numpy's
+    per-call overhead, not the arithmetic, is the cost."""
+    groups: dict[tuple[int, float], list[int]] = {}
+    for i, (values, rate) in enumerate(zip(arrays, rates, strict=True)):
+        if values is not None and len(values) > 0 and math.isfinite(rate):
+            groups.setdefault((len(values), float(rate)), []).append(i)
+    return groups
+
+
 def _prepare(
     windows: Sequence[SignalWindow],
     signal: str,
@@ -578,14 +591,10 @@ def _prepare(
     and scipy's per-call overhead, not the arithmetic, is the cost (rows come out exactly
     as one by one)."""
     prepared: list[_Waveform | None] = [None] * len(windows)
-    groups: dict[tuple[int, float], list[int]] = {}
-    for i, window in enumerate(windows):
-        samples = getattr(window, signal)
-        if samples is not None and len(samples) > 0:
-            fs = float(getattr(window, f"{signal}_fs"))
-            groups.setdefault((len(samples), fs), []).append(i)
-    for (n, fs), rows in groups.items():
-        raw = np.stack([np.asarray(getattr(windows[i], signal), dtype=float) for i in rows])
+    signals = [getattr(window, signal) for window in windows]
+    rates = [getattr(window, f"{signal}_fs") for window in windows]
+    for (n, fs), rows in group_by_length(signals, rates).items():
+        raw = np.stack([np.asarray(signals[i], dtype=float) for i in rows])
         valid = [1.0] * len(rows)
         for r in np.flatnonzero(~np.isfinite(raw).all(axis=1)).tolist():
             raw[r], valid[r] = _fill_missing(raw[r])

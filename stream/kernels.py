@@ -105,6 +105,21 @@ def _overdue(pos: np.ndarray, beats: np.ndarray, n_beats: int) -> float:
 
 
 @njit(cache=True)
+def _add_beat(
+    beats: np.ndarray, n_beats: int, candidates: np.ndarray, beat: int
+) -> tuple[int, float]:
+    """Append candidate ``beat``; the new beat count and when the next one is overdue."""
+    beats[n_beats] = beat
+    return n_beats + 1, _overdue(candidates, beats, n_beats + 1)
+
+
+@njit(cache=True)
+def _level(level: float, height: float, weight: float) -> float:
+    """A running signal or noise level moved ``weight`` of the way to a peak's height."""
+    return weight * height + (1.0 - weight) * level
+
+
+@njit(cache=True)
 def _median(x: np.ndarray) -> float:
     ordered = np.sort(x)
     mid = ordered.shape[0] // 2
@@ -195,11 +210,8 @@ def pan_tompkins(
             if j < 0 or h_i[j] < threshold_i / search_back or h_f[j] < threshold_f / search_back:
                 n_noise = 0
                 break
-            beats[n_beats] = j
-            n_beats += 1
-            overdue = _overdue(candidates, beats, n_beats)
-            spk_i = 0.25 * h_i[j] + 0.75 * spk_i
-            spk_f = 0.25 * h_f[j] + 0.75 * spk_f
+            n_beats, overdue = _add_beat(beats, n_beats, candidates, j)
+            spk_i, spk_f = _level(spk_i, h_i[j], 0.25), _level(spk_f, h_f[j], 0.25)
             kept = 0
             for q in range(n_noise):
                 if noise[q] > j:
@@ -211,17 +223,13 @@ def pan_tompkins(
             # A T wave: close after a beat and much gentler.
             is_beat = slope[i] >= 0.5 * slope[beats[n_beats - 1]]
         if is_beat:
-            beats[n_beats] = i
-            n_beats += 1
-            overdue = _overdue(candidates, beats, n_beats)
-            spk_i = 0.125 * h_i[i] + 0.875 * spk_i
-            spk_f = 0.125 * h_f[i] + 0.875 * spk_f
+            n_beats, overdue = _add_beat(beats, n_beats, candidates, i)
+            spk_i, spk_f = _level(spk_i, h_i[i], 0.125), _level(spk_f, h_f[i], 0.125)
             n_noise = 0
         else:
             noise[n_noise] = i
             n_noise += 1
-            npk_i = 0.125 * h_i[i] + 0.875 * npk_i
-            npk_f = 0.125 * max(h_f[i], 0.0) + 0.875 * npk_f
+            npk_i, npk_f = _level(npk_i, h_i[i], 0.125), _level(npk_f, max(h_f[i], 0.0), 0.125)
     # Two integration peaks may refine onto one QRS (wide ventricular beats): keep one.
     chosen = r_peaks[np.sort(beats[:n_beats])]
     return refractory(chosen, filtered, refractory_samples)

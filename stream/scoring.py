@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from models.explain import explain_alerting
 from models.inputs import ecg_channels, same_rate
 from models.registry import LoadedModel, ModelError, ModelInput
 from stream.config import Settings
-from stream.features import SignalWindow
+from stream.features import SignalWindow, group_by_length
 from stream.records import ModelRollout
 
 log = logging.getLogger(__name__)
@@ -101,16 +100,6 @@ def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
     return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
 
 
-def _by_length(arrays: Sequence[np.ndarray | None], rates: Sequence[float]) -> dict:
-    """Indices of the present arrays grouped by ``(length, rate)``: each group stacks into
-    one 2-D array, because per-window numpy calls, not arithmetic, cost the time."""
-    groups: dict[tuple[int, float], list[int]] = {}
-    for i, (values, rate) in enumerate(zip(arrays, rates, strict=True)):
-        if values is not None and len(values) > 0 and math.isfinite(rate):
-            groups.setdefault((len(values), float(rate)), []).append(i)
-    return groups
-
-
 def ecg_inputs(
     windows: Sequence[SignalWindow],
     spec: ModelInput,
@@ -123,7 +112,7 @@ def ecg_inputs(
     """
     out: list[np.ndarray | None] = [None] * len(windows)
     signals = [w.ecg for w in windows]
-    for (_, fs), rows in _by_length(signals, [w.ecg_fs for w in windows]).items():
+    for (_, fs), rows in group_by_length(signals, [w.ecg_fs for w in windows]).items():
         stacked = np.stack([np.asarray(signals[i], float) for i in rows])
         x = ecg_channels(stacked, fs, spec.channels, spec.fs, [r_peaks[i] for i in rows])
         for k, i in enumerate(rows):
@@ -153,7 +142,7 @@ def vitals_inputs(
         for i, history in enumerate(histories):
             if history is None or len(history) == 0:
                 out[i, -1, c] = features[i].get(channel, np.nan)
-        for (_, fs), rows in _by_length(histories, [w.trend_fs for w in windows]).items():
+        for (_, fs), rows in group_by_length(histories, [w.trend_fs for w in windows]).items():
             stacked = np.stack([np.asarray(histories[i], float) for i in rows])
             tail = _resample(stacked, fs, spec.fs)[:, -spec.steps :]
             out[rows, spec.steps - tail.shape[1] :, c] = tail

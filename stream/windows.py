@@ -183,9 +183,15 @@ class DeviceBuffers:
     # -- the window schedule -------------------------------------------------------------
 
     def _clock_rings(self) -> list[_Ring]:
-        # Waveforms set the pace; a device that sends only vitals is paced by those.
+        """The rings that pace the windows: the waveforms (the vitals, for a device that
+        sends only those), less any that stopped more than a hop before the newest (a
+        sensor off holds nothing back)."""
         waveforms = [r for n, r in self._rings.items() if n in WAVEFORM_SIGNALS]
-        return waveforms or list(self._rings.values())
+        rings = waveforms or list(self._rings.values())
+        if not rings:
+            return rings
+        latest = max(r.end / r.fs for r in rings)
+        return [r for r in rings if r.end / r.fs > latest - self.hop_s]
 
     @property
     def newest(self) -> float:
@@ -193,24 +199,15 @@ class DeviceBuffers:
 
         Each waveform has its own sample grid, so their ends differ by a fraction of a
         sample: a window ending at the latest of them would lack the others' last sample
-        (a gap, which also disables the features that need a gap-free window). A signal
-        that stopped more than a hop ago (a sensor off) holds nothing back.
+        (a gap, which also disables the features that need a gap-free window).
         """
-        ends = [r.end / r.fs for r in self._clock_rings()]
-        if not ends:
-            return -np.inf
-        latest = max(ends)
-        return min(end for end in ends if end > latest - self.hop_s)
+        return min((r.end / r.fs for r in self._clock_rings()), default=-np.inf)
 
     @property
     def oldest(self) -> float:
         """Epoch time from which every live signal holds samples since its ring (re)started
         (see :attr:`newest`)."""
-        rings = self._clock_rings()
-        if not rings:
-            return np.inf
-        latest = max(r.end / r.fs for r in rings)
-        return max(r.start / r.fs for r in rings if r.end / r.fs > latest - self.hop_s)
+        return max((r.start / r.fs for r in self._clock_rings()), default=np.inf)
 
     def _candidate_ends(self) -> np.ndarray:
         newest = self.newest
