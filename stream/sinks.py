@@ -180,7 +180,13 @@ class Spool:
         return sorted(self.directory.glob("*.seg"))
 
     def size(self) -> int:
-        return sum(p.stat().st_size for p in self.segments())
+        """Bytes spooled. The drain deletes segments while others count them (another
+        thread, or another worker sharing the directory): one gone meanwhile counts 0."""
+        total = 0
+        for segment in self.segments():
+            with contextlib.suppress(FileNotFoundError):
+                total += segment.stat().st_size
+        return total
 
     def has_room(self, incoming: int) -> bool:
         return self.size() + incoming <= self.max_bytes

@@ -16,6 +16,7 @@ from stream.sinks import (
     InfluxSink,
     RetryPolicy,
     SinkError,
+    Spool,
     line,
     raw_lines,
     to_ns,
@@ -203,3 +204,13 @@ async def test_a_full_spool_falls_back_to_blocking(tmp_path):
     fake.failures = 0
     await asyncio.wait_for(task, 5)
     assert fake.bodies == [["m v=1i 1"]] and sink.spool.segments() == []
+
+
+def test_spool_size_counts_a_segment_drained_meanwhile_as_nothing(tmp_path, monkeypatch):
+    spool = Spool(tmp_path, max_bytes=1_000)
+    kept, drained = spool.put(b"x" * 10, 1), spool.put(b"y" * 20, 1)
+    listed = spool.segments()
+    drained.unlink()  # the drain deletes it between the listing and the stat
+    monkeypatch.setattr(spool, "segments", lambda: listed)
+    assert spool.size() == 10 and kept.exists()
+    assert spool.has_room(990) and not spool.has_room(991)
