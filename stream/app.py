@@ -6,8 +6,11 @@ Owns only the glue. Everything a batch does is in ``stream/pipeline.py``; here:
   ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
   broker* → lines written durably (to InfluxDB, or while it is down to the sink's fsync'd
   local spool, drained back by a timer; the sink blocks only when the spool is full)
-  → only then does the loop ask for the next batch, which is when Faust acks this one's
-  offsets. Offsets are therefore committed only for data that is durable.
+  → alert-tracker state saved to its table → only then does the loop ask for the next
+  batch, which is when Faust acks this one's offsets. Offsets are therefore committed
+  only for data that is durable. A batch that cannot be made durable (the spool's disk
+  fails, a bug) is *withheld* — never acked, so no commit passes it — and the worker
+  stops with an error; its restart (by the supervisor: systemd, compose) replays it.
 - ``track_enrolments``: enrolments → pseudonymized contexts (a table; raw ids stay in ingest).
 - rollouts: every worker reads the whole control topic with its own group-less consumer
   (a consumer group would give each rollout to one worker only) and hot-swaps models.
@@ -28,7 +31,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +129,13 @@ class Runtime:
         self.metrics.record_write(
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
+        self.pipeline.save(output)
+
+    async def handle(self, records: list[RawRecord]) -> None:
+        """One batch of frames, from records to durable alerts, points and state."""
+        output = self.pipeline.process(records)
+        self.record(output)
+        await self.deliver(output)
 
     def record(self, output: Output) -> None:
         m = output.metrics
@@ -139,6 +149,18 @@ class Runtime:
                 "alert %s %s %s (%s) ward=%s",
                 alert.event, alert.kind, alert.priority, alert.alert_id, alert.ward,
             )  # fmt: skip
+
+
+def withhold(batch: Sequence[faust.EventT]) -> None:
+    """Keep a batch's offsets out of every commit this worker makes from now on.
+
+    Faust acks a ``take_events`` batch when the agent leaves it, by an exception too, and
+    commits what was acked when an agent fails or the worker stops. A message already
+    marked acked is never recorded as processed, so its partition's committed offset stays
+    before it and the next worker to own the partition reads it again.
+    """
+    for event in batch:
+        event.message.acked = True
 
 
 def worker_name() -> str:
@@ -218,9 +240,23 @@ def create_app(
                 RawRecord(e.message.key, e.message.value, e.message.partition, e.message.offset)
                 for e in batch
             ]
-            output = runtime.pipeline.process(records)
-            runtime.record(output)
-            await runtime.deliver(output)
+            try:
+                await runtime.handle(records)
+            except asyncio.CancelledError:
+                withhold(batch)  # stopped mid-batch: the next owner replays it
+                raise
+            except Exception as exc:
+                withhold(batch)
+                log.critical(
+                    "a batch of %d frames could not be made durable (%s: %s); stopping the "
+                    "worker without committing it, a restart replays it",
+                    len(batch), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
+                )  # fmt: skip
+                await app.crash(exc)
+                # Park until the stopping worker cancels this agent: raising instead would
+                # let Faust restart the agent, which would go on acking later batches, and
+                # one acked offset right behind the withheld ones lets a commit skip them.
+                await asyncio.Event().wait()
 
     @app.agent(enrolments)
     async def track_enrolments(events: faust.StreamT) -> None:

@@ -115,17 +115,25 @@ class _Contexts(MutableMapping[str, PatientContext]):
 
 @dataclass
 class Output:
-    """What one batch produced; the caller publishes, writes, then commits."""
+    """What one batch produced; the caller publishes, writes, saves its state, then commits.
+
+    ``state`` is the alert-tracker state this batch reached. It goes to the durable store
+    (:meth:`Pipeline.save`) only once the alerts and lines are durable: saved earlier, a
+    worker dying in between would come back believing it had raised alerts nobody got,
+    and replaying the batch would not raise them again.
+    """
 
     alerts: list[Alert] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     deadletters: list[tuple[bytes | None, DeadLetter]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def extend(self, other: Output) -> None:
         self.alerts += other.alerts
         self.lines += other.lines
         self.deadletters += other.deadletters
+        self.state |= other.state
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,7 @@ class Pipeline:
         self.buffers: dict[str, DeviceBuffers] = {}
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
+        self._unsaved: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, Observations] = {}
         self._newest_t: float | None = None
         self._newest_at = 0.0
@@ -223,6 +232,7 @@ class Pipeline:
             "scoring_s": scoring_s,
             "newest_frame_t": self._newest_t,
         }
+        output.state = self._take_unsaved()
         return output
 
     def _accept(
@@ -360,8 +370,12 @@ class Pipeline:
         last = self._persisted.get(device_id)
         last_t = state["last_t"] or 0.0
         if last is None or last[0] != shape or last_t - last[1] >= _STATE_REFRESH_S:
-            self.store.trackers[device_id] = state
+            self._unsaved[device_id] = state
             self._persisted[device_id] = (shape, last_t)
+
+    def _take_unsaved(self) -> dict[str, dict[str, Any]]:
+        unsaved, self._unsaved = self._unsaved, {}
+        return unsaved
 
     # -- timer --------------------------------------------------------------------------
     def ward_clock(self, now: float) -> float | None:
@@ -394,7 +408,13 @@ class Pipeline:
                 if (text := alert_line(stamped)) is not None:
                     output.lines.append(text)
             self._persist(device_id, tracker)
+        output.state = self._take_unsaved()
         return output
+
+    def save(self, output: Output) -> None:
+        """Store the tracker state an output reached; call once it is durable."""
+        for device_id, state in output.state.items():
+            self.store.trackers[device_id] = state
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.server
 import random
+import shutil
 import subprocess
 import threading
 import time
@@ -264,6 +265,52 @@ def test_influxdb_outage_applies_backpressure_then_writes_everything(
     )
     assert_exactly_once(alerts, labels)
     assert during > before, "no alert reached Kafka while InfluxDB was down"
+
+
+@pytest.mark.slow
+def test_a_batch_that_cannot_be_made_durable_is_replayed_after_the_worker_stops(
+    isolated_settings, influx_client, simulation, restore_services, tmp_path
+):
+    """InfluxDB down and the spool's disk failing: the batch in hand can be made durable
+    nowhere. The worker stops with an error instead of committing it (Faust would ack it
+    on the way out); restarted, it replays the batch: nothing lost, alerted exactly once."""
+    settings = isolated_settings
+    spool = tmp_path / "spool"
+    env = worker_env(
+        settings, VITALSTREAM_INFLUX__RETRY_MAX_S="2", VITALSTREAM_INFLUX__SPOOL_DIR=str(spool)
+    )
+    labels, points, _frames = simulation.expected()
+    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
+    worker.start()
+    worker.wait_ready()
+    simulator = start_simulator(simulation, env, speed=4, tmp=tmp_path)
+    try:
+        time.sleep(3)
+        shutil.rmtree(spool)
+        spool.write_text("the spool's disk is gone")  # every spool write now fails
+        with faults.outage(restore_services, "influxdb"):
+            assert worker.proc is not None
+            exit_code = worker.proc.wait(timeout=60)
+        spool.unlink()
+        worker.start()
+        worker.wait_ready()
+        assert simulator.wait(timeout=120) == 0
+        alerts, written = wait_complete(settings, influx_client, labels, points, 90)
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
+        worker.stop()
+    log = (tmp_path / "worker.log").read_text()
+    assert exit_code != 0
+    assert "could not be made durable (NotADirectoryError" in log, sink_report(log)
+    letters = [DeadLetter.from_json(v) for v in consume(settings, settings.topics.deadletter)]
+    lost = points - written
+    assert lost == set(), (
+        f"{len(lost)} of {len(points)} points lost: "
+        f"{sorted((d, round(t / 1e6 - simulation.start, 3)) for d, t in lost)}; "
+        f"dead letters {Counter(d.reason for d in letters)}; worker log:\n{sink_report(log)}"
+    )
+    assert_exactly_once(alerts, labels)
 
 
 class _SlowReceiver(http.server.BaseHTTPRequestHandler):

@@ -58,6 +58,7 @@ class Feed:
             if extra and tick.t - START in extra:
                 records.insert(1, RawRecord(b"junk", extra[tick.t - START], 0, -1))
             out = self.pipeline.process(records, now=tick.t + 1)
+            self.pipeline.save(out)  # what the worker does once the output is durable
             self.alerts += out.alerts
             self.lines += out.lines
             self.deadletters += out.deadletters
@@ -120,6 +121,32 @@ def test_a_restarted_worker_replaying_frames_does_not_alert_twice(settings):
         replay.tick()  # frames the first worker committed
     again.run(20)
     assert not [a for a in again.alerts if a.event == "triggered"]
+
+
+def test_alert_state_reaches_the_store_only_when_the_output_is_saved(settings):
+    """A worker that dies after judging a batch but before its alerts were durable must,
+    on replay, raise them again: the tracker state of an unsaved output never
+    reached the store."""
+    fleet = ward(faults=False)
+    first = Pipeline(settings, scorer=None)
+    feed = Feed(first, fleet)
+    feed.run(20)  # before the event: saved
+    records = []
+    for _ in range(30):  # the tachycardia's onset, in one batch that never became durable
+        tick = fleet.tick()
+        records += [RawRecord(d.encode(), p, 0, feed.next_offset()) for d, p in tick.messages]
+    lost = first.process(records, now=START + 51)
+    [alert] = [a for a in lost.alerts if a.event == "triggered"]
+    assert first.store.trackers.get(alert.device_id) != lost.state[alert.device_id]
+    # A new worker on the same store replays the batch from the last committed offset.
+    replay = ward(faults=False)
+    second = Pipeline(settings, scorer=None, store=first.store)
+    again = Feed(second, replay)
+    for _ in range(20):
+        replay.tick()  # frames whose output was saved
+    again.run(30)
+    replayed = [(a.device_id, a.kind) for a in again.alerts if a.event == "triggered"]
+    assert replayed == [(alert.device_id, alert.kind)]
 
 
 def test_a_catch_up_batch_alerts_like_a_live_stream(settings):
