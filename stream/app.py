@@ -11,6 +11,9 @@ Owns only the glue. Everything a batch does is in ``stream/pipeline.py``; here:
   only for data that is durable. A batch that cannot be made durable (the spool's disk
   fails, a bug) is *withheld* — never acked, so no commit passes it — and the worker
   stops with an error; its restart (by the supervisor: systemd, compose) replays it.
+  Frames the reorder buffer holds back are in no output yet: their records, and every
+  later record of their partition, stay unacked until the output that finally carries
+  them is durable (:class:`AckGate`).
 - ``track_enrolments``: enrolments → pseudonymized contexts (a table; raw ids stay in ingest).
 - rollouts: every worker reads the whole control topic with its own group-less consumer
   (a consumer group would give each rollout to one worker only) and hot-swaps models.
@@ -31,7 +34,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ import faust
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
-from stream.ingest import RawRecord
+from stream.ingest import Position, RawRecord
 from stream.metrics import WorkerMetrics
 from stream.pipeline import Output, Pipeline, StateStore
 from stream.records import ModelRollout
@@ -112,6 +115,7 @@ class Runtime:
         self.metrics = WorkerMetrics(pipeline.worker)
         self.metrics.record_models(pipeline.versions())
         self.topics: dict[str, faust.TopicT] = {}
+        self.gate = AckGate()
 
     async def deliver(self, output: Output) -> None:
         """Publish alerts and dead letters (broker-acknowledged), then write durably."""
@@ -130,10 +134,16 @@ class Runtime:
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
         self.pipeline.save(output)
+        self.gate.release(output.unheld)
 
-    async def handle(self, records: list[RawRecord]) -> None:
+    async def handle(self, batch: Sequence[faust.EventT]) -> None:
         """One batch of frames, from records to durable alerts, points and state."""
+        events = {(e.message.partition, e.message.offset): e for e in batch}
+        records = [
+            RawRecord(e.message.key, e.message.value, *position) for position, e in events.items()
+        ]
         output = self.pipeline.process(records)
+        self.gate.hold(events, output.held)
         self.record(output)
         await self.deliver(output)
 
@@ -149,6 +159,57 @@ class Runtime:
                 "alert %s %s %s (%s) ward=%s",
                 alert.event, alert.kind, alert.priority, alert.alert_id, alert.ward,
             )  # fmt: skip
+
+
+class AckGate:
+    """Keeps a partition's records from being committed past one whose frame is held.
+
+    ``take_events`` acks a whole batch once the agent is done with it, but a frame the
+    reorder buffer holds is in no output yet. Faust commits a partition up to its first
+    unacked offset, except that its gap check misses a single unacked offset right at the
+    committed position (and any gap before the partition's first commit). So this gate
+    never lets Faust see an acked record *after* a held one: from the first held record
+    on, each record of that partition gets one extra reference, dropped in offset order
+    as held frames are released and become durable.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, set[int]] = {}  # partition → offsets of held records
+        self._waiting: dict[int, dict[int, faust.EventT]] = {}  # partition → offset → event
+
+    def hold(self, events: Mapping[Position, faust.EventT], held: Sequence[Position]) -> None:
+        """Before the batch is acked: keep back its held records and all after them."""
+        for partition, offset in held:
+            self._held.setdefault(partition, set()).add(offset)
+        if not self._held:
+            return
+        for (partition, offset), event in events.items():
+            offsets = self._held.get(partition)
+            if offsets and offset >= min(offsets):
+                event.message.incref()
+                self._waiting.setdefault(partition, {})[offset] = event
+
+    def release(self, unheld: Sequence[Position]) -> None:
+        """Once the output carrying these held frames is durable: ack up to the next hold."""
+        for partition, offset in unheld:
+            offsets = self._held.get(partition)
+            if offsets is not None:
+                offsets.discard(offset)
+        for partition in {partition for partition, _ in unheld}:
+            offsets = self._held.get(partition)
+            first_held = min(offsets) if offsets else None
+            if not offsets:
+                self._held.pop(partition, None)
+            waiting = self._waiting.get(partition, {})
+            for offset in sorted(waiting):
+                if first_held is not None and offset >= first_held:
+                    break
+                waiting.pop(offset).ack()
+            if not waiting:
+                self._waiting.pop(partition, None)
+
+    def waiting(self) -> int:
+        return sum(len(events) for events in self._waiting.values())
 
 
 def withhold(batch: Sequence[faust.EventT]) -> None:
@@ -233,37 +294,43 @@ def create_app(
     runtime = Runtime(settings, pipeline, sink)
     runtime.topics = runtime_topics
 
+    async def stop_worker(what: str, exc: Exception, records: Sequence[faust.EventT]) -> None:
+        """Stop the worker without committing ``records``; its restart replays them."""
+        withhold(records)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        log.critical(
+            "%s could not be made durable (%s: %s); stopping the worker without committing "
+            "it, a restart replays it", what, type(exc).__name__, detail,
+        )  # fmt: skip
+        await app.crash(exc)
+        # Park until the stopping worker cancels this task: raising instead would let Faust
+        # restart an agent, which would go on acking later records, and one acked offset
+        # right behind withheld ones lets a commit skip them.
+        await asyncio.Event().wait()
+
     @app.agent(frames)
     async def process_frames(events: faust.StreamT) -> None:
         async for batch in events.take_events(stream.batch_size, within=stream.batch_within_s):
-            records = [
-                RawRecord(e.message.key, e.message.value, e.message.partition, e.message.offset)
-                for e in batch
-            ]
             try:
-                await runtime.handle(records)
+                await runtime.handle(batch)
             except asyncio.CancelledError:
                 withhold(batch)  # stopped mid-batch: the next owner replays it
                 raise
             except Exception as exc:
-                withhold(batch)
-                log.critical(
-                    "a batch of %d frames could not be made durable (%s: %s); stopping the "
-                    "worker without committing it, a restart replays it",
-                    len(batch), type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "",
-                )  # fmt: skip
-                await app.crash(exc)
-                # Park until the stopping worker cancels this agent: raising instead would
-                # let Faust restart the agent, which would go on acking later batches, and
-                # one acked offset right behind the withheld ones lets a commit skip them.
-                await asyncio.Event().wait()
+                await stop_worker(f"a batch of {len(batch)} frames", exc, batch)
 
     @app.agent(enrolments)
     async def track_enrolments(events: faust.StreamT) -> None:
         async for event in events.events():
             message = event.message
             record = RawRecord(message.key, message.value, message.partition, message.offset)
-            await runtime.deliver(runtime.pipeline.enrol(record))
+            try:
+                await runtime.deliver(runtime.pipeline.enrol(record))
+            except asyncio.CancelledError:
+                withhold([event])
+                raise
+            except Exception as exc:
+                await stop_worker("an enrolment", exc, [event])
 
     @app.task
     async def follow_rollouts() -> None:
@@ -293,9 +360,13 @@ def create_app(
     @app.timer(interval=TICK_S)
     async def check_devices() -> None:
         output = runtime.pipeline.tick()
-        if output.alerts or output.lines:
+        if output.alerts or output.lines or output.unheld:
             runtime.record(output)
-            await runtime.deliver(output)
+            try:
+                await runtime.deliver(output)
+            except Exception as exc:
+                # Released frames' records are still unacked (AckGate): a restart replays them.
+                await stop_worker("the frames and alerts of a tick", exc, [])
 
     @app.timer(interval=SPOOL_DRAIN_S)
     async def drain_spool() -> None:

@@ -15,6 +15,11 @@ in ``seq`` order with the gap skipped. A frame older than what was already relea
 ``late`` (dead-lettered); one seen before is a duplicate (dropped and counted, not
 dead-lettered: producer retries make duplicates normal).
 
+A held frame is in no output yet, so its record must not be committed: ingest reports
+the position (partition, offset) of every frame it holds (``IngestResult.held``) and of
+every held frame it lets go (:meth:`Ingest.take_unheld`), and the worker acks a held
+record only once the output carrying its frame is durable.
+
 Unenrolled devices: their frames are processed under an explicit ``unenrolled`` context
 (ward ``unassigned``) rather than held or dropped, so time series, technical alerts and
 physiological alerts still exist for a device switched on before its enrolment arrived;
@@ -59,6 +64,9 @@ UNASSIGNED_WARD = "unassigned"
 _RECENT_SEQS = 512
 _MAX_REASON = 200
 _R = TypeVar("_R", Frame, Enrolment)
+
+
+Position = tuple[int, int]  # (partition, offset) of a record
 
 
 class RawRecord(NamedTuple):
@@ -177,7 +185,8 @@ class _DeviceOrder:
     last_t0: float
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=_RECENT_SEQS))
     recent_set: set[int] = field(default_factory=set)
-    held: list[tuple[int, float, Frame]] = field(default_factory=list)  # (seq, wall, frame)
+    # (seq, wall time held, frame, record position); a heap on seq, which is unique here
+    held: list[tuple[int, float, Frame, Position]] = field(default_factory=list)
 
     def remember(self, seq: int) -> None:
         if len(self.recent) == self.recent.maxlen:
@@ -194,6 +203,7 @@ class IngestResult:
     frames: list[tuple[Frame, PatientContext]] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
+    held: list[Position] = field(default_factory=list)  # records whose frames wait for a gap
 
 
 class Ingest:
@@ -207,6 +217,7 @@ class Ingest:
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
         self.accepted = 0
+        self._unheld: list[Position] = []
 
     # -- enrolments ---------------------------------------------------------------------
     def enrol(self, record: RawRecord, now: float | None = None) -> PatientContext | DeadLetter:
@@ -249,8 +260,11 @@ class Ingest:
             if isinstance(decoded, str):
                 self._reject(result, record, decoded, topic, now)
                 continue
-            verdict = self._admit(decoded, now, released)
-            if verdict == "duplicate":
+            position = (record.partition, record.offset)
+            verdict = self._admit(decoded, now, released, position)
+            if verdict == "held":
+                result.held.append(position)
+            elif verdict == "duplicate":
                 result.duplicates += 1
                 self.duplicates += 1
             elif verdict is not None:
@@ -266,7 +280,15 @@ class Ingest:
         self.rejected[reason_kind(reason)] += 1
         result.deadletters.append(dead_letter(record, reason, topic, now))
 
-    def _admit(self, frame: Frame, now: float, released: list[Frame]) -> str | None:
+    def take_unheld(self) -> list[Position]:
+        """Positions of the held frames released since the last call."""
+        unheld, self._unheld = self._unheld, []
+        return unheld
+
+    def _admit(
+        self, frame: Frame, now: float, released: list[Frame], position: Position
+    ) -> str | None:
+        """None (released), ``held``, ``duplicate``, or the reason it is refused."""
         state = self._order.get(frame.device_id)
         if state is None:
             state = _DeviceOrder(last_seq=frame.seq, last_t0=frame.t0)
@@ -282,14 +304,15 @@ class Ingest:
                 # Lower seq but newer time: the device restarted its counter.
                 self._order.pop(frame.device_id)
                 released.extend(self._drain(state))
-                return self._admit(frame, now, released)
+                return self._admit(frame, now, released, position)
             return f"late: seq {seq} arrived after seq {state.last_seq} was processed"
         if seq == state.last_seq + 1:
             self._release(state, frame, released)
             self._release_contiguous(state, released)
         else:
-            heapq.heappush(state.held, (seq, now, frame))
+            heapq.heappush(state.held, (seq, now, frame, position))
             self._release_if_stale(state, now, released)
+            return "held"
         return None
 
     def _release(self, state: _DeviceOrder, frame: Frame, released: list[Frame]) -> None:
@@ -300,26 +323,29 @@ class Ingest:
 
     def _release_contiguous(self, state: _DeviceOrder, released: list[Frame]) -> None:
         while state.held and state.held[0][0] == state.last_seq + 1:
-            _, _, frame = heapq.heappop(state.held)
+            _, _, frame, position = heapq.heappop(state.held)
+            self._unheld.append(position)
             self._release(state, frame, released)
 
     def _release_if_stale(self, state: _DeviceOrder, now: float, released: list[Frame]) -> None:
         lateness = self.settings.stream.lateness_s
         while state.held:
             newest_t0 = max(item[2].t0 for item in state.held)
-            _, held_since, oldest = state.held[0]
+            _, held_since, oldest, position = state.held[0]
             waited_frame_time = newest_t0 - oldest.t0 >= lateness
             waited_wall = now - held_since >= lateness
             if not (waited_frame_time or waited_wall):
                 return
             heapq.heappop(state.held)
+            self._unheld.append(position)
             self._release(state, oldest, released)
             self._release_contiguous(state, released)
 
     def _drain(self, state: _DeviceOrder) -> list[Frame]:
-        drained = [item[2] for item in sorted(state.held)]
+        drained = sorted(state.held)
         state.held.clear()
-        return drained
+        self._unheld += [item[3] for item in drained]
+        return [item[2] for item in drained]
 
     def release_expired(self, now: float | None = None) -> list[Frame]:
         """Frames held past ``lateness_s`` of wall time (a device went quiet after a gap)."""

@@ -37,7 +37,7 @@ import orjson
 from stream import rules
 from stream.config import Settings
 from stream.features import SignalWindow, analyze_window, analyze_windows, warm_up
-from stream.ingest import Ingest, RawRecord, reason_kind
+from stream.ingest import Ingest, Position, RawRecord, reason_kind
 from stream.lifecycle import AlertTracker
 from stream.records import (
     SIGNALS,
@@ -121,6 +121,9 @@ class Output:
     (:meth:`Pipeline.save`) only once the alerts and lines are durable: saved earlier, a
     worker dying in between would come back believing it had raised alerts nobody got,
     and replaying the batch would not raise them again.
+
+    ``held`` are the records whose frames wait in the reorder buffer (in no output yet:
+    not to be committed), ``unheld`` the held records whose frames are in this output.
     """
 
     alerts: list[Alert] = field(default_factory=list)
@@ -128,12 +131,16 @@ class Output:
     deadletters: list[tuple[bytes | None, DeadLetter]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held: list[Position] = field(default_factory=list)
+    unheld: list[Position] = field(default_factory=list)
 
     def extend(self, other: Output) -> None:
         self.alerts += other.alerts
         self.lines += other.lines
         self.deadletters += other.deadletters
         self.state |= other.state
+        self.held += other.held
+        self.unheld += other.unheld
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,11 @@ class Pipeline:
         started = time.perf_counter()
         now = time.time() if now is None else now
         result = self.ingest.frames(records, now)
-        output = Output(deadletters=[(_key_of(r, d), d) for r, d in _pair(records, result)])
+        output = Output(
+            deadletters=[(_key_of(r, d), d) for r, d in _pair(records, result)],
+            held=result.held,
+            unheld=self.ingest.take_unheld(),
+        )
         windows, scoring_s = self._accept(result.frames, now, output)
         reasons = Counter(reason_kind(d.reason) for _, d in output.deadletters)
         output.metrics = {
@@ -389,6 +400,7 @@ class Pipeline:
         now = time.time() if now is None else now
         output = Output()
         released = self.ingest.release_expired(now)
+        output.unheld = self.ingest.take_unheld()
         if released:
             frames = [(f, self.ingest.context(f.device_id)) for f in released]
             self._accept(frames, now, output)

@@ -188,6 +188,45 @@ def test_two_workers_share_partitions_and_survive_losing_one(
     assert_exactly_once(alerts, labels)
 
 
+def test_a_frame_held_behind_a_gap_survives_a_crash(isolated_settings, influx_client, tmp_path):
+    """A frame after a gap waits in the reorder buffer, in no output yet. A worker
+    SIGKILLed meanwhile must not have committed its record (nor any later one of its
+    partition): the restarted worker reads it again and writes it."""
+    settings = isolated_settings
+    env = worker_env(settings, VITALSTREAM_STREAM__LATENESS_S="30")
+    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
+    worker.start()
+    worker.wait_ready()
+    device, t0 = "dev-gap", float(int(time.time()) - 60)
+    producer = KafkaProducer(acks="all", **client_config(settings))
+    for seq in (0, 1, 3, 4):  # seq 2 never comes
+        frame = {
+            "device_id": device, "seq": seq, "t0": t0 + seq,
+            "signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [70 + seq]}},
+        }  # fmt: skip
+        producer.send(settings.topics.frames, key=device.encode(), value=orjson.dumps(frame))
+    producer.flush()
+    producer.close()
+    point = {seq: (device, round((t0 + seq) * 1e6)) for seq in range(5)}
+    try:
+        deadline = time.monotonic() + 30
+        while point[1] not in written_vitals(settings, influx_client):
+            assert time.monotonic() < deadline, "the frames before the gap were never written"
+            time.sleep(0.5)
+        time.sleep(4)  # past Faust's commit interval (2.8 s): whatever was acked is committed
+        assert point[3] not in written_vitals(settings, influx_client)  # still held
+        worker.kill()
+        worker.start()
+        worker.wait_ready()
+        deadline = time.monotonic() + 30
+        while not {point[3], point[4]} <= (written := written_vitals(settings, influx_client)):
+            assert time.monotonic() < deadline, f"held frames lost in the crash: {written}"
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+    assert point[2] not in written
+
+
 @pytest.fixture
 def restore_services(services: Settings) -> Iterator[Settings]:
     """Whatever a test stops, the shared broker and InfluxDB are up again afterwards."""

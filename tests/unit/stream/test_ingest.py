@@ -140,6 +140,24 @@ def test_held_frames_are_released_when_the_device_goes_quiet(settings):
     assert [f.seq for f in released] == [5]
 
 
+def test_held_records_are_reported_and_so_is_their_release(settings):
+    """The worker must not commit a record whose frame waits in the reorder buffer:
+    ingest names each held record, and each one it lets go, by (partition, offset)."""
+    ingest = Ingest(settings)
+    first = ingest.frames(
+        [raw(frame_dict(seq=s, t0=T0 + s), offset=10 + s) for s in (0, 2, 3)], now=NOW
+    )
+    assert first.held == [(0, 12), (0, 13)]
+    assert ingest.take_unheld() == []
+    filled = ingest.frames([raw(frame_dict(seq=1, t0=T0 + 1), offset=20)], now=NOW)
+    assert seqs(filled) == [1, 2, 3] and filled.held == []
+    assert ingest.take_unheld() == [(0, 12), (0, 13)]
+    assert ingest.take_unheld() == []  # each release is reported once
+    ingest.frames([raw(frame_dict(seq=9, t0=T0 + 9), offset=30)], now=NOW)
+    ingest.release_expired(now=NOW + settings.stream.lateness_s + 1)
+    assert ingest.take_unheld() == [(0, 30)]
+
+
 def test_a_restarted_seq_counter_is_accepted(settings):
     ingest = Ingest(settings)
     ingest.frames([raw(frame_dict(seq=100, t0=T0))], now=NOW)
