@@ -3,7 +3,7 @@
 Owns the order of the stream core, with no Faust import (``stream/app.py`` is the glue):
 
     ingest → DeviceBuffers.append → windows whose hop is due → window features
-    → scoring (one ONNX call per model for the whole batch) → rules.evaluate
+    → scoring (one ONNX call per model for the whole batch) → rules.judge
     → AlertTracker.update → alerts + line protocol
 
 Raw samples live in local ring buffers (:mod:`stream.windows`), never in Faust tables.
@@ -342,11 +342,10 @@ class Pipeline:
         explain = (
             (lambda score: self.scorer.explain(score, window, features)) if self.scorer else None
         )
-        conditions = rules.evaluate(
+        conditions, news2 = rules.judge(
             context, t, features, live_scores(scores, explain), observations,
             self.settings.rules, fall=tracker.fall,
         )  # fmt: skip
-        news2 = rules.news2_for(context, features, observations, self.settings.rules)
         if news2 is not None:
             text = news2_line(
                 news2.aggregate, news2.subscores, news2.partial, str(news2.response), tags, t

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal, NamedTuple
 
@@ -518,19 +518,6 @@ def _news2(
     )
 
 
-def news2_for(
-    ctx: PatientContext,
-    features: Mapping[str, float],
-    observations: Observations | None,
-    rules: RuleSettings,
-) -> News2Result | None:
-    """The patient's (partial) NEWS2 for this window, or None when NEWS2 is switched off.
-
-    Uses the same trusted readings as :func:`evaluate` (for the ``news2`` time series)."""
-    rules = with_overrides(rules, ctx.profile.thresholds)
-    return _news2(ctx, _Vitals.of(features, rules), observations, rules)
-
-
 _NEWS2_PRIORITY: dict[str, Priority] = {"high": "high", "medium": "medium"}
 
 
@@ -666,7 +653,13 @@ class FallDetector:
         self.impact_t, self.impact_g, self.inactive_since, self.fallen = None, 0.0, None, False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Written every window into the tracker state: spelled out, asdict is 10x slower.
+        return {
+            "impact_t": self.impact_t,
+            "impact_g": self.impact_g,
+            "inactive_since": self.inactive_since,
+            "fallen": self.fallen,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FallDetector:
@@ -687,6 +680,20 @@ def evaluate(
     ``fall`` is the device's fall state (``AlertTracker.fall``); it is updated in place.
     Without it no fall is detected (a fall needs more than one window).
     """
+    return judge(ctx, t, features, scores, observations, rules, fall)[0]
+
+
+def judge(
+    ctx: PatientContext,
+    t: float,
+    features: Mapping[str, float],
+    scores: Iterable[ModelScores] = (),
+    observations: Observations | None = None,
+    rules: RuleSettings | None = None,
+    fall: FallDetector | None = None,
+) -> tuple[list[Condition], News2Result | None]:
+    """:func:`evaluate`, plus the window's (partial) NEWS2 it was judged with (for the
+    ``news2`` time series; None when NEWS2 is off for the patient)."""
     rules = with_overrides(rules or RuleSettings(), ctx.profile.thresholds)
     vitals = _Vitals.of(features, rules)
     conditions: list[Condition] = []
@@ -703,10 +710,10 @@ def evaluate(
     conditions += _model_rules(scores, vitals.quality, rules)
     if fall is not None and (fallen := fall.update(t, features, rules)) is not None:
         conditions.append(fallen)
-    if (result := _news2(ctx, vitals, observations, rules)) is not None:
-        conditions += _news2_rules(result, vitals, rules)
+    if (news2 := _news2(ctx, vitals, observations, rules)) is not None:
+        conditions += _news2_rules(news2, vitals, rules)
     conditions += _technical_rules(features, vitals.quality, rules)
-    return conditions
+    return conditions, news2
 
 
 def silent_devices(

@@ -16,7 +16,7 @@ from stream.rules import (
     FallDetector,
     ModelScores,
     evaluate,
-    news2_for,
+    judge,
     silent_devices,
     with_overrides,
 )
@@ -390,13 +390,13 @@ def test_news2_alerts_on_medium_and_high_response_only() -> None:
 def test_news2_switched_off_by_profile() -> None:
     off = context(news2=False)
     assert conditions_of("news2", run(news2_window(22, 95, 112), ctx=off)) == []
-    assert news2_for(off, news2_window(22, 95, 112), None, RULES) is None
+    assert judge(off, 0.0, news2_window(22, 95, 112), (), None, RULES)[1] is None
 
 
 def test_skin_temperature_is_not_scored_as_news2_temperature() -> None:
     hot_skin = quiet_features(temp=39.5)
-    assert "temperature" not in news2_for(context(), hot_skin, None, RULES).subscores  # type: ignore[union-attr]
-    result = news2_for(context(), hot_skin, Observations(core_temp=39.5), RULES)
+    assert "temperature" not in judge(context(), 0.0, hot_skin, (), None, RULES)[1].subscores  # type: ignore[union-attr]
+    result = judge(context(), 0.0, hot_skin, (), Observations(core_temp=39.5), RULES)[1]
     assert result is not None and result.subscores["temperature"] == 2
 
 
@@ -434,7 +434,7 @@ def test_heart_rate_alarms_read_the_last_two_beats_and_news2_the_window_median()
     stepped = quiet_features(ecg_hr_bpm=75.0, ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0)
     [tachy] = conditions_of("tachycardia", run(stepped))
     assert tachy.values["hr_bpm"] == 150.0
-    assert news2_for(context(), stepped, None, RULES).subscores["pulse"] == 0  # 75 bpm
+    assert judge(context(), 0.0, stepped, (), None, RULES)[1].subscores["pulse"] == 0  # 75 bpm
 
 
 def test_under_motion_heart_rate_alarms_fall_back_to_the_window_median() -> None:
