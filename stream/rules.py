@@ -26,8 +26,13 @@ Signal quality decides how far a value is trusted (see :class:`Trust`):
 - A suppressed value still emits a *sustain-only* condition when it would have alerted,
   so an alert that is already active does not resolve just because the signal went bad.
 
-Heart rate comes from the most trustworthy source: ECG when its SQI is good, else PPG
-when good, else the device's own value (trusted only when no waveform says otherwise).
+Heart rate comes from the most trustworthy source: ECG when its SQI is good and the
+wearer is not moving, else PPG when good (which excludes motion), else the device's own
+value (trusted only when no waveform says otherwise). Without a trustworthy source the
+estimates there are are fused, doubtful: the median of three, or of two the preferred one
+if they agree within ``HR_SOURCES_AGREE`` (none if not). Rhythm (AF, ventricular runs,
+from rules or the rhythm model) is doubtful on a poor ECG or under motion, and not
+analysed at all on a poor ECG under motion.
 Tachycardia and bradycardia read the rate over the last two beats, so they follow a step
 change within two beats and their onset delay is what filters odd beats; NEWS2 scores the
 window median, a steadier figure for a score meant to be trended.
@@ -75,6 +80,8 @@ FAMILY: dict[str, str] = {
 
 _STEP_DOWN: dict[str, Priority] = {"high": "medium", "medium": "low", "low": "low"}
 _RHYTHM_KINDS = frozenset({"af", "ventricular_run"})
+# Two heart-rate estimates more than this fraction apart: at least one is artefact.
+HR_SOURCES_AGREE = 0.2
 
 
 def family_of(kind: str) -> str:
@@ -130,11 +137,16 @@ class Reading(NamedTuple):
 
 
 class SignalQuality(NamedTuple):
-    """How usable this window's ECG and PPG are, and whether the wearer is still."""
+    """How usable this window's ECG and PPG are, and whether the wearer is still or moving
+    (``moving``: the window's ``motion`` flag, from motion artefact or the accelerometer).
+    ``ecg_disputed``: the ECG's heart rate is more than ``HR_SOURCES_AGREE`` away from
+    what the PPG and the device say (so its beats include artefact, or pulses are missed)."""
 
     ecg: Literal["good", "poor", "detached", "absent"]
     ppg: Literal["good", "poor", "absent"]
     still: bool | None
+    moving: bool = False
+    ecg_disputed: bool = False
 
     @property
     def detached(self) -> bool:
@@ -185,7 +197,25 @@ def assess_quality(features: Mapping[str, float], rules: RuleSettings) -> Signal
     else:
         ppg = "poor"
     still = _num(features, "still")
-    return SignalQuality(ecg, ppg, (still >= 0.5) if math.isfinite(still) else None)  # type: ignore[arg-type]
+    return SignalQuality(
+        ecg,  # type: ignore[arg-type]
+        ppg,  # type: ignore[arg-type]
+        (still >= 0.5) if math.isfinite(still) else None,
+        _flag(features, "motion"),
+        _disputed(_num(features, "ecg_hr_bpm"), _num(features, "ppg_hr_bpm"), features),
+    )
+
+
+def _disputed(ecg_hr: float, ppg_hr: float, features: Mapping[str, float]) -> bool:
+    others = [v for v in (ppg_hr, _num(features, "hr_device")) if math.isfinite(v)]
+    if not math.isfinite(ecg_hr) or not others:
+        return False
+    reference = sorted(others)[(len(others) - 1) // 2]
+    return not _agree(ecg_hr, reference)
+
+
+def _agree(a: float, b: float) -> bool:
+    return max(a, b) <= min(a, b) * (1 + HR_SOURCES_AGREE)
 
 
 def _rate(features: Mapping[str, float], source: str, recent: bool) -> float:
@@ -202,27 +232,36 @@ def heart_rate(
     change within two beats) instead of the window median (NEWS2); under motion the
     median all the same, because artefact beats make a two-beat rate unreliable.
     """
-    recent = recent and not _flag(features, "motion")
+    recent = recent and not quality.moving
     ecg_hr, ppg_hr = _rate(features, "ecg", recent), _rate(features, "ppg", recent)
     device_hr = _num(features, "hr_device")
-    if quality.ecg == "good" and math.isfinite(ecg_hr):
+    # Motion artefact looks like beats to a QRS detector: a moving wearer's ECG rate is
+    # only believed where the other sources back it (below).
+    if quality.ecg == "good" and not quality.moving and math.isfinite(ecg_hr):
         return Reading(ecg_hr, "ecg", Trust.GOOD)
     if quality.ppg == "good" and math.isfinite(ppg_hr):
         return Reading(ppg_hr, "ppg", Trust.GOOD)
     waveforms_absent = quality.ecg == "absent" and quality.ppg == "absent"
     if waveforms_absent and math.isfinite(device_hr):
         return Reading(device_hr, "device", Trust.GOOD)
-    # No good source: fall back in the same order, trusting it less.
+    # No trustworthy source: fuse what there is, trusting it less (as Li & Clifford's
+    # SQI-weighted fusion does, reduced to its robust core). Of three estimates the median
+    # outvotes one corrupted by artefact; two that disagree cannot tell which one is.
     trust = Trust.UNUSABLE if quality.detached else Trust.DOUBTFUL
     candidates = (
-        (ecg_hr if quality.ecg == "poor" else math.nan, "ecg"),
+        (ecg_hr if quality.ecg in ("good", "poor") else math.nan, "ecg"),
         (ppg_hr, "ppg"),
         (device_hr, "device"),
     )
-    for value, source in candidates:
-        if math.isfinite(value):
-            return Reading(value, source, trust)
-    return None
+    estimates = [(value, source) for value, source in candidates if math.isfinite(value)]
+    if len(estimates) == 3:
+        value, source = sorted(estimates)[1]
+        return Reading(value, source, trust)
+    if len(estimates) == 2:
+        (first, source), (second, _) = estimates
+        if not _agree(first, second):
+            return Reading(first, source, Trust.UNUSABLE)
+    return Reading(*estimates[0], trust) if estimates else None
 
 
 def _spo2(features: Mapping[str, float], quality: SignalQuality) -> Reading | None:
@@ -371,10 +410,15 @@ def _temperature_rules(
     return conditions + _checked(temp, rules, HYPOTHERMIA)
 
 
-def _ecg_trust(quality: SignalQuality) -> Trust:
-    if quality.detached:
+def _rhythm_trust(quality: SignalQuality) -> Trust:
+    """Rhythm analysis reads beat-to-beat detail, which motion artefact mimics (extra and
+    missed beats pass for ectopy and irregularity). A moving wearer's ECG that is poor, or
+    whose rate the PPG and device contradict, cannot be analysed at all (a bedside
+    monitor's "cannot analyze ECG"); a poor ECG or motion alone makes the rhythm doubtful.
+    A contradicted rate alone does not: at rest it may be a pulse deficit, as in VT."""
+    if quality.detached or (quality.moving and (quality.ecg == "poor" or quality.ecg_disputed)):
         return Trust.UNUSABLE
-    return Trust.DOUBTFUL if quality.ecg == "poor" else Trust.GOOD
+    return Trust.DOUBTFUL if quality.ecg == "poor" or quality.moving else Trust.GOOD
 
 
 def _rhythm_rules(
@@ -395,7 +439,7 @@ def _rhythm_rules(
                 source="rule:af@1",
                 message=f"Irregularly irregular RR on ECG (irregularity {irregularity:.2f})",
             )
-            conditions.append(_apply_trust(af, _ecg_trust(quality), rules))
+            conditions.append(_apply_trust(af, _rhythm_trust(quality), rules))
         elif quality.ppg == "good" and quality.still:
             # PPG can only screen, and only while the wearer is still (as Apple's
             # irregular-rhythm notification): lower priority, marked as screening.
@@ -427,7 +471,7 @@ def _rhythm_rules(
             source="rule:ventricular_run@1",
             message=f"Ventricular ectopy in {ectopic:.0%} of beats",
         )
-        conditions.append(_apply_trust(run, _ecg_trust(quality), rules))
+        conditions.append(_apply_trust(run, _rhythm_trust(quality), rules))
     return conditions
 
 
@@ -462,7 +506,7 @@ def _model_rules(
                 explanation=dict(explanation) if explanation is not None else None,
             )
             # Rhythm models read the ECG: its quality bounds their trust.
-            trust = _ecg_trust(quality) if kind in _RHYTHM_KINDS else Trust.GOOD
+            trust = _rhythm_trust(quality) if kind in _RHYTHM_KINDS else Trust.GOOD
             conditions.append(_apply_trust(condition, trust, rules))
     return conditions
 

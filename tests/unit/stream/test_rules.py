@@ -441,3 +441,40 @@ def test_under_motion_heart_rate_alarms_fall_back_to_the_window_median() -> None
     # Artefact beats make a two-beat rate unreliable while the wearer moves.
     moving = quiet_features(ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0, motion=1.0)
     assert conditions_of("tachycardia", run(moving)) == []
+
+
+def test_a_moving_wearers_artefact_ecg_rate_is_outvoted_by_ppg_and_device() -> None:
+    # Motion artefact counted as beats: the ECG says 190 while the pulse says 100.
+    walking = quiet_features(ecg_hr_bpm=190.0, ppg_hr_bpm=100.0, hr_device=104.0, motion=1.0)
+    assert conditions_of("tachycardia", run(walking)) == []
+    # All three agree on a fast rate: a real tachycardia, doubtful only because of motion.
+    fast = quiet_features(ecg_hr_bpm=135.0, ppg_hr_bpm=133.0, hr_device=134.0, motion=1.0)
+    [fired] = conditions_of("tachycardia", run(fast))
+    assert fired.priority == "low" and not fired.sustain_only
+    assert fired.values["hr_bpm"] == 134.0  # the median of the three
+
+
+def test_two_disagreeing_heart_rates_without_a_good_source_raise_nothing() -> None:
+    window = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=190.0, ppg_hr_bpm=NAN, ppg_sqi=NAN,
+                            hr_device=100.0)  # fmt: skip
+    assert all(c.sustain_only for c in conditions_of("tachycardia", run(window)))
+    agreeing = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=130.0, ppg_hr_bpm=NAN, ppg_sqi=NAN,
+                              hr_device=126.0)  # fmt: skip
+    [fired] = conditions_of("tachycardia", run(agreeing))
+    assert not fired.sustain_only and "(ecg)" in fired.message
+
+
+def test_rhythm_under_motion_is_doubtful_and_not_analysed_on_a_poor_or_disputed_ecg() -> None:
+    vt = [rhythm_model(0, 0.9)]
+    moving = quiet_features(motion=1.0)
+    [doubtful] = conditions_of("ventricular_run", run(moving, scores=vt))
+    assert doubtful.priority == "medium" and not doubtful.sustain_only
+    for window in (
+        quiet_features(motion=1.0, ecg_sqi=0.2),  # poor ECG
+        quiet_features(motion=1.0, ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0),
+    ):
+        assert all(c.sustain_only for c in conditions_of("ventricular_run", run(window, scores=vt)))
+    # At rest a rate the pulse does not follow may be a pulse deficit, as in VT: kept.
+    deficit = quiet_features(ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0)
+    [kept] = conditions_of("ventricular_run", run(deficit, scores=vt))
+    assert kept.priority == "high"
