@@ -224,6 +224,7 @@ class Pipeline:
     def process(self, records: Sequence[RawRecord], now: float | None = None) -> Output:
         """One batch of frame records; never raises on bad input."""
         started = time.perf_counter()
+        live = now is None
         now = time.time() if now is None else now
         result = self.ingest.frames(records, now)
         output = Output(
@@ -232,6 +233,7 @@ class Pipeline:
             unheld=self.ingest.take_unheld(),
         )
         windows, scoring_s = self._accept(result.frames, now, output)
+        self._emit(output, None if live else now)
         reasons = Counter(reason_kind(d.reason) for _, d in output.deadletters)
         output.metrics = {
             "frames": len(result.frames),
@@ -324,7 +326,8 @@ class Pipeline:
         scores: list[Score],
         now: float,
     ) -> tuple[list[Alert], list[str]]:
-        """Rules and lifecycle for one analysed window; alerts and its line protocol."""
+        """Rules and lifecycle for one analysed window: its alerts (stamped ``now``; the
+        caller adds their lines when it emits them) and its time-series lines."""
         device_id = context.device_id
         t = window.t_end
         tags = patient_tags(context.ward, context.patient, device_id)
@@ -356,7 +359,6 @@ class Pipeline:
             a.model_copy(update={"emitted_at": now})
             for a in tracker.update(context, t, conditions, window=(window.t_start, t))
         ]
-        lines += [text for a in alerts if (text := alert_line(a)) is not None]
         self._persist(device_id, tracker)
         return alerts, lines
 
@@ -396,6 +398,7 @@ class Pipeline:
 
     def tick(self, now: float | None = None) -> Output:
         """Periodic work: frames held past the reorder bound, and silent devices."""
+        live = now is None
         now = time.time() if now is None else now
         output = Output()
         released = self.ingest.release_expired(now)
@@ -404,23 +407,33 @@ class Pipeline:
             frames = [(f, self.ingest.context(f.device_id)) for f in released]
             self._accept(frames, now, output)
         clock = self.ward_clock(now)
-        if clock is None:
-            return output
+        if clock is not None:
+            self._check_silence(clock, output)
+        self._emit(output, None if live else now)
+        output.state = self._take_unsaved()
+        return output
+
+    def _check_silence(self, clock: float, output: Output) -> None:
         timeout = self.settings.stream.signal_loss_s
-        for device_id, condition in rules.silent_devices(
-            dict(self.store.last_seen), clock, timeout
-        ).items():
+        last_seen = dict(self.store.last_seen)
+        for device_id, condition in rules.silent_devices(last_seen, clock, timeout).items():
             self.buffers.pop(device_id, None)  # its samples are too old to window now
             tracker = self.tracker(device_id)
             context = self.ingest.context(device_id)
-            for alert in tracker.update_silence(context, clock, condition):
-                stamped = alert.model_copy(update={"emitted_at": now})
-                output.alerts.append(stamped)
-                if (text := alert_line(stamped)) is not None:
-                    output.lines.append(text)
+            output.alerts += tracker.update_silence(context, clock, condition)
             self._persist(device_id, tracker)
-        output.state = self._take_unsaved()
-        return output
+
+    def _emit(self, output: Output, at: float | None) -> None:
+        """Stamp the output's alerts with when they leave the worker, and add their lines.
+
+        Live (``at`` None) that is now, when the batch is done, not when it began: near
+        saturation a batch takes a good part of a second, which ``emitted_at`` and the
+        ``latency_s`` Grafana shows must not leave out. Replays and tests pass their clock.
+        """
+        if output.alerts:
+            at = time.time() if at is None else at
+            output.alerts = [a.model_copy(update={"emitted_at": at}) for a in output.alerts]
+        output.lines += [text for a in output.alerts if (text := alert_line(a)) is not None]
 
     def save(self, output: Output) -> None:
         """Store the tracker state an output reached; call once it is durable."""

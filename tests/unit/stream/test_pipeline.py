@@ -167,6 +167,40 @@ def test_a_catch_up_batch_alerts_like_a_live_stream(settings):
     assert out.metrics["windows"] >= 2 * 60  # one window per device per hop, none skipped
 
 
+def test_live_alerts_are_stamped_when_their_batch_is_done(settings, monkeypatch):
+    """``emitted_at`` (and the ``latency_s`` written with the alert) is when the alert
+    leaves the worker: after the batch, which near saturation takes a good part of a
+    second, not when the batch began."""
+    import time as real_time
+
+    class Clock:
+        def __init__(self, began: float, done: float) -> None:
+            self.readings = [began, done]
+
+        def time(self) -> float:
+            return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+        perf_counter = staticmethod(real_time.perf_counter)
+
+    fleet = ward(faults=False)
+    pipeline = Pipeline(settings, scorer=None)
+    feed = Feed(pipeline, fleet)
+    feed.run(10)
+    backlog = []
+    for _ in range(50):  # the tachycardia's onset lies in this one batch
+        tick = fleet.tick()
+        backlog += [RawRecord(d.encode(), p, 0, feed.next_offset()) for d, p in tick.messages]
+    monkeypatch.setattr("stream.pipeline.time", Clock(began=START + 61, done=START + 61.8))
+    out = pipeline.process(backlog)
+    [alert] = [a for a in out.alerts if a.event == "triggered"]
+    assert alert.emitted_at == START + 61.8
+    [text] = [
+        ln for ln in out.lines
+        if ln.startswith("alerts,") and "event=triggered" in ln and alert.alert_id in ln
+    ]  # fmt: skip
+    assert f"latency_s={START + 61.8 - alert.t_onset!r}" in text
+
+
 def test_a_silent_device_raises_device_silent_on_the_ward_clock(settings):
     pipeline = Pipeline(settings, scorer=None, store=StateStore())
     frame = {"signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [70]}}}
