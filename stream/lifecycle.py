@@ -29,8 +29,8 @@ Example::
 
     tracker = AlertTracker(settings.rules)
     if not tracker.seen(t):
-        conditions = evaluate(ctx, t, features, scores, obs, settings.rules, fall=tracker.fall)
-        alerts = tracker.update(ctx, t, conditions, window=(t - 10, t))
+        judged = evaluate(ctx, t, features, scores, obs, settings.rules, fall=tracker.fall)
+        alerts = tracker.update(ctx, t, judged.conditions, window=(t - 10, t))
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Owns the order of the stream core, with no Faust import (``stream/app.py`` is the glue):
 
     ingest → DeviceBuffers.append → windows whose hop is due → window features
-    → scoring (one ONNX call per model for the whole batch) → rules.judge
+    → scoring (one ONNX call per model for the whole batch) → rules.evaluate
     → AlertTracker.update → alerts + line protocol
 
 Raw samples live in local ring buffers (:mod:`stream.windows`), never in Faust tables.
@@ -345,7 +345,7 @@ class Pipeline:
         explain = (
             (lambda score: self.scorer.explain(score, window, features)) if self.scorer else None
         )
-        conditions, news2 = rules.judge(
+        conditions, news2 = rules.evaluate(
             context, t, features, live_scores(scores, explain), observations,
             self.settings.rules, fall=tracker.fall,
         )  # fmt: skip

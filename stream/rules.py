@@ -710,6 +710,14 @@ class FallDetector:
         return cls(**data)
 
 
+class Judgement(NamedTuple):
+    """What one window shows: its conditions, and the (partial) NEWS2 it was judged with
+    (None when NEWS2 is off for the patient), for the ``news2`` time series."""
+
+    conditions: list[Condition]
+    news2: News2Result | None
+
+
 def evaluate(
     ctx: PatientContext,
     t: float,
@@ -718,26 +726,12 @@ def evaluate(
     observations: Observations | None = None,
     rules: RuleSettings | None = None,
     fall: FallDetector | None = None,
-) -> list[Condition]:
+) -> Judgement:
     """Every condition one window shows, at window end time ``t``.
 
     ``fall`` is the device's fall state (``AlertTracker.fall``); it is updated in place.
     Without it no fall is detected (a fall needs more than one window).
     """
-    return judge(ctx, t, features, scores, observations, rules, fall)[0]
-
-
-def judge(
-    ctx: PatientContext,
-    t: float,
-    features: Mapping[str, float],
-    scores: Iterable[ModelScores] = (),
-    observations: Observations | None = None,
-    rules: RuleSettings | None = None,
-    fall: FallDetector | None = None,
-) -> tuple[list[Condition], News2Result | None]:
-    """:func:`evaluate`, plus the window's (partial) NEWS2 it was judged with (for the
-    ``news2`` time series; None when NEWS2 is off for the patient)."""
     rules = with_overrides(rules or RuleSettings(), ctx.profile.thresholds)
     vitals = _Vitals.of(features, rules)
     conditions: list[Condition] = []
@@ -757,7 +751,7 @@ def judge(
     if (news2 := _news2(ctx, vitals, observations, rules)) is not None:
         conditions += _news2_rules(news2, vitals, rules)
     conditions += _technical_rules(features, vitals.quality, rules)
-    return conditions, news2
+    return Judgement(conditions, news2)
 
 
 def silent_devices(

@@ -12,6 +12,7 @@ in a finalizer (other test sessions on this machine use the same services).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import random
 import shutil
@@ -77,11 +78,31 @@ def simulation(tmp_path: Path) -> Simulation:
     return Simulation(scenario, DEVICES, DURATION_S, start)
 
 
-def start_simulator(sim: Simulation, env: dict[str, str], speed: float, tmp: Path):
-    log = (tmp / "simulate.log").open("ab")
-    return subprocess.Popen(
-        sim.argv(speed, tmp / "labels.jsonl"), env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+def started_worker(env: dict[str, str], tmp: Path) -> WorkerProcess:
+    """One worker process, started and ready, logging to ``worker.log``."""
+    worker = WorkerProcess(env, tmp / "worker.log", tmp / "state")
+    worker.start()
+    worker.wait_ready()
+    return worker
+
+
+@contextlib.contextmanager
+def simulating(
+    sim: Simulation, env: dict[str, str], speed: float, tmp: Path, *workers: WorkerProcess
+) -> Iterator[subprocess.Popen]:
+    """The simulator running; on the way out it is killed if still running, and the
+    workers are stopped."""
+    with (tmp / "simulate.log").open("ab") as log:
+        simulator = subprocess.Popen(
+            sim.argv(speed, tmp / "labels.jsonl"), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield simulator
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
+        for worker in workers:
+            worker.stop()
 
 
 def wait_complete(
@@ -136,12 +157,9 @@ def test_worker_sigkilled_repeatedly_loses_nothing_and_alerts_once(
     settings = isolated_settings
     env = worker_env(settings)
     labels, points, _frames = simulation.expected()
-    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
+    worker = started_worker(env, tmp_path)
     rng = random.Random(8)
-    worker.start()
-    worker.wait_ready()
-    simulator = start_simulator(simulation, env, speed=4, tmp=tmp_path)
-    try:
+    with simulating(simulation, env, 4, tmp_path, worker) as simulator:
         for _ in range(3):
             time.sleep(rng.uniform(2.0, 6.0))
             worker.kill()
@@ -149,10 +167,6 @@ def test_worker_sigkilled_repeatedly_loses_nothing_and_alerts_once(
             worker.wait_ready()
         assert simulator.wait(timeout=120) == 0
         alerts, written = wait_complete(settings, influx_client, labels, points, 90)
-    finally:
-        if simulator.poll() is None:
-            simulator.kill()
-        worker.stop()
     assert worker.starts == 4
     assert points - written == set(), f"{len(points - written)} of {len(points)} points lost"
     assert_exactly_once(alerts, labels)
@@ -172,17 +186,11 @@ def test_two_workers_share_partitions_and_survive_losing_one(
         worker.start()
     for worker in (first, second):
         worker.wait_ready()
-    simulator = start_simulator(simulation, env, speed=4, tmp=tmp_path)
-    try:
+    with simulating(simulation, env, 4, tmp_path, first, second) as simulator:
         time.sleep(8)
         second.kill()
         assert simulator.wait(timeout=120) == 0
         alerts, written = wait_complete(settings, influx_client, labels, points, 90)
-    finally:
-        if simulator.poll() is None:
-            simulator.kill()
-        for worker in (first, second):
-            worker.stop()
     assert "MRN-FAULT" not in (tmp_path / "worker-1.log").read_text()
     assert points - written == set(), f"{len(points - written)} of {len(points)} points lost"
     assert_exactly_once(alerts, labels)
@@ -194,9 +202,7 @@ def test_a_frame_held_behind_a_gap_survives_a_crash(isolated_settings, influx_cl
     partition): the restarted worker reads it again and writes it."""
     settings = isolated_settings
     env = worker_env(settings, VITALSTREAM_STREAM__LATENESS_S="30")
-    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
-    worker.start()
-    worker.wait_ready()
+    worker = started_worker(env, tmp_path)
     device, t0 = "dev-gap", float(int(time.time()) - 60)
     producer = KafkaProducer(acks="all", **client_config(settings))
     for seq in (0, 1, 3, 4):  # seq 2 never comes
@@ -244,20 +250,13 @@ def test_broker_restart_mid_stream_recovers_by_itself(
     settings = isolated_settings
     env = worker_env(settings, fast_failover=False)
     labels, points, _frames = simulation.expected()
-    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
-    worker.start()
-    worker.wait_ready()
-    simulator = start_simulator(simulation, env, speed=3, tmp=tmp_path)
-    try:
+    worker = started_worker(env, tmp_path)
+    with simulating(simulation, env, 3, tmp_path, worker) as simulator:
         time.sleep(6)
         faults.outage_for(restore_services, "kafka", down_s=5)
         assert simulator.wait(timeout=150) == 0, (tmp_path / "simulate.log").read_text()[-2000:]
         alerts, written = wait_complete(settings, influx_client, labels, points, 120)
         assert worker.proc is not None and worker.proc.poll() is None, "worker died"
-    finally:
-        if simulator.poll() is None:
-            simulator.kill()
-        worker.stop()
     assert worker.starts == 1
     summary = orjson.loads((tmp_path / "simulate.log").read_bytes().splitlines()[-1])
     assert summary["errors"] == 0
@@ -275,11 +274,8 @@ def test_influxdb_outage_applies_backpressure_then_writes_everything(
     settings = isolated_settings
     env = worker_env(settings, VITALSTREAM_INFLUX__RETRY_MAX_S="3")
     labels, points, _frames = simulation.expected()
-    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
-    worker.start()
-    worker.wait_ready()
-    simulator = start_simulator(simulation, env, speed=4, tmp=tmp_path)
-    try:
+    worker = started_worker(env, tmp_path)
+    with simulating(simulation, env, 4, tmp_path, worker) as simulator:
         time.sleep(3)
         with faults.outage(restore_services, "influxdb"):
             before = len(consume(settings, settings.topics.alerts, timeout_s=1))
@@ -287,10 +283,6 @@ def test_influxdb_outage_applies_backpressure_then_writes_everything(
             during = len(consume(settings, settings.topics.alerts, timeout_s=1))
         assert simulator.wait(timeout=120) == 0
         alerts, written = wait_complete(settings, influx_client, labels, points, 90)
-    finally:
-        if simulator.poll() is None:
-            simulator.kill()
-        worker.stop()
     log = (tmp_path / "worker.log").read_text()
     letters = [DeadLetter.from_json(v) for v in consume(settings, settings.topics.deadletter)]
     reasons = Counter(d.reason.split(":")[0] for d in letters)
@@ -319,11 +311,8 @@ def test_a_batch_that_cannot_be_made_durable_is_replayed_after_the_worker_stops(
         settings, VITALSTREAM_INFLUX__RETRY_MAX_S="2", VITALSTREAM_INFLUX__SPOOL_DIR=str(spool)
     )
     labels, points, _frames = simulation.expected()
-    worker = WorkerProcess(env, tmp_path / "worker.log", tmp_path / "state")
-    worker.start()
-    worker.wait_ready()
-    simulator = start_simulator(simulation, env, speed=4, tmp=tmp_path)
-    try:
+    worker = started_worker(env, tmp_path)
+    with simulating(simulation, env, 4, tmp_path, worker) as simulator:
         time.sleep(3)
         shutil.rmtree(spool)
         spool.write_text("the spool's disk is gone")  # every spool write now fails
@@ -335,10 +324,6 @@ def test_a_batch_that_cannot_be_made_durable_is_replayed_after_the_worker_stops(
         worker.wait_ready()
         assert simulator.wait(timeout=120) == 0
         alerts, written = wait_complete(settings, influx_client, labels, points, 90)
-    finally:
-        if simulator.poll() is None:
-            simulator.kill()
-        worker.stop()
     log = (tmp_path / "worker.log").read_text()
     assert exit_code != 0
     assert "could not be made durable (NotADirectoryError" in log, sink_report(log)

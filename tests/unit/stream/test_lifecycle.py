@@ -281,7 +281,7 @@ def test_rules_and_tracker_together_on_a_tachycardia_episode() -> None:
     for t in range(0, 120):
         hr = 135.0 if 20 <= t < 80 else (118.0 if 80 <= t < 90 else 72.0)
         features = {"ecg_hr_bpm": hr, "ecg_sqi": 0.9, "ecg_lead_off": 0.0, "ecg_flat": 0.0}
-        conditions = evaluate(CTX, float(t), features, rules=RULES, fall=tracker.fall)
+        conditions = evaluate(CTX, float(t), features, rules=RULES, fall=tracker.fall).conditions
         alerts += tracker.update(CTX, float(t), conditions)
     # 118 bpm is inside the hysteresis band (120 - 5): resolution waits until 90 + resolve_s.
     assert [(a.event, a.kind, a.t_event) for a in alerts] == [

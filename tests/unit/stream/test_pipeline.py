@@ -51,6 +51,14 @@ class Feed:
         self.offset += 1
         return self.offset
 
+    def backlog(self, seconds: int) -> list[RawRecord]:
+        """The next ``seconds`` of frames as one batch (a backlog after an outage)."""
+        records = []
+        for _ in range(seconds):
+            tick = self.fleet.tick()
+            records += [RawRecord(d.encode(), p, 0, self.next_offset()) for d, p in tick.messages]
+        return records
+
     def run(self, seconds: int, extra: dict[int, bytes] | None = None) -> None:
         for _ in range(seconds):
             tick = self.fleet.tick()
@@ -114,13 +122,18 @@ def test_a_restarted_worker_replaying_frames_does_not_alert_twice(settings):
     feed.run(50)
     assert [a.kind for a in feed.alerts if a.event == "triggered"] == ["tachycardia"]
     # A new worker takes over the same table state and re-reads the last 20 s of frames.
-    replay = ward(faults=False)
-    second = Pipeline(settings, scorer=None, store=first.store)
-    again = Feed(second, replay)
-    for _ in range(30):
-        replay.tick()  # frames the first worker committed
-    again.run(20)
+    again = resume(settings, first.store, committed_s=30, seconds=20)
     assert not [a for a in again.alerts if a.event == "triggered"]
+
+
+def resume(settings, store: StateStore, committed_s: int, seconds: int) -> Feed:
+    """A new worker on ``store`` replaying the ward from its ``committed_s`` second on."""
+    replay = ward(faults=False)
+    feed = Feed(Pipeline(settings, scorer=None, store=store), replay)
+    for _ in range(committed_s):
+        replay.tick()  # frames whose output was saved and committed
+    feed.run(seconds)
+    return feed
 
 
 def test_alert_state_reaches_the_store_only_when_the_output_is_saved(settings):
@@ -131,20 +144,12 @@ def test_alert_state_reaches_the_store_only_when_the_output_is_saved(settings):
     first = Pipeline(settings, scorer=None)
     feed = Feed(first, fleet)
     feed.run(20)  # before the event: saved
-    records = []
-    for _ in range(30):  # the tachycardia's onset, in one batch that never became durable
-        tick = fleet.tick()
-        records += [RawRecord(d.encode(), p, 0, feed.next_offset()) for d, p in tick.messages]
-    lost = first.process(records, now=START + 51)
+    # The tachycardia's onset, in one batch that never became durable.
+    lost = first.process(feed.backlog(30), now=START + 51)
     [alert] = [a for a in lost.alerts if a.event == "triggered"]
     assert first.store.trackers.get(alert.device_id) != lost.state[alert.device_id]
     # A new worker on the same store replays the batch from the last committed offset.
-    replay = ward(faults=False)
-    second = Pipeline(settings, scorer=None, store=first.store)
-    again = Feed(second, replay)
-    for _ in range(20):
-        replay.tick()  # frames whose output was saved
-    again.run(30)
+    again = resume(settings, first.store, committed_s=20, seconds=30)
     replayed = [(a.device_id, a.kind) for a in again.alerts if a.event == "triggered"]
     assert replayed == [(alert.device_id, alert.kind)]
 
@@ -156,10 +161,7 @@ def test_a_catch_up_batch_alerts_like_a_live_stream(settings):
     pipeline = Pipeline(settings, scorer=None)
     feed = Feed(pipeline, fleet)
     feed.run(10)  # live, second by second
-    backlog = []
-    for _ in range(70):  # the event (20-60 s) lies entirely inside the backlog
-        tick = fleet.tick()
-        backlog += [RawRecord(d.encode(), p, 0, feed.next_offset()) for d, p in tick.messages]
+    backlog = feed.backlog(70)  # the event (20-60 s) lies entirely inside the backlog
     out = pipeline.process(backlog, now=START + 81)
     triggered = [a for a in out.alerts if a.event == "triggered"]
     assert [a.kind for a in triggered] == ["tachycardia"]
@@ -186,10 +188,7 @@ def test_live_alerts_are_stamped_when_their_batch_is_done(settings, monkeypatch)
     pipeline = Pipeline(settings, scorer=None)
     feed = Feed(pipeline, fleet)
     feed.run(10)
-    backlog = []
-    for _ in range(50):  # the tachycardia's onset lies in this one batch
-        tick = fleet.tick()
-        backlog += [RawRecord(d.encode(), p, 0, feed.next_offset()) for d, p in tick.messages]
+    backlog = feed.backlog(50)  # the tachycardia's onset lies in this one batch
     monkeypatch.setattr("stream.pipeline.time", Clock(began=START + 61, done=START + 61.8))
     out = pipeline.process(backlog)
     [alert] = [a for a in out.alerts if a.event == "triggered"]

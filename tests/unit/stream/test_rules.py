@@ -16,7 +16,6 @@ from stream.rules import (
     FallDetector,
     ModelScores,
     evaluate,
-    judge,
     silent_devices,
     with_overrides,
 )
@@ -60,7 +59,7 @@ def run(
     rules: RuleSettings = RULES,
     **kwargs: Any,
 ) -> list[Condition]:
-    return evaluate(ctx or context(), t, features, rules=rules, **kwargs)
+    return evaluate(ctx or context(), t, features, rules=rules, **kwargs).conditions
 
 
 def test_a_quiet_window_raises_nothing() -> None:
@@ -325,7 +324,7 @@ def fall_times(sequence: list, detector: FallDetector | None = None) -> list[flo
     detector = detector or FallDetector()
     return [
         t for t, features in sequence
-        if conditions_of("fall", evaluate(context(), t, features, rules=RULES, fall=detector))
+        if conditions_of("fall", run(features, t=t, fall=detector))
     ]  # fmt: skip
 
 
@@ -390,13 +389,13 @@ def test_news2_alerts_on_medium_and_high_response_only() -> None:
 def test_news2_switched_off_by_profile() -> None:
     off = context(news2=False)
     assert conditions_of("news2", run(news2_window(22, 95, 112), ctx=off)) == []
-    assert judge(off, 0.0, news2_window(22, 95, 112), (), None, RULES)[1] is None
+    assert evaluate(off, 0.0, news2_window(22, 95, 112), (), None, RULES).news2 is None
 
 
 def test_skin_temperature_is_not_scored_as_news2_temperature() -> None:
     hot_skin = quiet_features(temp=39.5)
-    assert "temperature" not in judge(context(), 0.0, hot_skin, (), None, RULES)[1].subscores  # type: ignore[union-attr]
-    result = judge(context(), 0.0, hot_skin, (), Observations(core_temp=39.5), RULES)[1]
+    assert "temperature" not in evaluate(context(), 0.0, hot_skin, (), None, RULES).news2.subscores  # type: ignore[union-attr]
+    result = evaluate(context(), 0.0, hot_skin, (), Observations(core_temp=39.5), RULES).news2
     assert result is not None and result.subscores["temperature"] == 2
 
 
@@ -434,7 +433,9 @@ def test_heart_rate_alarms_read_the_last_two_beats_and_news2_the_window_median()
     stepped = quiet_features(ecg_hr_bpm=75.0, ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0)
     [tachy] = conditions_of("tachycardia", run(stepped))
     assert tachy.values["hr_bpm"] == 150.0
-    assert judge(context(), 0.0, stepped, (), None, RULES)[1].subscores["pulse"] == 0  # 75 bpm
+    assert (
+        evaluate(context(), 0.0, stepped, (), None, RULES).news2.subscores["pulse"] == 0
+    )  # 75 bpm
 
 
 def test_under_motion_heart_rate_alarms_fall_back_to_the_window_median() -> None:
