@@ -181,11 +181,11 @@ class AckGate:
         """Before the batch is acked: keep back its held records and all after them."""
         for partition, offset in held:
             self._held.setdefault(partition, set()).add(offset)
-        if not self._held:
+        first_held = {partition: min(offsets) for partition, offsets in self._held.items()}
+        if not first_held:
             return
         for (partition, offset), event in events.items():
-            offsets = self._held.get(partition)
-            if offsets and offset >= min(offsets):
+            if offset >= first_held.get(partition, offset + 1):
                 event.message.incref()
                 self._waiting.setdefault(partition, {})[offset] = event
 

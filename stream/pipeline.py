@@ -134,14 +134,6 @@ class Output:
     held: list[Position] = field(default_factory=list)
     unheld: list[Position] = field(default_factory=list)
 
-    def extend(self, other: Output) -> None:
-        self.alerts += other.alerts
-        self.lines += other.lines
-        self.deadletters += other.deadletters
-        self.state |= other.state
-        self.held += other.held
-        self.unheld += other.unheld
-
 
 @dataclass(frozen=True)
 class WindowResult:
@@ -270,7 +262,7 @@ class Pipeline:
             if self._newest_t is None or end > self._newest_t:
                 self._newest_t, self._newest_at = end, now
             touched[frame.device_id] = context
-        scoring_s = self._windows(due, touched, output, now)
+        scoring_s = self._windows(due, touched, output)
         return len(due), scoring_s
 
     def _buffer(self, frame: Frame) -> DeviceBuffers:
@@ -298,7 +290,6 @@ class Pipeline:
         due: list[tuple[str, SignalWindow]],
         contexts: dict[str, PatientContext],
         output: Output,
-        now: float,
     ) -> float:
         if not due:
             return 0.0
@@ -313,7 +304,7 @@ class Pipeline:
         scoring_s = time.perf_counter() - scoring_started
         for (device_id, window), feats, window_scores in zip(due, features, scores, strict=True):
             context = contexts[device_id]
-            alerts, lines = self.evaluate_window(context, window, feats, window_scores, now)
+            alerts, lines = self.evaluate_window(context, window, feats, window_scores)
             output.alerts += alerts
             output.lines += lines
         return scoring_s
@@ -324,10 +315,10 @@ class Pipeline:
         window: SignalWindow,
         features: dict[str, float],
         scores: list[Score],
-        now: float,
     ) -> tuple[list[Alert], list[str]]:
-        """Rules and lifecycle for one analysed window: its alerts (stamped ``now``; the
-        caller adds their lines when it emits them) and its time-series lines."""
+        """Rules and lifecycle for one analysed window: its alerts (not yet stamped
+        ``emitted_at``; the caller does that and adds their lines when it emits them) and
+        its time-series lines."""
         device_id = context.device_id
         t = window.t_end
         tags = patient_tags(context.ward, context.patient, device_id)
@@ -355,10 +346,7 @@ class Pipeline:
             )
             if text is not None:
                 lines.append(text)
-        alerts = [
-            a.model_copy(update={"emitted_at": now})
-            for a in tracker.update(context, t, conditions, window=(window.t_start, t))
-        ]
+        alerts = tracker.update(context, t, conditions, window=(window.t_start, t))
         self._persist(device_id, tracker)
         return alerts, lines
 
@@ -496,9 +484,10 @@ def analyze_recording(
     scores = scorer.score(windows, features) if scorer is not None else [[] for _ in windows]
     results = []
     for window, analysis, window_scores in zip(windows, analyses, scores, strict=True):
-        alerts, _ = pipeline.evaluate_window(
-            OFFLINE_CONTEXT, window, analysis.features, window_scores, now=window.t_end
+        judged, _ = pipeline.evaluate_window(
+            OFFLINE_CONTEXT, window, analysis.features, window_scores
         )
+        alerts = [a.model_copy(update={"emitted_at": window.t_end}) for a in judged]
         beats = analysis.pulses_s if signal == "ppg" else analysis.beats_s
         results.append(
             WindowResult(
