@@ -46,10 +46,12 @@ from typing import NamedTuple, TypeVar
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from stream.config import Settings
 from stream.records import (
     SCHEMA_VERSION,
+    SIGNALS,
     DeadLetter,
     Enrolment,
     Frame,
@@ -103,8 +105,24 @@ def _validation_reason(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "frame"
     # pydantic wraps model-validator messages as "Value error, ..."; keep the message only.
-    message = str(first["msg"]).removeprefix("Value error, ")
+    message = _signal_message(first) or str(first["msg"]).removeprefix("Value error, ")
     return _one_line(f"invalid: {where}: {message}")
+
+
+def _signal_message(error: ErrorDetails) -> str | None:
+    """A signal's bounds said in its own terms (pydantic says only "less than or equal")."""
+    loc = error["loc"]
+    if len(loc) < 3 or loc[0] != "signals" or loc[1] not in SIGNALS:
+        return None
+    unit, fs_lo, fs_hi, v_lo, v_hi = SIGNALS[str(loc[1])]
+    bound = error["type"] in ("greater_than_equal", "less_than_equal")
+    if bound and loc[2] == "samples":
+        return f"{error['input']!r} is outside the plausible range {v_lo:g}..{v_hi:g} {unit}"
+    if bound and loc[2] == "fs":
+        return f"sampling rate {error['input']!r} Hz is outside {fs_lo:g}..{fs_hi:g} Hz"
+    if error["type"] == "tuple_type" and loc[1] == "acc":
+        return "samples must be [x, y, z] triples"
+    return None
 
 
 def _diagnose(value: bytes, exc: ValidationError) -> str:

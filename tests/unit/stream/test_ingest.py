@@ -59,7 +59,22 @@ def seqs(result) -> list[int]:
         (
             orjson.dumps(frame_dict(signals={"spo2": {"fs": 1, "unit": "%", "samples": [120]}})),
             "invalid",
-            "plausible range",
+            "signals.spo2.samples.0: 120 is outside the plausible range 0..100 %",
+        ),
+        (
+            orjson.dumps(frame_dict(signals={"ecg": {"fs": 1e5, "unit": "mV", "samples": [0]}})),
+            "invalid",
+            "signals.ecg.fs: sampling rate 100000.0 Hz is outside 50..2000 Hz",
+        ),
+        (
+            orjson.dumps(frame_dict(signals={"acc": {"fs": 25, "unit": "g", "samples": [0.1]}})),
+            "invalid",
+            "signals.acc.samples.0: samples must be [x, y, z] triples",
+        ),
+        (
+            orjson.dumps(frame_dict(signals={"hr": {"fs": 1, "unit": "/min", "samples": [70]}})),
+            "invalid",
+            "signals.hr.unit: Input should be 'bpm'",
         ),
         (orjson.dumps(frame_dict(signals={})), "invalid", "no signal"),
         (orjson.dumps(frame_dict(t0=NOW + 3600)), "future", "ahead"),
