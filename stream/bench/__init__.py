@@ -5,6 +5,9 @@ Owns the :func:`bench` command (the lead registers it on the CLI root). Suites:
 - ``e2e``: simulator + worker processes, fleet size swept, real-time knee (stream.bench.e2e);
 - ``ceiling``: plain aiokafka consume, pydantic decode, in-memory pipeline, raw InfluxDB
   writes (stream.bench.ceiling);
+- ``headroom``: simulator + a pass-through consumer (decode, InfluxDB writes, commits; no
+  analysis) at 5,000 devices: the CPU left per frame for the worker's analysis
+  (stream.bench.headroom);
 - ``model``: onnxruntime vs PyTorch per-window latency (stream.bench.model);
 - ``influx``: InfluxSink points/s by batch size and gzip (stream.bench.influx);
 - ``producer``: simulator throughput (producers.bench);
@@ -21,9 +24,11 @@ from typing import Any
 
 import typer
 
-SUITES = ("e2e", "ceiling", "model", "influx", "producer", "report")
+SUITES = ("e2e", "ceiling", "headroom", "model", "influx", "producer", "report")
 # The sweep stops at the first size the worker cannot hold (see stream.bench.e2e.run).
 DEFAULT_DEVICES = "50,100,150,250,500,1000,2000,3000,5000"
+# The goal: the whole fleet flowing through this machine.
+HEADROOM_DEVICES = "5000"
 BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
 
@@ -53,7 +58,7 @@ def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[st
     from stream.services import health
 
     settings = load_settings()
-    if suite in ("e2e", "ceiling", "influx", "producer"):
+    if suite in ("e2e", "ceiling", "headroom", "influx", "producer"):
         health.check_kafka(settings)
         health.check_influx(settings)
     if suite == "e2e":
@@ -74,6 +79,13 @@ def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[st
 
         e2e_json = read_json(options["bench_dir"] / "e2e.json")
         return ceiling.run(settings, e2e=e2e_json)
+    if suite == "headroom":
+        from stream.bench import headroom
+
+        return headroom.run(
+            settings, options["devices"], options["seconds"], options["warmup"],
+            bench_dir=options["bench_dir"],
+        )  # fmt: skip
     if suite == "model":
         from stream.bench import model
 
@@ -89,15 +101,22 @@ def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[st
 
 
 def bench(
-    suite: str = typer.Argument(..., help="e2e | ceiling | model | influx | producer | report"),
+    suite: str = typer.Argument(
+        ..., help="e2e | ceiling | headroom | model | influx | producer | report"
+    ),
     json_path: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--json", help="write the results as JSON here"
     ),
-    devices: str = typer.Option(
-        DEFAULT_DEVICES, "--devices", help="fleet sizes (e2e, producer), comma-separated"
+    devices: str | None = typer.Option(
+        None,
+        "--devices",
+        help=f"fleet sizes (e2e, headroom, producer), comma-separated (default {DEFAULT_DEVICES}"
+        f"; for headroom {HEADROOM_DEVICES})",
     ),
     seconds: float = typer.Option(60.0, "--seconds", min=1, help="measured seconds per size"),
-    warmup: float = typer.Option(20.0, "--warmup", min=0, help="e2e warm-up seconds per size"),
+    warmup: float = typer.Option(
+        20.0, "--warmup", min=0, help="e2e, headroom: warm-up seconds per size"
+    ),
     profile_at: int | None = typer.Option(
         None, "--profile-at", help="e2e: py-spy the worker at this fleet size"
     ),
@@ -126,6 +145,8 @@ def bench(
         return
     from stream.config import load_settings
 
+    if devices is None:
+        devices = HEADROOM_DEVICES if suite == "headroom" else DEFAULT_DEVICES
     options = {
         "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
         "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),

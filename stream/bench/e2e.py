@@ -194,6 +194,47 @@ def _reopen(probe: OffsetProbe, settings: Settings) -> OffsetProbe:
         return probe  # still down: try again at the next sample
 
 
+def take_sample(
+    probe: OffsetProbe, settings: Settings, watched: Processes
+) -> tuple[OffsetProbe, Sample | None]:
+    """Offsets, CPU times and RSS now; a broker hiccup costs this sample, not the run (the
+    probe is reopened, or kept to retry at the next sample)."""
+    try:
+        produced, committed = probe.read()
+    except Exception as exc:
+        log.warning("offset probe failed: %s", type(exc).__name__)
+        return _reopen(probe, settings), None
+    cpu, rss = watched.cpu_and_rss()
+    return probe, Sample(time.time(), produced, committed, cpu, rss)
+
+
+def start_simulator(
+    env: dict[str, str], workdir: Path, devices: int, warmup_s: float, seconds: float
+) -> tuple[subprocess.Popen, Path, Path]:
+    """``vitalstream simulate`` for one fleet size: speed 1 (one frame per device per
+    second) for ``warmup_s + seconds`` on :func:`bench_scenario`, seed 1. Returns the
+    process, the file its ``--json`` summary goes to and its labels file."""
+    scenario_path = workdir / f"scenario-{devices}.yaml"
+    scenario_path.write_text(yaml.safe_dump(bench_scenario(warmup_s, seconds)))
+    labels_path = workdir / f"labels-{devices}.jsonl"
+    sim_out = workdir / f"simulate-{devices}.json"
+    with sim_out.open("wb") as out:
+        simulator = subprocess.Popen(
+            cli(
+                "simulate", "--devices", str(devices), "--duration", str(warmup_s + seconds),
+                "--speed", "1", "--scenario", str(scenario_path), "--seed", "1",
+                "--labels-out", str(labels_path), "--json",
+            ),
+            env=env, stdout=out, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    return simulator, sim_out, labels_path
+
+
+def simulator_summary(sim_out: Path) -> dict[str, Any]:
+    """The simulator's ``--json`` summary (its last output line): frames, samples…"""
+    return orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])
+
+
 def _wait_ready(log_path: Path, proc: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -350,10 +391,6 @@ def one_size(
     run = isolated(settings, f"e2e{devices}")
     prepare(run)
     env = child_env(run) | (worker_env or {})
-    scenario_path = workdir / f"scenario-{devices}.yaml"
-    scenario_path.write_text(yaml.safe_dump(bench_scenario(warmup_s, seconds)))
-    labels_path = workdir / f"labels-{devices}.jsonl"
-    sim_out = workdir / f"simulate-{devices}.json"
     collector = AlertCollector(run)
     collector.start()
     probe = OffsetProbe(run)
@@ -373,31 +410,18 @@ def one_size(
             watched.procs[worker_name(i)] = psutil.Process(proc.pid)
         worker = worker_procs[0]
         watched.procs |= service_processes(run)
-        with sim_out.open("wb") as out:
-            simulator = subprocess.Popen(
-                cli(
-                    "simulate", "--devices", str(devices), "--duration", str(warmup_s + seconds),
-                    "--speed", "1", "--scenario", str(scenario_path), "--seed", "1",
-                    "--labels-out", str(labels_path), "--json",
-                ),
-                env=env, stdout=out, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+        simulator, sim_out, labels_path = start_simulator(env, workdir, devices, warmup_s, seconds)
         watched.procs["simulator"] = psutil.Process(simulator.pid)
         began = time.time()
         while simulator.poll() is None:
             if profile_to is not None and profiler is None and time.time() - began >= warmup_s:
                 profiler = _profile(worker.pid, min(seconds, 30.0), profile_to)
-            try:
-                produced, committed = probe.read()
-            except Exception as exc:  # a broker hiccup costs samples, not the run
-                log.warning("offset probe failed: %s", type(exc).__name__)
-                probe = _reopen(probe, run)
-            else:
-                cpu, rss = watched.cpu_and_rss()
-                samples.append(Sample(time.time(), produced, committed, cpu, rss))
+            probe, taken = take_sample(probe, run, watched)
+            if taken is not None:
+                samples.append(taken)
             time.sleep(SAMPLE_S)
         time.sleep(3.0)  # the last alerts on their way
-        summary = orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])
+        summary = simulator_summary(sim_out)
         samples_per_frame = summary["samples"] / max(summary["frames"], 1)
         labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
     finally:

@@ -19,6 +19,12 @@ from stream.bench import stats
 from stream.bench.common import read_json
 
 SUITES = ("e2e", "ceiling", "model", "influx", "producer")
+# Built on the suites above (e2e's worker cost, the ceilings): rendered when measured,
+# not named among the missing when not.
+DERIVED = ("headroom",)
+# Where the machine's cores go in the headroom suite, in the figure's order.
+HEADROOM_PARTS = (("simulator", "simulator"), ("kafka", "Kafka"), ("influxd", "influxd"),
+                  ("passthrough", "pass-through"))  # fmt: skip
 OWN_PACKAGES = ("stream", "models", "producers")
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
@@ -194,6 +200,71 @@ def _ceiling(data: Mapping[str, Any]) -> str:
     )
 
 
+def _headroom(data: Mapping[str, Any]) -> str:
+    s = data["summary"]
+    rows = [
+        [
+            r["devices"], r["produced_frames_per_s"], r["consumed_frames_per_s"],
+            r["lag_frames_end"], r["lag_slope_frames_per_s"],
+            *(r["cpu_percent"].get(name) for name, _ in HEADROOM_PARTS),
+            r["total_cpu_percent"], r["cores"], _fmt(r["cores_left"], 2),
+            r["budget_us_per_frame"], r.get("passthrough_us_per_frame"),
+            _fmt(r.get("lines_per_frame"), 2), _verdict(r),
+        ]
+        for r in sorted(data["results"], key=lambda r: r["devices"])
+    ]  # fmt: skip
+    headers = [
+        "devices", "produced fr/s", "consumed fr/s", "lag end (frames)", "lag trend (fr/s)",
+        *(f"{label} CPU %" for _, label in HEADROOM_PARTS), "total CPU %", "cores",
+        "cores left", "budget µs/frame", "pass-through µs/frame", "lines/frame", "real time",
+    ]  # fmt: skip
+    worker = s.get("e2e_worker_us_per_frame")
+    comparison = " No e2e result to compare the worker with."
+    if worker is not None:
+        comparison = (
+            f" The worker measured end to end uses {_fmt(worker)} µs of CPU per frame (at the "
+            f"e2e knee: {_fmt(s.get('e2e_knee_devices'))} devices, "
+            f"{_fmt(s.get('e2e_knee_workers'))} worker process(es))"
+        )
+        needed, beyond = s.get("speedup_needed"), _fmt(s.get("analysis_speedup_needed"), 2)
+        if needed is None:
+            comparison += ": nothing is left for it."
+        elif needed > 1:
+            comparison += (
+                f": to fit, it would have to be **{_fmt(needed, 2)}× faster** ({beyond}× for "
+                "its work beyond the pass-through)."
+            )
+        else:
+            comparison += (
+                f": it fits, using **{_fmt(needed, 2)}× the budget** ({beyond}× for its work "
+                "beyond the pass-through)."
+            )
+    decode = s.get("pydantic_decode_us_per_frame")
+    if decode is not None:
+        comparison += f" Validating a frame with pydantic alone costs {_fmt(decode)} µs (ceiling)."
+    return "\n\n".join(
+        [
+            "## Headroom (`vitalstream bench headroom`)",
+            _machine_line(data),
+            "How much CPU is left for the worker's analysis when the whole fleet's data only "
+            "flows through: the real simulator (one frame per device per second) and a "
+            "pass-through consumer that does what any worker must do per frame and nothing "
+            "else (aiokafka consume in the worker's group, `orjson.loads`, the pipeline's "
+            "InfluxDB lines through `InfluxSink`, offsets committed once written), with Kafka "
+            "and InfluxDB on the same machine. 100 % CPU is one core; the budget is the cores "
+            "left per consumed frame.",
+            f"At **{_fmt(s['devices'])} devices** ({_fmt(s['consumed_frames_per_s'])} frames/s "
+            f"consumed; the pass-through keeps up: {_fmt(s.get('passthrough_keeps_up'))}) "
+            f"these processes use {_fmt(s['total_cpu_percent'])} % of {s['cores']} cores, leaving "
+            f"{_fmt(s['cores_left'], 2)} cores: **{_fmt(s['budget_us_per_frame'])} µs of CPU per "
+            "frame** for validation, windows, features, models and rules." + comparison,
+            f"{s['seconds_per_size']:g} s measured per size after {s['warmup_s']:g} s warm-up.",
+            table(headers, rows),
+            "![headroom](bench/headroom_cpu.png)",
+        ]
+    )
+
+
 def _model(data: Mapping[str, Any]) -> str:
     rows = [
         [
@@ -303,11 +374,12 @@ def render_markdown(
     profile: Mapping[str, list[tuple[str, float]]] | None = None,
     changes: list[dict[str, Any]] | None = None,
 ) -> str:
-    """docs/benchmarks.md from whatever suites have results (missing ones are named)."""
+    """docs/benchmarks.md from whatever suites have results (missing ones are named, but
+    not a missing :data:`DERIVED` one; ``headroom`` follows the ceilings)."""
     parts = [
         "# VitalStream benchmarks",
         "Reproduce with `vitalstream bench SUITE --json docs/bench/SUITE.json` for SUITE in "
-        + ", ".join(f"`{s}`" for s in SUITES)
+        + ", ".join(f"`{s}`" for s in (*SUITES, *DERIVED))
         + ", then `vitalstream bench report`. Every figure below is regenerated from the "
         "JSON files in `docs/bench/`.",
     ]
@@ -320,6 +392,8 @@ def render_markdown(
             parts.append(renderers[name](data))
         else:
             missing.append(name)
+        if name == "ceiling" and (headroom := suites.get("headroom")):
+            parts.append(_headroom(headroom))
     if profile and profile.get("self"):
         e2e = suites.get("e2e") or {}
         parts.append(_profile(profile, (e2e.get("summary") or {}).get("profiled_devices")))
@@ -392,6 +466,26 @@ def _figures(
         ax.set(xlabel="s since simulator start", ylabel="lag (frames)", title="Consumer lag")
         ax.legend(title="devices", fontsize=7)
         save(fig, "e2e_lag.png")
+    if headroom := suites.get("headroom"):
+        rows = sorted(headroom["results"], key=lambda r: r["devices"])
+        fig, ax = plt.subplots(figsize=(8, 1.8 + 0.5 * len(rows)))
+        bars = [f"{r['devices']:,} devices" for r in rows]
+        left = [0.0] * len(rows)
+        for name, part in (*HEADROOM_PARTS, (None, "left")):
+            widths = [
+                r["cores_left"] if name is None else r["cpu_percent"].get(name, 0.0) / 100
+                for r in rows
+            ]
+            ax.barh(
+                bars, widths, left=left, label=part, color="lightgrey" if name is None else None
+            )
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+        cores = max(r["cores"] for r in rows)
+        ax.axvline(cores, color="k", linestyle=":", label=f"{cores} cores")
+        ax.set(xlabel="cores", xlim=(0, max(cores, *left) * 1.05),
+               title="Where the cores go when the data only flows through")  # fmt: skip
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        save(fig, "headroom_cpu.png")
     if model := suites.get("model"):
         fig, ax = plt.subplots(figsize=(6, 4))
         keys = sorted({(r["model"], r["runtime"], r["threads"]) for r in model["results"]})
@@ -429,7 +523,7 @@ def _figures(
 
 def write_report(bench_dir: Path, markdown_path: Path) -> list[Path]:
     """Regenerate the Markdown and the PNGs from the JSON in ``bench_dir``."""
-    suites = {name: read_json(bench_dir / f"{name}.json") for name in SUITES}
+    suites = {name: read_json(bench_dir / f"{name}.json") for name in (*SUITES, *DERIVED)}
     profile_path = bench_dir / "profile.txt"
     profile = profile_top(profile_path.read_text()) if profile_path.is_file() else None
     changes = read_json(bench_dir / "changes.json")
