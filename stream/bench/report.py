@@ -239,6 +239,19 @@ def _headroom(data: Mapping[str, Any]) -> str:
                 f": it fits, using **{_fmt(needed, 2)}× the budget** ({beyond}× for its work "
                 "beyond the pass-through)."
             )
+    elsewhere = s.get("budget_us_per_frame_devices_elsewhere")
+    if elsewhere is not None:
+        comparison += (
+            f" Without the simulator's share (real wearables are not on this machine) "
+            f"{_fmt(s.get('cores_left_devices_elsewhere'), 2)} cores would be left, "
+            f"{_fmt(elsewhere)} µs per frame"
+            + (
+                f": the worker would still have to be "
+                f"{_fmt(s.get('speedup_needed_devices_elsewhere'), 2)}× faster."
+                if (s.get("speedup_needed_devices_elsewhere") or 0) > 1
+                else "."
+            )
+        )
     decode = s.get("pydantic_decode_us_per_frame")
     if decode is not None:
         comparison += f" Validating a frame with pydantic alone costs {_fmt(decode)} µs (ceiling)."

@@ -38,6 +38,17 @@ def test_cores_left_and_budget_per_frame() -> None:
     assert found["budget_us_per_frame"] == pytest.approx(200.0)  # 1 core-s/s over 5,000 fr/s
     assert found["passthrough_us_per_frame"] == pytest.approx(80.0)  # 0.4 core-s/s
     assert found["cores"] == 2
+    # Wearables elsewhere: the simulator's 0.2 cores come back.
+    assert found["cores_left_devices_elsewhere"] == pytest.approx(1.2)
+    assert found["budget_us_per_frame_devices_elsewhere"] == pytest.approx(240.0)
+
+
+def test_without_the_simulator_no_more_than_every_core_is_left() -> None:
+    found = headroom({"simulator": 150.0, "passthrough": 100.0}, 1000.0, cores=2)
+    assert found["cores_left"] == 0.0
+    assert found["cores_left_devices_elsewhere"] == pytest.approx(1.0)
+    assert headroom({"simulator": 30.0}, 10.0, cores=2)["cores_left_devices_elsewhere"] == 2.0
+    assert headroom({"passthrough": 300.0}, 10.0, cores=2)["cores_left_devices_elsewhere"] == 0.0
 
 
 def test_an_overloaded_machine_leaves_nothing_and_an_idle_flow_has_no_budget() -> None:
