@@ -270,7 +270,14 @@ def _headroom(data: Mapping[str, Any]) -> str:
             f"consumed; the pass-through keeps up: {_fmt(s.get('passthrough_keeps_up'))}) "
             f"these processes use {_fmt(s['total_cpu_percent'])} % of {s['cores']} cores, leaving "
             f"{_fmt(s['cores_left'], 2)} cores: **{_fmt(s['budget_us_per_frame'])} µs of CPU per "
-            "frame** for validation, windows, features, models and rules." + comparison,
+            "frame** for validation, windows, features, models and rules."
+            + (
+                ""
+                if s.get("passthrough_keeps_up")
+                else " The data flow alone did not keep up: the budget is per frame consumed, "
+                "an upper bound (at the full rate it would take more of the machine)."
+            )
+            + comparison,
             f"{s['seconds_per_size']:g} s measured per size after {s['warmup_s']:g} s warm-up.",
             table(headers, rows),
             "![headroom](bench/headroom_cpu.png)",
