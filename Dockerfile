@@ -19,5 +19,5 @@ RUN pip install . \
 USER vitalstream
 # Compile the signal kernels into this user's numba cache now (site-packages is not
 # writable by it), so that no container spends its first half minute compiling.
-RUN python -c "from stream.features import warm_up; warm_up()"
+RUN python -c "from stream.signal.features import warm_up; warm_up()"
 CMD ["vitalstream", "--help"]

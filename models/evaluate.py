@@ -4,7 +4,7 @@ Every number is computed on patients the model never saw. Thresholds are chosen 
 validation patients (best F1) and then *applied* to the test patients, so the reported
 sensitivity is what the stream's alert threshold would achieve, not an optimistic best.
 The baseline is a logistic regression on the stream's own hand-made features
-(``stream.features.window_features``), reported beside the RNN: a model that does not
+(``stream.signal.features.window_features``), reported beside the RNN: a model that does not
 beat it has no business in the stream.
 """
 
@@ -71,7 +71,7 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 def hand_made_features(windows: Windows) -> np.ndarray:
     """``window_features`` of every window: the stream's own feature code, unchanged."""
-    from stream.features import FEATURE_NAMES, SignalWindow, window_features
+    from stream.signal.features import FEATURE_NAMES, SignalWindow, window_features
 
     if windows.raw is None:
         # Vitals sequences are already hand-made features: summarize each window by its

@@ -18,8 +18,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from models.registry import session_options
 from models.rnn import SequenceClassifier
+from stream.scoring.registry import session_options
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4

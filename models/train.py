@@ -21,8 +21,15 @@ from torch import nn
 
 from models import dataset, evaluate
 from models.export import benchmark, export_onnx
-from models.registry import ModelCard, ModelInput, TrainingData, normalize, now, write_version
 from models.rnn import RnnConfig, SequenceClassifier
+from stream.scoring.registry import (
+    ModelCard,
+    ModelInput,
+    TrainingData,
+    normalize,
+    now,
+    write_version,
+)
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 
@@ -144,7 +151,7 @@ SPECS: dict[str, ModelSpec] = {
         lambda c, k: RnnConfig(c, k, conv_channels=16, conv_layers=2, conv_stride=4, hidden=32),
         "AF and ventricular-run probability of one 10 s single-lead ECG window: the ECG at "
         "64 Hz plus the step-held RR interval and its beat-to-beat change from the stream's "
-        "R-peak detector (stream.features.detect_r_peaks).",
+        "R-peak detector (stream.signal.features.detect_r_peaks).",
     ),
     "deterioration": ModelSpec(
         "deterioration",
@@ -281,7 +288,7 @@ def run(
         source = (
             f"ECG simulator {simulator or dataset.simulator_name()}"
             if name == "rhythm"
-            else "vitals courses from models.synthetic (stable vs sepsis-like drift)"
+            else "vitals courses from producers.courses (stable vs sepsis-like drift)"
         )
         version = version or created.strftime("%Y.%m.%d-%H%M%S")
         summary_test = {

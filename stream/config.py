@@ -215,7 +215,7 @@ class RuleSettings(_Group):
     hypothermia_high_c: float = 34.0
     temp_hysteresis_c: float = 0.3
     # Rhythm.
-    # stream.features' median |ΔRR| / median RR: sinus ~0.02, AF typically 0.1-0.3.
+    # stream.signal.features' median |ΔRR| / median RR: sinus ~0.02, AF typically 0.1-0.3.
     af_rr_irregularity: float = 0.1
     model_threshold: float = Field(0.5, description="used when a model card has no threshold")
     ventricular_ectopic_fraction: float = 0.25

@@ -20,10 +20,10 @@ from kafka.errors import KafkaError
 from rich.console import Console
 
 from stream.config import Settings, load_settings
-from stream.features import warm_up
 from stream.services import influxdb, stack
 from stream.services.errors import ServiceError
 from stream.services.health import find_bucket, kafka_client_config
+from stream.signal.features import warm_up
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from producers.scenario import ScenarioError, load_scenario
-from stream.cli import app
+from stream.cli.main import app
 
 runner = CliRunner()
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream.config import load_settings
-from stream.ingest import Ingest, RawRecord
-from stream.pipeline import Pipeline
+from stream.worker.ingest import Ingest, RawRecord
+from stream.worker.pipeline import Pipeline
 
 CONFIG = load_settings(pseudonym_key="fuzz")
 T0 = 1_700_000_000.0

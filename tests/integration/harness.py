@@ -25,13 +25,13 @@ from kafka import KafkaConsumer
 from producers.publisher import client_config
 from stream.config import Settings
 from stream.records import VITALS, Alert, Frame
-from stream.sinks import to_ns
+from stream.sinks.influx import to_ns
 
 READY_LINE = "[^Worker]: Ready"
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from stream.cli import main; main()", *args]
+    return [sys.executable, "-c", "from stream.cli.main import main; main()", *args]
 
 
 def worker_env(settings: Settings, fast_failover: bool = True, **extra: str) -> dict[str, str]:

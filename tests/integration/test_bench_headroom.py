@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.bench import headroom
+from stream.tools.bench import headroom
 from tests.integration.harness import influx_rows, written_vitals
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ import pytest
 from influxdb_client import InfluxDBClient
 from onnx import TensorProto, helper
 
-from models import registry
-from models.registry import ModelCard
 from stream.config import Settings
-from stream.dashboards import DashboardRunner, TimeRange, load_dashboards, render_dashboard
+from stream.scoring import registry
+from stream.scoring.registry import ModelCard
+from stream.tools.dashboards import DashboardRunner, TimeRange, load_dashboards, render_dashboard
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ def worker_env(settings: Settings, models_dir: Path) -> dict[str, str]:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from stream.cli import main; main()", *args]
+    return [sys.executable, "-c", "from stream.cli.main import main; main()", *args]
 
 
 def count(client: InfluxDBClient, settings: Settings, predicate: str) -> int:

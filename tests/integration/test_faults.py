@@ -31,12 +31,12 @@ from httpx_sse import connect_sse
 from kafka import KafkaProducer
 
 from producers.publisher import client_config
-from stream import faults
 from stream.config import Settings
 from stream.records import Alert, DeadLetter
 from stream.subscriptions.server import ServerThread
 from stream.subscriptions.tokens import TokenStore
 from stream.subscriptions.webhooks import RetryPolicy
+from stream.tools import faults
 from tests.integration.harness import (
     Simulation,
     WorkerProcess,

@@ -14,10 +14,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from models import registry
 from producers.publisher import client_config
 from stream.config import Settings, load_settings
 from stream.records import ModelRollout
+from stream.scoring import registry
 from tests.integration.harness import (
     Simulation,
     WorkerProcess,

@@ -15,10 +15,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from models import registry
 from producers.publisher import client_config
 from stream.config import Settings
 from stream.records import Alert, DeadLetter
+from stream.scoring import registry
 from tests.integration.harness import cli, consume, influx_rows
 from tests.integration.harness import worker_env as harness_worker_env
 

@@ -24,13 +24,13 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from producers.publisher import client_config
-from stream.app import broker_credentials
 from stream.config import Settings
 from stream.services import kafka as local_kafka
 from stream.services import process
 from stream.services.errors import ServiceError
 from stream.services.health import check_influx, check_kafka, kafka_client_config
 from stream.subscriptions.server import free_port
+from stream.worker.app import broker_credentials
 from tests.integration.harness import (
     Simulation,
     WorkerProcess,

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 
 from stream.config import Settings
-from stream.sinks import InfluxSink, RetryPolicy, line
+from stream.sinks.influx import InfluxSink, RetryPolicy, line
 
 pytestmark = pytest.mark.integration
 

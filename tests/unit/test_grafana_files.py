@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stream.dashboards import (
+from stream.tools.dashboards import (
     DASHBOARD_DIR,
     GRAFANA_DIR,
     annotation_queries,
@@ -21,7 +21,7 @@ from stream.dashboards import (
     variable_flux,
 )
 
-SINKS = Path(__file__).resolve().parents[2] / "stream" / "sinks.py"
+SINKS = Path(__file__).resolve().parents[2] / "stream" / "sinks" / "influx.py"
 DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
 NEWS2_BANDS = [("green", None), ("yellow", 1), ("orange", 5), ("red", 7)]
 

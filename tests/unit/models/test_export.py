@@ -9,9 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models import dataset, registry, train  # noqa: E402
+from models import dataset, train  # noqa: E402
 from models.export import ParityError, benchmark, check_parity, export_onnx  # noqa: E402
 from models.rnn import RnnConfig, SequenceClassifier  # noqa: E402
+from stream.scoring import registry  # noqa: E402
 
 
 @pytest.fixture(scope="module")

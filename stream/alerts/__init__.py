@@ -1,0 +1,1 @@
+"""Alerts: signal trust, rules, NEWS2, falls and the alert lifecycle (pure Python)."""

@@ -1,0 +1,270 @@
+"""The alert lifecycle: which conditions become alert events, and when.
+
+One :class:`AlertTracker` per device (so per patient wearing it) turns the conditions
+:func:`stream.alerts.rules.evaluate` sees in each window into :class:`stream.records.Alert`
+events, fighting alarm fatigue the ways IEC 60601-1-8 and practice (Tidepool's
+care-partner alerts) describe:
+
+- **onset delay**: a condition must persist ``onset_s`` before the alert is
+  ``triggered`` (one window without it, or only inside the hysteresis band, restarts
+  the wait);
+- **repeat**: while it stays active the alert is ``repeated`` every ``repeat_s``, and at
+  once when its priority rises;
+- **resolution with hysteresis**: ``resolved`` once the condition has been absent for
+  ``resolve_s``. Rules report a value that is back inside its limit but not past the
+  hysteresis margin as a *sustain-only* condition, which keeps the alert active;
+- **de-duplication**: one active alert per kind; within a family (e.g. heart rate:
+  tachycardia, bradycardia; rhythm: ventricular_run over af; signal: sensor_detached
+  over poor_signal) only the highest-priority alert sounds: active lower ones wait
+  silently, pending lower ones start their onset delay only once no longer outranked;
+- **stable ids**: ``alert_id`` is a UUID5 of patient pseudonym, kind and onset second, so
+  replaying the same frames after a crash gives the same ids.
+
+Timings per kind come from ``RuleSettings.timing``. The state is small and JSON-ready
+(:meth:`AlertTracker.to_dict` / :meth:`AlertTracker.from_dict`) so the worker keeps it in
+a Faust table; windows at or before the last one processed are ignored, so a restarted
+worker replaying frames does not fire an alert twice.
+
+Example::
+
+    tracker = AlertTracker(settings.rules)
+    if not tracker.seen(t):
+        judged = evaluate(ctx, t, features, scores, obs, settings.rules, fall=tracker.fall)
+        alerts = tracker.update(ctx, t, judged.conditions, window=(t - 10, t))
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from stream.alerts.rules import Category, Condition, FallDetector, family_of
+from stream.config import RuleSettings
+from stream.records import PRIORITY_RANK, Alert, AlertEvent, PatientContext, Priority
+
+STATE_VERSION = 1
+DEVICE_SILENT = "device_silent"
+_ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://vitalstream.dev/alerts")
+
+
+def alert_id(patient: str, kind: str, t_onset: float) -> str:
+    """Deterministic id of the alert of ``kind`` for ``patient`` that began at ``t_onset``."""
+    return str(uuid.uuid5(_ALERT_NAMESPACE, f"{patient}|{kind}|{math.floor(t_onset)}"))
+
+
+@dataclass
+class _Track:
+    """One kind's episode: pending (waiting out the onset delay) or active."""
+
+    kind: str
+    category: Category
+    priority: Priority
+    source: str
+    message: str
+    values: dict[str, float]
+    t_onset: float
+    last_present: float
+    active: bool = False
+    alert_id: str = ""
+    last_emitted: float | None = None
+
+    def observe(self, condition: Condition, t: float) -> None:
+        self.category = condition.category
+        self.source = condition.source
+        self.message = condition.message
+        self.values = dict(condition.values)
+        self.last_present = t
+        if not self.active:
+            self.priority = condition.priority
+
+
+def _rank(priority: str) -> int:
+    return PRIORITY_RANK[priority]
+
+
+def strongest_per_kind(conditions: Iterable[Condition]) -> dict[str, Condition]:
+    """One condition per kind: a real breach beats sustain-only, then higher priority,
+    then the first reported (rules before models, as :func:`evaluate` orders them)."""
+    strongest: dict[str, Condition] = {}
+    for condition in conditions:
+        held = strongest.get(condition.kind)
+        if held is None or _strength(condition) > _strength(held):
+            strongest[condition.kind] = condition
+    return strongest
+
+
+def _strength(condition: Condition) -> tuple[bool, int]:
+    return (not condition.sustain_only, _rank(condition.priority))
+
+
+class AlertTracker:
+    """Alert state of one device; see the module docstring."""
+
+    def __init__(self, rules: RuleSettings | None = None) -> None:
+        self.rules = rules or RuleSettings()
+        self.tracks: dict[str, _Track] = {}
+        self.fall = FallDetector()
+        self.last_t: float | None = None
+
+    def seen(self, t: float) -> bool:
+        """True when a window ending at ``t`` was already processed (a replay)."""
+        return self.last_t is not None and t <= self.last_t
+
+    def active_alerts(self) -> dict[str, str]:
+        """Kind -> alert_id of every active alert."""
+        return {kind: track.alert_id for kind, track in self.tracks.items() if track.active}
+
+    def update(
+        self,
+        ctx: PatientContext,
+        t: float,
+        conditions: Iterable[Condition],
+        window: tuple[float, float] | None = None,
+    ) -> list[Alert]:
+        """Alert events caused by one window (ending at ``t``) and its conditions.
+
+        A window proves the device is talking, so it resolves ``device_silent`` at once.
+        """
+        if self.seen(t):
+            return []
+        self.last_t = t
+        window = window or (t, t)
+        strongest = strongest_per_kind(c for c in conditions if c.kind != DEVICE_SILENT)
+        breaching = {k: c for k, c in strongest.items() if not c.sustain_only}
+        events: list[Alert] = []
+
+        silent = self.tracks.pop(DEVICE_SILENT, None)
+        if silent is not None and silent.active:
+            events.append(self._event(ctx, silent, "resolved", t, window))
+        for kind, track in list(self.tracks.items()):
+            if kind in breaching:
+                continue
+            if not track.active:
+                del self.tracks[kind]  # the onset delay needs the limit crossed throughout
+            elif kind in strongest:
+                track.last_present = t  # inside the hysteresis band: not resolved yet
+            elif t - track.last_present >= self.rules.timing_of(kind).resolve_s:
+                events.append(self._event(ctx, track, "resolved", t, window))
+                del self.tracks[kind]
+
+        family_top: dict[str, int] = {}
+        for kind, condition in breaching.items():
+            family = family_of(kind)
+            family_top[family] = max(family_top.get(family, 0), _rank(condition.priority))
+        for kind, condition in breaching.items():
+            track = self.tracks.get(kind)
+            if track is None:
+                track = self.tracks[kind] = self._start(condition, t)
+            track.observe(condition, t)
+            if _rank(condition.priority) < family_top[family_of(kind)]:
+                # Superseded by a higher-priority alert of the same family: an active one
+                # waits silently; a pending one starts its onset delay afresh afterwards.
+                if not track.active:
+                    del self.tracks[kind]
+                continue
+            events += self._advance(ctx, track, condition, t, window)
+        return events
+
+    def update_silence(
+        self, ctx: PatientContext, now: float, condition: Condition | None
+    ) -> list[Alert]:
+        """Alert events for ``device_silent`` (from :func:`stream.alerts.rules.silent_devices`).
+
+        ``now`` must be on the clock the device's windows use. ``None`` changes nothing:
+        the next window resolves the alert.
+        """
+        if condition is None:
+            return []
+        track = self.tracks.get(DEVICE_SILENT)
+        if track is not None and now <= track.last_present:
+            return []
+        if track is None:
+            track = self.tracks[DEVICE_SILENT] = self._start(condition, now)
+        track.observe(condition, now)
+        return self._advance(ctx, track, condition, now, (now, now))
+
+    def _start(self, condition: Condition, t: float) -> _Track:
+        return _Track(
+            kind=condition.kind,
+            category=condition.category,
+            priority=condition.priority,
+            source=condition.source,
+            message=condition.message,
+            values=dict(condition.values),
+            t_onset=t,
+            last_present=t,
+        )
+
+    def _advance(
+        self,
+        ctx: PatientContext,
+        track: _Track,
+        condition: Condition,
+        t: float,
+        window: tuple[float, float],
+    ) -> list[Alert]:
+        timing = self.rules.timing_of(track.kind)
+        if not track.active:
+            if t - track.t_onset < timing.onset_s:
+                return []
+            track.active = True
+            track.alert_id = alert_id(ctx.patient, track.kind, track.t_onset)
+            return [self._event(ctx, track, "triggered", t, window, condition)]
+        last_emitted = track.last_emitted if track.last_emitted is not None else track.t_onset
+        escalated = _rank(condition.priority) > _rank(track.priority)
+        if escalated or t - last_emitted >= timing.repeat_s:
+            track.priority = condition.priority
+            return [self._event(ctx, track, "repeated", t, window, condition)]
+        return []
+
+    def _event(
+        self,
+        ctx: PatientContext,
+        track: _Track,
+        event: AlertEvent,
+        t: float,
+        window: tuple[float, float],
+        condition: Condition | None = None,
+    ) -> Alert:
+        track.last_emitted = t
+        return Alert(
+            alert_id=track.alert_id,
+            event=event,
+            kind=track.kind,
+            category=track.category,
+            priority=track.priority,
+            patient=ctx.patient,
+            ward=ctx.ward,
+            device_id=ctx.device_id,
+            t_onset=track.t_onset,
+            t_event=t,
+            window=window,
+            values=track.values,
+            source=track.source,
+            message=track.message,
+            explanation=condition.explanation if condition is not None else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state (a few hundred bytes per active alert)."""
+        return {
+            "v": STATE_VERSION,
+            "last_t": self.last_t,
+            "fall": self.fall.to_dict(),
+            "tracks": {kind: asdict(track) for kind, track in self.tracks.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], rules: RuleSettings | None = None) -> AlertTracker:
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(
+                f"alert tracker state version {data.get('v')!r} is not {STATE_VERSION}"
+            )
+        tracker = cls(rules)
+        tracker.last_t = data["last_t"]
+        tracker.fall = FallDetector.from_dict(data["fall"])
+        tracker.tracks = {kind: _Track(**track) for kind, track in data["tracks"].items()}
+        return tracker

@@ -1,0 +1,154 @@
+"""How a raw ECG becomes an ECG-kind model input: the one builder training and the stream share.
+
+Pure numpy/scipy, no torch and no Faust: ``models.dataset`` builds training windows with
+:func:`ecg_channels` and ``stream.scoring.scorer`` builds live inputs with it, so a model never
+sees data prepared differently from what it learnt on.
+
+Channels a card may name for an ``ecg`` input, in any order:
+
+- ``ecg``: the ECG resampled to the model's rate with a polyphase anti-alias filter.
+  Gaps (nan) stay gaps; the card's normalization imputes them with the training mean.
+- ``rr_s``: the RR interval in seconds of the latest beat, step-held until the next one.
+  Beats come from :func:`stream.signal.features.detect_r_peaks` on the *source-rate* ECG, the
+  same detector the stream's RR features use, so the model sees beat timing at full
+  resolution even though its ECG channel is coarse. Nan before the second beat and for
+  intervals that span a gap. The stream passes the peaks its window features already
+  found (``r_peaks``, the same detector's output for the same samples) instead of
+  detecting them twice; training lets the builder detect them.
+- ``drr_s``: the latest beat's RR minus the one before (signed, s), step-held likewise:
+  near 0 in sinus rhythm, large in both directions in AF, short-then-long around an
+  ectopic beat. The irregularity the stream's ``rr_irregularity`` summarizes, per beat.
+
+Example::
+
+    x = ecg_channels(ecg_128hz, 128.0, ["ecg", "rr_s", "drr_s"], fs_out=64.0)  # [640, 3]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from scipy.signal import firwin, resample_poly
+
+from stream.signal import kernels
+from stream.signal.features import detect_r_peaks
+
+ECG_CHANNELS = ("ecg", "rr_s", "drr_s")
+
+
+def same_rate(a: float, b: float) -> bool:
+    """Whether two rates (or ratios) are equal within ``np.isclose``'s tolerances; scalar
+    ``math.isclose`` because ``np.isclose`` builds arrays on every call."""
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-8)
+
+
+def output_length(n: int, fs_in: float, fs_out: float) -> int:
+    return round(n * fs_out / fs_in)
+
+
+@lru_cache(maxsize=32)
+def _anti_alias(up: int, down: int) -> np.ndarray:
+    """The FIR ``resample_poly`` designs by default for ``up / down`` (Kaiser, beta 5),
+    designed once per ratio: the design cost more than the filtering of a window."""
+    widest = max(up, down)
+    taps = firwin(2 * 10 * widest + 1, 1.0 / widest, window=("kaiser", 5.0))
+    taps.setflags(write=False)  # shared by every call
+    return taps
+
+
+def resample_ecg(ecg: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """``ecg`` at ``fs_out`` (polyphase filter); samples that were missing stay nan.
+
+    Along the last axis: a 2-D ``ecg`` resamples each row exactly as on its own, in one
+    call (the stream resamples every due window of a batch together).
+    """
+    rows = np.array(ecg, dtype=np.float64, ndmin=2)  # a copy: gaps are bridged in place
+    rows = rows.reshape(-1, rows.shape[-1])
+    n_in = rows.shape[1]
+    n_out = output_length(n_in, fs_in, fs_out)
+    missing = ~np.isfinite(rows)
+    gappy = np.flatnonzero(missing.any(axis=1)).tolist()
+    index = np.arange(n_in)
+    for r in gappy:
+        gap, present = missing[r], ~missing[r]
+        # Bridge gaps linearly so the filter does not smear nan over its whole length.
+        if present.any():
+            rows[r, gap] = np.interp(index[gap], index[present], rows[r, present])
+        else:
+            rows[r] = 0.0
+    if same_rate(fs_in, fs_out):
+        out = rows
+    else:
+        ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+        # "line" padding: a flat or drifting signal has no artificial dip at the edges.
+        up, down = ratio.numerator, ratio.denominator
+        taps = _anti_alias(up, down)
+        out = resample_poly(rows, up, down, axis=-1, window=taps, padtype="line")[:, :n_out]
+    out = out.astype(np.float32)
+    for r in gappy:
+        out[r, _nearest_source(n_out, n_in, fs_in, fs_out, missing[r])] = np.nan
+    return out.reshape(*np.shape(ecg)[:-1], n_out)
+
+
+def _nearest_source(
+    n_out: int, n_in: int, fs_in: float, fs_out: float, mask: np.ndarray
+) -> np.ndarray:
+    """``mask`` (per source sample) looked up at each output sample's time."""
+    source = np.minimum(np.round(np.arange(n_out) * fs_in / fs_out).astype(int), n_in - 1)
+    return mask[source]
+
+
+def rr_channels(
+    ecg: np.ndarray, fs_in: float, fs_out: float, r_peaks: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Step-held ``rr_s`` and ``drr_s`` at each output sample (see module doc).
+
+    ``r_peaks``: :func:`detect_r_peaks` of this very ``ecg`` when the caller has it already.
+    """
+    ecg = np.asarray(ecg, dtype=np.float64)
+    peaks = detect_r_peaks(ecg, fs_in) if r_peaks is None else r_peaks
+    rr_s, drr_s = kernels.held_rr(
+        np.asarray(peaks, dtype=np.int64),
+        ~np.isfinite(ecg),
+        float(fs_in),
+        float(fs_out),
+        output_length(len(ecg), fs_in, fs_out),
+    )
+    return {"rr_s": rr_s, "drr_s": drr_s}
+
+
+def ecg_channels(
+    ecg: np.ndarray,
+    fs_in: float,
+    channels: Sequence[str],
+    fs_out: float,
+    r_peaks: np.ndarray | Sequence[np.ndarray | None] | None = None,
+) -> np.ndarray:
+    """``[time, len(channels)]`` at ``fs_out`` from one raw ECG window at ``fs_in``.
+
+    ``r_peaks``: :func:`detect_r_peaks` of this ``ecg`` if already known (same result,
+    detected once); ``None`` detects them here. A 2-D ``ecg`` (windows of one length as
+    rows, ``r_peaks`` then one entry per row) gives ``[window, time, channels]``, each
+    window exactly as on its own: the stream builds a batch's inputs in one call.
+    """
+    unknown = set(channels) - set(ECG_CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown ECG input channels {sorted(unknown)}; known: {ECG_CHANNELS}")
+    one = np.ndim(ecg) == 1
+    rows = np.array(ecg, dtype=np.float64, ndmin=2)
+    peaks = [r_peaks] if one else list(r_peaks) if r_peaks is not None else [None] * len(rows)
+    n_out = output_length(rows.shape[1], fs_in, fs_out)
+    out = np.empty((len(rows), n_out, len(channels)), dtype=np.float32)
+    column = {name: c for c, name in enumerate(channels)}
+    if "ecg" in column:
+        out[:, :, column["ecg"]] = resample_ecg(rows, fs_in, fs_out)
+    if column.keys() & {"rr_s", "drr_s"}:
+        for row, (samples, known) in enumerate(zip(rows, peaks, strict=True)):
+            for name, values in rr_channels(samples, fs_in, fs_out, known).items():
+                if name in column:
+                    out[row, :, column[name]] = values
+    return out[0] if one else out

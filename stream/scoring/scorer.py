@@ -1,0 +1,365 @@
+"""Model scoring in the stream: ONNX sessions from the registry, batched, hot-swappable.
+
+Owns turning :class:`~stream.signal.features.SignalWindow` objects into model inputs, scoring
+every window of a batch with ONE onnxruntime call per model (windows of many devices
+stacked), and swapping model versions while the worker runs.
+
+- Every model the registry knows (promoted version, else the shipped default) is live.
+- A :class:`~stream.records.ModelRollout` names a version; the scorer looks the version
+  up in the registry itself (the path in the message is not trusted), checks the sha256
+  the message carries, runs a smoke prediction, and only then swaps it in with a single
+  assignment. A bad version is refused and the old one keeps serving.
+- Shadow mode (``settings.models.shadow`` or a rollout with ``shadow=True``): the shadow
+  version scores the same windows; its scores are written (``shadow=true``) but raise no
+  alerts.
+
+Example::
+
+    scorer = Scorer.from_registry(settings)
+    per_window = scorer.score(windows, features)   # [[Score(model="rhythm", ...)], ...]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream.config import Settings
+from stream.records import ModelRollout
+from stream.scoring import registry
+from stream.scoring.explain import explain_alerting
+from stream.scoring.inputs import ecg_channels, same_rate
+from stream.scoring.registry import LoadedModel, ModelError, ModelInput
+from stream.signal.features import SignalWindow, group_by_length
+
+log = logging.getLogger(__name__)
+
+# A window must cover this share of the model's input span to be scored at all.
+MIN_COVERAGE = 0.9
+
+
+@dataclass(frozen=True)
+class Score:
+    """One model's probabilities for one window, with the exact version that made them."""
+
+    model: str
+    version: str
+    probabilities: dict[str, float]
+    thresholds: dict[str, float]
+    shadow: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+@dataclass
+class ScoringStats:
+    calls: int = 0
+    windows: int = 0
+    seconds: float = 0.0
+    rollouts_applied: int = 0
+    rollouts_refused: int = 0
+    last_latency_s: dict[str, float] = field(default_factory=dict)
+
+
+# Feature names a model card may use for a vital whose history the buffers keep.
+TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "temp": "temp"}
+
+
+def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Trend histories at ``fs_out``, along the last axis (rows resample independently)."""
+    n = x.shape[-1]
+    if same_rate(fs_in, fs_out) or n < 2:
+        return x
+    ratio = fs_in / fs_out
+    if ratio > 1 and same_rate(ratio, round(ratio)):
+        # Downsampling a trend: mean of each block, ignoring gaps (no aliasing of noise).
+        step = round(ratio)
+        usable = n - n % step
+        blocks = x[..., n - usable :].reshape(*x.shape[:-1], -1, step)
+        counts = np.isfinite(blocks).sum(axis=-1)
+        sums = np.nansum(blocks, axis=-1)
+        return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+    t_in = np.arange(n) / fs_in
+    t_out = np.arange(round(n * fs_out / fs_in)) / fs_out
+    rows = [np.interp(t_out, t_in, row) for row in x.reshape(-1, n)]
+    return np.stack(rows).reshape(*x.shape[:-1], len(t_out))
+
+
+def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
+    """The last ``steps`` samples, nan-padded at the start; ``None`` if too little data."""
+    if len(x) < MIN_COVERAGE * steps:
+        return None
+    if len(x) >= steps:
+        return x[-steps:]
+    return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
+
+
+def ecg_inputs(
+    windows: Sequence[SignalWindow],
+    spec: ModelInput,
+    r_peaks: Sequence[np.ndarray | None],
+) -> list[np.ndarray | None]:
+    """Each window's ``[steps, channels]`` at the model's rate, ``None`` without ECG.
+
+    ``stream.scoring.inputs`` builds the channels (ECG, RR interval) exactly as training did;
+    ``r_peaks`` are each window's R peaks when its features found them already.
+    """
+    out: list[np.ndarray | None] = [None] * len(windows)
+    signals = [w.ecg for w in windows]
+    for (_, fs), rows in group_by_length(signals, [w.ecg_fs for w in windows]).items():
+        stacked = np.stack([np.asarray(signals[i], float) for i in rows])
+        x = ecg_channels(stacked, fs, spec.channels, spec.fs, [r_peaks[i] for i in rows])
+        for k, i in enumerate(rows):
+            out[i] = _fit(x[k], spec.steps)
+    return out
+
+
+def ecg_input(
+    window: SignalWindow, spec: ModelInput, r_peaks: np.ndarray | None = None
+) -> np.ndarray | None:
+    """:func:`ecg_inputs` of one window."""
+    return ecg_inputs([window], spec, [r_peaks])[0]
+
+
+def vitals_inputs(
+    windows: Sequence[SignalWindow], features: Sequence[Mapping[str, float]], spec: ModelInput
+) -> np.ndarray:
+    """``[windows, steps, channels]``: each channel's trend history at the model's rate.
+
+    A channel without a history (a feature such as ``rr_irregularity``) gets its current
+    value in the last step and nan before; nan is imputed by the card's normalization.
+    """
+    out = np.full((len(windows), spec.steps, len(spec.channels)), np.nan)
+    for c, channel in enumerate(spec.channels):
+        trend = TREND_OF_FEATURE.get(channel, channel)
+        histories = [w.trends.get(trend) for w in windows]
+        for i, history in enumerate(histories):
+            if history is None or len(history) == 0:
+                out[i, -1, c] = features[i].get(channel, np.nan)
+        for (_, fs), rows in group_by_length(histories, [w.trend_fs for w in windows]).items():
+            stacked = np.stack([np.asarray(histories[i], float) for i in rows])
+            tail = _resample(stacked, fs, spec.fs)[:, -spec.steps :]
+            out[rows, spec.steps - tail.shape[1] :, c] = tail
+    return out
+
+
+def vitals_input(
+    window: SignalWindow, features: Mapping[str, float], spec: ModelInput
+) -> np.ndarray:
+    """:func:`vitals_inputs` of one window: ``[steps, channels]``."""
+    return vitals_inputs([window], [features], spec)[0]
+
+
+def batch_inputs(
+    model: LoadedModel,
+    windows: Sequence[SignalWindow],
+    features: Sequence[Mapping[str, float]],
+    r_peaks: Sequence[np.ndarray | None],
+) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The windows that can feed ``model`` (their indices) and its feeds for them, each
+    input stacked ``[window, steps, channels]``, built for all windows at once."""
+    usable = np.ones(len(windows), dtype=bool)
+    built: dict[str, list[np.ndarray | None] | np.ndarray] = {}
+    for spec in model.card.inputs:
+        if spec.kind == "ecg":
+            values = ecg_inputs(windows, spec, r_peaks)
+            usable &= np.array([v is not None for v in values], dtype=bool)
+            built[spec.name] = values
+        else:
+            built[spec.name] = vitals_inputs(windows, features, spec)
+    rows = np.flatnonzero(usable).tolist()
+    if not rows:
+        return rows, {}
+    return rows, {name: np.stack([values[i] for i in rows]) for name, values in built.items()}
+
+
+def model_inputs(
+    model: LoadedModel,
+    window: SignalWindow,
+    features: Mapping[str, float],
+    r_peaks: np.ndarray | None = None,
+) -> dict[str, np.ndarray] | None:
+    """All of one window's inputs for ``model``, or ``None`` if the window cannot feed it.
+
+    ``r_peaks``: the window's R peaks (``WindowAnalysis.r_peaks``), or ``None`` to detect.
+    """
+    rows, feeds = batch_inputs(model, [window], [features], [r_peaks])
+    return {name: value[0] for name, value in feeds.items()} if rows else None
+
+
+def validate(model: LoadedModel) -> None:
+    """Smoke-run the model on neutral input: finite probabilities in 0..1, one per class."""
+    feeds = {
+        spec.name: np.zeros((2, spec.steps, len(spec.channels)), np.float32)
+        for spec in model.card.inputs
+    }
+    # Zeros are raw values; the card's normalization maps them to something finite.
+    for spec in model.card.inputs:
+        stats = model.card.normalization[spec.name]
+        feeds[spec.name][:] = np.asarray(stats.mean, np.float32)
+    try:
+        out = model.predict(feeds)
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        raise ModelError(f"{model.ref}: smoke prediction failed: {exc}") from exc
+    for name in model.card.classes:
+        values = out.get(name)
+        if values is None or values.shape != (2,) or not np.all((values >= 0) & (values <= 1)):
+            raise ModelError(f"{model.ref}: smoke prediction gave invalid scores for {name!r}")
+
+
+class Scorer:
+    """The live (and shadow) models of one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        live: Mapping[str, LoadedModel],
+        shadow: Mapping[str, LoadedModel] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.live: dict[str, LoadedModel] = dict(live)
+        self.shadow: dict[str, LoadedModel] = dict(shadow or {})
+        self.stats = ScoringStats()
+        self.last_refusal = ""
+
+    @classmethod
+    def from_registry(cls, settings: Settings) -> Scorer:
+        names = sorted({entry.name for entry in registry.list_models(settings)})
+        live, shadow = {}, {}
+        for name in names:
+            try:
+                live[name] = registry.load(registry.resolve(name, settings))
+            except ModelError as exc:
+                log.error("model %s not loaded: %s", name, exc)
+            if settings.models.shadow:
+                try:
+                    path = registry.resolve(name, settings, shadow=True)
+                except ModelError:
+                    continue  # this model has no shadow version
+                try:
+                    shadow[name] = registry.load(path)
+                except ModelError as exc:
+                    log.error("shadow model %s not loaded: %s", name, exc)
+        return cls(settings, live, shadow)
+
+    def versions(self) -> dict[str, str]:
+        """``{name: version}`` of live models and ``{name+"(shadow)": version}``."""
+        found = {name: m.card.version for name, m in self.live.items()}
+        found.update({f"{name}(shadow)": m.card.version for name, m in self.shadow.items()})
+        return found
+
+    def score(
+        self,
+        windows: Sequence[SignalWindow],
+        features: Sequence[Mapping[str, float]],
+        r_peaks: Sequence[np.ndarray | None] | None = None,
+    ) -> list[list[Score]]:
+        """Scores per window; one onnxruntime call per model for the whole batch.
+
+        ``r_peaks`` (per window, from ``analyze_window``) spares detecting the beats again.
+        """
+        per_window: list[list[Score]] = [[] for _ in windows]
+        peaks = list(r_peaks) if r_peaks is not None else [None] * len(windows)
+        models = [(m, False) for m in self.live.values()]
+        models += [(m, True) for m in self.shadow.values()]
+        for model, is_shadow in models:
+            self._score_model(model, is_shadow, windows, features, peaks, per_window)
+        return per_window
+
+    def _score_model(
+        self,
+        model: LoadedModel,
+        is_shadow: bool,
+        windows: Sequence[SignalWindow],
+        features: Sequence[Mapping[str, float]],
+        r_peaks: Sequence[np.ndarray | None],
+        per_window: list[list[Score]],
+    ) -> None:
+        rows, feeds = batch_inputs(model, windows, features, r_peaks)
+        if not rows:
+            return
+        started = time.perf_counter()
+        out = model.predict(feeds, batch_size=max(len(rows), 1))
+        elapsed = time.perf_counter() - started
+        self.stats.calls += 1
+        self.stats.windows += len(rows)
+        self.stats.seconds += elapsed
+        self.stats.last_latency_s[model.ref] = elapsed
+        card = model.card
+        for j, row in enumerate(rows):
+            per_window[row].append(
+                Score(
+                    model=card.name,
+                    version=card.version,
+                    probabilities={c: float(out[c][j]) for c in card.classes},
+                    thresholds=dict(card.thresholds),
+                    shadow=is_shadow,
+                )
+            )
+
+    def explain(
+        self, score: Score, window: SignalWindow, features: Mapping[str, float]
+    ) -> dict[str, dict]:
+        """Why ``score`` reached its thresholds (occlusion, ``stream.scoring.explain``), per class.
+
+        Empty when no class reached its threshold or the version that made the score is no
+        longer live (a rollout between scoring and explaining).
+        """
+        model = (self.shadow if score.shadow else self.live).get(score.model)
+        if model is None or model.card.version != score.version:
+            return {}
+        inputs = model_inputs(model, window, features)
+        if inputs is None or len(inputs) != 1:
+            return {}  # occlusion explains single-input models
+        [window_input] = inputs.values()
+        return explain_alerting(model, window_input, score.probabilities, features)
+
+    # -- rollouts -----------------------------------------------------------------------
+    def prepare(self, rollout: ModelRollout) -> LoadedModel:
+        """Load and validate the version a rollout names (blocking: run it off the loop).
+
+        The registry, not the message, decides where the version lives, so a control
+        message cannot make the worker load an arbitrary file.
+        """
+        path = registry.find_version(rollout.name, rollout.version, self.settings)
+        model = registry.load(path)
+        if model.card.name != rollout.name or model.card.version != rollout.version:
+            raise ModelError(f"{path} holds {model.ref}, not {rollout.name}@{rollout.version}")
+        if model.card.onnx_sha256 != rollout.sha256:
+            raise ModelError(
+                f"{model.ref}: sha256 {model.card.onnx_sha256[:12]}… differs from the "
+                f"rollout's {rollout.sha256[:12]}…"
+            )
+        validate(model)
+        return model
+
+    def try_prepare(self, rollout: ModelRollout) -> LoadedModel | None:
+        """:meth:`prepare`, with a refusal logged and counted instead of raised."""
+        try:
+            return self.prepare(rollout)
+        except (ModelError, ValueError, OSError) as exc:
+            self.stats.rollouts_refused += 1
+            self.last_refusal = str(exc)
+            log.error("rollout of %s@%s refused: %s", rollout.name, rollout.version, exc)
+            return None
+
+    def install(self, model: LoadedModel, shadow: bool = False) -> None:
+        """Swap one model in; a single dict assignment, so a batch sees old or new."""
+        target = self.shadow if shadow else self.live
+        target[model.card.name] = model
+        self.stats.rollouts_applied += 1
+        log.info("model %s now %s", model.ref, "shadow" if shadow else "live")
+
+    def apply(self, rollout: ModelRollout) -> str:
+        """Prepare and install; returns what happened in words (never raises on a bad model)."""
+        model = self.try_prepare(rollout)
+        if model is None:
+            return f"refused {rollout.name}@{rollout.version}: {self.last_refusal}"
+        self.install(model, shadow=rollout.shadow)
+        return f"installed {model.ref} as {'shadow' if rollout.shadow else 'live'}"

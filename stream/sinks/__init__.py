@@ -1,0 +1,2 @@
+"""Sinks: line protocol and the measurement schema, the InfluxDB transport, its
+retry policy and its disk spool."""

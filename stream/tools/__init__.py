@@ -1,0 +1,2 @@
+"""Tooling around the stream core: benchmarks, the soak, fault injection, dashboard
+checks. Never imported by the core."""

@@ -1,0 +1,427 @@
+"""`vitalstream soak`: the demo load for N minutes with faults injected on a schedule.
+
+Owns the soak run: isolated topics, consumer group and bucket on the local services; a
+real `vitalstream worker` and `vitalstream simulate --no-faults` as subprocesses; a fault
+schedule (worker SIGKILL + restart, broker restart, InfluxDB outage, a second worker
+kill) spread over the run; RSS of every process sampled every 10 s with psutil; and at
+the end the run checked against its ground truth, which is computed in-process from the
+simulator's own fleet (same scenario, seed and start):
+
+- ``frames_in``: frames the simulator sent; ``frames_out``: frames whose every vitals
+  point is in InfluxDB;
+- ``alerts_expected``: labelled events; ``alerts_delivered``: labelled events with a
+  'triggered' alert on Kafka; ``alerts_duplicated``: extra distinct alert ids for one
+  labelled event (a replayed copy with the same id is not a duplicate: consumers dedupe
+  on ``alert_id``; those copies are counted as ``alert_replays``);
+- ``points_expected`` / ``points_written``: distinct (device, time) vitals points;
+- ``peak_rss_mb`` (sum over processes at the worst sample), per-process peaks and the
+  RSS slope in MB/min (least squares over each process's last incarnation, since a
+  fault restarts the worker, the broker and InfluxDB).
+
+With ``--json`` the last line is that summary as one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from stream.tools.bench.common import cli
+
+SAMPLE_EVERY_S = 10.0
+# Fraction of the run at which each fault starts, and what it is.
+SCHEDULE: tuple[tuple[float, str], ...] = (
+    (0.15, "worker_kill"),
+    (0.35, "broker_restart"),
+    (0.55, "influx_outage"),
+    (0.75, "worker_kill"),
+)
+# The process a fault replaces: its RSS slope is measured over the new one only.
+ROLE_OF_FAULT = {"worker_kill": "worker", "broker_restart": "kafka", "influx_outage": "influxdb"}
+BROKER_DOWN_S = 5.0
+INFLUX_DOWN_S = 20.0
+
+
+@dataclass
+class RssTrend:
+    """RSS samples per process role; the worker's restart resets its own trend."""
+
+    samples: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
+    totals: list[float] = field(default_factory=list)
+    peak_before: dict[str, float] = field(default_factory=dict)
+
+    def sample(self, pids: dict[str, int | None]) -> None:
+        import psutil
+
+        now = time.monotonic()
+        total = 0.0
+        for role, pid in pids.items():
+            if pid is None:
+                continue
+            try:
+                rss = psutil.Process(pid).memory_info().rss / 2**20
+            except psutil.Error:
+                continue
+            self.samples[role].append((now, rss))
+            total += rss
+        self.totals.append(total)
+
+    def restarted(self, role: str) -> None:
+        """A new process for this role: its trend starts again (peaks are kept)."""
+        self.peak_before[role] = max(
+            [self.peak_before.get(role, 0.0), *(r for _, r in self.samples[role])]
+        )
+        self.samples[role] = []
+
+    def peaks(self) -> dict[str, float]:
+        roles = set(self.samples) | set(self.peak_before)
+        return {
+            role: round(
+                max([self.peak_before.get(role, 0.0), *(r for _, r in self.samples[role])]), 1
+            )
+            for role in roles
+        }
+
+    def slopes(self) -> dict[str, float | None]:
+        import numpy as np
+
+        out: dict[str, float | None] = {}
+        for role, points in self.samples.items():
+            if len(points) < 3:
+                out[role] = None
+                continue
+            t = np.array([p[0] for p in points]) / 60.0
+            rss = np.array([p[1] for p in points])
+            out[role] = round(float(np.polyfit(t - t[0], rss, 1)[0]), 2)
+        return out
+
+
+def _child_env(settings: Any) -> dict[str, str]:
+    # Children inherit this environment (not read here as configuration), with the run's
+    # isolated topics, group and bucket on top.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_")}
+    return env | settings.child_env_vars()
+
+
+def ground_truth(
+    scenario: str, devices: int, seed: int, start: float, duration_s: float
+) -> tuple[list[dict], dict[tuple[str, float], set[tuple[str, int]]]]:
+    """(labels, {(device, frame t0): its vitals points as (device, µs)}) the simulator sends."""
+    import orjson
+
+    from producers.fleet import Fleet, run_fleet
+    from producers.scenario import load_scenario
+    from stream.records import VITALS, Frame
+    from stream.sinks.influx import to_ns
+
+    fleet = Fleet(load_scenario(scenario), devices, seed=seed, start=start, faults=False)
+    labels = fleet.labels(duration_s)
+    frames: dict[tuple[str, float], set[tuple[str, int]]] = {}
+
+    def collect(topic: str, _key: str, value: bytes) -> None:
+        if topic != "frames":
+            return
+        frame = Frame.model_validate(orjson.loads(value))
+        points = frames.setdefault((frame.device_id, frame.t0), set())
+        for name in VITALS:
+            block = getattr(frame.signals, name)
+            for i in range(len(block.samples) if block is not None else 0):
+                points.add((frame.device_id, to_ns(frame.t0 + i / block.fs) // 1000))
+
+    run_fleet(fleet, collect, frames_topic="frames", enrolments_topic="enrolments",
+              duration_s=duration_s, speed=0)  # fmt: skip
+    return labels, frames
+
+
+def _written_points(settings: Any, client: Any) -> set[tuple[str, int]]:
+    from stream.records import VITALS
+
+    fields = " or ".join(f'r._field == "{name}"' for name in VITALS)
+    query = (
+        f'from(bucket: "{settings.influx.bucket}") |> range(start: 0) '
+        f'|> filter(fn: (r) => r._measurement == "vitals" and ({fields})) '
+        '|> keep(columns: ["device", "_time"])'
+    )
+    tables = client.query_api().query(query, org=settings.influx.org)
+    return {
+        (r.values["device"], round(r.get_time().timestamp() * 1e6))
+        for table in tables
+        for r in table.records
+    }
+
+
+def _alert_values(settings: Any) -> list[bytes]:
+    from kafka import KafkaConsumer
+
+    from producers.publisher import client_config
+
+    consumer = KafkaConsumer(
+        settings.topics.alerts, auto_offset_reset="earliest", enable_auto_commit=False,
+        consumer_timeout_ms=3000, **client_config(settings),
+    )  # fmt: skip
+    try:
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+def alert_counts(values: list[bytes], labels: list[dict]) -> dict[str, int]:
+    """Delivered, duplicated (extra ids per labelled event) and replayed copies."""
+    from stream.records import Alert
+
+    ids: dict[tuple[str, str], set[str]] = {
+        (lab["device_id"], lab["event"]): set() for lab in labels
+    }
+    copies: dict[str, int] = defaultdict(int)
+    for value in values:
+        alert = Alert.from_json(value)
+        if alert.event != "triggered":
+            continue
+        copies[alert.alert_id] += 1
+        if (alert.device_id, alert.kind) in ids:
+            ids[(alert.device_id, alert.kind)].add(alert.alert_id)
+    return {
+        "alerts_delivered": sum(1 for found in ids.values() if found),
+        "alerts_duplicated": sum(max(0, len(found) - 1) for found in ids.values()),
+        "alert_replays": sum(n - 1 for n in copies.values()),
+    }
+
+
+class _Worker:
+    def __init__(self, env: dict[str, str], log_path: Path, state: Path) -> None:
+        self.env, self.log_path, self.state = env, log_path, state
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cli("worker", "--workers-dir", str(self.state)), env=self.env,
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        from stream.tools.faults import sigkill
+
+        if self.proc is not None and self.proc.poll() is None:
+            sigkill(self.proc.pid)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def soak(
+    minutes: float = typer.Option(30.0, "--minutes", min=0.5, help="length of the load"),
+    devices: int = typer.Option(10, "--devices", min=1, help="simulated wearables"),
+    scenario: str = typer.Option("default", "--scenario", help="ward scenario"),
+    seed: int = typer.Option(7, "--seed", help="simulator seed"),
+    plot: Path | None = typer.Option(None, "--plot", help="write the RSS trend as a PNG"),  # noqa: B008
+    as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
+) -> None:
+    """Soak test: demo load with worker kills, a broker restart and an InfluxDB outage."""
+    from influxdb_client import InfluxDBClient
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from producers.publisher import ensure_topics
+    from stream.config import load_settings
+    from stream.services import influxdb, kafka, stack
+    from stream.services.health import find_bucket
+    from stream.tools import faults
+    from stream.worker.app import stream_topics
+
+    console = Console(stderr=True)
+    base = load_settings()
+    stack.up(base, console)
+    local = stack.local_settings(base)
+    tag = f"soak{uuid.uuid4().hex[:8]}"
+    settings = local.model_copy(
+        update={
+            "topics": local.topics.model_copy(
+                update={k: f"{tag}.{v}" for k, v in local.topics.model_dump().items()}
+            ),
+            "influx": local.influx.model_copy(update={"bucket": tag}),
+            "stream": local.stream.model_copy(update={"app_id": f"vitalstream-{tag}"}),
+        }
+    )
+    ensure_topics(settings, stream_topics(settings))
+    influxdb.ensure_bucket(settings, tag)
+    duration_s = minutes * 60.0
+    start = float(int(time.time()))
+    labels, truth = ground_truth(scenario, devices, seed, start, duration_s)
+    env = _child_env(settings)
+    run_dir = settings.services.data_dir.parent / "soak" / tag
+    run_dir.mkdir(parents=True, exist_ok=True)
+    worker = _Worker(env, run_dir / "worker.log", run_dir / "state")
+    worker.start()
+    sim_log = (run_dir / "simulate.log").open("ab")
+    simulator = subprocess.Popen(
+        cli("simulate", "--scenario", scenario, "--devices", str(devices),
+             "--duration", str(duration_s), "--speed", "1", "--start", str(start),
+             "--seed", str(seed), "--no-faults", "--json"),
+        env=env, stdout=sim_log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    trend = RssTrend()
+    injected: list[dict[str, Any]] = []
+    pending = list(SCHEDULE)
+    began = time.monotonic()
+    next_sample = began
+    with Progress(
+        TextColumn("[bold]soak"), BarColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=console, disable=as_json,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("load", total=duration_s)
+        while simulator.poll() is None:
+            elapsed = time.monotonic() - began
+            progress.update(task, completed=min(elapsed, duration_s))
+            if pending and elapsed >= pending[0][0] * duration_s:
+                _, kind = pending.pop(0)
+                progress.update(task, description=kind)
+                taken = _inject(kind, worker, settings, faults)
+                trend.restarted(ROLE_OF_FAULT[kind])
+                injected.append({"fault": kind, "at_s": round(elapsed, 1), "took_s": taken})
+                progress.update(task, description="load")
+            if time.monotonic() >= next_sample:
+                trend.sample(_pids(worker, simulator, settings, kafka, influxdb))
+                next_sample += SAMPLE_EVERY_S
+            time.sleep(0.5)
+        progress.update(task, completed=duration_s, description="draining")
+        expected_points = set().union(*truth.values()) if truth else set()
+        drain_deadline = time.monotonic() + max(120.0, duration_s * 0.2)
+        with InfluxDBClient(url=settings.influx.url, token=settings.influx_token,
+                            org=settings.influx.org, timeout=30_000) as client:  # fmt: skip
+            written: set[tuple[str, int]] = set()
+            while time.monotonic() < drain_deadline:
+                written = _written_points(settings, client)
+                if expected_points <= written:
+                    break
+                if time.monotonic() >= next_sample:
+                    trend.sample(_pids(worker, simulator, settings, kafka, influxdb))
+                    next_sample += SAMPLE_EVERY_S
+                time.sleep(3)
+            time.sleep(3)  # the last alert batches
+            values = _alert_values(settings)
+            worker.stop()
+            bucket = find_bucket(client, tag, settings.influx.org)
+            if bucket is not None:
+                client.buckets_api().delete_bucket(bucket)
+    sim_log.close()
+    summary_line = (run_dir / "simulate.log").read_text().strip().splitlines()
+    frames_out = sum(1 for points in truth.values() if points <= written)
+    result: dict[str, Any] = {
+        "minutes": minutes,
+        "devices": devices,
+        "frames_in": len(truth),
+        "frames_out": frames_out,
+        "alerts_expected": len(labels),
+        **alert_counts(values, labels),
+        "points_expected": len(expected_points),
+        "points_written": len(expected_points & written),
+        "peak_rss_mb": round(max(trend.totals, default=0.0), 1),
+        "peak_rss_by_process_mb": trend.peaks(),
+        "rss_slope_mb_per_min": trend.slopes(),
+        "faults": injected,
+        "simulator": summary_line[-1] if summary_line else None,
+        "logs": str(run_dir),
+    }
+    _delete_topics(settings)
+    if plot is not None:
+        _plot(trend, plot)
+    _print(console, result)
+    if as_json:
+        typer.echo(json.dumps(result))
+
+
+def _inject(kind: str, worker: _Worker, settings: Any, faults: Any) -> float:
+    began = time.monotonic()
+    if kind == "worker_kill":
+        worker.kill()
+        worker.start()
+    elif kind == "broker_restart":
+        faults.outage_for(settings, "kafka", BROKER_DOWN_S)
+    elif kind == "influx_outage":
+        faults.outage_for(settings, "influxdb", INFLUX_DOWN_S)
+    return round(time.monotonic() - began, 1)
+
+
+def _pids(worker: _Worker, simulator: subprocess.Popen, settings: Any, kafka: Any,
+          influxdb: Any) -> dict[str, int | None]:  # fmt: skip
+    return {
+        "worker": worker.proc.pid
+        if worker.proc is not None and worker.proc.poll() is None
+        else None,
+        "simulator": simulator.pid if simulator.poll() is None else None,
+        "kafka": kafka.running_pid(settings),
+        "influxdb": influxdb.running_pid(settings),
+    }
+
+
+def _delete_topics(settings: Any) -> None:
+    import contextlib
+
+    from kafka import KafkaAdminClient
+
+    from producers.publisher import client_config
+
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(**client_config(settings))
+        ours = [t for t in admin.list_topics()
+                if t.startswith(settings.topics.frames.split(".")[0] + ".")
+                or t.startswith(settings.stream.app_id)]  # fmt: skip
+        admin.delete_topics(ours)
+        admin.close()
+
+
+def _plot(trend: RssTrend, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for role, points in trend.samples.items():
+        if points:
+            t0 = points[0][0]
+            ax.plot([(t - t0) / 60 for t, _ in points], [r for _, r in points], label=role)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("RSS (MB)")
+    ax.set_title("vitalstream soak: memory per process")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _print(console: Any, result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"soak: {result['minutes']:g} min, {result['devices']} devices")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("frames_in", "frames_out", "alerts_expected", "alerts_delivered",
+                "alerts_duplicated", "alert_replays", "points_expected", "points_written",
+                "peak_rss_mb"):  # fmt: skip
+        table.add_row(key, str(result[key]))
+    for role, peak in result["peak_rss_by_process_mb"].items():
+        slope = result["rss_slope_mb_per_min"].get(role)
+        table.add_row(f"{role} peak / slope", f"{peak} MB / {slope} MB/min")
+    for fault in result["faults"]:
+        table.add_row(f"fault {fault['fault']}", f"at {fault['at_s']} s, {fault['took_s']} s")
+    console.print(table)

@@ -1,0 +1,41 @@
+import json
+import stat
+
+from typer.testing import CliRunner
+
+from stream.cli.main import app
+from stream.subscriptions.tokens import TokenStore
+
+
+def test_token_is_printed_once_and_stored_hashed(tmp_path, monkeypatch) -> None:
+    tokens_file = tmp_path / "tokens.json"
+    monkeypatch.setenv("VITALSTREAM_ALERTS_API__TOKENS_FILE", str(tokens_file))
+    result = CliRunner().invoke(
+        app,
+        [
+            "alerts",
+            "token",
+            "--ward",
+            "A",
+            "--ward",
+            "B",
+            "--ack",
+            "--ttl",
+            "2",
+            "--subject",
+            "nurse-1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("vs_")
+    assert token not in tokens_file.read_text()
+    assert stat.S_IMODE(tokens_file.stat().st_mode) == 0o600
+    record = TokenStore(tokens_file).authenticate(token)
+    assert (record.wards, record.can_ack, record.subject) == (["A", "B"], True, "nurse-1")
+    assert 7100 < record.expires_at - record.created_at <= 7200
+
+    listed = CliRunner().invoke(app, ["alerts", "tokens"])
+    assert record.id in listed.stdout and token not in listed.stdout
+    assert CliRunner().invoke(app, ["alerts", "revoke", record.id]).exit_code == 0
+    assert json.loads(tokens_file.read_text()) == []

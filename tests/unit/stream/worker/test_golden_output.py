@@ -1,0 +1,129 @@
+"""Golden output: the worker's whole output on a faulty ward, byte for byte.
+
+A ward of the default scenario (its tachycardia, AF, ventricular run, desaturation, fall,
+detached sensor, silent device ...) with the simulator's faults on (late, duplicated and
+dropped frames, clock jitter) and a few malformed records, fed to a :class:`Pipeline`
+with the shipped models the way the worker feeds it: enrolments, then one batch per
+second, a timer tick after each, the tracker state saved once the output is "durable".
+Everything the pipeline hands back (alerts, lines, dead letters, tracker state, held and
+released positions, batch counts) is serialized and compared with
+``golden/faulty_ward.jsonl.gz``, recorded from the code as it stood before a change of
+layout. A restructuring must leave it byte-identical; a change that *means* to change the
+output regenerates it on purpose::
+
+    VITALSTREAM_GOLDEN_UPDATE=1 .venv/bin/pytest tests/unit/stream/test_golden_output.py
+
+and says in its commit which figures moved and why.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from producers.fleet import Fleet
+from producers.scenario import load_scenario
+from stream.config import load_settings
+from stream.scoring.scorer import Scorer
+from stream.worker.ingest import RawRecord
+from stream.worker.pipeline import Pipeline
+
+GOLDEN = Path(__file__).parent / "golden" / "faulty_ward.jsonl.gz"
+START = 1_700_000_000.0
+DEVICES = 12
+SECONDS = 300  # the silent device stops at 240 s
+SEED = 11
+# Malformed records slipped in at these seconds: they must be dead-lettered, every time
+# with the same reason, while their neighbours are processed.
+JUNK = {
+    15: b'{"v": 1, "device_id": "dev-x", "seq": "x"}',
+    75: b"not json at all",
+    130: b'{"v": 1, "device_id": "dev-x", "seq": 1, "t0": 1700000130.0, "signals": '
+    b'{"spo2": {"fs": 1, "unit": "%", "samples": [130]}}}',
+}
+# Wall-clock durations differ run to run; everything else must not.
+_TIMING_METRICS = frozenset({"batch_s", "scoring_s"})
+
+
+def _output_record(kind: str, second: int, output: Any) -> bytes:
+    metrics = {k: v for k, v in sorted(output.metrics.items()) if k not in _TIMING_METRICS}
+    record = {
+        "kind": kind,
+        "second": second,
+        "alerts": [orjson.loads(a.to_json()) for a in output.alerts],
+        "lines": output.lines,
+        "deadletters": [
+            {"key": None if key is None else key.decode("latin-1"), **orjson.loads(d.to_json())}
+            for key, d in output.deadletters
+        ],
+        "state": output.state,
+        "held": [list(p) for p in output.held],
+        "unheld": [list(p) for p in output.unheld],
+        "metrics": metrics,
+    }
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def faulty_ward_output(tmp_dir: Path) -> Iterator[bytes]:
+    """One serialized record per pipeline call of the golden run."""
+    settings = load_settings(
+        pseudonym_key="golden-key",
+        models={"directory": str(tmp_dir / "registry")},  # only the shipped defaults
+        stream={"signal_loss_s": 20.0},
+    )
+    pipeline = Pipeline(settings, Scorer.from_registry(settings), worker="golden")
+    fleet = Fleet(load_scenario("default"), DEVICES, seed=SEED, start=START, faults=True)
+    offset = 0
+    for device_id, payload in fleet.enrolments():
+        offset += 1
+        output = pipeline.enrol(RawRecord(device_id.encode(), payload, 1, offset), now=START)
+        yield _output_record("enrol", 0, output)
+    for second in range(SECONDS):
+        tick = fleet.tick()
+        records = []
+        for device_id, payload in tick.messages:
+            offset += 1
+            records.append(RawRecord(device_id.encode(), payload, offset % 3, offset))
+        if second in JUNK:
+            records.insert(len(records) // 2, RawRecord(b"junk", JUNK[second], 0, -second))
+        output = pipeline.process(records, now=tick.t + 1.0)
+        pipeline.save(output)
+        yield _output_record("batch", second, output)
+        output = pipeline.tick(now=tick.t + 1.5)
+        pipeline.save(output)
+        yield _output_record("tick", second, output)
+
+
+def test_pipeline_output_on_a_faulty_ward_is_unchanged(tmp_path: Path) -> None:
+    produced = list(faulty_ward_output(tmp_path))
+    if os.environ.get("VITALSTREAM_GOLDEN_UPDATE") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_bytes(gzip.compress(b"\n".join(produced) + b"\n", mtime=0))
+        pytest.skip(f"golden output rewritten: {GOLDEN}")
+    expected = gzip.decompress(GOLDEN.read_bytes()).splitlines()
+    assert len(produced) == len(expected), "a different number of pipeline calls"
+    for index, (got, want) in enumerate(zip(produced, expected, strict=True)):
+        if got != want:
+            got_record, want_record = orjson.loads(got), orjson.loads(want)
+            differing = sorted(k for k in want_record if got_record.get(k) != want_record[k])
+            pytest.fail(
+                f"call {index} ({want_record['kind']} at second {want_record['second']}) "
+                f"differs in {differing}"
+            )
+
+
+def test_the_golden_run_exercises_what_it_guards() -> None:
+    """The recorded run is worth comparing: alerts of several kinds, dead letters, held
+    frames and a silent device are all in it."""
+    records = [orjson.loads(r) for r in gzip.decompress(GOLDEN.read_bytes()).splitlines()]
+    kinds = {a["kind"] for r in records for a in r["alerts"]}
+    assert {"tachycardia", "device_silent", "sensor_detached"} <= kinds, kinds
+    assert len([d for r in records for d in r["deadletters"]]) >= len(JUNK)
+    assert any(r["held"] for r in records) and any(r["unheld"] for r in records)
+    assert sum(len(r["lines"]) for r in records) > DEVICES * SECONDS * 4

@@ -1,0 +1,230 @@
+"""Ingest: validation reasons, dead letters, order, de-duplication, pseudonyms."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from stream.config import load_settings
+from stream.worker.ingest import (
+    UNENROLLED_PATIENT,
+    Ingest,
+    RawRecord,
+    decode_frame,
+    pseudonymize,
+    reason_kind,
+)
+
+T0 = 1_795_535_491.0
+NOW = T0 + 1.0
+
+
+@pytest.fixture
+def settings():
+    return load_settings(pseudonym_key="test-key")
+
+
+def frame_dict(device: str = "dev-1", seq: int = 0, t0: float = T0, **extra) -> dict:
+    frame = {
+        "v": 1,
+        "device_id": device,
+        "seq": seq,
+        "t0": t0,
+        "signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [72]}},
+    }
+    frame.update(extra)
+    return frame
+
+
+def raw(payload: dict | bytes, offset: int = 0, key: bytes = b"dev-1") -> RawRecord:
+    value = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return RawRecord(key, value, 0, offset)
+
+
+def seqs(result) -> list[int]:
+    return [frame.seq for frame, _ in result.frames]
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "detail"),
+    [
+        (b"{not json", "bad json", ""),
+        (b"[1, 2]", "bad json", "expected an object"),
+        (orjson.dumps(frame_dict(v=2)), "unknown schema version", "v=2"),
+        (orjson.dumps(frame_dict(seq="x")), "invalid", "seq"),
+        (orjson.dumps(frame_dict(seq=-1)), "invalid", "seq"),
+        (orjson.dumps(frame_dict(device_id="bad id!")), "invalid", "device_id"),
+        (
+            orjson.dumps(frame_dict(signals={"spo2": {"fs": 1, "unit": "%", "samples": [120]}})),
+            "invalid",
+            "signals.spo2.samples.0: 120 is outside the plausible range 0..100 %",
+        ),
+        (
+            orjson.dumps(frame_dict(signals={"ecg": {"fs": 1e5, "unit": "mV", "samples": [0]}})),
+            "invalid",
+            "signals.ecg.fs: sampling rate 100000.0 Hz is outside 50..2000 Hz",
+        ),
+        (
+            orjson.dumps(frame_dict(signals={"acc": {"fs": 25, "unit": "g", "samples": [0.1]}})),
+            "invalid",
+            "signals.acc.samples.0: samples must be [x, y, z] triples",
+        ),
+        (
+            orjson.dumps(frame_dict(signals={"hr": {"fs": 1, "unit": "/min", "samples": [70]}})),
+            "invalid",
+            "signals.hr.unit: Input should be 'bpm'",
+        ),
+        (orjson.dumps(frame_dict(signals={})), "invalid", "no signal"),
+        (orjson.dumps(frame_dict(t0=NOW + 3600)), "future", "ahead"),
+        (
+            orjson.dumps(
+                frame_dict(signals={"hr": {"fs": 1, "unit": "bpm", "samples": [70] * 30}})
+            ),
+            "too long",
+            "30.0 s",
+        ),
+        (b"x" * (256 * 1024 + 1), "oversized", "bytes"),
+    ],
+)
+def test_each_malformed_frame_gets_a_precise_reason(settings, payload, kind, detail):
+    reason = decode_frame(payload, settings, NOW)
+    assert isinstance(reason, str)
+    assert reason_kind(reason) == kind
+    assert detail in reason
+    assert "\n" not in reason
+
+
+def test_dead_letter_keeps_original_bytes_and_position(settings):
+    ingest = Ingest(settings)
+    payload = b'{"v": 1, "device_id": '
+    result = ingest.frames([RawRecord(b"k", payload, 3, 99)], now=NOW)
+    [letter] = result.deadletters
+    assert base64.b64decode(letter.payload_b64) == payload
+    assert (letter.partition, letter.offset) == (3, 99)
+    assert letter.source_topic == settings.topics.frames
+    assert ingest.rejected["bad json"] == 1
+    assert result.frames == []
+
+
+def test_in_order_frames_are_released_at_once(settings):
+    ingest = Ingest(settings)
+    result = ingest.frames([raw(frame_dict(seq=i, t0=T0 + i), i) for i in range(5)], now=NOW)
+    assert seqs(result) == [0, 1, 2, 3, 4]
+
+
+def test_duplicates_are_dropped_and_counted_not_dead_lettered(settings):
+    ingest = Ingest(settings)
+    batch = [raw(frame_dict(seq=s, t0=T0 + s)) for s in (0, 1, 1, 2, 0)]
+    result = ingest.frames(batch, now=NOW)
+    assert seqs(result) == [0, 1, 2]
+    assert result.duplicates == 2
+    assert result.deadletters == []
+
+
+def test_reordering_within_lateness_is_repaired(settings):
+    ingest = Ingest(settings)
+    order = [0, 2, 3, 1, 4]
+    result = ingest.frames([raw(frame_dict(seq=s, t0=T0 + s)) for s in order], now=NOW)
+    assert seqs(result) == [0, 1, 2, 3, 4]
+
+
+def test_a_gap_is_skipped_after_lateness_and_the_straggler_is_late(settings):
+    lateness = settings.stream.lateness_s
+    ingest = Ingest(settings)
+    first = ingest.frames([raw(frame_dict(seq=0, t0=T0)), raw(frame_dict(seq=2, t0=T0 + 2))])
+    assert seqs(first) == [0]  # seq 2 waits for seq 1
+    # Frame time moves past the lateness bound: the gap is given up.
+    later = T0 + 2 + lateness
+    second = ingest.frames([raw(frame_dict(seq=3, t0=later))], now=NOW)
+    assert seqs(second) == [2, 3]
+    third = ingest.frames([raw(frame_dict(seq=1, t0=T0 + 1), offset=42)], now=NOW)
+    assert seqs(third) == []
+    [letter] = third.deadletters
+    assert reason_kind(letter.reason) == "late"
+    assert letter.offset == 42
+
+
+def test_held_frames_are_released_when_the_device_goes_quiet(settings):
+    ingest = Ingest(settings)
+    ingest.frames([raw(frame_dict(seq=0)), raw(frame_dict(seq=5, t0=T0 + 5))], now=NOW)
+    assert ingest.held_frames() == 1
+    assert ingest.release_expired(now=NOW + 1) == []
+    released = ingest.release_expired(now=NOW + settings.stream.lateness_s + 1)
+    assert [f.seq for f in released] == [5]
+
+
+def test_held_records_are_reported_and_so_is_their_release(settings):
+    """The worker must not commit a record whose frame waits in the reorder buffer:
+    ingest names each held record, and each one it lets go, by (partition, offset)."""
+    ingest = Ingest(settings)
+    first = ingest.frames(
+        [raw(frame_dict(seq=s, t0=T0 + s), offset=10 + s) for s in (0, 2, 3)], now=NOW
+    )
+    assert first.held == [(0, 12), (0, 13)]
+    assert ingest.take_unheld() == []
+    filled = ingest.frames([raw(frame_dict(seq=1, t0=T0 + 1), offset=20)], now=NOW)
+    assert seqs(filled) == [1, 2, 3] and filled.held == []
+    assert ingest.take_unheld() == [(0, 12), (0, 13)]
+    assert ingest.take_unheld() == []  # each release is reported once
+    ingest.frames([raw(frame_dict(seq=9, t0=T0 + 9), offset=30)], now=NOW)
+    ingest.release_expired(now=NOW + settings.stream.lateness_s + 1)
+    assert ingest.take_unheld() == [(0, 30)]
+
+
+def test_a_restarted_seq_counter_is_accepted(settings):
+    ingest = Ingest(settings)
+    ingest.frames([raw(frame_dict(seq=100, t0=T0))], now=NOW)
+    result = ingest.frames([raw(frame_dict(seq=0, t0=T0 + 600))], now=T0 + 600)
+    assert seqs(result) == [0]
+    assert result.deadletters == []
+
+
+def test_devices_are_ordered_independently(settings):
+    ingest = Ingest(settings)
+    batch = [
+        raw(frame_dict("a", 0)),
+        raw(frame_dict("b", 7)),
+        raw(frame_dict("a", 1, T0 + 1)),
+        raw(frame_dict("b", 8, T0 + 1)),
+    ]
+    result = ingest.frames(batch, now=NOW)
+    assert [(f.device_id, f.seq) for f, _ in result.frames] == [
+        ("a", 0),
+        ("b", 7),
+        ("a", 1),
+        ("b", 8),
+    ]
+
+
+def test_enrolment_is_pseudonymized_and_the_raw_id_goes_nowhere(settings):
+    ingest = Ingest(settings)
+    enrolment = {"device_id": "dev-1", "patient_id": "MRN-0042", "ward": "ward-7"}
+    context = ingest.enrol(raw(enrolment))
+    assert context.patient == pseudonymize("MRN-0042", b"test-key")
+    assert "MRN-0042" not in context.to_json().decode()
+    result = ingest.frames([raw(frame_dict())], now=NOW)
+    [(_, frame_context)] = result.frames
+    assert frame_context == context
+    assert frame_context.ward == "ward-7"
+
+
+def test_pseudonyms_depend_on_the_key(settings):
+    assert pseudonymize("MRN-1", b"a") != pseudonymize("MRN-1", b"b")
+    assert pseudonymize("MRN-1", b"a") != pseudonymize("MRN-2", b"a")
+
+
+def test_unenrolled_device_gets_the_unenrolled_context(settings):
+    ingest = Ingest(settings)
+    [(_, context)] = ingest.frames([raw(frame_dict())], now=NOW).frames
+    assert context.patient == UNENROLLED_PATIENT
+
+
+def test_bad_enrolment_is_dead_lettered_without_echoing_the_patient_id(settings):
+    ingest = Ingest(settings)
+    letter = ingest.enrol(raw({"device_id": "dev-1", "patient_id": "MRN-7", "ward": ""}, offset=5))
+    assert reason_kind(letter.reason) == "invalid"
+    assert letter.source_topic == settings.topics.enrolments and letter.offset == 5
+    assert "MRN-7" not in letter.to_json().decode() and letter.payload_b64 == ""
+    assert "dev-1" not in ingest.contexts
