@@ -218,10 +218,12 @@ def model_inputs(raw: np.ndarray, fs: float) -> np.ndarray:
 
 def clean_ecg(windows: Windows) -> Windows:
     """Drop duplicated windows, windows with gaps (nan), flat lines, impossible voltages."""
-    _, _, _, lo, hi = SIGNALS["ecg"]
+    spec = SIGNALS["ecg"]
     x = windows.x[..., 0]
     has_gap = ~np.isfinite(x).all(axis=1)
-    impossible = ~has_gap & ((np.nanmin(x, axis=1) < lo) | (np.nanmax(x, axis=1) > hi))
+    impossible = ~has_gap & (
+        (np.nanmin(x, axis=1) < spec.lowest) | (np.nanmax(x, axis=1) > spec.highest)
+    )
     flat = ~has_gap & (np.nanstd(x, axis=1) < 1e-3)
     _, first = np.unique(x.round(5), axis=0, return_index=True)
     duplicate = np.ones(len(x), dtype=bool)

@@ -81,7 +81,7 @@ def json_rows(values: np.ndarray, prefix: bytes = b"", suffix: bytes = b"") -> l
 
 
 def _block_head(name: str, fs: int) -> bytes:
-    unit = orjson.dumps(SIGNALS[name][0]).decode()
+    unit = orjson.dumps(SIGNALS[name].unit).decode()
     return f'"{name}":{{"fs":{fs},"unit":{unit},"samples":'.encode()
 
 

@@ -22,28 +22,9 @@ from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from stream.config import Settings
+from stream.kafka import client_options
 
 log = logging.getLogger(__name__)
-
-
-def client_config(settings: Settings) -> dict[str, Any]:
-    """Connection and security options shared by producer and admin clients."""
-    kafka = settings.kafka
-    config: dict[str, Any] = {
-        "bootstrap_servers": [b.strip() for b in kafka.bootstrap.split(",") if b.strip()],
-        "security_protocol": kafka.security_protocol,
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-    }
-    if kafka.sasl_mechanism is not None:
-        config["sasl_mechanism"] = kafka.sasl_mechanism
-        config["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            config["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        path = getattr(kafka, option)
-        if path is not None:
-            config[option] = str(path)
-    return config
 
 
 def ensure_topics(
@@ -57,7 +38,7 @@ def ensure_topics(
     ``topics`` maps a name to topic configs (e.g. ``{"cleanup.policy": "compact"}``).
     """
     wanted = {name: {} for name in topics} if isinstance(topics, list) else dict(topics)
-    admin = KafkaAdminClient(client_id="vitalstream-admin", **client_config(settings))
+    admin = KafkaAdminClient(client_id="vitalstream-admin", **client_options(settings.kafka))
     try:
         missing = [name for name in wanted if name not in set(admin.list_topics())]
         created: list[str] = []
@@ -138,7 +119,7 @@ class Publisher:
         if "enable_idempotence" in KafkaProducer.DEFAULT_CONFIG:
             options["enable_idempotence"] = True
         self.idempotent = bool(options.get("enable_idempotence"))
-        self._producer = KafkaProducer(**client_config(settings), **options)
+        self._producer = KafkaProducer(**client_options(settings.kafka), **options)
         self.sent = 0
         self.errors = 0
         self.last_error: str | None = None

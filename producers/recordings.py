@@ -226,8 +226,8 @@ def to_device_rate(recording: Recording) -> tuple[np.ndarray, int]:
     """The recording at the device's rate for its signal, within the schema's range."""
     fs = DEVICE_RATES[recording.signal]
     samples = resample(recording.samples, recording.fs, fs)
-    _, _, _, lo, hi = SIGNALS[recording.signal]
-    return np.clip(samples, lo, hi), fs
+    spec = SIGNALS[recording.signal]
+    return np.clip(samples, spec.lowest, spec.highest), fs
 
 
 def frames(
@@ -241,7 +241,7 @@ def frames(
 ) -> Iterator[bytes]:
     """Serialized frames of one signal; a short last frame keeps the tail."""
     per_frame = int(fs * frame_s)
-    unit = SIGNALS[signal][0]
+    unit = SIGNALS[signal].unit
     rounded = np.round(samples, decimals)
     for seq, first in enumerate(range(0, len(rounded), per_frame)):
         block = {"fs": fs, "unit": unit, "samples": rounded[first : first + per_frame]}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,21 +44,6 @@ class KafkaSettings(_Group):
     ssl_keyfile: Path | None = None
     partitions: int = Field(4, ge=1, description="partitions of topics VitalStream creates")
     request_timeout_s: float = 30.0
-
-    def client_basics(self) -> dict[str, Any]:
-        """Options kafka-python and aiokafka name alike: protocol, timeout and SASL login.
-
-        TLS differs between the two (file paths vs an ``SSLContext``): callers add it."""
-        options: dict[str, Any] = {
-            "security_protocol": self.security_protocol,
-            "request_timeout_ms": int(self.request_timeout_s * 1000),
-        }
-        if self.sasl_mechanism:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password is not None:
-                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
-        return options
 
 
 class TopicSettings(_Group):

@@ -23,7 +23,7 @@ Example frame::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
 from pydantic import (
@@ -38,19 +38,33 @@ from pydantic import (
 SCHEMA_VERSION = 1
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
-# Signal name -> (unit, lowest and highest sampling rate in Hz, plausible value range).
-# Values outside the range are physically impossible for the sensor, not merely
-# abnormal: an SpO2 of 120 % is a broken frame, an SpO2 of 70 % is a patient in trouble.
-SIGNALS: dict[str, tuple[str, float, float, float, float]] = {
-    "ecg": ("mV", 50.0, 2000.0, -20.0, 20.0),
-    "ppg": ("au", 10.0, 1000.0, -1e6, 1e6),
-    "hr": ("bpm", 0.1, 10.0, 0.0, 350.0),
-    "spo2": ("%", 0.1, 10.0, 0.0, 100.0),
-    "resp": ("/min", 0.1, 10.0, 0.0, 120.0),
-    "temp": ("°C", 0.01, 10.0, 15.0, 45.0),
-    "acc": ("g", 1.0, 400.0, -32.0, 32.0),
-    "battery": ("%", 0.001, 10.0, 0.0, 100.0),
+
+class SignalSpec(NamedTuple):
+    """What a frame may carry for one signal.
+
+    ``lowest``..``highest`` is the *plausible* range: values outside it are physically
+    impossible for the sensor, not merely abnormal (an SpO2 of 120 % is a broken frame, an
+    SpO2 of 70 % is a patient in trouble).
+    """
+
+    unit: str
+    fs_min: float  # Hz
+    fs_max: float  # Hz
+    lowest: float
+    highest: float
+
+
+SIGNALS: dict[str, SignalSpec] = {
+    "ecg": SignalSpec("mV", 50.0, 2000.0, -20.0, 20.0),
+    "ppg": SignalSpec("au", 10.0, 1000.0, -1e6, 1e6),
+    "hr": SignalSpec("bpm", 0.1, 10.0, 0.0, 350.0),
+    "spo2": SignalSpec("%", 0.1, 10.0, 0.0, 100.0),
+    "resp": SignalSpec("/min", 0.1, 10.0, 0.0, 120.0),
+    "temp": SignalSpec("°C", 0.01, 10.0, 15.0, 45.0),
+    "acc": SignalSpec("g", 1.0, 400.0, -32.0, 32.0),
+    "battery": SignalSpec("%", 0.001, 10.0, 0.0, 100.0),
 }
+# Waveforms are windowed and analysed; vitals are the device's own 1 Hz readings.
 WAVEFORMS = ("ecg", "ppg", "acc")
 VITALS = ("hr", "spo2", "resp", "temp", "battery")
 
@@ -85,15 +99,15 @@ def _signal_block(name: str) -> type[SignalBlock]:
     """The block type of one signal: its unit, rate range and plausible sample range are
     part of the schema, so pydantic-core checks every sample (in Rust: a Python range check
     cost more than the rest of a frame's validation) and the JSON Schema documents them."""
-    unit, fs_lo, fs_hi, v_lo, v_hi = SIGNALS[name]
-    value = Annotated[float, Field(ge=v_lo, le=v_hi)]
+    spec = SIGNALS[name]
+    value = Annotated[float, Field(ge=spec.lowest, le=spec.highest)]
     sample: Any = tuple[value, value, value] if name == "acc" else value
     return create_model(
         f"{name.capitalize()}Block",
         __base__=SignalBlock,
-        __doc__=f"{name}: {'[x, y, z] triples' if name == 'acc' else 'numbers'} in {unit}.",
-        fs=(float, Field(ge=fs_lo, le=fs_hi, description="sampling rate in Hz")),
-        unit=(Literal[unit], ...),  # type: ignore[valid-type]
+        __doc__=f"{name}: {'[x, y, z] triples' if name == 'acc' else 'numbers'} in {spec.unit}.",
+        fs=(float, Field(ge=spec.fs_min, le=spec.fs_max, description="sampling rate in Hz")),
+        unit=(Literal[spec.unit], ...),  # type: ignore[valid-type]
         samples=(list[sample], Field(min_length=1, max_length=20_000)),
     )
 

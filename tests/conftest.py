@@ -20,9 +20,10 @@ from kafka.errors import KafkaError
 from rich.console import Console
 
 from stream.config import Settings, load_settings
+from stream.kafka import client_options
 from stream.services import influxdb, stack
 from stream.services.errors import ServiceError
-from stream.services.health import find_bucket, kafka_client_config
+from stream.services.health import find_bucket
 from stream.signal.features import warm_up
 
 
@@ -43,7 +44,7 @@ def services() -> Settings:
 
 @pytest.fixture(scope="session")
 def kafka_admin(services: Settings) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(client_id="vitalstream-tests", **kafka_client_config(services.kafka))
+    admin = KafkaAdminClient(client_id="vitalstream-tests", **client_options(services.kafka))
     yield admin
     admin.close()
 

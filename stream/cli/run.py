@@ -153,8 +153,9 @@ def demo(
     from kafka import KafkaConsumer
     from rich.console import Console
 
-    from producers.publisher import client_config, ensure_topics
+    from producers.publisher import ensure_topics
     from stream.config import load_settings
+    from stream.kafka import client_options
     from stream.records import Alert
     from stream.services import stack
     from stream.worker.app import stream_topics
@@ -164,7 +165,7 @@ def demo(
     stack.up(settings, Console(stderr=True))
     ensure_topics(settings, stream_topics(settings))
     consumer = KafkaConsumer(
-        settings.topics.alerts, auto_offset_reset="latest", **client_config(settings)
+        settings.topics.alerts, auto_offset_reset="latest", **client_options(settings.kafka)
     )
     consumer.poll(timeout_ms=1000)  # join now, so no alert of this run is missed
     log_path = Path(settings.services.data_dir).parent / "logs" / "demo-worker.log"

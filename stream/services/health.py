@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from stream.config import KafkaSettings, Settings
+from stream.kafka import client_options
 from stream.services.errors import ServiceError
 
 HEALTH_TOPIC = "vitalstream.health"
@@ -36,20 +37,6 @@ class InfluxHealth:
     url: str
     version: str
     round_trip_ms: float
-
-
-def kafka_client_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """kafka-python keyword arguments for the configured cluster (auth included)."""
-    config: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap.split(",")}
-    config |= kafka.client_basics()
-    for key, path in (
-        ("ssl_cafile", kafka.ssl_cafile),
-        ("ssl_certfile", kafka.ssl_certfile),
-        ("ssl_keyfile", kafka.ssl_keyfile),
-    ):
-        if path is not None:
-            config[key] = str(path)
-    return config
 
 
 def _reason(exc: OSError) -> str:
@@ -89,7 +76,7 @@ def check_kafka(settings: Settings, timeout_s: float = 20.0) -> KafkaHealth:
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     kafka_reachable(settings.kafka)
-    config = kafka_client_config(settings.kafka)
+    config = client_options(settings.kafka)
     nonce = uuid.uuid4().hex.encode()
     started = time.monotonic()
     admin = producer = consumer = None

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Alert
 from stream.subscriptions.audit import AlertAudit
 from stream.subscriptions.book import AckError
@@ -43,7 +44,6 @@ from stream.subscriptions.cursor import Cursor, CursorError
 from stream.subscriptions.feed import AlertFeed, Delivery
 from stream.subscriptions.fhir import detected_issue, search_bundle
 from stream.subscriptions.filters import AlertFilter, FilterError, parse_filter
-from stream.subscriptions.kafka import client_options
 from stream.subscriptions.tokens import AuthError, TokenRecord, TokenStore, bearer_token
 from stream.subscriptions.webhooks import RetryPolicy, WebhookManager
 
@@ -196,7 +196,9 @@ def create_app(settings: Settings, *, webhook_retry: RetryPolicy | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tokens = TokenStore(settings.alerts_api.tokens_file)
         feed = AlertFeed(settings, tokens)
-        producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=0)
+        producer = AIOKafkaProducer(
+            **client_options(settings.kafka, "aiokafka"), acks="all", linger_ms=0
+        )
         await producer.start()
         audit = AlertAudit(settings) if settings.influx_token else None
         if audit is None:

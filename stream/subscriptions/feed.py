@@ -31,11 +31,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Alert
 from stream.subscriptions.book import AlertBook
 from stream.subscriptions.cursor import Cursor, CursorError
 from stream.subscriptions.filters import AlertFilter
-from stream.subscriptions.kafka import client_options
 from stream.subscriptions.tokens import TokenRecord, TokenStore
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class AlertFeed:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
+            **client_options(self.settings.kafka, "aiokafka"),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -264,7 +264,7 @@ class AlertFeed:
     async def _read_kafka(self, sub: Subscription) -> AsyncIterator[Delivery]:
         """A private consumer from an old cursor, until the ring covers its position."""
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
+            **client_options(self.settings.kafka, "aiokafka"),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

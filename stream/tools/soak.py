@@ -162,11 +162,11 @@ def _written_points(settings: Any, client: Any) -> set[tuple[str, int]]:
 def _alert_values(settings: Any) -> list[bytes]:
     from kafka import KafkaConsumer
 
-    from producers.publisher import client_config
+    from stream.kafka import client_options
 
     consumer = KafkaConsumer(
         settings.topics.alerts, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=3000, **client_config(settings),
+        consumer_timeout_ms=3000, **client_options(settings.kafka),
     )  # fmt: skip
     try:
         return [record.value for record in consumer]
@@ -378,10 +378,10 @@ def _delete_topics(settings: Any) -> None:
 
     from kafka import KafkaAdminClient
 
-    from producers.publisher import client_config
+    from stream.kafka import client_options
 
     with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(**client_config(settings))
+        admin = KafkaAdminClient(**client_options(settings.kafka))
         ours = [t for t in admin.list_topics()
                 if t.startswith(settings.topics.frames.split(".")[0] + ".")
                 or t.startswith(settings.stream.app_id)]  # fmt: skip

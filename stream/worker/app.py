@@ -32,7 +32,6 @@ import asyncio
 import logging
 import os
 import socket
-import ssl
 import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
@@ -42,10 +41,10 @@ import faust
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import ModelRollout
 from stream.scoring.scorer import Scorer
 from stream.sinks.influx import InfluxSink, pipeline_line
-from stream.subscriptions.kafka import client_options
 from stream.worker.ingest import Position, RawRecord
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.pipeline import Output, Pipeline, StateStore
@@ -54,30 +53,6 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 SPOOL_DRAIN_S = 2.0
-
-
-def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    kafka = settings.kafka
-    if "SSL" not in kafka.security_protocol:
-        return None
-    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
-    if kafka.ssl_certfile is not None:
-        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
-    return context
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """Faust credentials for the configured security protocol (``None`` for plaintext)."""
-    kafka = settings.kafka
-    context = _ssl_context(settings)
-    if kafka.sasl_mechanism is not None:
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
-            mechanism=kafka.sasl_mechanism,  # the enum value, e.g. "SCRAM-SHA-512"
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context) if context is not None else None
 
 
 class _DeviceKeyed(MutableMapping[str, Any]):
@@ -248,11 +223,9 @@ def create_app(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per write is noise
     workers_dir = datadir or Path(settings.services.data_dir).parent / "workers"
     workers_dir.mkdir(parents=True, exist_ok=True)
-    brokers = [f"kafka://{b.strip()}" for b in settings.kafka.bootstrap.split(",") if b.strip()]
     app = faust.App(
         stream.app_id,
-        broker=brokers,
-        broker_credentials=broker_credentials(settings),
+        **client_options(settings.kafka, "faust"),
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
@@ -339,7 +312,7 @@ def create_app(
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            **client_options(settings),
+            **client_options(settings.kafka, "aiokafka"),
         )
         await consumer.start()
         try:

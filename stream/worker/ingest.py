@@ -114,12 +114,15 @@ def _signal_message(error: ErrorDetails) -> str | None:
     loc = error["loc"]
     if len(loc) < 3 or loc[0] != "signals" or loc[1] not in SIGNALS:
         return None
-    unit, fs_lo, fs_hi, v_lo, v_hi = SIGNALS[str(loc[1])]
+    spec = SIGNALS[str(loc[1])]
     bound = error["type"] in ("greater_than_equal", "less_than_equal")
     if bound and loc[2] == "samples":
-        return f"{error['input']!r} is outside the plausible range {v_lo:g}..{v_hi:g} {unit}"
+        return (
+            f"{error['input']!r} is outside the plausible range "
+            f"{spec.lowest:g}..{spec.highest:g} {spec.unit}"
+        )
     if bound and loc[2] == "fs":
-        return f"sampling rate {error['input']!r} Hz is outside {fs_lo:g}..{fs_hi:g} Hz"
+        return f"sampling rate {error['input']!r} Hz is outside {spec.fs_min:g}..{spec.fs_max:g} Hz"
     if error["type"] == "tuple_type" and loc[1] == "acc":
         return "samples must be [x, y, z] triples"
     return None

@@ -22,8 +22,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from producers.publisher import client_config
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import VITALS, Alert, Frame
 from stream.sinks.influx import to_ns
 
@@ -115,7 +115,10 @@ def consume(
 ) -> list[bytes]:
     """Values of topic from the beginning, until `until(values)` or timeout."""
     consumer = KafkaConsumer(
-        topic, auto_offset_reset="earliest", enable_auto_commit=False, **client_config(settings)
+        topic,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **client_options(settings.kafka),
     )
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s

@@ -30,8 +30,8 @@ import pytest
 from httpx_sse import connect_sse
 from kafka import KafkaProducer
 
-from producers.publisher import client_config
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Alert, DeadLetter
 from stream.subscriptions.server import ServerThread
 from stream.subscriptions.tokens import TokenStore
@@ -204,7 +204,7 @@ def test_a_frame_held_behind_a_gap_survives_a_crash(isolated_settings, influx_cl
     env = worker_env(settings, VITALSTREAM_STREAM__LATENESS_S="30")
     worker = started_worker(env, tmp_path)
     device, t0 = "dev-gap", float(int(time.time()) - 60)
-    producer = KafkaProducer(acks="all", **client_config(settings))
+    producer = KafkaProducer(acks="all", **client_options(settings.kafka))
     for seq in (0, 1, 3, 4):  # seq 2 never comes
         frame = {
             "device_id": device, "seq": seq, "t0": t0 + seq,
@@ -368,7 +368,7 @@ def test_slow_webhook_and_stalled_subscriber_do_not_delay_others(isolated_settin
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowReceiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     _SlowReceiver.calls = []
-    producer = KafkaProducer(**client_config(settings), acks="all", linger_ms=0)
+    producer = KafkaProducer(**client_options(settings.kafka), acks="all", linger_ms=0)
     retry = RetryPolicy(attempts=2, first_delay_s=0.1, max_delay_s=0.2, timeout_s=10.0)
     n_alerts = 40
     padding = "x" * 60_000  # big events fill the stalled subscriber's socket quickly

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from producers.publisher import client_config
 from stream.config import Settings, load_settings
+from stream.kafka import client_options
 from stream.records import ModelRollout
 from stream.scoring import registry
 from tests.integration.harness import (
@@ -119,7 +119,7 @@ def test_promote_swaps_the_rhythm_model_live_and_refuses_a_corrupt_one(
             name="rhythm", version=CORRUPT, path=str(root / "rhythm" / CORRUPT),
             sha256=card.onnx_sha256, shadow=False, at=time.time(),
         )  # fmt: skip
-        producer = KafkaProducer(**client_config(settings))
+        producer = KafkaProducer(**client_options(settings.kafka))
         producer.send(settings.topics.control, key=b"rhythm", value=forged.to_json()).get(10)
         producer.close()
         wait_for_log(worker, f"rollout of rhythm@{CORRUPT} refused")

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from producers.publisher import client_config
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Alert, DeadLetter
 from stream.scoring import registry
 from tests.integration.harness import cli, consume, influx_rows
@@ -90,7 +90,7 @@ def test_a_ward_scenario_through_a_real_worker(isolated_settings, influx_client,
         worker = subprocess.Popen(cli("worker"), env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(log_path, "[^Worker]: Ready", 90, worker)
-        producer = KafkaProducer(**client_config(settings))
+        producer = KafkaProducer(**client_options(settings.kafka))
         producer.send(settings.topics.frames, key=b"dev-junk", value=b'{"v": 1, "seq": ')
         producer.flush()
         producer.close()
@@ -235,7 +235,7 @@ def test_a_rollout_on_the_control_topic_swaps_the_live_model(isolated_settings, 
         wait_for(log_path, "following model rollouts", 30, worker)
         good = registry.promote("tiny", "2", settings)
         forged = good.model_copy(update={"version": "1", "sha256": "f" * 64})
-        producer = KafkaProducer(**client_config(settings))
+        producer = KafkaProducer(**client_options(settings.kafka))
         for rollout in (forged, good):
             producer.send(settings.topics.control, value=rollout.to_json())
         producer.flush()

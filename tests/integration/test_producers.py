@@ -10,10 +10,11 @@ import pytest
 from kafka import KafkaConsumer
 
 from producers.fleet import Fleet, run_fleet
-from producers.publisher import Publisher, client_config, ensure_topics, producer_topics
+from producers.publisher import Publisher, ensure_topics, producer_topics
 from producers.recordings import frames, load_recording, resample, to_device_rate
 from producers.scenario import load_scenario
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Enrolment, Frame
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def _consume(settings: Settings, topic: str, expected: int, timeout_s: float = 3
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
-        **client_config(settings),
+        **client_options(settings.kafka),
     )
     records = []
     deadline = time.monotonic() + timeout_s

@@ -23,14 +23,13 @@ import psutil
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from producers.publisher import client_config
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.services import kafka as local_kafka
 from stream.services import process
 from stream.services.errors import ServiceError
-from stream.services.health import check_influx, check_kafka, kafka_client_config
+from stream.services.health import check_influx, check_kafka
 from stream.subscriptions.server import free_port
-from stream.worker.app import broker_credentials
 from tests.integration.harness import (
     Simulation,
     WorkerProcess,
@@ -166,12 +165,12 @@ def scram_settings(base: Settings, broker: SecureBroker, password: str) -> Setti
 
 
 def test_tls_round_trip_through_settings(services, secure_broker):
-    """health.kafka_client_config and the publisher's client_config both speak TLS."""
+    """The one builder of client options speaks TLS for kafka-python and aiokafka alike."""
     settings = tls_settings(services, secure_broker)
-    assert kafka_client_config(settings.kafka)["ssl_cafile"] == str(secure_broker.ca)
+    assert client_options(settings.kafka)["ssl_cafile"] == str(secure_broker.ca)
     health = process.wait_until(lambda: check_kafka(settings, timeout_s=10), 60, "TLS round trip")
     assert health.bootstrap == secure_broker.ssl_bootstrap
-    producer = KafkaProducer(**client_config(settings), acks="all")
+    producer = KafkaProducer(**client_options(settings.kafka), acks="all")
     sent = producer.send("tls-check", b"over tls").get(timeout=20)
     producer.close()
     assert sent.offset >= 0
@@ -191,24 +190,26 @@ def test_plaintext_and_untrusted_clients_are_refused(services, secure_broker):
         update={"kafka": plaintext.kafka.model_copy(update={"security_protocol": "SSL"})}
     )
     with pytest.raises((ServiceError, Exception)):
-        KafkaAdminClient(**kafka_client_config(untrusted.kafka)).list_topics()
+        KafkaAdminClient(**client_options(untrusted.kafka)).list_topics()
 
 
 def test_scram_user_authenticates_and_a_wrong_password_does_not(services, secure_broker, caplog):
     good = scram_settings(services, secure_broker, secure_broker.scram_password)
     process.wait_until(lambda: check_kafka(good, timeout_s=10), 60, "SCRAM round trip")
-    assert broker_credentials(good).mechanism.value == "SCRAM-SHA-512"
+    assert client_options(good.kafka, "faust")["broker_credentials"].mechanism.value == (
+        "SCRAM-SHA-512"
+    )
     wrong = scram_settings(services, secure_broker, "wrong").kafka
     with caplog.at_level("WARNING"), pytest.raises(Exception):  # noqa: B017 - timeout or auth
-        KafkaAdminClient(**kafka_client_config(wrong)).list_topics()
+        KafkaAdminClient(**client_options(wrong)).list_topics()
     # The broker either answers the SASL exchange with a failure or drops the connection.
     assert "Authentication failed" in caplog.text or "socket disconnected" in caplog.text
 
 
 @pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
 def test_worker_runs_over_tls(protocol, services, secure_broker, isolated_settings, tmp_path):
-    """A real worker (Faust/aiokafka via broker_credentials) consumes and produces over TLS,
-    and over TLS with SCRAM: a malformed frame comes back as a dead letter."""
+    """A real worker (Faust/aiokafka, options from stream.kafka) consumes and produces over
+    TLS, and over TLS with SCRAM: a malformed frame comes back as a dead letter."""
     if protocol == "SSL":
         settings = tls_settings(isolated_settings, secure_broker)
         auth = {}
@@ -231,7 +232,7 @@ def test_worker_runs_over_tls(protocol, services, secure_broker, isolated_settin
     worker.start()
     try:
         worker.wait_ready(120)
-        producer = KafkaProducer(**client_config(settings), acks="all")
+        producer = KafkaProducer(**client_options(settings.kafka), acks="all")
         producer.send(settings.topics.frames, key=b"dev-tls", value=b'{"v": 1, "seq": ')
         producer.flush()
         producer.close()
@@ -298,7 +299,7 @@ def test_no_raw_ids_or_secrets_downstream_of_ingest(
         )
         assert simulated.returncode == 0, simulated.stderr[-2000:]
         # A malformed frame and an enrolment-shaped frame carrying a raw id: dead letters.
-        producer = KafkaProducer(**client_config(settings), acks="all")
+        producer = KafkaProducer(**client_options(settings.kafka), acks="all")
         producer.send(
             settings.topics.frames, key=b"dev-x", value=b'{"patient_id": "MRN-SECRET-7781"'
         )

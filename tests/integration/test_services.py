@@ -18,8 +18,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from rich.console import Console
 
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.services import influxdb, kafka, stack
-from stream.services.health import find_bucket, flux_string, kafka_client_config
+from stream.services.health import find_bucket, flux_string
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def free_port() -> int:
 
 
 def test_message_round_trips_through_a_fresh_topic(isolated_settings: Settings) -> None:
-    config = kafka_client_config(isolated_settings.kafka)
+    config = client_options(isolated_settings.kafka)
     topic = isolated_settings.topics.frames
     producer = KafkaProducer(acks="all", **config)
     sent = producer.send(topic, key=b"device-1", value=b"hello vitals").get(timeout=20)

@@ -23,8 +23,8 @@ from influxdb_client import InfluxDBClient
 from kafka import KafkaConsumer, KafkaProducer
 from websockets.sync.client import connect as ws_connect
 
-from producers.publisher import client_config
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Acknowledgement, Alert
 from stream.subscriptions import feed as feed_module
 from stream.subscriptions.cursor import Cursor
@@ -67,7 +67,7 @@ class Api:
         self.server = server
         self.url = server.url
         self.tokens = TokenStore(settings.alerts_api.tokens_file)
-        self.producer = KafkaProducer(**client_config(settings), acks="all", linger_ms=0)
+        self.producer = KafkaProducer(**client_options(settings.kafka), acks="all", linger_ms=0)
 
     def token(self, **scope: object) -> str:
         scope.setdefault("wards", "*")
@@ -253,7 +253,7 @@ def _topic(settings: Settings, topic: str, timeout_s: float = 5.0) -> list[bytes
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=int(timeout_s * 1000),
-        **client_config(settings),
+        **client_options(settings.kafka),
     )
     try:
         return [record.value for record in consumer]

@@ -25,8 +25,9 @@ from kafka.admin import KafkaAdminClient
 from rich.console import Console
 from websockets.asyncio.client import connect as ws_connect
 
-from producers.publisher import client_config, ensure_topics
+from producers.publisher import ensure_topics
 from stream.config import Settings
+from stream.kafka import client_options
 from stream.records import Alert
 from stream.subscriptions.server import ServerThread
 from stream.subscriptions.tokens import TokenStore
@@ -103,7 +104,7 @@ async def _ws_subscriber(
 
 
 def _produce(settings: Settings, alerts: int, rate_per_s: float) -> None:
-    producer = KafkaProducer(**client_config(settings), linger_ms=0)
+    producer = KafkaProducer(**client_options(settings.kafka), linger_ms=0)
     try:
         for i in range(alerts):
             alert = _alert(i)
@@ -227,7 +228,7 @@ def run_bench(
                     console,
                 )
         finally:
-            admin = KafkaAdminClient(**client_config(settings))
+            admin = KafkaAdminClient(**client_options(settings.kafka))
             admin.delete_topics([topic])
             admin.close()
     lat_ms = np.array(latencies) * 1000

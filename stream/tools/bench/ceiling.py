@@ -51,7 +51,7 @@ def _publish(settings: Settings, topic: str, frames: list[tuple[str, bytes]]) ->
 async def _consume(settings: Settings, topic: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    from stream.subscriptions.kafka import client_options
+    from stream.kafka import client_options
 
     consumer = AIOKafkaConsumer(
         topic,
@@ -60,7 +60,7 @@ async def _consume(settings: Settings, topic: str, total: int) -> float:
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 2**20,
         fetch_max_bytes=64 * 2**20,
-        **client_options(settings),
+        **client_options(settings.kafka, "aiokafka"),
     )
     await consumer.start()
     try:

@@ -116,10 +116,11 @@ def discard(settings: Settings) -> None:
     from influxdb_client import InfluxDBClient
     from kafka import KafkaAdminClient
 
-    from stream.services.health import find_bucket, kafka_client_config
+    from stream.kafka import client_options
+    from stream.services.health import find_bucket
 
     with contextlib.suppress(Exception):
-        config = kafka_client_config(settings.kafka)
+        config = client_options(settings.kafka)
         admin = KafkaAdminClient(client_id="vitalstream-bench", **config)
         try:
             prefix = settings.stream.app_id

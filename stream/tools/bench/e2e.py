@@ -89,13 +89,13 @@ class AlertCollector(threading.Thread):
         super().__init__(daemon=True, name="bench-alerts")
         from kafka import KafkaConsumer
 
-        from producers.publisher import client_config
+        from stream.kafka import client_options
 
         self.consumer = KafkaConsumer(
             settings.topics.alerts,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            **client_config(settings),
+            **client_options(settings.kafka),
         )
         self.received: list[tuple[float, bytes]] = []
         self.stop = threading.Event()
@@ -125,11 +125,13 @@ class OffsetProbe:
     def __init__(self, settings: Settings) -> None:
         from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-        from producers.publisher import client_config
+        from stream.kafka import client_options
 
         self.group = settings.stream.app_id
-        self.admin = KafkaAdminClient(client_id="vitalstream-bench", **client_config(settings))
-        self.consumer = KafkaConsumer(**client_config(settings))
+        self.admin = KafkaAdminClient(
+            client_id="vitalstream-bench", **client_options(settings.kafka)
+        )
+        self.consumer = KafkaConsumer(**client_options(settings.kafka))
         topic = settings.topics.frames
         partitions = self.consumer.partitions_for_topic(topic) or set()
         self.partitions = [TopicPartition(topic, p) for p in sorted(partitions)]

@@ -201,7 +201,7 @@ async def _pass_through(
 ) -> Flowed:
     from aiokafka import AIOKafkaConsumer
 
-    from stream.subscriptions.kafka import client_options
+    from stream.kafka import client_options
 
     stream = settings.stream
     consumer = AIOKafkaConsumer(
@@ -209,7 +209,7 @@ async def _pass_through(
         group_id=stream.app_id,  # the worker's group: OffsetProbe reads its commits
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        **client_options(settings),
+        **client_options(settings.kafka, "aiokafka"),
     )
     sink = InfluxSink(settings)
     builder = FrameLines(bench_scenario(0, 0)["ward"], stream.hop_s, features)

@@ -73,7 +73,11 @@ def _reference(chunk: Chunk, i: int, device_id: str, seq: int, t0: float) -> byt
     names += ["hr", "spo2"] if chunk.measurable[i] else []
     fs = {"ecg": 128, "ppg": 64, "acc": 25}
     signals = {
-        name: {"fs": fs.get(name, 1), "unit": SIGNALS[name][0], "samples": getattr(chunk, name)[i]}
+        name: {
+            "fs": fs.get(name, 1),
+            "unit": SIGNALS[name].unit,
+            "samples": getattr(chunk, name)[i],
+        }
         for name in names
     }
     frame = {"v": 1, "device_id": device_id, "seq": seq, "t0": t0, "signals": signals}

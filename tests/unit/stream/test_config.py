@@ -169,18 +169,3 @@ def test_child_env_vars_rebuild_the_same_names_in_a_child(
     assert (child.kafka.bootstrap, child.kafka.partitions) == ("127.0.0.1:19092", 2)
     assert child.services.data_dir == tmp_path
     assert child.stream.web_port == 0
-
-
-def test_kafka_client_basics_carry_the_sasl_login_only_when_configured() -> None:
-    plain = load_settings().kafka.client_basics()
-    assert plain["security_protocol"] == "PLAINTEXT" and "sasl_mechanism" not in plain
-    scram = load_settings(
-        kafka={
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_username": "svc",
-            "sasl_password": "pw",
-        }
-    ).kafka.client_basics()
-    assert scram["sasl_mechanism"] == "SCRAM-SHA-512"
-    assert (scram["sasl_plain_username"], scram["sasl_plain_password"]) == ("svc", "pw")

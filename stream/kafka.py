@@ -1,0 +1,88 @@
+"""The one builder of Kafka client options, for every client VitalStream runs.
+
+Three client libraries talk to the same cluster: kafka-python (producers, admin, tests,
+tools), aiokafka (the alert service, the worker's rollout follower, benchmarks) and
+Faust (the worker, over aiokafka). They name most options alike but differ in two:
+kafka-python takes TLS as file paths where aiokafka takes an ``SSLContext``, and Faust
+takes ``broker`` URLs and a credentials object. :func:`client_options` hides that, so a
+security setting (SASL/SCRAM, TLS) added to :class:`stream.config.KafkaSettings` reaches
+every client at once.
+
+>>> from stream.config import KafkaSettings
+>>> options = client_options(KafkaSettings(bootstrap="k1:9092, k2:9092"))
+>>> options["bootstrap_servers"], options["security_protocol"]
+(['k1:9092', 'k2:9092'], 'PLAINTEXT')
+>>> client_options(KafkaSettings(bootstrap="k1:9092"), "faust")
+{'broker': ['kafka://k1:9092'], 'broker_credentials': None}
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Literal
+
+from stream.config import KafkaSettings
+
+Client = Literal["kafka-python", "aiokafka", "faust"]
+
+
+def client_options(kafka: KafkaSettings, client: Client = "kafka-python") -> dict[str, Any]:
+    """Keyword arguments that connect ``client`` to the configured cluster, auth included.
+
+    kafka-python and aiokafka: pass them to any consumer, producer or admin client
+    (``KafkaProducer(**client_options(kafka), acks="all")``). Faust: pass them to
+    ``faust.App`` (``broker`` and ``broker_credentials``).
+    """
+    bootstrap = [address.strip() for address in kafka.bootstrap.split(",") if address.strip()]
+    if client == "faust":
+        return {
+            "broker": [f"kafka://{address}" for address in bootstrap],
+            "broker_credentials": _faust_credentials(kafka),
+        }
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
+    }
+    if kafka.sasl_mechanism is not None:
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    if client == "kafka-python":
+        for option in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(kafka, option)
+            if path is not None:
+                options[option] = str(path)
+    else:
+        context = _ssl_context(kafka)
+        if context is not None:
+            options["ssl_context"] = context
+    return options
+
+
+def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
+    """The TLS context aiokafka and Faust need (``None`` without TLS)."""
+    if "SSL" not in kafka.security_protocol:
+        return None
+    context = ssl.create_default_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.ssl_certfile is not None:
+        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+    return context
+
+
+def _faust_credentials(kafka: KafkaSettings) -> Any:
+    """Faust's credentials object for the security protocol (``None`` for plaintext)."""
+    context = _ssl_context(kafka)
+    if kafka.sasl_mechanism is None and context is None:
+        return None
+    import faust  # only the worker runs Faust; everything else stays light
+
+    if kafka.sasl_mechanism is not None:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism,  # the enum value, e.g. "SCRAM-SHA-512"
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
