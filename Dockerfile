@@ -1,5 +1,6 @@
 # The VitalStream app image (worker, simulator, alert feed); Kafka, InfluxDB and Grafana
-# run from their own images in docker-compose.yml. No training extra: inference only.
+# run from their own images in docker-compose.yml. No training or bench extra (torch,
+# matplotlib, py-spy): inference only; worker, simulate and alerts serve draw nothing.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

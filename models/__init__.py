@@ -1,5 +1,8 @@
-"""Offline training, evaluation, ONNX export and the model registry.
+"""Offline training: datasets, the PyTorch RNNs, training, evaluation and ONNX export.
 
-Only ``stream.scoring.registry`` is imported by the stream; everything needing torch lives
-behind the ``train`` extra.
+Needs the ``train`` extra (torch). This package imports ``stream`` (the model inputs,
+registry and feature code in ``stream.scoring`` and ``stream.signal``, so a model learns on
+exactly what the stream will feed it) and ``producers`` (simulated patients); the stream
+never imports it. ``default/`` holds the small trained models a fresh checkout scores
+with, read by ``stream.scoring.registry`` as files.
 """

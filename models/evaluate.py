@@ -71,7 +71,8 @@ def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 def hand_made_features(windows: Windows) -> np.ndarray:
     """``window_features`` of every window: the stream's own feature code, unchanged."""
-    from stream.signal.features import FEATURE_NAMES, SignalWindow, window_features
+    from stream.signal.features import window_features
+    from stream.signal.window import FEATURE_NAMES, SignalWindow
 
     if windows.raw is None:
         # Vitals sequences are already hand-made features: summarize each window by its

@@ -151,7 +151,7 @@ SPECS: dict[str, ModelSpec] = {
         lambda c, k: RnnConfig(c, k, conv_channels=16, conv_layers=2, conv_stride=4, hidden=32),
         "AF and ventricular-run probability of one 10 s single-lead ECG window: the ECG at "
         "64 Hz plus the step-held RR interval and its beat-to-beat change from the stream's "
-        "R-peak detector (stream.signal.features.detect_r_peaks).",
+        "R-peak detector (stream.signal.beats.detect_r_peaks).",
     ),
     "deterioration": ModelSpec(
         "deterioration",

@@ -20,8 +20,9 @@ import numpy as np
 import orjson
 
 from producers.frames import FrameEncoder
-from producers.physiology import ACC_FS, ECG_FS, PPG_FS, Conditions, Physiology
+from producers.physiology import Conditions, Physiology
 from producers.scenario import EVENT_KINDS, Baseline, Patient, Scenario
+from producers.waveforms import ACC_FS, ECG_FS, PPG_FS
 from stream.records import Enrolment
 
 _SEVERITY_KINDS = (

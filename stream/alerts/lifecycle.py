@@ -41,12 +41,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from stream.alerts.rules import Category, Condition, FallDetector, family_of
+from stream.alerts.conditions import DEVICE_SILENT, Category, Condition, family_of
+from stream.alerts.fall import FallDetector
 from stream.config import RuleSettings
-from stream.records import PRIORITY_RANK, Alert, AlertEvent, PatientContext, Priority
+from stream.records import PRIORITY_RANK, Alert, AlertEvent, AlertKind, PatientContext, Priority
 
 STATE_VERSION = 1
-DEVICE_SILENT = "device_silent"
 _ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://vitalstream.dev/alerts")
 
 
@@ -59,7 +59,7 @@ def alert_id(patient: str, kind: str, t_onset: float) -> str:
 class _Track:
     """One kind's episode: pending (waiting out the onset delay) or active."""
 
-    kind: str
+    kind: AlertKind
     category: Category
     priority: Priority
     source: str
@@ -85,10 +85,10 @@ def _rank(priority: str) -> int:
     return PRIORITY_RANK[priority]
 
 
-def strongest_per_kind(conditions: Iterable[Condition]) -> dict[str, Condition]:
+def strongest_per_kind(conditions: Iterable[Condition]) -> dict[AlertKind, Condition]:
     """One condition per kind: a real breach beats sustain-only, then higher priority,
     then the first reported (rules before models, as :func:`evaluate` orders them)."""
-    strongest: dict[str, Condition] = {}
+    strongest: dict[AlertKind, Condition] = {}
     for condition in conditions:
         held = strongest.get(condition.kind)
         if held is None or _strength(condition) > _strength(held):
@@ -101,7 +101,12 @@ def _strength(condition: Condition) -> tuple[bool, int]:
 
 
 class AlertTracker:
-    """Alert state of one device; see the module docstring."""
+    """Alert state of one device; see the module docstring.
+
+    ``fall`` is the device's :class:`~stream.alerts.fall.FallDetector`: the tracker only
+    carries it (saved and restored with its state); :func:`stream.alerts.rules.evaluate`
+    advances it when passed as ``fall=tracker.fall``.
+    """
 
     def __init__(self, rules: RuleSettings | None = None) -> None:
         self.rules = rules or RuleSettings()

@@ -1,6 +1,7 @@
 """`vitalstream bench SUITE`: reproducible benchmarks, side by side with the ceilings.
 
-Owns the :func:`bench` command (the lead registers it on the CLI root). Suites:
+Owns the :func:`bench` command (registered on the CLI root by :mod:`stream.cli.main`).
+Suites:
 
 - ``e2e``: simulator + worker processes, fleet size swept, real-time knee (stream.tools.bench.e2e);
 - ``ceiling``: plain aiokafka consume, pydantic decode, in-memory pipeline, raw InfluxDB
@@ -20,14 +21,13 @@ report reads ``docs/bench/<suite>.json``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
 SUITES = ("e2e", "ceiling", "headroom", "model", "influx", "producer", "report")
 # The sweep stops at the first size the worker cannot hold (see stream.tools.bench.e2e.run).
 DEFAULT_DEVICES = "50,100,150,250,500,1000,2000,3000,5000"
-# The issue's goal: the whole fleet flowing through this machine.
+# The fleet VitalStream is sized for: 5,000 devices flowing through this machine.
 HEADROOM_DEVICES = "5000"
 BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
@@ -41,63 +41,6 @@ def _counts(text: str) -> list[int]:
     if not counts or counts[0] < 1:
         raise typer.BadParameter("needs positive counts")
     return counts
-
-
-def ceiling_ratio(e2e_summary: dict[str, Any], bench_dir: Path) -> float | None:
-    """Frames/s at the knee over the plain-consumer ceiling (from ``ceiling.json``)."""
-    from stream.tools.bench.common import read_json
-
-    ceiling = read_json(bench_dir / "ceiling.json")
-    kafka = (ceiling or {}).get("summary", {}).get("kafka_consume_frames_per_s")
-    at_knee = e2e_summary.get("frames_per_s_at_knee")
-    return round(at_knee / kafka, 5) if kafka and at_knee else None
-
-
-def _run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
-    from stream.config import load_settings
-    from stream.services import health
-
-    settings = load_settings()
-    if suite in ("e2e", "ceiling", "headroom", "influx", "producer"):
-        health.check_kafka(settings)
-        health.check_influx(settings)
-    if suite == "e2e":
-        from stream.tools.bench import e2e
-
-        profile_at = options["profile_at"]
-        results, summary = e2e.run(
-            settings, options["devices"], options["seconds"], options["warmup"],
-            profile_at=profile_at, profile_path=options["bench_dir"] / "profile.txt",
-            workers=options["workers"],
-        )  # fmt: skip
-        summary["profiled_devices"] = profile_at
-        summary["ceiling_ratio"] = ceiling_ratio(summary, options["bench_dir"])
-        return results, summary
-    if suite == "ceiling":
-        from stream.tools.bench import ceiling
-        from stream.tools.bench.common import read_json
-
-        e2e_json = read_json(options["bench_dir"] / "e2e.json")
-        return ceiling.run(settings, e2e=e2e_json)
-    if suite == "headroom":
-        from stream.tools.bench import headroom
-
-        return headroom.run(
-            settings, options["devices"], options["seconds"], options["warmup"],
-            bench_dir=options["bench_dir"],
-        )  # fmt: skip
-    if suite == "model":
-        from stream.tools.bench import model
-
-        return model.run(settings)
-    if suite == "influx":
-        from stream.tools.bench import influx
-
-        return influx.run(settings)
-    from stream.tools.bench import producer as producer_bench
-
-    summary = producer_bench.run(settings, options["devices"], options["seconds"])
-    return summary.pop("results"), summary
 
 
 def bench(
@@ -132,6 +75,7 @@ def bench(
     """Run a benchmark suite and print its summary (and write JSON with --json)."""
     import json
 
+    from stream.tools.bench import suites
     from stream.tools.bench.common import envelope, write_json
 
     if suite not in SUITES:
@@ -151,7 +95,7 @@ def bench(
         "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
         "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),
     }  # fmt: skip
-    results, summary = _run_suite(suite, options)
+    results, summary = suites.run_suite(suite, options)
     data = envelope(suite, load_settings(), results, summary)
     if json_path is not None:
         write_json(json_path, data)

@@ -1,7 +1,8 @@
 """`vitalstream dashboards check|render`: the Grafana dashboards against the real InfluxDB.
 
-Argument handling and printing only; the work is in :mod:`stream.tools.dashboards`. Both commands
-read the bucket, org and token from the settings (``VITALSTREAM_INFLUX__*``), as the
+Argument handling and printing only; the work is in :mod:`stream.tools.dashboards` (the
+queries), :mod:`stream.tools.dashboard_runner` and :mod:`stream.tools.dashboard_render`.
+Both commands read the bucket, org and token from the settings (``VITALSTREAM_INFLUX__*``), as the
 provisioned Grafana datasource reads the same values from its environment.
 """
 
@@ -41,7 +42,8 @@ def check(
     from rich.table import Table
 
     from stream.config import load_settings
-    from stream.tools.dashboards import DashboardRunner, TimeRange, load_dashboards, parse_duration
+    from stream.tools.dashboard_runner import DashboardRunner
+    from stream.tools.dashboards import TimeRange, load_dashboards, parse_duration
 
     settings = load_settings()
     influx = settings.influx
@@ -87,13 +89,9 @@ def render(
     from rich.progress import track
 
     from stream.config import load_settings
-    from stream.tools.dashboards import (
-        DashboardRunner,
-        TimeRange,
-        load_dashboards,
-        parse_duration,
-        render_dashboard,
-    )
+    from stream.tools.dashboard_render import render_dashboard
+    from stream.tools.dashboard_runner import DashboardRunner
+    from stream.tools.dashboards import TimeRange, load_dashboards, parse_duration
 
     settings = load_settings()
     influx = settings.influx

@@ -20,9 +20,10 @@ from stream.cli.bench import bench
 from stream.cli.dashboards import dashboards_app
 from stream.cli.run import analyze, demo, worker
 from stream.cli.services import services_app
+from stream.cli.soak import soak
 from stream.config import load_settings
 from stream.services.errors import ServiceError
-from stream.tools.soak import soak
+from stream.tools.plotting import PlottingUnavailable
 
 app = typer.Typer(
     name="vitalstream",
@@ -55,7 +56,8 @@ for command in (simulate, replay, worker, demo, analyze, train, soak, bench):
 
 
 def main() -> None:
-    """Console entry point: bad settings or broken services end in one line, not a traceback."""
+    """Console entry point: bad settings, broken services or no matplotlib for a drawing
+    end in one line, not a traceback."""
     try:
         app()
     except ValidationError as exc:
@@ -63,6 +65,6 @@ def main() -> None:
         where = ".".join(str(p) for p in first["loc"])
         typer.secho(f"error: invalid setting {where}: {first['msg']}", err=True, fg="red")
         sys.exit(2)
-    except ServiceError as exc:
+    except (ServiceError, PlottingUnavailable) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(2)

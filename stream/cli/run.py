@@ -42,7 +42,8 @@ def worker(
 
     from producers.publisher import ensure_topics
     from stream.config import load_settings
-    from stream.worker.app import create_app, stream_topics
+    from stream.kafka import stream_topics
+    from stream.worker.app import create_app
 
     settings = load_settings()
     settings.pseudonym_secret  # noqa: B018 - fail now, not at the first enrolment
@@ -88,7 +89,7 @@ def analyze(
     """Analyze a recording offline with exactly the worker's functions."""
     from stream.config import load_settings
     from stream.scoring.scorer import Scorer
-    from stream.worker.pipeline import analyze_recording
+    from stream.worker.analyze import analyze_recording
 
     if signal_name not in ("ecg", "ppg", "acc"):
         raise typer.BadParameter("--signal must be ecg, ppg or acc")
@@ -155,10 +156,9 @@ def demo(
 
     from producers.publisher import ensure_topics
     from stream.config import load_settings
-    from stream.kafka import client_options
+    from stream.kafka import client_options, stream_topics
     from stream.records import Alert
     from stream.services import stack
-    from stream.worker.app import stream_topics
 
     console = Console()
     settings = load_settings()

@@ -26,7 +26,7 @@ import numpy as np
 
 from stream.scoring.registry import LoadedModel
 
-# The stream's features (stream.signal.features.FEATURE_NAMES) that explain a rhythm score.
+# The stream's features (stream.signal.window.FEATURE_NAMES) that explain a rhythm score.
 ECG_FEATURES = (
     "ecg_hr_bpm",
     "rr_mean_s",

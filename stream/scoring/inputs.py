@@ -1,15 +1,24 @@
-"""How a raw ECG becomes an ECG-kind model input: the one builder training and the stream share.
+"""Model inputs: the one contract between training and the stream.
 
-Pure numpy/scipy, no torch and no Faust: ``models.dataset`` builds training windows with
-:func:`ecg_channels` and ``stream.scoring.scorer`` builds live inputs with it, so a model never
-sees data prepared differently from what it learnt on.
+Owns how windows become the tensors a model card's inputs name:
+
+- ``ecg`` inputs: :func:`ecg_channels` turns a raw ECG window into the card's channels at
+  the card's rate. ``models.dataset`` builds training windows with it and the stream's
+  :func:`ecg_inputs` builds live ones with it, so a model never sees data prepared
+  differently from what it learnt on.
+- ``vitals`` inputs: :func:`vitals_inputs`, each channel's trend history (kept by the
+  device buffers) at the card's rate.
+- :func:`batch_inputs` builds every input of one model for a whole batch of windows at
+  once (the scorer's one ONNX call per model); :func:`model_inputs` one window's.
+
+Pure numpy/scipy, no torch and no Faust.
 
 Channels a card may name for an ``ecg`` input, in any order:
 
 - ``ecg``: the ECG resampled to the model's rate with a polyphase anti-alias filter.
   Gaps (nan) stay gaps; the card's normalization imputes them with the training mean.
 - ``rr_s``: the RR interval in seconds of the latest beat, step-held until the next one.
-  Beats come from :func:`stream.signal.features.detect_r_peaks` on the *source-rate* ECG, the
+  Beats come from :func:`stream.signal.beats.detect_r_peaks` on the *source-rate* ECG, the
   same detector the stream's RR features use, so the model sees beat timing at full
   resolution even though its ECG channel is coarse. Nan before the second beat and for
   intervals that span a gap. The stream passes the peaks its window features already
@@ -27,17 +36,23 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
 from scipy.signal import firwin, resample_poly
 
-from stream.signal import kernels
-from stream.signal.features import detect_r_peaks
+from stream.scoring.registry import LoadedModel, ModelInput
+from stream.signal.beats import detect_r_peaks
+from stream.signal.features import group_by_length
+from stream.signal.kernels.beat_series import held_rr
+from stream.signal.window import SignalWindow
 
 ECG_CHANNELS = ("ecg", "rr_s", "drr_s")
+
+# A window must cover this share of the model's input span to be scored at all.
+MIN_COVERAGE = 0.9
 
 
 def same_rate(a: float, b: float) -> bool:
@@ -111,7 +126,7 @@ def rr_channels(
     """
     ecg = np.asarray(ecg, dtype=np.float64)
     peaks = detect_r_peaks(ecg, fs_in) if r_peaks is None else r_peaks
-    rr_s, drr_s = kernels.held_rr(
+    rr_s, drr_s = held_rr(
         np.asarray(peaks, dtype=np.int64),
         ~np.isfinite(ecg),
         float(fs_in),
@@ -152,3 +167,130 @@ def ecg_channels(
                 if name in column:
                     out[row, :, column[name]] = values
     return out[0] if one else out
+
+
+# -- windows -> a model's feeds ------------------------------------------------------------
+# Feature names a model card may use for a vital whose history the buffers keep.
+TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "temp": "temp"}
+
+
+def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Trend histories at ``fs_out``, along the last axis (rows resample independently)."""
+    n = x.shape[-1]
+    if same_rate(fs_in, fs_out) or n < 2:
+        return x
+    ratio = fs_in / fs_out
+    if ratio > 1 and same_rate(ratio, round(ratio)):
+        # Downsampling a trend: mean of each block, ignoring gaps (no aliasing of noise).
+        step = round(ratio)
+        usable = n - n % step
+        blocks = x[..., n - usable :].reshape(*x.shape[:-1], -1, step)
+        counts = np.isfinite(blocks).sum(axis=-1)
+        sums = np.nansum(blocks, axis=-1)
+        return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
+    t_in = np.arange(n) / fs_in
+    t_out = np.arange(round(n * fs_out / fs_in)) / fs_out
+    rows = [np.interp(t_out, t_in, row) for row in x.reshape(-1, n)]
+    return np.stack(rows).reshape(*x.shape[:-1], len(t_out))
+
+
+def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
+    """The last ``steps`` samples, nan-padded at the start; ``None`` if too little data."""
+    if len(x) < MIN_COVERAGE * steps:
+        return None
+    if len(x) >= steps:
+        return x[-steps:]
+    return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
+
+
+def ecg_inputs(
+    windows: Sequence[SignalWindow],
+    spec: ModelInput,
+    r_peaks: Sequence[np.ndarray | None],
+) -> list[np.ndarray | None]:
+    """Each window's ``[steps, channels]`` at the model's rate, ``None`` without ECG.
+
+    ``stream.scoring.inputs`` builds the channels (ECG, RR interval) exactly as training did;
+    ``r_peaks`` are each window's R peaks when its features found them already.
+    """
+    out: list[np.ndarray | None] = [None] * len(windows)
+    signals = [w.ecg for w in windows]
+    for (_, fs), rows in group_by_length(signals, [w.ecg_fs for w in windows]).items():
+        stacked = np.stack([np.asarray(signals[i], float) for i in rows])
+        x = ecg_channels(stacked, fs, spec.channels, spec.fs, [r_peaks[i] for i in rows])
+        for k, i in enumerate(rows):
+            out[i] = _fit(x[k], spec.steps)
+    return out
+
+
+def ecg_input(
+    window: SignalWindow, spec: ModelInput, r_peaks: np.ndarray | None = None
+) -> np.ndarray | None:
+    """:func:`ecg_inputs` of one window."""
+    return ecg_inputs([window], spec, [r_peaks])[0]
+
+
+def vitals_inputs(
+    windows: Sequence[SignalWindow], features: Sequence[Mapping[str, float]], spec: ModelInput
+) -> np.ndarray:
+    """``[windows, steps, channels]``: each channel's trend history at the model's rate.
+
+    A channel without a history (a feature such as ``rr_irregularity``) gets its current
+    value in the last step and nan before; nan is imputed by the card's normalization.
+    """
+    out = np.full((len(windows), spec.steps, len(spec.channels)), np.nan)
+    for c, channel in enumerate(spec.channels):
+        trend = TREND_OF_FEATURE.get(channel, channel)
+        histories = [w.trends.get(trend) for w in windows]
+        for i, history in enumerate(histories):
+            if history is None or len(history) == 0:
+                out[i, -1, c] = features[i].get(channel, np.nan)
+        for (_, fs), rows in group_by_length(histories, [w.trend_fs for w in windows]).items():
+            stacked = np.stack([np.asarray(histories[i], float) for i in rows])
+            tail = _resample(stacked, fs, spec.fs)[:, -spec.steps :]
+            out[rows, spec.steps - tail.shape[1] :, c] = tail
+    return out
+
+
+def vitals_input(
+    window: SignalWindow, features: Mapping[str, float], spec: ModelInput
+) -> np.ndarray:
+    """:func:`vitals_inputs` of one window: ``[steps, channels]``."""
+    return vitals_inputs([window], [features], spec)[0]
+
+
+def batch_inputs(
+    model: LoadedModel,
+    windows: Sequence[SignalWindow],
+    features: Sequence[Mapping[str, float]],
+    r_peaks: Sequence[np.ndarray | None],
+) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The windows that can feed ``model`` (their indices) and its feeds for them, each
+    input stacked ``[window, steps, channels]``, built for all windows at once."""
+    usable = np.ones(len(windows), dtype=bool)
+    built: dict[str, list[np.ndarray | None] | np.ndarray] = {}
+    for spec in model.card.inputs:
+        if spec.kind == "ecg":
+            values = ecg_inputs(windows, spec, r_peaks)
+            usable &= np.array([v is not None for v in values], dtype=bool)
+            built[spec.name] = values
+        else:
+            built[spec.name] = vitals_inputs(windows, features, spec)
+    rows = np.flatnonzero(usable).tolist()
+    if not rows:
+        return rows, {}
+    return rows, {name: np.stack([values[i] for i in rows]) for name, values in built.items()}
+
+
+def model_inputs(
+    model: LoadedModel,
+    window: SignalWindow,
+    features: Mapping[str, float],
+    r_peaks: np.ndarray | None = None,
+) -> dict[str, np.ndarray] | None:
+    """All of one window's inputs for ``model``, or ``None`` if the window cannot feed it.
+
+    ``r_peaks``: the window's R peaks (``WindowAnalysis.r_peaks``), or ``None`` to detect.
+    """
+    rows, feeds = batch_inputs(model, [window], [features], [r_peaks])
+    return {name: value[0] for name, value in feeds.items()} if rows else None

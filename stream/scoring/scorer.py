@@ -1,8 +1,8 @@
 """Model scoring in the stream: ONNX sessions from the registry, batched, hot-swappable.
 
-Owns turning :class:`~stream.signal.features.SignalWindow` objects into model inputs, scoring
-every window of a batch with ONE onnxruntime call per model (windows of many devices
-stacked), and swapping model versions while the worker runs.
+Owns scoring every window of a batch with ONE onnxruntime call per model (windows of many
+devices stacked, inputs from :mod:`stream.scoring.inputs`), and swapping model versions
+while the worker runs.
 
 - Every model the registry knows (promoted version, else the shipped default) is live.
 - A :class:`~stream.records.ModelRollout` names a version; the scorer looks the version
@@ -32,14 +32,11 @@ from stream.config import Settings
 from stream.records import ModelRollout
 from stream.scoring import registry
 from stream.scoring.explain import explain_alerting
-from stream.scoring.inputs import ecg_channels, same_rate
-from stream.scoring.registry import LoadedModel, ModelError, ModelInput
-from stream.signal.features import SignalWindow, group_by_length
+from stream.scoring.inputs import batch_inputs, model_inputs
+from stream.scoring.registry import LoadedModel, ModelError
+from stream.signal.window import SignalWindow
 
 log = logging.getLogger(__name__)
-
-# A window must cover this share of the model's input span to be scored at all.
-MIN_COVERAGE = 0.9
 
 
 @dataclass(frozen=True)
@@ -65,132 +62,6 @@ class ScoringStats:
     rollouts_applied: int = 0
     rollouts_refused: int = 0
     last_latency_s: dict[str, float] = field(default_factory=dict)
-
-
-# Feature names a model card may use for a vital whose history the buffers keep.
-TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "temp": "temp"}
-
-
-def _resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
-    """Trend histories at ``fs_out``, along the last axis (rows resample independently)."""
-    n = x.shape[-1]
-    if same_rate(fs_in, fs_out) or n < 2:
-        return x
-    ratio = fs_in / fs_out
-    if ratio > 1 and same_rate(ratio, round(ratio)):
-        # Downsampling a trend: mean of each block, ignoring gaps (no aliasing of noise).
-        step = round(ratio)
-        usable = n - n % step
-        blocks = x[..., n - usable :].reshape(*x.shape[:-1], -1, step)
-        counts = np.isfinite(blocks).sum(axis=-1)
-        sums = np.nansum(blocks, axis=-1)
-        return np.divide(sums, counts, out=np.full(sums.shape, np.nan), where=counts > 0)
-    t_in = np.arange(n) / fs_in
-    t_out = np.arange(round(n * fs_out / fs_in)) / fs_out
-    rows = [np.interp(t_out, t_in, row) for row in x.reshape(-1, n)]
-    return np.stack(rows).reshape(*x.shape[:-1], len(t_out))
-
-
-def _fit(x: np.ndarray, steps: int) -> np.ndarray | None:
-    """The last ``steps`` samples, nan-padded at the start; ``None`` if too little data."""
-    if len(x) < MIN_COVERAGE * steps:
-        return None
-    if len(x) >= steps:
-        return x[-steps:]
-    return np.concatenate([np.full((steps - len(x), *np.shape(x)[1:]), np.nan), x])
-
-
-def ecg_inputs(
-    windows: Sequence[SignalWindow],
-    spec: ModelInput,
-    r_peaks: Sequence[np.ndarray | None],
-) -> list[np.ndarray | None]:
-    """Each window's ``[steps, channels]`` at the model's rate, ``None`` without ECG.
-
-    ``stream.scoring.inputs`` builds the channels (ECG, RR interval) exactly as training did;
-    ``r_peaks`` are each window's R peaks when its features found them already.
-    """
-    out: list[np.ndarray | None] = [None] * len(windows)
-    signals = [w.ecg for w in windows]
-    for (_, fs), rows in group_by_length(signals, [w.ecg_fs for w in windows]).items():
-        stacked = np.stack([np.asarray(signals[i], float) for i in rows])
-        x = ecg_channels(stacked, fs, spec.channels, spec.fs, [r_peaks[i] for i in rows])
-        for k, i in enumerate(rows):
-            out[i] = _fit(x[k], spec.steps)
-    return out
-
-
-def ecg_input(
-    window: SignalWindow, spec: ModelInput, r_peaks: np.ndarray | None = None
-) -> np.ndarray | None:
-    """:func:`ecg_inputs` of one window."""
-    return ecg_inputs([window], spec, [r_peaks])[0]
-
-
-def vitals_inputs(
-    windows: Sequence[SignalWindow], features: Sequence[Mapping[str, float]], spec: ModelInput
-) -> np.ndarray:
-    """``[windows, steps, channels]``: each channel's trend history at the model's rate.
-
-    A channel without a history (a feature such as ``rr_irregularity``) gets its current
-    value in the last step and nan before; nan is imputed by the card's normalization.
-    """
-    out = np.full((len(windows), spec.steps, len(spec.channels)), np.nan)
-    for c, channel in enumerate(spec.channels):
-        trend = TREND_OF_FEATURE.get(channel, channel)
-        histories = [w.trends.get(trend) for w in windows]
-        for i, history in enumerate(histories):
-            if history is None or len(history) == 0:
-                out[i, -1, c] = features[i].get(channel, np.nan)
-        for (_, fs), rows in group_by_length(histories, [w.trend_fs for w in windows]).items():
-            stacked = np.stack([np.asarray(histories[i], float) for i in rows])
-            tail = _resample(stacked, fs, spec.fs)[:, -spec.steps :]
-            out[rows, spec.steps - tail.shape[1] :, c] = tail
-    return out
-
-
-def vitals_input(
-    window: SignalWindow, features: Mapping[str, float], spec: ModelInput
-) -> np.ndarray:
-    """:func:`vitals_inputs` of one window: ``[steps, channels]``."""
-    return vitals_inputs([window], [features], spec)[0]
-
-
-def batch_inputs(
-    model: LoadedModel,
-    windows: Sequence[SignalWindow],
-    features: Sequence[Mapping[str, float]],
-    r_peaks: Sequence[np.ndarray | None],
-) -> tuple[list[int], dict[str, np.ndarray]]:
-    """The windows that can feed ``model`` (their indices) and its feeds for them, each
-    input stacked ``[window, steps, channels]``, built for all windows at once."""
-    usable = np.ones(len(windows), dtype=bool)
-    built: dict[str, list[np.ndarray | None] | np.ndarray] = {}
-    for spec in model.card.inputs:
-        if spec.kind == "ecg":
-            values = ecg_inputs(windows, spec, r_peaks)
-            usable &= np.array([v is not None for v in values], dtype=bool)
-            built[spec.name] = values
-        else:
-            built[spec.name] = vitals_inputs(windows, features, spec)
-    rows = np.flatnonzero(usable).tolist()
-    if not rows:
-        return rows, {}
-    return rows, {name: np.stack([values[i] for i in rows]) for name, values in built.items()}
-
-
-def model_inputs(
-    model: LoadedModel,
-    window: SignalWindow,
-    features: Mapping[str, float],
-    r_peaks: np.ndarray | None = None,
-) -> dict[str, np.ndarray] | None:
-    """All of one window's inputs for ``model``, or ``None`` if the window cannot feed it.
-
-    ``r_peaks``: the window's R peaks (``WindowAnalysis.r_peaks``), or ``None`` to detect.
-    """
-    rows, feeds = batch_inputs(model, [window], [features], [r_peaks])
-    return {name: value[0] for name, value in feeds.items()} if rows else None
 
 
 def validate(model: LoadedModel) -> None:

@@ -3,7 +3,8 @@
 Owns :class:`DeviceBuffers`: one preallocated ring per waveform (``ecg``, ``ppg``, ``acc``)
 holding ``window_s + lateness_s`` seconds, and one per vital (``hr``, ``spo2``, ``resp``,
 ``temp``, ``battery``) holding ``history_s`` seconds at ``trend_fs`` (1 Hz) for slopes and
-the deterioration model. Windows come out as :class:`stream.signal.features.SignalWindow`.
+the deterioration model. Windows come out as :class:`stream.signal.window.SignalWindow`;
+the signal names are :data:`stream.records.WAVEFORMS` and :data:`stream.records.VITALS`.
 
 Time is absolute: a ring maps sample ``k`` of its signal to ``k / fs`` epoch seconds, so
 frames are placed by their ``t0`` whatever order they arrive in:
@@ -35,10 +36,8 @@ import math
 
 import numpy as np
 
-from stream.signal.features import NAN, SignalWindow
-
-WAVEFORM_SIGNALS = ("ecg", "ppg", "acc")
-VITAL_SIGNALS = ("hr", "spo2", "resp", "temp", "battery")
+from stream.records import VITALS, WAVEFORMS
+from stream.signal.window import NAN, SignalWindow
 
 
 class _Ring:
@@ -153,10 +152,10 @@ class DeviceBuffers:
         values = np.asarray(samples, dtype=float)
         if values.size == 0:
             return
-        if signal in VITAL_SIGNALS:
+        if signal in VITALS:
             self._append_vital(signal, t0, fs, values.reshape(-1))
             return
-        if signal not in WAVEFORM_SIGNALS:
+        if signal not in WAVEFORMS:
             raise ValueError(f"unknown signal {signal!r}")
         width = 3 if signal == "acc" else 1
         values = values.reshape(-1, 3) if width == 3 else values.reshape(-1)
@@ -186,7 +185,7 @@ class DeviceBuffers:
         """The rings that pace the windows: the waveforms (the vitals, for a device that
         sends only those), less any that stopped more than a hop before the newest (a
         sensor off holds nothing back)."""
-        waveforms = [r for n, r in self._rings.items() if n in WAVEFORM_SIGNALS]
+        waveforms = [r for n, r in self._rings.items() if n in WAVEFORMS]
         rings = waveforms or list(self._rings.values())
         if not rings:
             return rings
@@ -253,7 +252,7 @@ class DeviceBuffers:
         length_s = self.window_s if length_s is None else length_s
         t_start = t_end - length_s
         arrays: dict[str, object] = {}
-        for name in WAVEFORM_SIGNALS:
+        for name in WAVEFORMS:
             ring = self._rings.get(name)
             if ring is None:
                 continue
@@ -274,7 +273,7 @@ class DeviceBuffers:
     def history(self, t_end: float) -> dict[str, np.ndarray]:
         """Each vital's last ``history_s`` at ``trend_fs`` ending at ``t_end`` (oldest first)."""
         out: dict[str, np.ndarray] = {}
-        for name in VITAL_SIGNALS:
+        for name in VITALS:
             ring = self._rings.get(name)
             if ring is not None:
                 last = int(np.floor(t_end * self.trend_fs)) + 1

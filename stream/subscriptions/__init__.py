@@ -7,6 +7,9 @@
 - :mod:`.feed` — the shared Kafka consumer, its ring of recent events and the subscribers.
 - :mod:`.webhooks` — signed webhook deliveries with per-endpoint queues and retry.
 - :mod:`.fhir` — FHIR R4(B) DetectedIssue / Observation renderings.
-- :mod:`.app` — the FastAPI service; :mod:`.server` runs it with uvicorn.
+- :mod:`.app` — the FastAPI app factory; :mod:`.service` its shared state and lifetime;
+  :mod:`.routes` the routers; :mod:`.deps` state and auth dependencies; :mod:`.errors`
+  the error shape; :mod:`.access_log` the query-free access log; :mod:`.server` runs it
+  with uvicorn.
 - :mod:`.client` — :class:`AlertClient`, an auto-resuming SSE client; :mod:`.tail` renders it.
 """

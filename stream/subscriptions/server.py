@@ -1,6 +1,6 @@
 """Run the alert service with uvicorn: in the foreground (CLI) or in a thread (tests, bench).
 
-uvicorn's own access log is off: :class:`~.app.AccessLog` logs paths without query
+uvicorn's own access log is off: :class:`~.access_log.AccessLog` logs paths without query
 strings, so nothing secret or identifying in a URL reaches the logs.
 """
 

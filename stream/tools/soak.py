@@ -1,11 +1,12 @@
-"""`vitalstream soak`: the demo load for N minutes with faults injected on a schedule.
+"""The soak: the demo load for N minutes with faults injected on a schedule.
 
-Owns the soak run: isolated topics, consumer group and bucket on the local services; a
-real `vitalstream worker` and `vitalstream simulate --no-faults` as subprocesses; a fault
-schedule (worker SIGKILL + restart, broker restart, InfluxDB outage, a second worker
-kill) spread over the run; RSS of every process sampled every 10 s with psutil; and at
-the end the run checked against its ground truth, which is computed in-process from the
-simulator's own fleet (same scenario, seed and start):
+Owns the soak run (:func:`run`, which ``vitalstream soak`` calls): isolated topics,
+consumer group and bucket on the local services; a real `vitalstream worker` and
+`vitalstream simulate --no-faults` as subprocesses; a fault schedule (worker SIGKILL +
+restart, broker restart, InfluxDB outage, a second worker kill) spread over the run; RSS
+of every process sampled every 10 s with psutil; and at the end the run checked against
+its ground truth, which is computed in-process from the simulator's own fleet (same
+scenario, seed and start):
 
 - ``frames_in``: frames the simulator sent; ``frames_out``: frames whose every vitals
   point is in InfluxDB;
@@ -18,12 +19,11 @@ simulator's own fleet (same scenario, seed and start):
   RSS slope in MB/min (least squares over each process's last incarnation, since a
   fault restarts the worker, the broker and InfluxDB).
 
-With ``--json`` the last line is that summary as one JSON object.
+:func:`run` returns that summary; the command prints it (:mod:`stream.cli.soak`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -31,11 +31,12 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from stream.tools.bench.common import cli
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 SAMPLE_EVERY_S = 10.0
 # Fraction of the run at which each fault starts, and what it is.
@@ -121,7 +122,7 @@ def ground_truth(
     from producers.fleet import Fleet, run_fleet
     from producers.scenario import load_scenario
     from stream.records import VITALS, Frame
-    from stream.sinks.influx import to_ns
+    from stream.sinks.lines import to_ns
 
     fleet = Fleet(load_scenario(scenario), devices, seed=seed, start=start, faults=False)
     labels = fleet.labels(duration_s)
@@ -227,27 +228,32 @@ class _Worker:
             self.kill()
 
 
-def soak(
-    minutes: float = typer.Option(30.0, "--minutes", min=0.5, help="length of the load"),
-    devices: int = typer.Option(10, "--devices", min=1, help="simulated wearables"),
-    scenario: str = typer.Option("default", "--scenario", help="ward scenario"),
-    seed: int = typer.Option(7, "--seed", help="simulator seed"),
-    plot: Path | None = typer.Option(None, "--plot", help="write the RSS trend as a PNG"),  # noqa: B008
-    as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
-) -> None:
-    """Soak test: demo load with worker kills, a broker restart and an InfluxDB outage."""
+def run(
+    minutes: float,
+    devices: int,
+    scenario: str,
+    seed: int,
+    console: Console,
+    plot: Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Start the local services, run the soak and return its summary (see the module doc).
+
+    The services' start-up and the progress bar (unless ``show_progress`` is false) go to
+    ``console``; with ``plot`` the RSS trend is also drawn to that path as a PNG.
+    """
     from influxdb_client import InfluxDBClient
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from producers.publisher import ensure_topics
     from stream.config import load_settings
+    from stream.kafka import stream_topics
     from stream.services import influxdb, kafka, stack
     from stream.services.health import find_bucket
-    from stream.tools import faults
-    from stream.worker.app import stream_topics
+    from stream.tools import faults, plotting
 
-    console = Console(stderr=True)
+    if plot is not None:
+        plotting.require()  # before the run, not after it
     base = load_settings()
     stack.up(base, console)
     local = stack.local_settings(base)
@@ -285,7 +291,7 @@ def soak(
     next_sample = began
     with Progress(
         TextColumn("[bold]soak"), BarColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, disable=as_json,
+        TimeElapsedColumn(), console=console, disable=not show_progress,
     ) as progress:  # fmt: skip
         task = progress.add_task("load", total=duration_s)
         while simulator.poll() is None:
@@ -344,9 +350,7 @@ def soak(
     _delete_topics(settings)
     if plot is not None:
         _plot(trend, plot)
-    _print(console, result)
-    if as_json:
-        typer.echo(json.dumps(result))
+    return result
 
 
 def _inject(kind: str, worker: _Worker, settings: Any, faults: Any) -> float:
@@ -390,10 +394,9 @@ def _delete_topics(settings: Any) -> None:
 
 
 def _plot(trend: RssTrend, path: Path) -> None:
-    import matplotlib
+    from stream.tools.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4))
     for role, points in trend.samples.items():
@@ -407,21 +410,3 @@ def _plot(trend: RssTrend, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def _print(console: Any, result: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"soak: {result['minutes']:g} min, {result['devices']} devices")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key in ("frames_in", "frames_out", "alerts_expected", "alerts_delivered",
-                "alerts_duplicated", "alert_replays", "points_expected", "points_written",
-                "peak_rss_mb"):  # fmt: skip
-        table.add_row(key, str(result[key]))
-    for role, peak in result["peak_rss_by_process_mb"].items():
-        slope = result["rss_slope_mb_per_min"].get(role)
-        table.add_row(f"{role} peak / slope", f"{peak} MB / {slope} MB/min")
-    for fault in result["faults"]:
-        table.add_row(f"fault {fault['fault']}", f"at {fault['at_s']} s, {fault['took_s']} s")
-    console.print(table)

@@ -1,6 +1,9 @@
-"""The Faust app: topics, tables and thin agents around :class:`stream.worker.pipeline.Pipeline`.
+"""The Faust app: topics, tables and thin agents around :class:`~stream.worker.pipeline.Pipeline`.
 
-Owns only the glue. Everything a batch does is in ``stream/pipeline.py``; here:
+Owns only the glue. Everything a batch does is in :mod:`stream.worker.pipeline`; the commit
+rules are :mod:`stream.worker.delivery`. The agents, timers and tasks are methods of one
+:class:`Worker` (importable and testable without a running app); :func:`create_app`
+registers them on a Faust app:
 
 - ``process_frames``: ``stream.take_events(batch_size, within=batch_within_s)`` →
   ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
@@ -13,7 +16,7 @@ Owns only the glue. Everything a batch does is in ``stream/pipeline.py``; here:
   stops with an error; its restart (by the supervisor: systemd, compose) replays it.
   Frames the reorder buffer holds back are in no output yet: their records, and every
   later record of their partition, stay unacked until the output that finally carries
-  them is durable (:class:`AckGate`).
+  them is durable (:class:`~stream.worker.delivery.AckGate`).
 - ``track_enrolments``: enrolments → pseudonymized contexts (a table; raw ids stay in ingest).
 - rollouts: every worker reads the whole control topic with its own group-less consumer
   (a consumer group would give each rollout to one worker only) and hot-swaps models.
@@ -33,9 +36,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
@@ -44,10 +46,13 @@ from stream.config import Settings
 from stream.kafka import client_options
 from stream.records import ModelRollout
 from stream.scoring.scorer import Scorer
-from stream.sinks.influx import InfluxSink, pipeline_line
-from stream.worker.ingest import Position, RawRecord
+from stream.sinks.influx import InfluxSink
+from stream.sinks.measurements import pipeline_line
+from stream.worker.delivery import AckGate, withhold
+from stream.worker.ingest import RawRecord
 from stream.worker.metrics import WorkerMetrics
-from stream.worker.pipeline import Output, Pipeline, StateStore
+from stream.worker.pipeline import Output, Pipeline
+from stream.worker.state import DeviceKeyed, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -55,43 +60,31 @@ TICK_S = 1.0
 SPOOL_DRAIN_S = 2.0
 
 
-class _DeviceKeyed(MutableMapping[str, Any]):
-    """A Faust table keyed by raw device-id bytes, seen as a mapping keyed by ``str``."""
+class Worker:
+    """One worker process's agents, timers and tasks, around its pipeline, sink and metrics.
 
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
-        self.table = table
+    ``app`` is the Faust app whose ``crash`` stops the worker; ``topics`` the topics it
+    publishes alerts and dead letters to (``{"alerts": ..., "deadletter": ...}``).
+    """
 
-    def __getitem__(self, device_id: str) -> Any:
-        return self.table[device_id.encode()]
-
-    def __setitem__(self, device_id: str, value: Any) -> None:
-        self.table[device_id.encode()] = value
-
-    def __delitem__(self, device_id: str) -> None:
-        del self.table[device_id.encode()]
-
-    def __contains__(self, device_id: object) -> bool:
-        return isinstance(device_id, str) and device_id.encode() in self.table
-
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-
-class Runtime:
-    """What the agents share: the pipeline, the sink and the metrics of this worker."""
-
-    def __init__(self, settings: Settings, pipeline: Pipeline, sink: InfluxSink) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        sink: InfluxSink,
+        app: faust.App,
+        topics: dict[str, faust.TopicT],
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.sink = sink
+        self.app = app
+        self.topics = topics
         self.metrics = WorkerMetrics(pipeline.worker)
         self.metrics.record_models(pipeline.versions())
-        self.topics: dict[str, faust.TopicT] = {}
         self.gate = AckGate()
 
+    # -- the delivery of one output ------------------------------------------------------
     async def deliver(self, output: Output) -> None:
         """Publish alerts and dead letters (broker-acknowledged), then write durably."""
         sent = []
@@ -123,102 +116,131 @@ class Runtime:
         await self.deliver(output)
 
     def record(self, output: Output) -> None:
-        m = output.metrics
-        if m:
-            self.metrics.record_batch(
-                m["frames"], m["windows"], m["duplicates"], m["deadletter_reasons"],
-                m["alerts"], m["batch_s"], m["scoring_s"], m["newest_frame_t"],
-            )  # fmt: skip
+        if output.metrics is not None:
+            self.metrics.record_batch(output.metrics)
         for alert in output.alerts:
             log.info(
                 "alert %s %s %s (%s) ward=%s",
                 alert.event, alert.kind, alert.priority, alert.alert_id, alert.ward,
             )  # fmt: skip
 
+    async def stop(self, what: str, exc: Exception, records: Sequence[faust.EventT]) -> None:
+        """Stop the worker without committing ``records``; its restart replays them."""
+        withhold(records)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        log.critical(
+            "%s could not be made durable (%s: %s); stopping the worker without committing "
+            "it, a restart replays it", what, type(exc).__name__, detail,
+        )  # fmt: skip
+        await self.app.crash(exc)
+        # Park until the stopping worker cancels this task: raising instead would let Faust
+        # restart an agent, which would go on acking later records, and one acked offset
+        # right behind withheld ones lets a commit skip them.
+        await asyncio.Event().wait()
 
-class AckGate:
-    """Keeps a partition's records from being committed past one whose frame is held.
+    # -- agents --------------------------------------------------------------------------
+    async def process_frames(self, events: faust.StreamT) -> None:
+        """Agent on the frames topic: batches until the worker stops."""
+        stream = self.settings.stream
+        async for batch in events.take_events(stream.batch_size, within=stream.batch_within_s):
+            try:
+                await self.handle(batch)
+            except asyncio.CancelledError:
+                withhold(batch)  # stopped mid-batch: the next owner replays it
+                raise
+            except Exception as exc:
+                await self.stop(f"a batch of {len(batch)} frames", exc, batch)
 
-    ``take_events`` acks a whole batch once the agent is done with it, but a frame the
-    reorder buffer holds is in no output yet. Faust commits a partition up to its first
-    unacked offset, except that its gap check misses a single unacked offset right at the
-    committed position (and any gap before the partition's first commit). So this gate
-    never lets Faust see an acked record *after* a held one: from the first held record
-    on, each record of that partition gets one extra reference, dropped in offset order
-    as held frames are released and become durable.
-    """
+    async def track_enrolments(self, events: faust.StreamT) -> None:
+        """Agent on the enrolments topic: each enrolment becomes a pseudonymized context."""
+        async for event in events.events():
+            message = event.message
+            record = RawRecord(message.key, message.value, message.partition, message.offset)
+            try:
+                await self.deliver(self.pipeline.enrol(record))
+            except asyncio.CancelledError:
+                withhold([event])
+                raise
+            except Exception as exc:
+                await self.stop("an enrolment", exc, [event])
 
-    def __init__(self) -> None:
-        self._held: dict[int, set[int]] = {}  # partition → offsets of held records
-        self._waiting: dict[int, dict[int, faust.EventT]] = {}  # partition → offset → event
+    # -- tasks ---------------------------------------------------------------------------
+    async def follow_rollouts(self) -> None:
+        """Every worker reads the whole control topic (no group) and hot-swaps models."""
+        control = self.settings.topics.control
+        consumer = AIOKafkaConsumer(
+            control,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            **client_options(self.settings.kafka, "aiokafka"),
+        )
+        await consumer.start()
+        try:
+            # Rollouts made before this worker started are already in the PROMOTED
+            # markers it loaded: follow from the end, resolved before saying so.
+            while not consumer.assignment():
+                await asyncio.sleep(0.1)
+            assigned = list(consumer.assignment())
+            await consumer.seek_to_end(*assigned)
+            for partition in assigned:
+                await consumer.position(partition)
+            log.info("following model rollouts on %s", control)
+            async for message in consumer:
+                await self.apply_rollout(message.value)
+        finally:
+            await consumer.stop()
 
-    def hold(self, events: Mapping[Position, faust.EventT], held: Sequence[Position]) -> None:
-        """Before the batch is acked: keep back its held records and all after them."""
-        for partition, offset in held:
-            self._held.setdefault(partition, set()).add(offset)
-        first_held = {partition: min(offsets) for partition, offsets in self._held.items()}
-        if not first_held:
+    async def apply_rollout(self, value: bytes | None) -> None:
+        scorer = self.pipeline.scorer
+        if scorer is None or value is None:
             return
-        for (partition, offset), event in events.items():
-            if offset >= first_held.get(partition, offset + 1):
-                event.message.incref()
-                self._waiting.setdefault(partition, {})[offset] = event
+        try:
+            rollout = ModelRollout.from_json(value)
+        except ValueError as exc:
+            log.error("ignoring a malformed rollout message: %s", str(exc).splitlines()[0])
+            return
+        # Loading a session takes a while: off the loop. The swap itself happens on the
+        # loop, between batches, so no batch sees a half-installed model.
+        model = await asyncio.to_thread(scorer.try_prepare, rollout)
+        if model is not None:
+            scorer.install(model, shadow=rollout.shadow)
+            self.metrics.record_models(scorer.versions())
 
-    def release(self, unheld: Sequence[Position]) -> None:
-        """Once the output carrying these held frames is durable: ack up to the next hold."""
-        for partition, offset in unheld:
-            offsets = self._held.get(partition)
-            if offsets is not None:
-                offsets.discard(offset)
-        for partition in {partition for partition, _ in unheld}:
-            offsets = self._held.get(partition)
-            first_held = min(offsets) if offsets else None
-            if not offsets:
-                self._held.pop(partition, None)
-            waiting = self._waiting.get(partition, {})
-            for offset in sorted(waiting):
-                if first_held is not None and offset >= first_held:
-                    break
-                waiting.pop(offset).ack()
-            if not waiting:
-                self._waiting.pop(partition, None)
+    async def serve_metrics(self) -> None:
+        port = self.metrics.serve(self.settings.stream.web_port)
+        log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", port)
 
-    def waiting(self) -> int:
-        return sum(len(events) for events in self._waiting.values())
+    # -- timers --------------------------------------------------------------------------
+    async def check_devices(self) -> None:
+        """Frames held past the reorder bound, and silent devices."""
+        output = self.pipeline.tick()
+        if output.alerts or output.lines or output.unheld:
+            self.record(output)
+            try:
+                await self.deliver(output)
+            except Exception as exc:
+                # Released frames' records are still unacked (AckGate): a restart replays them.
+                await self.stop("the frames and alerts of a tick", exc, [])
 
+    async def drain_spool(self) -> None:
+        # Batches spooled while InfluxDB was down go back as soon as it answers again.
+        await self.sink.drain()
 
-def withhold(batch: Sequence[faust.EventT]) -> None:
-    """Keep a batch's offsets out of every commit this worker makes from now on.
-
-    Faust acks a ``take_events`` batch when the agent leaves it, by an exception too, and
-    commits what was acked when an agent fails or the worker stops. A message already
-    marked acked is never recorded as processed, so its partition's committed offset stays
-    before it and the next worker to own the partition reads it again.
-    """
-    for event in batch:
-        event.message.acked = True
+    async def report_metrics(self) -> None:
+        self.metrics.devices.set(len(self.pipeline.trackers))
+        text = pipeline_line(self.pipeline.worker, self.metrics.snapshot(), time.time())
+        await self.sink.write([text])
 
 
 def worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
-    """Every topic a worker reads or writes, with its configs (for ``ensure_topics``)."""
-    topics = settings.topics
-    return {
-        topics.frames: {},
-        topics.enrolments: {"cleanup.policy": "compact"},
-        topics.alerts: {},
-        topics.deadletter: {},
-        topics.control: {},
-    }
-
-
 def create_app(
     settings: Settings, scorer: Scorer | None = None, datadir: Path | None = None
-) -> tuple[faust.App, Runtime]:
-    """The Faust app of one worker process and its shared runtime."""
+) -> tuple[faust.App, Worker]:
+    """The Faust app of one worker process, with its :class:`Worker` registered on it."""
     stream = settings.stream
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per write is noise
     workers_dir = datadir or Path(settings.services.data_dir).parent / "workers"
@@ -237,18 +259,15 @@ def create_app(
         datadir=str(workers_dir / stream.app_id),
     )
     topics = settings.topics
-    frames = app.topic(topics.frames, key_type=bytes, value_type=bytes)
-    enrolments = app.topic(topics.enrolments, key_type=bytes, value_type=bytes)
-    runtime_topics = {
-        "alerts": app.topic(topics.alerts, key_type=bytes, value_type=bytes),
-        "deadletter": app.topic(topics.deadletter, key_type=bytes, value_type=bytes),
-    }
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes)
 
     # Table keys are the device id as raw bytes, exactly as producers key frames, so
     # use_partitioner (murmur2 on the key) puts each device's state in the changelog
     # partition its frames come from. Values: contexts as JSON bytes, the rest as JSON.
-    def table(name: str, value_type: type | None) -> _DeviceKeyed:
-        return _DeviceKeyed(
+    def table(name: str, value_type: type | None) -> DeviceKeyed:
+        return DeviceKeyed(
             app.Table(name, key_type=bytes, value_type=value_type, use_partitioner=True)
         )
 
@@ -263,115 +282,19 @@ def create_app(
         store,
         worker=worker_name(),
     )
-    sink = InfluxSink(settings)
-    runtime = Runtime(settings, pipeline, sink)
-    runtime.topics = runtime_topics
-
-    async def stop_worker(what: str, exc: Exception, records: Sequence[faust.EventT]) -> None:
-        """Stop the worker without committing ``records``; its restart replays them."""
-        withhold(records)
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        log.critical(
-            "%s could not be made durable (%s: %s); stopping the worker without committing "
-            "it, a restart replays it", what, type(exc).__name__, detail,
-        )  # fmt: skip
-        await app.crash(exc)
-        # Park until the stopping worker cancels this task: raising instead would let Faust
-        # restart an agent, which would go on acking later records, and one acked offset
-        # right behind withheld ones lets a commit skip them.
-        await asyncio.Event().wait()
-
-    @app.agent(frames)
-    async def process_frames(events: faust.StreamT) -> None:
-        async for batch in events.take_events(stream.batch_size, within=stream.batch_within_s):
-            try:
-                await runtime.handle(batch)
-            except asyncio.CancelledError:
-                withhold(batch)  # stopped mid-batch: the next owner replays it
-                raise
-            except Exception as exc:
-                await stop_worker(f"a batch of {len(batch)} frames", exc, batch)
-
-    @app.agent(enrolments)
-    async def track_enrolments(events: faust.StreamT) -> None:
-        async for event in events.events():
-            message = event.message
-            record = RawRecord(message.key, message.value, message.partition, message.offset)
-            try:
-                await runtime.deliver(runtime.pipeline.enrol(record))
-            except asyncio.CancelledError:
-                withhold([event])
-                raise
-            except Exception as exc:
-                await stop_worker("an enrolment", exc, [event])
-
-    @app.task
-    async def follow_rollouts() -> None:
-        consumer = AIOKafkaConsumer(
-            topics.control,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            **client_options(settings.kafka, "aiokafka"),
-        )
-        await consumer.start()
-        try:
-            # Rollouts made before this worker started are already in the PROMOTED
-            # markers it loaded: follow from the end, resolved before saying so.
-            while not consumer.assignment():
-                await asyncio.sleep(0.1)
-            assigned = list(consumer.assignment())
-            await consumer.seek_to_end(*assigned)
-            for partition in assigned:
-                await consumer.position(partition)
-            log.info("following model rollouts on %s", topics.control)
-            async for message in consumer:
-                await _apply_rollout(runtime, message.value)
-        finally:
-            await consumer.stop()
-
-    @app.timer(interval=TICK_S)
-    async def check_devices() -> None:
-        output = runtime.pipeline.tick()
-        if output.alerts or output.lines or output.unheld:
-            runtime.record(output)
-            try:
-                await runtime.deliver(output)
-            except Exception as exc:
-                # Released frames' records are still unacked (AckGate): a restart replays them.
-                await stop_worker("the frames and alerts of a tick", exc, [])
-
-    @app.timer(interval=SPOOL_DRAIN_S)
-    async def drain_spool() -> None:
-        # Batches spooled while InfluxDB was down go back as soon as it answers again.
-        await runtime.sink.drain()
-
-    @app.timer(interval=stream.metrics_every_s)
-    async def report_metrics() -> None:
-        runtime.metrics.devices.set(len(runtime.pipeline.trackers))
-        text = pipeline_line(runtime.pipeline.worker, runtime.metrics.snapshot(), time.time())
-        await runtime.sink.write([text])
-
-    @app.task
-    async def serve_metrics() -> None:
-        port = runtime.metrics.serve(stream.web_port)
-        log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", port)
-
-    return app, runtime
-
-
-async def _apply_rollout(runtime: Runtime, value: bytes | None) -> None:
-    scorer = runtime.pipeline.scorer
-    if scorer is None or value is None:
-        return
-    try:
-        rollout = ModelRollout.from_json(value)
-    except ValueError as exc:
-        log.error("ignoring a malformed rollout message: %s", str(exc).splitlines()[0])
-        return
-    # Loading a session takes a while: off the loop. The swap itself happens on the loop,
-    # between batches, so no batch sees a half-installed model.
-    model = await asyncio.to_thread(scorer.try_prepare, rollout)
-    if model is not None:
-        scorer.install(model, shadow=rollout.shadow)
-        runtime.metrics.record_models(scorer.versions())
+    worker = Worker(
+        settings,
+        pipeline,
+        InfluxSink(settings),
+        app,
+        {"alerts": topic(topics.alerts), "deadletter": topic(topics.deadletter)},
+    )
+    # Agents keep the names they always had (Faust otherwise names them by qualname).
+    app.agent(topic(topics.frames), name="process_frames")(worker.process_frames)
+    app.agent(topic(topics.enrolments), name="track_enrolments")(worker.track_enrolments)
+    app.task(worker.follow_rollouts)
+    app.task(worker.serve_metrics)
+    app.timer(interval=TICK_S)(worker.check_devices)
+    app.timer(interval=SPOOL_DRAIN_S)(worker.drain_spool)
+    app.timer(interval=stream.metrics_every_s)(worker.report_metrics)
+    return app, worker

@@ -40,7 +40,7 @@ import heapq
 import hmac
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
@@ -230,10 +230,16 @@ class IngestResult:
 class Ingest:
     """Stateful ingest for one worker's partitions: enrolments, order, dead letters."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        contexts: MutableMapping[str, PatientContext] | None = None,
+    ) -> None:
+        """``contexts``: where enrolled devices' contexts live (the worker's durable
+        store through :class:`~stream.worker.state.ContextView`; a dict by default)."""
         self.settings = settings
         self._secret: bytes | None = None
-        self.contexts: dict[str, PatientContext] = {}
+        self.contexts: MutableMapping[str, PatientContext] = {} if contexts is None else contexts
         self._order: dict[str, _DeviceOrder] = {}
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0

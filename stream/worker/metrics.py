@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
 
+from stream.worker.pipeline import BatchMetrics
+
 log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -93,17 +95,9 @@ class WorkerMetrics:
         self.port: int | None = None
 
     # -- recording ----------------------------------------------------------------------
-    def record_batch(
-        self,
-        frames: int,
-        windows: int,
-        duplicates: int,
-        deadletter_reasons: Mapping[str, int],
-        alerts: list[tuple[str, str, str]],
-        batch_s: float,
-        scoring_s: float,
-        newest_frame_t: float | None,
-    ) -> None:
+    def record_batch(self, batch: BatchMetrics) -> None:
+        frames, windows, duplicates = batch.frames, batch.windows, batch.duplicates
+        batch_s, scoring_s, newest_frame_t = batch.batch_s, batch.scoring_s, batch.newest_frame_t
         t = self._totals
         t.frames += frames
         t.windows += windows
@@ -111,10 +105,10 @@ class WorkerMetrics:
         self.frames.inc(frames)
         self.windows.inc(windows)
         self.duplicates.inc(duplicates)
-        for reason, count in deadletter_reasons.items():
+        for reason, count in batch.deadletter_reasons.items():
             self.deadletters.labels(reason).inc(count)
             t.deadletters += count
-        for kind, priority, event in alerts:
+        for kind, priority, event in batch.alerts:
             self.alerts.labels(kind, priority, event).inc()
             t.alerts += 1
             t.alerts_by_kind[kind] += 1

@@ -1,15 +1,17 @@
 """The worker's per-batch logic as plain Python: frames in, alerts and time series out.
 
-Owns the order of the stream core, with no Faust import (``stream/app.py`` is the glue):
+Owns the order of the stream core, with no Faust import (:mod:`stream.worker.app` is the
+glue):
 
     ingest → DeviceBuffers.append → windows whose hop is due → window features
     → scoring (one ONNX call per model for the whole batch) → rules.evaluate
     → AlertTracker.update → alerts + line protocol
 
-Raw samples live in local ring buffers (:mod:`stream.signal.buffers`), never in Faust tables.
-Only small state goes to the :class:`StateStore` the caller provides (Faust tables in the
-worker, dicts in tests): enrolment contexts, alert-tracker state, and when each device
-was last heard from.
+Raw samples live in local ring buffers (:mod:`stream.signal.buffers`), never in Faust
+tables. Only small state goes to the :class:`~stream.worker.state.StateStore` the caller
+provides (Faust tables in the worker, dicts in tests): enrolment contexts, alert-tracker
+state, and when each device was last heard from. Offline analysis of a recording with
+this same code is :mod:`stream.worker.analyze`.
 
 Device silence is judged on the *ward clock*: the newest frame time this worker has seen,
 advanced by wall time since it arrived. A device is silent when the ward clock is
@@ -19,7 +21,7 @@ Example::
 
     pipeline = Pipeline(settings, Scorer.from_registry(settings))
     output = pipeline.process([RawRecord(key, value, partition, offset), ...])
-    output.alerts, output.lines, output.deadletters
+    output.alerts, output.lines, output.deadletters, output.metrics
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +46,12 @@ from stream.records import (
     Frame,
     Observations,
     PatientContext,
-    Profile,
 )
 from stream.scoring.scorer import Score, Scorer
 from stream.signal.buffers import DeviceBuffers
-from stream.signal.features import SignalWindow, analyze_window, analyze_windows, warm_up
-from stream.sinks.influx import (
+from stream.signal.features import analyze_windows, warm_up
+from stream.signal.window import SignalWindow
+from stream.sinks.measurements import (
     alert_line,
     feature_lines,
     news2_line,
@@ -59,6 +61,7 @@ from stream.sinks.influx import (
     vitals_lines,
 )
 from stream.worker.ingest import Ingest, Position, RawRecord, reason_kind
+from stream.worker.state import ContextView, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -67,50 +70,18 @@ log = logging.getLogger(__name__)
 _STATE_REFRESH_S = 10.0
 
 
-@dataclass
-class StateStore:
-    """The small, durable per-device state; Faust tables in the worker.
+@dataclass(frozen=True)
+class BatchMetrics:
+    """What one batch of frames did, for the worker's metrics (:mod:`stream.worker.metrics`)."""
 
-    Values are JSON-ready (bytes or dicts) so any mapping can hold them.
-    """
-
-    contexts: MutableMapping[str, bytes] = field(default_factory=dict)
-    trackers: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
-    last_seen: MutableMapping[str, float] = field(default_factory=dict)
-
-
-class _Contexts(MutableMapping[str, PatientContext]):
-    """PatientContext view over a mapping of JSON bytes (what a Faust table holds)."""
-
-    def __init__(self, raw: MutableMapping[str, bytes]) -> None:
-        self.raw = raw
-        self._cache: dict[str, tuple[bytes, PatientContext]] = {}
-
-    def __getitem__(self, device_id: str) -> PatientContext:
-        data = self.raw[device_id]
-        cached = self._cache.get(device_id)
-        if cached is None or cached[0] != data:
-            cached = (data, PatientContext.model_validate_json(data))
-            self._cache[device_id] = cached
-        return cached[1]
-
-    def get(self, device_id: str, default: Any = None) -> Any:
-        return self[device_id] if device_id in self.raw else default
-
-    def __setitem__(self, device_id: str, context: PatientContext) -> None:
-        self.raw[device_id] = context.to_json()
-
-    def __delitem__(self, device_id: str) -> None:
-        del self.raw[device_id]
-
-    def __iter__(self):
-        return iter(self.raw)
-
-    def __len__(self) -> int:
-        return len(self.raw)
-
-    def __contains__(self, device_id: object) -> bool:
-        return device_id in self.raw
+    frames: int
+    windows: int
+    duplicates: int
+    deadletter_reasons: dict[str, int]
+    alerts: list[tuple[str, str, str]]  # (kind, priority, event) of each alert event
+    batch_s: float
+    scoring_s: float
+    newest_frame_t: float | None
 
 
 @dataclass
@@ -129,23 +100,10 @@ class Output:
     alerts: list[Alert] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     deadletters: list[tuple[bytes | None, DeadLetter]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: BatchMetrics | None = None  # batches of frames only (not enrolments, ticks)
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: list[Position] = field(default_factory=list)
     unheld: list[Position] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """One analysed window: what ``vitalstream analyze`` prints per window."""
-
-    device_id: str
-    t_start: float
-    t_end: float
-    features: dict[str, float]
-    beats_s: list[float]
-    scores: list[Score]
-    alerts: list[Alert]
 
 
 def live_scores(
@@ -194,8 +152,7 @@ class Pipeline:
         warm_up()  # compiled signal kernels, before the first batch waits for them
         self.store = store or StateStore()
         self.worker = worker
-        self.ingest = Ingest(settings)
-        self.ingest.contexts = _Contexts(self.store.contexts)  # type: ignore[assignment]
+        self.ingest = Ingest(settings, ContextView(self.store.contexts))
         self.buffers: dict[str, DeviceBuffers] = {}
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
@@ -227,16 +184,16 @@ class Pipeline:
         windows, scoring_s = self._accept(result.frames, now, output)
         self._emit(output, None if live else now)
         reasons = Counter(reason_kind(d.reason) for _, d in output.deadletters)
-        output.metrics = {
-            "frames": len(result.frames),
-            "windows": windows,
-            "duplicates": result.duplicates,
-            "deadletter_reasons": dict(reasons),
-            "alerts": [(a.kind, a.priority, a.event) for a in output.alerts],
-            "batch_s": time.perf_counter() - started,
-            "scoring_s": scoring_s,
-            "newest_frame_t": self._newest_t,
-        }
+        output.metrics = BatchMetrics(
+            frames=len(result.frames),
+            windows=windows,
+            duplicates=result.duplicates,
+            deadletter_reasons=dict(reasons),
+            alerts=[(a.kind, a.priority, a.event) for a in output.alerts],
+            batch_s=time.perf_counter() - started,
+            scoring_s=scoring_s,
+            newest_frame_t=self._newest_t,
+        )
         output.state = self._take_unsaved()
         return output
 
@@ -439,65 +396,3 @@ def _pair(records: Sequence[RawRecord], result: Any) -> list[tuple[RawRecord | N
 
 def _key_of(record: RawRecord | None, letter: DeadLetter) -> bytes | None:
     return record.key if record is not None else None
-
-
-# -- offline analysis ----------------------------------------------------------------------
-OFFLINE_CONTEXT = PatientContext(
-    device_id="offline", patient="offline", ward="offline", profile=Profile()
-)
-
-
-def recording_windows(
-    samples: np.ndarray, signal: str, fs: float, window_s: float, hop_s: float
-) -> list[SignalWindow]:
-    """Sliding windows over one recording (time 0 = first sample), as the worker's buffers
-    would cut them: ``window_s`` long, one every ``hop_s``, the first once a window is full."""
-    span, hop = round(window_s * fs), max(round(hop_s * fs), 1)
-    windows = []
-    for end in range(span, len(samples) + 1, hop):
-        chunk = samples[end - span : end]
-        windows.append(
-            SignalWindow(
-                t_start=(end - span) / fs,
-                t_end=end / fs,
-                **{signal: chunk, f"{signal}_fs": fs},
-            )
-        )
-    return windows
-
-
-def analyze_recording(
-    settings: Settings,
-    scorer: Scorer | None,
-    samples: np.ndarray,
-    signal: str,
-    fs: float,
-) -> list[WindowResult]:
-    """Every window of a recording through the worker's own features, scoring, rules and
-    alert lifecycle (``vitalstream analyze``)."""
-    pipeline = Pipeline(settings, scorer)
-    windows = recording_windows(
-        samples, signal, fs, settings.stream.window_s, settings.stream.hop_s
-    )
-    analyses = [analyze_window(w) for w in windows]
-    features = [a.features for a in analyses]
-    scores = scorer.score(windows, features) if scorer is not None else [[] for _ in windows]
-    results = []
-    for window, analysis, window_scores in zip(windows, analyses, scores, strict=True):
-        judged, _ = pipeline.evaluate_window(
-            OFFLINE_CONTEXT, window, analysis.features, window_scores
-        )
-        alerts = [a.model_copy(update={"emitted_at": window.t_end}) for a in judged]
-        beats = analysis.pulses_s if signal == "ppg" else analysis.beats_s
-        results.append(
-            WindowResult(
-                device_id=OFFLINE_CONTEXT.device_id,
-                t_start=window.t_start,
-                t_end=window.t_end,
-                features=analysis.features,
-                beats_s=[float(b) for b in beats],
-                scores=window_scores,
-                alerts=alerts,
-            )
-        )
-    return results

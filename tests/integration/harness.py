@@ -25,7 +25,7 @@ from kafka import KafkaConsumer
 from stream.config import Settings
 from stream.kafka import client_options
 from stream.records import VITALS, Alert, Frame
-from stream.sinks.influx import to_ns
+from stream.sinks.lines import to_ns
 
 READY_LINE = "[^Worker]: Ready"
 

@@ -24,7 +24,9 @@ from onnx import TensorProto, helper
 from stream.config import Settings
 from stream.scoring import registry
 from stream.scoring.registry import ModelCard
-from stream.tools.dashboards import DashboardRunner, TimeRange, load_dashboards, render_dashboard
+from stream.tools.dashboard_render import render_dashboard
+from stream.tools.dashboard_runner import DashboardRunner
+from stream.tools.dashboards import TimeRange, load_dashboards
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,9 @@ from urllib.parse import urlparse
 import pytest
 
 from stream.config import Settings
-from stream.sinks.influx import InfluxSink, RetryPolicy, line
+from stream.sinks.influx import InfluxSink
+from stream.sinks.lines import line
+from stream.sinks.retry import RetryPolicy
 
 pytestmark = pytest.mark.integration
 

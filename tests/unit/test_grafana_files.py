@@ -1,5 +1,5 @@
 """Grafana provisioning and dashboard files: structurally valid and consistent with the
-measurements stream/sinks.py writes (no Grafana server needed)."""
+measurements stream/sinks/measurements.py writes (no Grafana server needed)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from stream.tools.dashboards import (
     variable_flux,
 )
 
-SINKS = Path(__file__).resolve().parents[2] / "stream" / "sinks" / "influx.py"
+SINKS = Path(__file__).resolve().parents[2] / "stream" / "sinks" / "measurements.py"
 DASHBOARD_FILES = sorted(DASHBOARD_DIR.glob("*.json"))
 NEWS2_BANDS = [("green", None), ("yellow", 1), ("orange", 5), ("red", 7)]
 
 
 def sink_measurements() -> set[str]:
-    """Measurement names of every ``line("name", ...)`` call in stream/sinks.py."""
+    """Measurement names of every ``line("name", ...)`` call in stream/sinks/measurements.py."""
     tree = ast.parse(SINKS.read_text())
     return {
         node.args[0].value

@@ -99,7 +99,7 @@ def _pipeline_rate(settings: Settings, frames: list[tuple[str, bytes]]) -> dict[
     started = time.perf_counter()
     for i in range(0, len(records), size):
         output = pipeline.process(records[i : i + size])
-        windows += output.metrics["windows"]
+        windows += output.metrics.windows
         lines += len(output.lines)
     elapsed = time.perf_counter() - started
     return {

@@ -104,8 +104,8 @@ def isolated(settings: Settings, label: str) -> Settings:
 def prepare(settings: Settings) -> None:
     """Create the isolated run's topics (with the worker's configs) and its bucket."""
     from producers.publisher import ensure_topics
+    from stream.kafka import stream_topics
     from stream.services import influxdb
-    from stream.worker.app import stream_topics
 
     ensure_topics(settings, stream_topics(settings))
     influxdb.ensure_bucket(settings, settings.influx.bucket)

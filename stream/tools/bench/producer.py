@@ -1,6 +1,6 @@
 """Producer throughput: how many devices one process keeps at real time.
 
-Owns ``run``, wired by the lead as ``vitalstream bench producer``. Each fleet size
+Owns ``run``, which ``vitalstream bench producer`` calls. Each fleet size
 (scenario ``quiet_ward`` plus generated patients, faults off) publishes to the real
 broker twice, ``seconds`` of wall time each:
 

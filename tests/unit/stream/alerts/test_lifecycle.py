@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.alerts.conditions import Condition
 from stream.alerts.lifecycle import AlertTracker, alert_id
-from stream.alerts.rules import Condition, evaluate
+from stream.alerts.rules import evaluate
 from stream.config import RuleSettings, load_settings
 from stream.records import Alert, PatientContext, Profile
 

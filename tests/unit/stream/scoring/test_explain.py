@@ -11,7 +11,7 @@ from stream.config import load_settings
 from stream.scoring import registry
 from stream.scoring.explain import explain, explain_alerting
 from stream.scoring.scorer import Scorer
-from stream.worker.pipeline import analyze_recording
+from stream.worker.analyze import analyze_recording
 
 
 def max_model(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stream.scoring.inputs import ecg_channels, resample_ecg, rr_channels
-from stream.signal.features import detect_r_peaks
+from stream.signal.beats import detect_r_peaks
 
 FS = 128.0
 
@@ -78,8 +78,8 @@ def test_the_stream_builds_exactly_the_training_inputs_for_the_shipped_model(tmp
     from models import dataset
     from stream.config import load_settings
     from stream.scoring import registry
-    from stream.scoring.scorer import ecg_input
-    from stream.signal.features import SignalWindow
+    from stream.scoring.inputs import ecg_input
+    from stream.signal.window import SignalWindow
 
     settings = load_settings(models={"directory": tmp_path / "none"}, pseudonym_key="k")
     model = registry.load(registry.resolve("rhythm", settings))
@@ -117,7 +117,8 @@ def _parity_cases() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("case", list(_parity_cases()))
 def test_peaks_from_the_window_features_give_the_training_inputs(case: str) -> None:
     # Serving passes analyze_window's R peaks; training detects them: same arrays.
-    from stream.signal.features import SignalWindow, analyze_window
+    from stream.signal.features import analyze_window
+    from stream.signal.window import SignalWindow
 
     ecg = _parity_cases()[case]
     analysis = analyze_window(SignalWindow(0.0, len(ecg) / FS, ecg=ecg, ecg_fs=FS))
@@ -131,7 +132,8 @@ def test_peaks_from_the_window_features_give_the_training_inputs(case: str) -> N
 
 
 def test_a_window_without_ecg_has_no_peaks_to_pass() -> None:
-    from stream.signal.features import SignalWindow, analyze_window
+    from stream.signal.features import analyze_window
+    from stream.signal.window import SignalWindow
 
     assert analyze_window(SignalWindow(0.0, 10.0, spo2=97.0)).r_peaks is None
 

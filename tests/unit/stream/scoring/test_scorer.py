@@ -13,9 +13,10 @@ from onnx import TensorProto, helper
 from stream.config import load_settings
 from stream.records import ModelRollout
 from stream.scoring import registry
+from stream.scoring.inputs import vitals_input
 from stream.scoring.registry import ModelCard
-from stream.scoring.scorer import Scorer, vitals_input
-from stream.signal.features import SignalWindow
+from stream.scoring.scorer import Scorer
+from stream.signal.window import SignalWindow
 
 FS = 100.0
 

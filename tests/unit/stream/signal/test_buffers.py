@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from stream.signal.buffers import DeviceBuffers
-from stream.signal.features import SignalWindow, window_features
+from stream.signal.features import window_features
+from stream.signal.window import SignalWindow
 
 FS = 128.0
 T0 = 1_700_000_000.0  # a realistic epoch: index arithmetic must stay exact at this size

@@ -1,91 +1,17 @@
-"""Sink: line-protocol encoding, retry policy, durable flush semantics over real HTTP."""
+"""Sink transport: batching, retries, backpressure and spooling over real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import random
 from pathlib import Path
 
 import httpx
 import pytest
 
 from stream.config import load_settings
-from stream.records import Frame
-from stream.sinks.influx import (
-    InfluxSink,
-    RetryPolicy,
-    SinkError,
-    Spool,
-    line,
-    raw_lines,
-    to_ns,
-    vitals_lines,
-)
-
-
-def test_line_escapes_tags_and_types_fields():
-    text = line(
-        "alerts",
-        {"ward": "ward 7,east", "device": "d=1"},
-        {"alert_id": 'a"b', "count": 3, "active": True, "value": 1.5},
-        2.0,
-    )
-    assert text == (
-        r"alerts,device=d\=1,ward=ward\ 7\,east "
-        r'alert_id="a\"b",count=3i,active=true,value=1.5 2000000000'
-    )
-
-
-def test_line_drops_non_finite_fields_and_empty_lines():
-    text = line("features", {}, {"hr": float("nan"), "sqi": 0.9}, 1.0)
-    assert text == "features sqi=0.9 1000000000"
-    assert line("features", {}, {"hr": float("nan"), "x": None}, 1.0) is None
-
-
-def test_line_is_the_same_whatever_the_tag_order_and_skips_empty_tags():
-    # Series keys are cached per (measurement, tags): order and empties must not leak in.
-    fields = {"hr": 72.0, "flag": False, "n": 2}
-    first = line("vitals", {"ward": "w", "device": "d", "patient": ""}, fields, 1.0)
-    second = line("vitals", {"device": "d", "patient": "", "ward": "w"}, fields, 1.0)
-    assert first == second == "vitals,device=d,ward=w hr=72.0,flag=false,n=2i 1000000000"
-    assert line("quality", {"ward": "w", "device": "d"}, {"sqi": 1.0}, 1.0) == (
-        "quality,device=d,ward=w sqi=1.0 1000000000"
-    )
-
-
-def test_timestamps_are_deterministic_at_microsecond_resolution():
-    assert to_ns(1_795_535_491.1) == to_ns(1_795_535_491.0 + 0.1)
-    assert to_ns(1.000001) == 1_000_001_000
-
-
-def test_vitals_lines_follow_frame_time():
-    frame = Frame.model_validate(
-        {
-            "device_id": "d1",
-            "seq": 0,
-            "t0": 100.0,
-            "signals": {
-                "hr": {"fs": 1, "unit": "bpm", "samples": [70, 71]},
-                "spo2": {"fs": 1, "unit": "%", "samples": [97, 96]},
-            },
-        }
-    )
-    assert vitals_lines(frame, {"device": "d1"}) == [
-        "vitals,device=d1 hr=70.0,spo2=97.0 100000000000",
-        "vitals,device=d1 hr=71.0,spo2=96.0 101000000000",
-    ]
-    assert raw_lines(frame, {"device": "d1"}) == []
-
-
-def test_retry_policy_grows_caps_and_stops():
-    policy = RetryPolicy(initial_s=0.1, factor=2, max_delay_s=1.0, total_s=10)
-    rng = random.Random(1)
-    delays = [policy.delay(n, rng) for n in range(8)]
-    assert all(0.05 <= d <= 0.1 for d in delays[:1])
-    assert all(0.5 <= d <= 1.0 for d in delays[5:])
-    assert not policy.exhausted(0.0, 9.9)
-    assert policy.exhausted(0.0, 10.0)
+from stream.sinks.influx import InfluxSink, SinkError
+from stream.sinks.retry import RetryPolicy
 
 
 class FakeInflux:
@@ -204,13 +130,3 @@ async def test_a_full_spool_falls_back_to_blocking(tmp_path):
     fake.failures = 0
     await asyncio.wait_for(task, 5)
     assert fake.bodies == [["m v=1i 1"]] and sink.spool.segments() == []
-
-
-def test_spool_size_counts_a_segment_drained_meanwhile_as_nothing(tmp_path, monkeypatch):
-    spool = Spool(tmp_path, max_bytes=1_000)
-    kept, drained = spool.put(b"x" * 10, 1), spool.put(b"y" * 20, 1)
-    listed = spool.segments()
-    drained.unlink()  # the drain deletes it between the listing and the stat
-    monkeypatch.setattr(spool, "segments", lambda: listed)
-    assert spool.size() == 10 and kept.exists()
-    assert spool.has_room(990) and not spool.has_room(991)

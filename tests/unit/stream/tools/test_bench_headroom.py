@@ -1,33 +1,22 @@
 """Pure parts of the headroom suite: the cores left and the per-frame budget, the worker's
-and pydantic's costs read from the e2e and ceiling results, the lines a pass-through writes
-per frame, the CLI's default fleet size and the report's section. Nothing is timed."""
+and pydantic's costs read from the e2e and ceiling results, one size's result and the
+summary. Nothing is timed."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from stream.cli import bench as bench_cli
-from stream.records import Frame
-from stream.signal.features import FEATURE_NAMES
-from stream.sinks.influx import feature_lines, patient_tags, vitals_lines
-from stream.tools.bench import common
-from stream.tools.bench.e2e import Sample
 from stream.tools.bench.headroom import (
-    FLAG_FEATURES,
-    FrameLines,
     compare,
     e2e_worker_cost,
-    feature_template,
     headroom,
     pydantic_decode_us,
     size_result,
     speedup,
     summarize,
 )
-from stream.tools.bench.report import render_markdown, write_report
+from stream.tools.bench.sampling import Sample
 
 
 def test_cores_left_and_budget_per_frame() -> None:
@@ -158,123 +147,3 @@ def test_summary_is_the_largest_size_compared_with_the_saved_suites(tmp_path) ->
     assert (summary["seconds_per_size"], summary["warmup_s"]) == (60, 20)
     alone = summarize([small], 60, 20, bench_dir=tmp_path / "missing")
     assert alone["e2e_worker_us_per_frame"] is None and alone["speedup_needed"] is None
-
-
-def test_the_feature_template_names_every_feature() -> None:
-    template = feature_template()
-    assert tuple(template) == FEATURE_NAMES
-    assert all(isinstance(v, float) for v in template.values())
-
-
-def _decoded_frame() -> dict:
-    return {
-        "v": 1, "device_id": "dev-0007", "seq": 3, "t0": 1_700_000_000.0,
-        "signals": {
-            "ecg": {"fs": 128, "unit": "mV", "samples": [0.01] * 128},
-            "hr": {"fs": 1, "unit": "bpm", "samples": [71]},
-            "spo2": {"fs": 1, "unit": "%", "samples": [97]},
-            "resp": {"fs": 1, "unit": "/min", "samples": [15]},
-            "temp": {"fs": 1, "unit": "°C", "samples": [36.7]},
-            "battery": {"fs": 1, "unit": "%", "samples": [88]},
-        },
-    }  # fmt: skip
-
-
-def test_a_frame_flows_through_as_its_vitals_and_one_windows_features() -> None:
-    decoded = _decoded_frame()
-    builder = FrameLines("ward-bench", hop_s=1.0, features=feature_template())
-    lines = builder.of(decoded)
-    tags = builder.tags("dev-0007")
-    assert tags == patient_tags("ward-bench", tags["patient"], "dev-0007")
-    assert tags["patient"].startswith("p-") and builder.tags("dev-0007") is tags
-    # The pipeline's own vitals lines of the validated frame, then three feature lines.
-    assert lines[:1] == vitals_lines(Frame.model_validate(decoded), tags)
-    assert len(lines) == 4
-    assert [text.split(",", 1)[0] for text in lines] == ["vitals", "features", "quality", "vitals"]
-    assert all(text.endswith(" 1700000001000000000") for text in lines[1:])  # window end
-
-
-def test_feature_values_vary_but_flags_do_not() -> None:
-    builder = FrameLines("w", 1.0, feature_template(), seed=4)
-    first, second = builder.features(), builder.features()
-    assert first["spo2"] != second["spo2"]
-    assert first["spo2"] == pytest.approx(97.0, rel=0.011)
-    assert all(first[name] == second[name] for name in FLAG_FEATURES)
-    assert len(feature_lines(first, {"device": "d"}, 1.0)) == 3
-
-
-def test_headroom_measures_5000_devices_unless_told_otherwise(monkeypatch) -> None:
-    seen: dict[str, list[int]] = {}
-
-    def fake_run(suite: str, options: dict) -> tuple[list, dict]:
-        seen[suite] = options["devices"]
-        return [], {}
-
-    monkeypatch.setattr(bench_cli, "_run_suite", fake_run)
-    monkeypatch.setattr(common, "envelope", lambda *args: {})
-    app = typer.Typer()
-    app.command()(bench_cli.bench)
-    runner = CliRunner()
-    assert runner.invoke(app, ["headroom"]).exit_code == 0
-    assert seen["headroom"] == [5000]
-    assert runner.invoke(app, ["headroom", "--devices", "200,100"]).exit_code == 0
-    assert seen["headroom"] == [100, 200]
-    assert runner.invoke(app, ["e2e"]).exit_code == 0
-    assert seen["e2e"] == bench_cli._counts(bench_cli.DEFAULT_DEVICES)
-
-
-def _headroom_suite() -> dict:
-    row = {
-        "devices": 5000, "produced_frames_per_s": 4990.0, "consumed_frames_per_s": 4985.0,
-        "lag_frames_end": 900, "lag_slope_frames_per_s": 1.5,
-        "cpu_percent": {"simulator": 45.0, "kafka": 20.0, "influxd": 40.0, "passthrough": 50.0},
-        "total_cpu_percent": 155.0, "cores": 2, "cores_left": 0.45,
-        "budget_us_per_frame": 90.3, "passthrough_us_per_frame": 100.3, "lines_per_frame": 4.0,
-        "realtime": True, "producer_realtime": True, "passthrough_keeps_up": True,
-    }  # fmt: skip
-    summary = {
-        key: row[key]
-        for key in ("devices", "consumed_frames_per_s", "realtime", "passthrough_keeps_up",
-                    "total_cpu_percent", "cores", "cores_left", "budget_us_per_frame")
-    } | {"e2e_worker_us_per_frame": 2920.0, "e2e_knee_devices": 500, "e2e_knee_workers": 2,
-         "speedup_needed": 32.34, "analysis_speedup_needed": 31.23,
-         "pydantic_decode_us_per_frame": 135.3, "seconds_per_size": 60, "warmup_s": 20}  # fmt: skip
-    return {"suite": "headroom", "machine": {"cpu": "X", "cores": 2}, "versions": {},
-            "results": [row], "summary": summary}  # fmt: skip
-
-
-def test_report_has_a_headroom_section_after_the_ceilings() -> None:
-    ceiling = {"summary": {"frames": 20000}, "results": [], "machine": {}, "versions": {}}
-    text = render_markdown({"headroom": _headroom_suite(), "ceiling": ceiling})
-    assert "## Headroom (`vitalstream bench headroom`)" in text
-    assert text.index("## Ceilings") < text.index("## Headroom")
-    assert "**5,000 devices**" in text
-    assert "**90.3 µs of CPU per frame**" in text
-    assert "**32.34× faster**" in text and "31.23×" in text
-    assert "2,920.0 µs of CPU per frame" in text and "135.3 µs" in text
-    # devices, produced, consumed, lag, trend, simulator, Kafka, influxd, pass-through CPU
-    assert "| 5,000 | 4,990.0 | 4,985.0 | 900 | 1.5 | 45.0 | 20.0 | 40.0 | 50.0 | 155.0 |" in text
-    assert "| 0.45 | 90.3 | 100.3 | 4.00 | yes |" in text
-    assert "![headroom](bench/headroom_cpu.png)" in text
-
-
-def test_report_without_headroom_skips_it_and_does_not_ask_for_it() -> None:
-    text = render_markdown({})
-    assert "## Headroom" not in text
-    assert "Not measured yet: `e2e`, `ceiling`, `model`, `influx`, `producer`." in text
-    suite = _headroom_suite()
-    suite["summary"] |= {"e2e_worker_us_per_frame": None, "speedup_needed": None}
-    assert "No e2e result to compare the worker with." in render_markdown({"headroom": suite})
-    suite["summary"] |= {"e2e_worker_us_per_frame": 2920.0, "budget_us_per_frame": 0.0}
-    assert "nothing is left for it" in render_markdown({"headroom": suite})
-    suite["summary"] |= {"speedup_needed": 0.5, "analysis_speedup_needed": 0.45}
-    fits = render_markdown({"headroom": suite})
-    assert "it fits, using **0.50× the budget** (0.45×" in fits and "faster" not in fits
-
-
-def test_write_report_draws_where_the_cores_go(tmp_path) -> None:
-    (tmp_path / "headroom.json").write_bytes(orjson.dumps(_headroom_suite()))
-    written = write_report(tmp_path, tmp_path / "benchmarks.md")
-    assert tmp_path / "headroom_cpu.png" in written
-    assert (tmp_path / "headroom_cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "## Headroom" in (tmp_path / "benchmarks.md").read_text()

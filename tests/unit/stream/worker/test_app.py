@@ -1,89 +1,34 @@
-"""The worker glue's commit rules: which records Faust may see as acked, and when."""
+"""The Faust app: its agents, timers and tables are registered, and nothing serves patient state."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import pytest
 
-from faust.types.tuples import ConsumerMessage
-
-from stream.worker.app import AckGate, withhold
-
-
-@dataclass
-class Consumer:
-    """Records final acks the way Faust's consumer does (the offsets it may commit)."""
-
-    acked: list[tuple[int, int]] = field(default_factory=list)
-
-    def ack(self, message: ConsumerMessage) -> bool:
-        self.acked.append((message.partition, message.offset))
-        return True
+from stream.config import load_settings
+from stream.worker.app import Worker, create_app
 
 
-@dataclass
-class Event:
-    """A Faust event as the agent sees it: a real message, acked through the consumer."""
-
-    message: ConsumerMessage
-    consumer: Consumer
-
-    def ack(self) -> bool:
-        return self.message.ack(self.consumer)
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(pseudonym_key="app-test-key")
 
 
-def batch(consumer: Consumer, *positions: tuple[int, int]) -> dict[tuple[int, int], Event]:
-    events = {}
-    for partition, offset in positions:
-        message = ConsumerMessage("frames", partition, offset, 0.0, 0, None, b"k", b"v", None)
-        message.incref()  # the one stream that delivers it, as Faust's conductor does
-        events[(partition, offset)] = Event(message, consumer)
-    return events
+def test_the_worker_app_serves_no_table_views(settings, tmp_path):
+    app, worker = create_app(settings, scorer=None, datadir=tmp_path)
+    # Faust's web server (and with it the /table views that would serve patient state)
+    # is off; metrics go through prometheus-client on loopback instead.
+    assert app.conf.web_enabled is False
+    assert app.conf.web_tables_enabled is False
+    assert set(app.tables) == {"contexts", "alert_state", "last_seen"}
+    assert worker.pipeline.buffers == {}  # raw samples live in local rings, not tables
 
 
-def take_events_done(events: dict[tuple[int, int], Event]) -> None:
-    for event in events.values():  # what take_events does when the agent asks for more
-        event.ack()
-
-
-def test_nothing_after_a_held_record_is_acked_until_its_frame_is_released():
-    consumer, gate = Consumer(), AckGate()
-    first = batch(consumer, (0, 10), (0, 11), (0, 12), (1, 5))
-    gate.hold(first, held=[(0, 11)])
-    take_events_done(first)
-    assert consumer.acked == [(0, 10), (1, 5)]  # 11 is held, 12 comes after it
-    second = batch(consumer, (0, 13), (1, 6))
-    gate.hold(second, held=[])
-    take_events_done(second)
-    assert consumer.acked[2:] == [(1, 6)]
-    assert gate.waiting() == 3
-    gate.release([(0, 11)])  # its frame is in an output that is now durable
-    assert consumer.acked[3:] == [(0, 11), (0, 12), (0, 13)]
-    assert gate.waiting() == 0
-
-
-def test_release_acks_only_up_to_the_next_held_record():
-    consumer, gate = Consumer(), AckGate()
-    events = batch(consumer, (0, 1), (0, 2), (0, 3), (0, 4))
-    gate.hold(events, held=[(0, 2), (0, 3)])
-    take_events_done(events)
-    gate.release([(0, 3)])  # released out of order (the device restarted its counter)
-    assert consumer.acked == [(0, 1)]
-    gate.release([(0, 2)])
-    assert consumer.acked == [(0, 1), (0, 2), (0, 3), (0, 4)]
-
-
-def test_a_record_held_and_released_in_one_batch_is_acked_once():
-    consumer, gate = Consumer(), AckGate()
-    events = batch(consumer, (0, 7), (0, 8))
-    gate.hold(events, held=[(0, 7)])
-    gate.release([(0, 7)])  # the gap filled within the batch
-    take_events_done(events)
-    assert consumer.acked == [(0, 7), (0, 8)]
-
-
-def test_a_withheld_batch_is_never_acked():
-    consumer = Consumer()
-    events = batch(consumer, (0, 1), (0, 2))
-    withhold(list(events.values()))
-    take_events_done(events)
-    assert consumer.acked == []
+def test_the_agents_keep_their_names_and_the_timers_are_registered(settings, tmp_path):
+    app, worker = create_app(settings, scorer=None, datadir=tmp_path)
+    assert isinstance(worker, Worker)
+    agents = {agent.name for agent in app.agents.values()}
+    assert agents == {"process_frames", "track_enrolments"}
+    topics = {next(iter(agent.channel.topics)) for agent in app.agents.values()}
+    assert topics == {settings.topics.frames, settings.topics.enrolments}
+    # follow_rollouts, serve_metrics and the three timers (devices, spool, metrics)
+    assert len(app._app_tasks) == 5

@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ _TIMING_METRICS = frozenset({"batch_s", "scoring_s"})
 
 
 def _output_record(kind: str, second: int, output: Any) -> bytes:
-    metrics = {k: v for k, v in sorted(output.metrics.items()) if k not in _TIMING_METRICS}
+    counts = asdict(output.metrics) if output.metrics is not None else {}
+    metrics = {k: v for k, v in sorted(counts.items()) if k not in _TIMING_METRICS}
     record = {
         "kind": kind,
         "second": second,

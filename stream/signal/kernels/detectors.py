@@ -1,20 +1,17 @@
-"""Compiled inner loops of the per-window signal analysis (numba), no Faust.
+"""Beat and pulse detection kernels: peak primitives and the detectors' sequential loops.
 
-:mod:`stream.signal.features` owns the algorithms and their meaning; this module owns their
-sample- and candidate-level loops, compiled with numba. A 10 s window is a few thousand
-samples and a few dozen beat candidates: as numpy calls, the per-call overhead (some
-hundred calls a window) was most of the worker's time; compiled, a window's beats and
-quality indices cost tens of microseconds. Each kernel is the numpy code it replaced,
-step for step (``scipy.signal.find_peaks``'s plateau and distance rules included), so
-features are unchanged up to floating-point summation order.
+Owns ``scipy.signal.find_peaks``'s rules (:func:`find_peaks`), a centred moving average,
+the refractory rule, the Pan–Tompkins decision loop (:func:`pan_tompkins`), Elgendi's blocks
+of interest (:func:`elgendi`) and the ECG quality index's plain second detector
+(:func:`simple_beats`); :mod:`stream.signal.beats` says what they mean. They live together
+because each detector calls the primitives (see :mod:`stream.signal.kernels` on numba's
+cache). Example::
 
-Kernels are compiled on first use and cached beside this file (``cache=True``); a worker
-compiles them before it consumes (:func:`stream.signal.features.warm_up`).
+    >>> find_peaks(np.array([0.0, 2.0, 0.0, 1.0, 0.0, 3.0, 0.0]), 3, 0.5)
+    array([1, 5])
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit
@@ -135,7 +132,7 @@ def pan_tompkins(
     refractory_samples: int,
     search_back: float,
 ) -> np.ndarray:
-    """Pan–Tompkins after the bandpass (see ``stream.signal.features``): R-peak indices.
+    """Pan–Tompkins after the bandpass (see ``stream.signal.beats``): R-peak indices.
 
     ``integration_width`` (150 ms) and ``half`` (75 ms, the R-peak search either side of
     a candidate) are in samples, rounded by the caller as Python rounds.
@@ -199,7 +196,7 @@ def pan_tompkins(
     for i in range(m):
         threshold_i = npk_i + 0.25 * (spk_i - npk_i)
         threshold_f = npk_f + 0.25 * (spk_f - npk_f)
-        # Search back (see stream.signal.features._pan_tompkins for why 1/search_back).
+        # Search back (see stream.signal.beats.pan_tompkins for why 1/search_back).
         while n_noise > 0 and candidates[i] > overdue:
             last = candidates[beats[n_beats - 1]]
             j = -1
@@ -237,7 +234,7 @@ def pan_tompkins(
 
 @njit(cache=True)
 def elgendi(filtered: np.ndarray, peak_width: int, beat_width: int, distance: int) -> np.ndarray:
-    """Elgendi's blocks of interest (see ``stream.signal.features``): systolic peak indices."""
+    """Elgendi's blocks of interest (see ``stream.signal.beats``): systolic peak indices."""
     n = filtered.shape[0]
     clipped = np.empty(n)
     for i in range(n):
@@ -262,51 +259,6 @@ def elgendi(filtered: np.ndarray, peak_width: int, beat_width: int, distance: in
 
 
 @njit(cache=True)
-def pinned_fraction(x: np.ndarray) -> float:
-    """Share of samples sitting at the window's extremes (clipping at an ADC rail)."""
-    lo, hi = np.min(x), np.max(x)
-    tolerance = 1e-3 * (hi - lo)
-    pinned = 0
-    for v in x:
-        if v >= hi - tolerance:
-            pinned += 1
-        if v <= lo + tolerance:
-            pinned += 1
-    return pinned / x.shape[0]
-
-
-@njit(cache=True)
-def kurtosis(x: np.ndarray) -> float:
-    """Pearson kurtosis (3 for Gaussian noise), 0 for a constant."""
-    n = x.shape[0]
-    mean = np.sum(x) / n
-    second = 0.0
-    fourth = 0.0
-    for v in x:
-        squared = (v - mean) * (v - mean)
-        second += squared
-        fourth += squared * squared
-    variance = second / n
-    return fourth / n / variance**2 if variance > 0 else 0.0
-
-
-@njit(cache=True)
-def agreement(a: np.ndarray, b: np.ndarray, tolerance: int) -> float:
-    """bSQI: matched beats / all distinct beats of two detectors (1.0 = full agreement)."""
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return 0.0
-    matched = 0
-    last = b.shape[0] - 1
-    for p in a:
-        after = np.searchsorted(b, p)
-        left = b[min(max(after - 1, 0), last)]
-        right = b[min(after, last)]
-        if min(abs(p - left), abs(right - p)) <= tolerance:
-            matched += 1
-    return matched / (a.shape[0] + b.shape[0] - matched)
-
-
-@njit(cache=True)
 def simple_beats(filtered: np.ndarray, distance: int) -> np.ndarray:
     """The quality index's second detector: peaks of |filtered| above 35 % of its
     99.5th percentile, at least ``distance`` apart."""
@@ -314,169 +266,3 @@ def simple_beats(filtered: np.ndarray, distance: int) -> np.ndarray:
     top = magnitude.shape[0] - 1 - magnitude.shape[0] // 200
     level = np.partition(magnitude, top)[top]
     return find_peaks(magnitude, distance, 0.35 * level)
-
-
-@njit(cache=True)
-def template_correlation(filtered: np.ndarray, pulses: np.ndarray, half: int) -> float:
-    """Mean correlation of each pulse (±``half`` samples) with their average (Li &
-    Clifford 2012 template matching); edges are padded with the end values."""
-    n = filtered.shape[0]
-    m = pulses.shape[0]
-    width = 2 * half + 1
-    beats = np.empty((m, width))
-    for r in range(m):
-        for k in range(width):
-            at = min(max(pulses[r] - half + k, 0), n - 1)
-            beats[r, k] = filtered[at]
-        beats[r] -= np.mean(beats[r])
-    template = np.empty(width)
-    for k in range(width):
-        template[k] = np.mean(beats[:, k])
-    template_power = np.dot(template, template)
-    total = 0.0
-    for r in range(m):
-        norm = math.sqrt(np.dot(beats[r], beats[r]) * template_power)
-        total += np.dot(beats[r], template) / max(norm, 1e-12)
-    return total / m
-
-
-@njit(cache=True)
-def activity(acc: np.ndarray, span: int, edge: int) -> np.ndarray:
-    """Accelerometer summary of the finite rows of ``(n, 3)`` ``acc`` in g: magnitude std,
-    its maximum, the std over the trailing ``span`` samples and the cosine between the
-    mean gravity direction of the first and last ``edge`` samples (nan with < 2 rows)."""
-    out = np.full(4, np.nan)
-    rows = np.empty(acc.shape[0], dtype=_INT)
-    count = 0
-    for r in range(acc.shape[0]):
-        if np.isfinite(acc[r, 0]) and np.isfinite(acc[r, 1]) and np.isfinite(acc[r, 2]):
-            rows[count] = r
-            count += 1
-    if count < 2:
-        return out
-    magnitude = np.empty(count)
-    for q in range(count):
-        r = rows[q]
-        magnitude[q] = math.sqrt(acc[r, 0] ** 2 + acc[r, 1] ** 2 + acc[r, 2] ** 2)
-    first, last = np.zeros(3), np.zeros(3)
-    head, tail = min(edge, count), min(edge, count)
-    for q in range(head):
-        first += acc[rows[q]]
-    for q in range(count - tail, count):
-        last += acc[rows[q]]
-    first /= head
-    last /= tail
-    out[0] = np.std(magnitude)
-    out[1] = np.max(magnitude)
-    out[2] = np.std(magnitude[max(count - span, 0) :])
-    norm = math.sqrt(np.dot(first, first) * np.dot(last, last))
-    out[3] = np.dot(first, last) / max(norm, 1e-9)
-    return out
-
-
-@njit(cache=True)
-def edr_rate(
-    amplitudes: np.ndarray,
-    times: np.ndarray,
-    cosines: np.ndarray,
-    sines: np.ndarray,
-    low: float,
-    high: float,
-) -> float:
-    """Breaths/min from R-peak amplitudes at beat ``times`` (s): interpolated at 4 Hz,
-    linear trend removed, Hann-windowed; the strongest bin in ``[low, high]`` Hz of the
-    DFT whose length is that of ``cosines``/``sines`` (cos and sin of 2πk/n, k < n; nan
-    when the band holds no power)."""
-    n_fft = cosines.shape[0]
-    grid_fs = 4.0
-    grid = np.arange(times[0], times[-1], 1.0 / grid_fs)
-    series = np.interp(grid, times, amplitudes)
-    centred = grid - np.mean(grid)
-    slope = np.dot(centred, series) / np.dot(centred, centred)
-    series = (series - np.mean(series) - centred * slope) * np.hanning(series.shape[0])
-    best, best_power = -1, 0.0
-    for k in range(n_fft // 2 + 1):
-        freq = k * grid_fs / n_fft
-        if freq < low or freq > high:
-            continue
-        real, imag = 0.0, 0.0
-        for t in range(min(series.shape[0], n_fft)):
-            at = (k * t) % n_fft  # the angles 2πkt/n repeat with period n
-            real += series[t] * cosines[at]
-            imag -= series[t] * sines[at]
-        power = real * real + imag * imag
-        if best < 0 or power > best_power:
-            best, best_power = k, power
-    if best < 0 or best_power == 0.0:
-        return np.nan
-    return 60.0 * best * grid_fs / n_fft
-
-
-@njit(cache=True)
-def trend_slope(values: np.ndarray, fs: float, min_points: int) -> float:
-    """Least-squares slope per minute of the finite ``values`` sampled at ``fs`` Hz (nan
-    with fewer than ``min_points`` finite values)."""
-    count, t_sum, y_sum = 0, 0.0, 0.0
-    for i in range(values.shape[0]):
-        if np.isfinite(values[i]):
-            count += 1
-            t_sum += i / fs / 60.0
-            y_sum += values[i]
-    if count < min_points:
-        return np.nan
-    t_mean, y_mean = t_sum / count, y_sum / count
-    covariance, variance = 0.0, 0.0
-    for i in range(values.shape[0]):
-        if np.isfinite(values[i]):
-            t_centred = i / fs / 60.0 - t_mean
-            covariance += t_centred * (values[i] - y_mean)
-            variance += t_centred * t_centred
-    return covariance / variance
-
-
-@njit(cache=True)
-def span(x: np.ndarray) -> float:
-    """Peak-to-peak of ``x`` (``np.ptp`` without its call overhead)."""
-    return np.max(x) - np.min(x)
-
-
-@njit(cache=True)
-def repeated_fraction(x: np.ndarray) -> float:
-    """Share of successive samples that repeat the previous one exactly."""
-    repeats = 0
-    for i in range(1, x.shape[0]):
-        if x[i] == x[i - 1]:
-            repeats += 1
-    return repeats / max(x.shape[0] - 1, 1)
-
-
-@njit(cache=True)
-def held_rr(
-    peaks: np.ndarray, missing: np.ndarray, fs_in: float, fs_out: float, n_out: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each beat's RR interval (s; nan for the first and for an interval over a ``missing``
-    sample) and its change from the previous RR, each held from its beat until the next
-    at the ``n_out`` output samples at ``fs_out`` (nan before the first beat), float32."""
-    m = peaks.shape[0]
-    rr = np.full(m, np.nan)
-    if m >= 2:
-        gaps = np.zeros(missing.shape[0] + 1, dtype=_INT)
-        for i in range(missing.shape[0]):
-            gaps[i + 1] = gaps[i] + missing[i]
-        for k in range(1, m):
-            if gaps[peaks[k]] == gaps[peaks[k - 1]]:
-                rr[k] = (peaks[k] - peaks[k - 1]) / fs_in
-    drr = np.full(m, np.nan)
-    for k in range(1, m):
-        drr[k] = rr[k] - rr[k - 1]
-    rr_held = np.full(n_out, np.nan, dtype=np.float32)
-    drr_held = np.full(n_out, np.nan, dtype=np.float32)
-    beat = -1
-    for j in range(n_out):
-        t = j / fs_out
-        while beat + 1 < m and peaks[beat + 1] / fs_in <= t:
-            beat += 1
-        if beat >= 0:
-            rr_held[j] = rr[beat]
-            drr_held[j] = drr[beat]
-    return rr_held, drr_held

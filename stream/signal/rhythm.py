@@ -1,0 +1,105 @@
+"""Rate and rhythm of detected beats: heart rate, recent rate and RR-interval features.
+
+Owns :func:`heart_rate` (median interval), :func:`recent_heart_rate` (the last two
+intervals, for threshold alarms), :func:`rr_features` (HRV, AF irregularity, ectopics) and
+:func:`in_longest_run` (no RR interval spans a gap). Beats are sample indices, as
+:mod:`stream.signal.beats` finds them. Example (beats at 100 Hz)::
+
+    >>> heart_rate(np.array([0, 100, 200, 300]), 100.0)
+    60.0
+    >>> recent_heart_rate(np.array([0, 100, 200, 250, 300]), 100.0)
+    120.0
+    >>> rr_features(np.array([0, 100]), 100.0)["rr_mean_s"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from stream.signal.window import NAN
+
+RR_KEYS = ("rr_mean_s", "rr_cv", "rmssd_ms", "pnn50", "rr_irregularity", "ectopic_fraction")
+
+
+def _median(values: list[float]) -> float:
+    # A few dozen Python floats: sorting them beats np.median's call overhead.
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def heart_rate(peaks: np.ndarray, fs: float) -> float:
+    """Beats per minute from the median beat interval; nan with fewer than 2 beats."""
+    if len(peaks) < 2:
+        return NAN
+    # A dozen beats: Python arithmetic beats numpy's per-call overhead.
+    return float(60.0 * fs / _median([b - a for a, b in itertools.pairwise(peaks.tolist())]))
+
+
+def recent_heart_rate(peaks: np.ndarray, fs: float, length: int | None = None) -> float:
+    """Beats per minute over the last two beat intervals; nan with fewer than 3 beats.
+
+    The window median (:func:`heart_rate`) is robust but takes half a window to follow a
+    step change; this follows within two beats, which is what threshold alarms need (the
+    rules' onset delay, not a long average, is what keeps one odd beat from alarming).
+    Two intervals rather than one: a premature beat and its compensatory pause average out.
+    With ``length`` (the window's samples, all present) a beat still awaited counts too:
+    once the wait since the last beat exceeds the last interval, the rate is at most what
+    the last interval and that wait give, so a heart that slows shows before its next beat.
+    """
+    if len(peaks) < 3:
+        return NAN
+    last, previous, before = (int(p) for p in peaks[-1:-4:-1])
+    span = last - before
+    if length is not None:
+        waiting = length - 1 - last
+        if waiting > last - previous:
+            span = max(span, last - previous + waiting)
+    return float(120.0 * fs / span)
+
+
+def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
+    """RR-interval features of a beat sequence (nan where too few beats).
+
+    - ``rr_mean_s``, ``rr_cv`` (std / mean), ``rmssd_ms``, ``pnn50`` (share of successive
+      differences > 50 ms): classic HRV measures.
+    - ``rr_irregularity``: median |ΔRR| / median RR. Robust to isolated ectopics (two large
+      differences among many), high for the irregularly irregular rhythm of AF; sinus rhythm
+      stays near 0.02, AF typically 0.1–0.3. Needs 4 beats.
+    - ``ectopic_fraction``: share of beats whose RR is > 20 % shorter than the window's median
+      and followed by a longer-than-median pause (premature beat + compensatory pause).
+    """
+    features = dict.fromkeys(RR_KEYS, NAN)
+    if len(peaks) < 3:
+        if len(peaks) == 2:
+            features["rr_mean_s"] = float((peaks[1] - peaks[0]) / fs)
+        return features
+    # A window holds a dozen beats: plain Python floats cost less than numpy calls here.
+    rr = [(b - a) / fs for a, b in itertools.pairwise(peaks.tolist())]
+    successive = [b - a for a, b in itertools.pairwise(rr)]
+    reference = _median(rr)
+    mean = sum(rr) / len(rr)
+    features["rr_mean_s"] = mean
+    features["rr_cv"] = math.sqrt(sum((x - mean) ** 2 for x in rr) / len(rr)) / mean
+    features["rmssd_ms"] = 1000.0 * math.sqrt(sum(d * d for d in successive) / len(successive))
+    features["pnn50"] = sum(abs(d) > 0.05 for d in successive) / len(successive)
+    if len(rr) >= 3:
+        features["rr_irregularity"] = _median([abs(d) for d in successive]) / reference
+    premature = sum(a < 0.8 * reference and b > 1.1 * reference for a, b in itertools.pairwise(rr))
+    features["ectopic_fraction"] = premature / (len(rr) - 1)
+    return features
+
+
+def in_longest_run(present: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Mask of the peaks inside the longest gap-free stretch: an RR interval spanning a
+    gap is not an interval at all."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], present.astype(np.int8), [0]))))
+    starts, ends = edges[::2], edges[1::2]
+    if len(starts) == 0:
+        return np.zeros(len(peaks), dtype=bool)
+    longest = int(np.argmax(ends - starts))
+    return (peaks >= starts[longest]) & (peaks < ends[longest])

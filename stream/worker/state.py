@@ -1,0 +1,97 @@
+"""The worker's small durable per-device state, and the mapping views the core reads it by.
+
+Owns :class:`StateStore` (enrolment contexts, alert-tracker state, when each device was
+last heard from: Faust tables in the worker, plain dicts in tests and offline analysis)
+and the two adapters between what a table holds and what the core wants:
+:class:`ContextView` (JSON bytes → :class:`~stream.records.PatientContext`) and
+:class:`DeviceKeyed` (tables keyed by the raw device-id bytes producers key frames by,
+seen as mappings keyed by ``str``). Raw samples never live here: they stay in the
+worker's local ring buffers (:mod:`stream.signal.buffers`).
+
+>>> from stream.records import Profile
+>>> store = StateStore()
+>>> contexts = ContextView(store.contexts)
+>>> contexts["dev-1"] = PatientContext(
+...     device_id="dev-1", patient="p", ward="w", profile=Profile())
+>>> store.contexts["dev-1"][:25], contexts["dev-1"].ward
+(b'{"device_id":"dev-1","pat', 'w')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.records import PatientContext
+
+
+@dataclass
+class StateStore:
+    """The small, durable per-device state; Faust tables in the worker.
+
+    Values are JSON-ready (bytes or dicts) so any mapping can hold them.
+    """
+
+    contexts: MutableMapping[str, bytes] = field(default_factory=dict)
+    trackers: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    last_seen: MutableMapping[str, float] = field(default_factory=dict)
+
+
+class ContextView(MutableMapping[str, PatientContext]):
+    """PatientContext view over a mapping of JSON bytes (what a Faust table holds)."""
+
+    def __init__(self, raw: MutableMapping[str, bytes]) -> None:
+        self.raw = raw
+        self._cache: dict[str, tuple[bytes, PatientContext]] = {}
+
+    def __getitem__(self, device_id: str) -> PatientContext:
+        data = self.raw[device_id]
+        cached = self._cache.get(device_id)
+        if cached is None or cached[0] != data:
+            cached = (data, PatientContext.model_validate_json(data))
+            self._cache[device_id] = cached
+        return cached[1]
+
+    def get(self, device_id: str, default: Any = None) -> Any:
+        return self[device_id] if device_id in self.raw else default
+
+    def __setitem__(self, device_id: str, context: PatientContext) -> None:
+        self.raw[device_id] = context.to_json()
+
+    def __delitem__(self, device_id: str) -> None:
+        del self.raw[device_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self.raw
+
+
+class DeviceKeyed(MutableMapping[str, Any]):
+    """A Faust table keyed by raw device-id bytes, seen as a mapping keyed by ``str``."""
+
+    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+        self.table = table
+
+    def __getitem__(self, device_id: str) -> Any:
+        return self.table[device_id.encode()]
+
+    def __setitem__(self, device_id: str, value: Any) -> None:
+        self.table[device_id.encode()] = value
+
+    def __delitem__(self, device_id: str) -> None:
+        del self.table[device_id.encode()]
+
+    def __contains__(self, device_id: object) -> bool:
+        return isinstance(device_id, str) and device_id.encode() in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() for key in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)

@@ -1,0 +1,147 @@
+"""Signal trust: which heart-rate source wins, what poor or detached signal does to the
+alerts derived from it, which temperature is read, and when rhythm can be analysed."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.alerts.rules import evaluate
+from stream.records import Observations
+from tests.unit.stream.alerts.harness import (
+    NAN,
+    RULES,
+    conditions_of,
+    context,
+    quiet_features,
+    rhythm_model,
+    run,
+)
+
+
+def test_heart_rate_prefers_good_ecg_over_ppg_and_device() -> None:
+    window = quiet_features(ecg_hr_bpm=130.0, ppg_hr_bpm=72.0, hr_device=72.0)
+    [fired] = conditions_of("tachycardia", run(window))
+    assert "(ecg)" in fired.message and fired.values["hr_bpm"] == 130.0
+
+
+def test_poor_ecg_falls_back_to_good_ppg_and_raises_poor_signal() -> None:
+    window = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=160.0, ppg_hr_bpm=72.0)
+    conditions = run(window)
+    assert conditions_of("tachycardia", conditions) == []
+    [poor] = conditions_of("poor_signal", conditions)
+    assert poor.category == "technical" and poor.priority == "low"
+
+
+def test_device_heart_rate_is_trusted_when_no_waveform_is_sent() -> None:
+    window = quiet_features(
+        ecg_hr_bpm=NAN, ppg_hr_bpm=NAN, ecg_sqi=NAN, ppg_sqi=NAN, hr_device=130.0
+    )
+    [fired] = conditions_of("tachycardia", run(window))
+    assert fired.priority == "medium" and "(device)" in fired.message
+
+
+def test_poor_signal_downgrades_alerts_derived_from_it() -> None:
+    window = quiet_features(ecg_sqi=0.2, ppg_sqi=0.2, ecg_hr_bpm=130.0, ppg_hr_bpm=130.0)
+    [fired] = conditions_of("tachycardia", run(window))
+    assert fired.priority == "low" and not fired.sustain_only
+    assert "poor signal" in fired.message
+
+
+def test_poor_signal_can_suppress_instead() -> None:
+    rules = RULES.model_copy(update={"poor_signal_action": "suppress"})
+    window = quiet_features(ecg_sqi=0.2, ppg_sqi=0.2, ecg_hr_bpm=130.0, ppg_hr_bpm=130.0)
+    [held] = conditions_of("tachycardia", run(window, rules=rules))
+    assert held.sustain_only
+
+
+def test_motion_downgrades_desaturation() -> None:
+    [fired] = conditions_of("desaturation", run(quiet_features(spo2=88.0, motion=1.0)))
+    assert fired.priority == "low"
+    [clean] = conditions_of("desaturation", run(quiet_features(spo2=88.0)))
+    assert clean.priority == "medium"
+
+
+@pytest.mark.parametrize("flag", ["ecg_lead_off", "ecg_flat"])
+def test_detached_sensor_suppresses_ecg_alerts_and_raises_technical(flag: str) -> None:
+    window = quiet_features(
+        **{flag: 1.0}, ecg_hr_bpm=NAN, ppg_hr_bpm=NAN, ppg_sqi=NAN, hr_device=180.0,
+        resp_rate=40.0, temp=30.0, ectopic_fraction=0.5,
+    )  # fmt: skip
+    conditions = run(window)
+    for kind in ("tachycardia", "tachypnoea", "hypothermia", "ventricular_run"):
+        assert all(c.sustain_only for c in conditions_of(kind, conditions)), kind
+    [detached] = conditions_of("sensor_detached", conditions)
+    assert detached.category == "technical" and detached.priority == "medium"
+    assert conditions_of("poor_signal", conditions) == []
+
+
+def test_detached_sensor_with_good_ppg_keeps_ppg_heart_rate() -> None:
+    window = quiet_features(ecg_lead_off=1.0, ecg_hr_bpm=NAN, ppg_hr_bpm=130.0)
+    [fired] = conditions_of("tachycardia", run(window))
+    assert not fired.sustain_only and "(ppg)" in fired.message
+
+
+def test_observed_core_temperature_wins_over_skin() -> None:
+    window = quiet_features(temp=36.8, ecg_lead_off=1.0)
+    obs = Observations(core_temp=34.5)
+    [cold] = conditions_of("hypothermia", run(window, observations=obs))
+    assert not cold.sustain_only and "(core)" in cold.message
+
+
+def test_skin_temperature_offset_applies() -> None:
+    rules = RULES.model_copy(update={"skin_temp_offset_c": 3.0})
+    assert conditions_of("hypothermia", run(quiet_features(temp=33.5), rules=rules)) == []
+    assert conditions_of("hypothermia", run(quiet_features(temp=33.5)))[0].priority == "high"
+
+
+def test_heart_rate_alarms_read_the_last_two_beats_and_news2_the_window_median() -> None:
+    # A step to 150 bpm two beats ago: the window median still says 75.
+    stepped = quiet_features(ecg_hr_bpm=75.0, ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0)
+    [tachy] = conditions_of("tachycardia", run(stepped))
+    assert tachy.values["hr_bpm"] == 150.0
+    assert (
+        evaluate(context(), 0.0, stepped, (), None, RULES).news2.subscores["pulse"] == 0
+    )  # 75 bpm
+
+
+def test_under_motion_heart_rate_alarms_fall_back_to_the_window_median() -> None:
+    # Artefact beats make a two-beat rate unreliable while the wearer moves.
+    moving = quiet_features(ecg_hr_recent_bpm=150.0, ppg_hr_recent_bpm=150.0, motion=1.0)
+    assert conditions_of("tachycardia", run(moving)) == []
+
+
+def test_a_moving_wearers_artefact_ecg_rate_is_outvoted_by_ppg_and_device() -> None:
+    # Motion artefact counted as beats: the ECG says 190 while the pulse says 100.
+    walking = quiet_features(ecg_hr_bpm=190.0, ppg_hr_bpm=100.0, hr_device=104.0, motion=1.0)
+    assert conditions_of("tachycardia", run(walking)) == []
+    # All three agree on a fast rate: a real tachycardia, doubtful only because of motion.
+    fast = quiet_features(ecg_hr_bpm=135.0, ppg_hr_bpm=133.0, hr_device=134.0, motion=1.0)
+    [fired] = conditions_of("tachycardia", run(fast))
+    assert fired.priority == "low" and not fired.sustain_only
+    assert fired.values["hr_bpm"] == 134.0  # the median of the three
+
+
+def test_two_disagreeing_heart_rates_without_a_good_source_raise_nothing() -> None:
+    window = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=190.0, ppg_hr_bpm=NAN, ppg_sqi=NAN,
+                            hr_device=100.0)  # fmt: skip
+    assert all(c.sustain_only for c in conditions_of("tachycardia", run(window)))
+    agreeing = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=130.0, ppg_hr_bpm=NAN, ppg_sqi=NAN,
+                              hr_device=126.0)  # fmt: skip
+    [fired] = conditions_of("tachycardia", run(agreeing))
+    assert not fired.sustain_only and "(ecg)" in fired.message
+
+
+def test_rhythm_under_motion_is_doubtful_and_not_analysed_on_a_poor_or_disputed_ecg() -> None:
+    vt = [rhythm_model(0, 0.9)]
+    moving = quiet_features(motion=1.0)
+    [doubtful] = conditions_of("ventricular_run", run(moving, scores=vt))
+    assert doubtful.priority == "medium" and not doubtful.sustain_only
+    for window in (
+        quiet_features(motion=1.0, ecg_sqi=0.2),  # poor ECG
+        quiet_features(motion=1.0, ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0),
+    ):
+        assert all(c.sustain_only for c in conditions_of("ventricular_run", run(window, scores=vt)))
+    # At rest a rate the pulse does not follow may be a pulse deficit, as in VT: kept.
+    deficit = quiet_features(ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0)
+    [kept] = conditions_of("ventricular_run", run(deficit, scores=vt))
+    assert kept.priority == "high"

@@ -1,0 +1,66 @@
+"""stream.signal.quality: fault flags of synthetic faults, noise ranked below real ECG
+(MIT-BIH 208), PPG quality flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.signal.quality import ecg_quality, ppg_quality
+from tests.unit.stream.signal.synthetic import regular_beats, synthetic_ecg
+
+
+def _flags(quality: dict[str, float]) -> tuple[float, float, float]:
+    return quality["flat"], quality["saturated"], quality["lead_off"]
+
+
+def _quality_cases(fs: float) -> dict[str, tuple[np.ndarray, tuple[float, float, float]]]:
+    clean = synthetic_ecg(regular_beats(70, 10.0), fs, 10.0)
+    n = len(clean)
+    return {
+        "clean": (clean, (0.0, 0.0, 0.0)),
+        "flat zero": (np.zeros(n), (1.0, 0.0, 1.0)),
+        "flat offset": (np.full(n, 1.7), (1.0, 0.0, 1.0)),
+        "clipped peaks": (np.clip(clean, None, 0.6), (0.0, 1.0, 0.0)),
+        "pinned at rail": (np.where(np.arange(n) < n // 2, clean, 5.0), (0.0, 1.0, 1.0)),
+    }
+
+
+@pytest.mark.parametrize("fs", [128.0, 360.0])
+@pytest.mark.parametrize(
+    "case", ["clean", "flat zero", "flat offset", "clipped peaks", "pinned at rail"]
+)
+def test_ecg_quality_flags(fs: float, case: str) -> None:
+    ecg, expected = _quality_cases(fs)[case]
+    quality = ecg_quality(ecg, fs)
+    assert _flags(quality) == expected
+    assert 0.0 <= quality["sqi"] <= 1.0
+    if case == "clean":
+        assert quality["sqi"] > 0.9 and quality["motion"] == 0.0
+    if expected[2]:
+        assert quality["sqi"] == 0.0
+
+
+def test_ecg_quality_ranks_noise_below_ecg(record_208: np.ndarray) -> None:
+    fs = 360.0
+    rng = np.random.default_rng(2)
+    windows = record_208[: 30 * 3600].reshape(30, 3600)
+    real = np.array([ecg_quality(w, fs)["sqi"] for w in windows])
+    noise = ecg_quality(rng.normal(0, 0.3, 3600), fs)
+    wander = ecg_quality(windows[15] + 3 * np.sin(2 * np.pi * 0.3 * np.arange(3600) / fs), fs)
+    assert np.median(real) > 0.9
+    assert np.mean([ecg_quality(w, fs)["motion"] for w in windows]) < 0.1
+    assert noise["sqi"] < 0.2 and noise["motion"] == 1.0
+    assert wander["sqi"] < 0.5 and wander["motion"] == 1.0
+
+
+def test_ppg_quality_flags() -> None:
+    fs = 64.0
+    t = np.arange(640) / fs
+    pulse = np.sin(2 * np.pi * 1.2 * t) ** 21 + 0.05 * np.sin(2 * np.pi * 0.25 * t)
+    rng = np.random.default_rng(4)
+    assert ppg_quality(pulse, fs)["sqi"] > 0.8
+    assert _flags(ppg_quality(np.full(640, 3.0), fs)) == (1.0, 0.0, 1.0)
+    assert ppg_quality(np.clip(pulse, None, 0.5), fs)["saturated"] == 1.0
+    noisy = ppg_quality(rng.normal(0, 1, 640), fs)
+    assert noisy["sqi"] < 0.5 and noisy["motion"] == 1.0
