@@ -54,22 +54,9 @@ def publish_rollout(settings: Settings, rollout_json: bytes, key: str) -> None:
     """Send the rollout on the control topic so every worker hot-swaps the model."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap,
-        security_protocol=settings.kafka.security_protocol,
-        sasl_mechanism=settings.kafka.sasl_mechanism,
-        sasl_plain_username=settings.kafka.sasl_username,
-        sasl_plain_password=(
-            settings.kafka.sasl_password.get_secret_value()
-            if settings.kafka.sasl_password
-            else None
-        ),
-        ssl_cafile=str(settings.kafka.ssl_cafile) if settings.kafka.ssl_cafile else None,
-        ssl_certfile=str(settings.kafka.ssl_certfile) if settings.kafka.ssl_certfile else None,
-        ssl_keyfile=str(settings.kafka.ssl_keyfile) if settings.kafka.ssl_keyfile else None,
-        acks="all",
-        request_timeout_ms=int(settings.kafka.request_timeout_s * 1000),
-    )
+    from stream.kafka import client_options
+
+    producer = KafkaProducer(**client_options(settings.kafka), acks="all")
     try:
         producer.send(settings.topics.control, key=key.encode(), value=rollout_json).get(
             timeout=settings.kafka.request_timeout_s
