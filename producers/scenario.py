@@ -3,7 +3,9 @@
 Owns the YAML format (validated with pydantic) of ``producers/scenarios/*.yaml``. A
 malformed file raises :class:`ScenarioError` naming the file and the offending field.
 
-Event names double as the stream's alert kinds, so they are fixed here (``EVENT_KINDS``).
+Event names are fixed here (``EVENT_KINDS``), each with its category (``EVENT_CATEGORY``):
+clinical and technical events are named after the alert they should raise; artefacts
+and confounds tempt false alarms and must raise none.
 Offsets (``start``/``end``) are seconds from the start of the simulation. An event's
 ``onset`` is ``gradual`` (vitals drift towards the event's values, the default) or
 ``abrupt`` (they are there from ``start``; the end-to-end benchmark uses this).
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stream.records import DEVICE_ID_PATTERN, Profile
 
 EventKind = Literal[
+    # clinical: each should raise the alert of its name (stream.records.AlertKind)
     "tachycardia",
     "bradycardia",
     "af",
@@ -28,10 +31,46 @@ EventKind = Literal[
     "fever",
     "tachypnoea",
     "fall",
+    # technical: a device or sensor problem, a technical alert of its name
     "sensor_detached",
     "device_silent",
+    # artefact: the signal misleads; no physiological alarm may come of it
+    "walking",
+    "running",
+    "loose_electrode",
+    "low_perfusion",
+    "sensor_noise",
+    # confound: real physiology that is not an alarm condition
+    "premature_beats",
+    "bigeminy",
 ]
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
+LabelCategory = Literal["clinical", "technical", "artefact", "confound"]
+# What kind of truth each labelled event is: the alarm evaluation counts a physiological
+# alert during an artefact or confound as a false alarm, a technical one as explained.
+EVENT_CATEGORY: dict[str, LabelCategory] = {
+    **dict.fromkeys(
+        (
+            "tachycardia",
+            "bradycardia",
+            "af",
+            "ventricular_run",
+            "desaturation",
+            "fever",
+            "tachypnoea",
+            "fall",
+        ),
+        "clinical",
+    ),
+    **dict.fromkeys(("sensor_detached", "device_silent"), "technical"),
+    **dict.fromkeys(
+        ("walking", "running", "loose_electrode", "low_perfusion", "sensor_noise"), "artefact"
+    ),
+    **dict.fromkeys(("premature_beats", "bigeminy"), "confound"),
+}
+ALERTING_EVENT_KINDS: tuple[str, ...] = tuple(
+    kind for kind in EVENT_KINDS if EVENT_CATEGORY[kind] in ("clinical", "technical")
+)
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from producers.scenario import EVENT_KINDS, ScenarioError, load_scenario, shipped_scenarios
+from producers.scenario import ALERTING_EVENT_KINDS, ScenarioError, load_scenario, shipped_scenarios
 
 
 def test_shipped_scenarios_load() -> None:
@@ -18,7 +18,7 @@ def test_shipped_scenarios_load() -> None:
 
 def test_default_scenario_exercises_every_event_kind() -> None:
     kinds = {e.event for p in load_scenario("default").patients for e in p.events}
-    assert kinds == set(EVENT_KINDS)
+    assert kinds == set(ALERTING_EVENT_KINDS)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

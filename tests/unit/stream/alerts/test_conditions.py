@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from producers.scenario import EVENT_KINDS
+from producers.scenario import ALERTING_EVENT_KINDS
 from stream.alerts import limits
 from stream.alerts.conditions import DEVICE_SILENT, FAMILY, RHYTHM_KINDS, family_of
 from stream.alerts.fall import FallDetector
@@ -46,7 +46,7 @@ def test_the_shipped_models_classes_raise_kinds_of_the_vocabulary() -> None:
 
 
 def test_the_simulators_labelled_events_are_alert_kinds() -> None:
-    assert set(EVENT_KINDS) <= set(ALERT_KINDS)
+    assert set(ALERTING_EVENT_KINDS) <= set(ALERT_KINDS)
 
 
 def test_every_kind_raised_is_in_the_vocabulary() -> None:
