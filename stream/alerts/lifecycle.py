@@ -180,6 +180,12 @@ class AlertTracker:
 
         ``now`` must be on the clock the device's windows use. ``None`` changes nothing:
         the next window resolves the alert.
+
+        The onset is when the device became silent by definition, its last frame plus
+        the timeout, not when a check noticed it: checks run between batches, and a
+        worker catching up on a backlog notices late by however much it read at once.
+        So the onset, and with it the alert id, is the same live, in a replay and in
+        memory.
         """
         if condition is None:
             return []
@@ -187,7 +193,9 @@ class AlertTracker:
         if track is not None and now <= track.last_present:
             return []
         if track is None:
-            track = self.tracks[DEVICE_SILENT] = self._start(condition, now)
+            values = condition.values
+            became_silent = values.get("last_seen", now) + values.get("timeout_s", 0.0)
+            track = self.tracks[DEVICE_SILENT] = self._start(condition, min(became_silent, now))
         track.observe(condition, now)
         return self._advance(ctx, track, condition, now, (now, now))
 

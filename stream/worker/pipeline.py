@@ -13,9 +13,11 @@ provides (Faust tables in the worker, dicts in tests): enrolment contexts, alert
 state, and when each device was last heard from. Offline analysis of a recording with
 this same code is :mod:`stream.worker.analyze`.
 
-Device silence is judged on the *ward clock*: the newest frame time this worker has seen,
-advanced by wall time since it arrived. A device is silent when the ward clock is
-``signal_loss_s`` past its last frame. This works live and for replays at any speed.
+Device silence is judged on the clock of the device's partition: the newest frame time
+this worker has seen on that partition, advanced by wall time since it arrived. A device
+is silent when its clock is ``signal_loss_s`` past its last frame. This works live and for
+replays at any speed, and a backlog whose partitions are consumed unevenly does not make
+the devices of the lagging ones look silent.
 
 Example::
 
@@ -160,6 +162,10 @@ class Pipeline:
         self.observations: dict[str, Observations] = {}
         self._newest_t: float | None = None
         self._newest_at = 0.0
+        # Silence is judged per partition (see _silence_clocks): partition → (newest frame
+        # end, when it arrived), and each device's partition as its records say.
+        self._clocks: dict[int, tuple[float, float]] = {}
+        self._partition_of: dict[str, int] = {}
 
     # -- enrolments ---------------------------------------------------------------------
     def enrol(self, record: RawRecord, now: float | None = None) -> Output:
@@ -175,6 +181,9 @@ class Pipeline:
         started = time.perf_counter()
         live = now is None
         now = time.time() if now is None else now
+        for record in records:
+            if record.key:  # producers key frames by device id
+                self._partition_of[record.key.decode(errors="replace")] = record.partition
         result = self.ingest.frames(records, now)
         output = Output(
             deadletters=[(_key_of(r, d), d) for r, d in _pair(records, result)],
@@ -218,6 +227,9 @@ class Pipeline:
             self.store.last_seen[frame.device_id] = end
             if self._newest_t is None or end > self._newest_t:
                 self._newest_t, self._newest_at = end, now
+            partition = self._partition_of.get(frame.device_id)
+            if partition is not None and end > self._clocks.get(partition, (end - 1.0,))[0]:
+                self._clocks[partition] = (end, now)
             touched[frame.device_id] = context
         scoring_s = self._windows(due, touched, output)
         return len(due), scoring_s
@@ -351,22 +363,44 @@ class Pipeline:
         if released:
             frames = [(f, self.ingest.context(f.device_id)) for f in released]
             self._accept(frames, now, output)
-        clock = self.ward_clock(now)
-        if clock is not None:
-            self._check_silence(clock, output)
+        if self._newest_t is not None:
+            self._check_silence(now, output)
         self._emit(output, None if live else now)
         output.state = self._take_unsaved()
         return output
 
-    def _check_silence(self, clock: float, output: Output) -> None:
+    def _silence_clocks(self, now: float) -> tuple[dict[int, float], float]:
+        """The clock each partition's devices are judged on, and the one for devices whose
+        partition this worker has not seen yet.
+
+        Partitions are consumed at their own pace: catching up on a backlog (after an
+        outage, a restart, a replay), one partition's frames can run tens of seconds ahead
+        of another's. Judged on the newest frame of *any* partition, every device of a
+        lagging partition would look silent. So a device is judged on its own partition's
+        clock (the newest frame there, advanced by wall time since it arrived, so a whole
+        partition going quiet is still noticed), and a device not yet seen by this worker
+        on the slowest partition clock.
+        """
+        clocks = {p: t + max(now - at, 0.0) for p, (t, at) in self._clocks.items()}
+        ward = self.ward_clock(now)
+        fallback = min(clocks.values()) if clocks else ward
+        return clocks, fallback if fallback is not None else now
+
+    def _check_silence(self, now: float, output: Output) -> None:
         timeout = self.settings.stream.signal_loss_s
-        last_seen = dict(self.store.last_seen)
-        for device_id, condition in rules.silent_devices(last_seen, clock, timeout).items():
-            self.buffers.pop(device_id, None)  # its samples are too old to window now
-            tracker = self.tracker(device_id)
-            context = self.ingest.context(device_id)
-            output.alerts += tracker.update_silence(context, clock, condition)
-            self._persist(device_id, tracker)
+        clocks, fallback = self._silence_clocks(now)
+        by_clock: dict[float, dict[str, float]] = {}
+        for device_id, seen in self.store.last_seen.items():
+            partition = self._partition_of.get(device_id)
+            clock = clocks.get(partition, fallback) if partition is not None else fallback
+            by_clock.setdefault(clock, {})[device_id] = seen
+        for clock, last_seen in by_clock.items():
+            for device_id, condition in rules.silent_devices(last_seen, clock, timeout).items():
+                self.buffers.pop(device_id, None)  # its samples are too old to window now
+                tracker = self.tracker(device_id)
+                context = self.ingest.context(device_id)
+                output.alerts += tracker.update_silence(context, clock, condition)
+                self._persist(device_id, tracker)
 
     def _emit(self, output: Output, at: float | None) -> None:
         """Stamp the output's alerts with when they leave the worker, and add their lines.

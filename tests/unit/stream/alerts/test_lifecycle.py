@@ -266,6 +266,24 @@ def test_device_silent_triggers_and_the_next_window_resolves_it() -> None:
     assert [(a.event, a.alert_id) for a in resolved] == [("resolved", first[0].alert_id)]
 
 
+def test_device_silent_onset_is_when_the_device_went_silent_not_when_it_was_noticed() -> None:
+    """A worker catching up on a backlog notices a silence late; the alert (its onset and
+    so its id) must be the same as live, or a replay raises a second one."""
+    from stream.alerts.rules import silent_devices
+
+    live, late = AlertTracker(RULES), AlertTracker(RULES)
+    last_seen = {"dev-1": 1000.0}
+    [noticed_at_once] = live.update_silence(
+        CTX, 1300.5, silent_devices(last_seen, 1300.5, 300.0)["dev-1"]
+    )
+    [noticed_late] = late.update_silence(
+        CTX, 1341.0, silent_devices(last_seen, 1341.0, 300.0)["dev-1"]
+    )
+    assert noticed_at_once.t_onset == noticed_late.t_onset == 1300.0
+    assert noticed_at_once.alert_id == noticed_late.alert_id
+    assert noticed_late.t_event == 1341.0
+
+
 def test_alerts_carry_context_and_window() -> None:
     tracker = AlertTracker(RULES)
     onset = RULES.timing_of("fall").onset_s

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -40,6 +41,7 @@ START = 1_700_000_000.0
 DEVICES = 12
 SECONDS = 300  # the silent device stops at 240 s
 SEED = 11
+PARTITIONS = 3
 # Malformed records slipped in at these seconds: they must be dead-lettered, every time
 # with the same reason, while their neighbours are processed.
 JUNK = {
@@ -84,14 +86,16 @@ def faulty_ward_output(tmp_dir: Path) -> Iterator[bytes]:
     offset = 0
     for device_id, payload in fleet.enrolments():
         offset += 1
-        output = pipeline.enrol(RawRecord(device_id.encode(), payload, 1, offset), now=START)
+        output = pipeline.enrol(RawRecord(device_id.encode(), payload, 0, offset), now=START)
         yield _output_record("enrol", 0, output)
     for second in range(SECONDS):
         tick = fleet.tick()
         records = []
         for device_id, payload in tick.messages:
             offset += 1
-            records.append(RawRecord(device_id.encode(), payload, offset % 3, offset))
+            # Like Kafka: a device's frames stay in the partition its key hashes to.
+            partition = zlib.crc32(device_id.encode()) % PARTITIONS
+            records.append(RawRecord(device_id.encode(), payload, partition, offset))
         if second in JUNK:
             records.insert(len(records) // 2, RawRecord(b"junk", JUNK[second], 0, -second))
         output = pipeline.process(records, now=tick.t + 1.0)

@@ -219,6 +219,33 @@ def test_a_silent_device_raises_device_silent_on_the_ward_clock(settings):
     assert pipeline.tick(now=START + 31).alerts == []  # not again every second
 
 
+def test_a_partition_consumed_behind_another_does_not_look_silent(settings):
+    """Catching up on a backlog, Kafka hands one partition's frames over well ahead of
+    another's. Devices on the lagging partition are not silent: they are judged on their
+    own partition's clock. A device that really stopped there is still found."""
+    pipeline = Pipeline(settings, scorer=None, store=StateStore())
+    frame = {"signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [70]}}}
+    now = START + 200  # the whole backlog is in the past; the worker reads it at once
+
+    def send(device: str, partition: int, seqs: range) -> None:
+        records = [
+            RawRecord(
+                device.encode(),
+                orjson.dumps({**frame, "device_id": device, "seq": seq, "t0": START + seq}),
+                partition,
+                seq,
+            )
+            for seq in seqs
+        ]
+        pipeline.process(records, now)
+
+    send("dev-fast", 0, range(0, 120))  # partition 0 read up to 120 s
+    send("dev-slow", 1, range(0, 30))  # partition 1 only up to 30 s so far
+    send("dev-stopped", 1, range(0, 5))  # and this device stopped at 5 s
+    out = pipeline.tick(now=now)
+    assert [(a.device_id, a.kind) for a in out.alerts] == [("dev-stopped", "device_silent")]
+
+
 def test_frames_released_by_the_timer_are_processed(settings):
     pipeline = Pipeline(settings, scorer=None)
     frame = {"device_id": "dev-r", "signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [70]}}}
