@@ -1,12 +1,15 @@
 """`vitalstream simulate` and `vitalstream replay`: argument handling only.
 
 The work lives in producers.fleet, producers.recordings and producers.publisher; heavy
-imports happen inside the commands so `vitalstream --help` stays fast.
+imports happen inside the commands so `vitalstream --help` stays fast. Both commands date
+their frames by producers.timebase's rule (a fast run starts in the past, so no frame is
+ahead of the clock when sent) and print the start they chose on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -24,7 +27,12 @@ def simulate(
     speed: float = typer.Option(1.0, "--speed", min=0, help="x real time; 0 = as fast as possible"),
     scenario: str = typer.Option("default", "--scenario", help="shipped name or YAML file"),
     seed: int = typer.Option(0, "--seed", help="same seed, same data"),
-    start: float | None = typer.Option(None, "--start", help="epoch seconds of the first frame"),
+    start: float | None = typer.Option(
+        None,
+        "--start",
+        help="epoch seconds of the first frame (default: now, or in the past by "
+        "duration x (1 - 1/speed) when faster than real time, by the duration at speed 0)",
+    ),
     frame_s: float = typer.Option(1.0, "--frame-seconds", help="seconds per frame (whole)"),
     faults: bool = typer.Option(True, "--faults/--no-faults", help="late/duplicate/lost frames"),
     labels_out: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
@@ -32,22 +40,27 @@ def simulate(
     ),
     as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
 ) -> None:
-    """Simulate a wearable fleet with labelled clinical and technical events."""
+    """Simulate a wearable fleet with labelled events (clinical, technical, artefact, confound)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from producers.fleet import Fleet, run_fleet, write_labels
     from producers.publisher import Publisher, ensure_topics, producer_topics, stop_on_signals
     from producers.scenario import ScenarioError, load_scenario
+    from producers.timebase import choose_start, describe_start
     from stream.config import load_settings
 
     settings = load_settings()
+    now = time.time()
     try:
         chosen = load_scenario(scenario)
-        fleet = Fleet(
-            chosen, devices, seed=seed, start=start or time.time(), frame_s=frame_s, faults=faults
-        )
-    except (ScenarioError, ValueError) as exc:
+        first = choose_start(
+            start, now=now, duration_s=duration, speed=speed, frame_s=frame_s,
+            max_future_s=settings.stream.max_future_skew_s,
+        )  # fmt: skip
+        fleet = Fleet(chosen, devices, seed=seed, start=first, frame_s=frame_s, faults=faults)
+    except (ScenarioError, ValueError) as exc:  # StartError is a ValueError
         _fail(str(exc))
+    typer.echo(f"simulate: {describe_start(first, now)}", err=True)
     if labels_out is not None:
         write_labels(fleet.labels(duration), labels_out)
     ensure_topics(settings, producer_topics(settings))
@@ -80,6 +93,7 @@ def simulate(
         "samples": stats.samples,
         "errors": errors,
         "topic": settings.topics.frames,
+        "start": first,
         "seconds": round(stats.seconds, 3),
     }
     if not as_json:
@@ -101,7 +115,12 @@ def replay(
     signal: str | None = typer.Option(None, "--signal", help="ecg | ppg | acc (files)"),
     fs: float | None = typer.Option(None, "--fs", help="sampling rate of a file (Hz)"),
     patient_id: str | None = typer.Option(None, "--patient-id", help="enrol to this patient"),
-    start: float | None = typer.Option(None, "--start", help="epoch seconds of the first frame"),
+    start: float | None = typer.Option(
+        None,
+        "--start",
+        help="epoch seconds of the first frame (default: now, or in the past by "
+        "length x (1 - 1/speed) when faster than real time, by the length at speed 0)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
 ) -> None:
     """Replay a real recording as device frames, resampled to the device rate."""
@@ -110,6 +129,7 @@ def replay(
     from producers.fleet import paced
     from producers.publisher import Publisher, ensure_topics, producer_topics, stop_on_signals
     from producers.recordings import RecordingError, frames, load_recording, to_device_rate
+    from producers.timebase import StartError, choose_start, describe_start
     from stream.config import load_settings
     from stream.records import DEVICE_ID_PATTERN, Enrolment
 
@@ -127,7 +147,16 @@ def replay(
             f"[{prov['package']} {prov['version']}, {prov['file']}; {prov['licence']}]"
         )
     samples, device_fs = to_device_rate(recording)
-    first = start or time.time()
+    now = time.time()
+    length_s = float(math.ceil(len(samples) / device_fs))  # one frame per second
+    try:
+        first = choose_start(
+            start, now=now, duration_s=length_s, speed=speed,
+            max_future_s=settings.stream.max_future_skew_s,
+        )  # fmt: skip
+    except StartError as exc:
+        _fail(str(exc))
+    typer.echo(f"replay: {describe_start(first, now)}", err=True)
     payloads = list(frames(device_id, recording.signal, samples, device_fs, first))
     ensure_topics(settings, producer_topics(settings))
     began = time.perf_counter()
@@ -152,6 +181,7 @@ def replay(
         "samples": int(min(len(samples), sent * device_fs)),
         "errors": errors,
         "topic": settings.topics.frames,
+        "start": first,
         "seconds": round(time.perf_counter() - began, 3),
         "provenance": recording.provenance,
     }

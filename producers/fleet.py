@@ -5,6 +5,10 @@ bytes keyed by device id) and ground-truth labels, plus the network's imperfecti
 (clock jitter, late, duplicated and lost frames) and real-time pacing. The signals come
 from :mod:`producers.physiology`; Kafka from :mod:`producers.publisher`.
 
+Labels carry each event's category (clinical, technical, artefact, confound:
+:data:`~producers.scenario.EVENT_CATEGORY`) so an alarm evaluation can tell a missed
+alert from a false one.
+
 Same scenario, seed and start time give the same bytes.
 """
 
@@ -21,13 +25,21 @@ import orjson
 
 from producers.frames import FrameEncoder
 from producers.physiology import Conditions, Physiology
-from producers.scenario import EVENT_KINDS, Baseline, Patient, Scenario
+from producers.scenario import EVENT_CATEGORY, EVENT_KINDS, Baseline, Patient, Scenario
 from producers.waveforms import ACC_FS, ECG_FS, PPG_FS
 from stream.records import Enrolment
 
 _SEVERITY_KINDS = (
     "tachycardia", "bradycardia", "af", "ventricular_run", "desaturation", "fever", "tachypnoea",
+    "walking", "running", "loose_electrode", "low_perfusion", "sensor_noise",
+    "premature_beats", "bigeminy",
 )  # fmt: skip
+
+
+# Usual activity from which a patient is labelled as walking about all the time.
+AMBULATORY_ACTIVITY = 0.3
+# A ward's artefact multiplier (noise or motion) from which every device is labelled noisy.
+NOISY_WARD = 2.0
 
 
 @dataclass
@@ -139,6 +151,13 @@ class Fleet:
         detached = self._severity("sensor_detached", active) > 0
         noise = np.full(self.n, self.scenario.artefacts.noise)
         severities = {kind: self._severity(kind, active) for kind in _SEVERITY_KINDS}
+        # Walking and running set the wearer's activity while they last (and a fall ends
+        # them): the usual activity level steps aside so it is not counted twice.
+        falling = fallen | ~np.isnan(fall_at)
+        for kind in ("walking", "running"):
+            severities[kind][falling] = 0.0
+        exercising = (severities["walking"] > 0) | (severities["running"] > 0)
+        activity[exercising] = 0.0
         abrupt = np.zeros(self.n, bool)
         abrupt[self._ev_dev[active & self._ev_abrupt]] = True
         return Conditions(
@@ -179,22 +198,40 @@ class Fleet:
         return out
 
     def labels(self, duration_s: float) -> list[dict]:
-        """Ground truth: every scheduled event that starts within the simulated span."""
+        """Ground truth: every scheduled event that starts within the simulated span, with
+        its category (clinical, technical, artefact or confound).
+
+        Standing artefacts are labelled too, over the whole span: a patient whose usual
+        activity is at least :data:`AMBULATORY_ACTIVITY` is ``walking`` about, and on a ward
+        whose sensor noise or motion artefact is :data:`NOISY_WARD` times the usual or more,
+        every device has ``sensor_noise``. What they explain is technical (poor signal);
+        a physiological alarm during them is still a false alarm.
+        """
         out = []
+        end = self.start + duration_s
+        noisy = max(self.scenario.artefacts.noise, self.scenario.artefacts.motion) >= NOISY_WARD
         for device_id, patient in zip(self.device_ids, self.patients, strict=True):
-            for event in patient.events:
-                if event.start >= duration_s:
-                    continue
-                out.append(
-                    {
-                        "device_id": device_id,
-                        "patient_id": patient.id,
-                        "event": event.event,
-                        "start": self.start + event.start,
-                        "end": self.start + min(event.end, duration_s),
-                        "severity": event.severity,
-                    }
-                )
+            spans = [
+                (e.event, self.start + e.start, self.start + min(e.end, duration_s), e.severity)
+                for e in patient.events
+                if e.start < duration_s
+            ]
+            if patient.activity >= AMBULATORY_ACTIVITY:
+                spans.append(("walking", self.start, end, patient.activity))
+            if noisy:
+                spans.append(("sensor_noise", self.start, end, 1.0))
+            out += [
+                {
+                    "device_id": device_id,
+                    "patient_id": patient.id,
+                    "event": kind,
+                    "start": start,
+                    "end": stop,
+                    "severity": severity,
+                    "category": EVENT_CATEGORY[kind],
+                }
+                for kind, start, stop, severity in spans
+            ]
         return out
 
     # -- frames -----------------------------------------------------------------------------

@@ -15,31 +15,65 @@ The model, per device:
   activity, fever, tachy/bradycardia), with a slow AR(1) component (low-frequency HRV) and
   respiratory sinus arrhythmia (RR lengthens on expiration). Atrial fibrillation draws RR
   independently (irregularly irregular); ventricular runs are fast, regular, wide beats.
-- Device-reported 1 Hz values: HR from recent RR (as a device would compute it), SpO2,
-  respiration rate and temperature approaching their targets with physiological time
-  constants; battery drain.
+  Premature beats and bigeminy (the confound kinds) replace single sinus beats by PVCs
+  and PACs with their pauses (:mod:`producers.ectopy`).
+- Walking and running (artefact kinds) raise heart rate and breathing modestly, below
+  the alarm limits (:mod:`producers.gait`); a loose electrode, low perfusion and sensor
+  noise change only what the sensors show (:mod:`producers.artefacts`).
+- Device-reported 1 Hz values: HR from recent RR as a device computes it (the mean rate
+  over the beats of the last 6 s; during ectopy over the last 12 RR intervals, as bedside
+  monitors average, so premature beats and bigeminy read as their normal average rate),
+  SpO2 (noisier under low perfusion), respiration rate and temperature approaching their
+  targets with physiological time constants; battery drain.
+
+Random numbers: the existing kinds draw from the generator the body is given, in a fixed
+order, so a seed's data stays what it was; the artefact and confound kinds draw from a
+second generator derived from the same seed (:func:`auxiliary_generator`), and only while
+one of them is active.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from producers.artefacts import SensorArtefacts, sensor_noise_gain
+from producers.ectopy import Ectopy
+from producers.gait import Gait
 from producers.waveforms import (
     ACC_FS,
+    AF_BEAT,
     ECG_FS,
     LOOKAHEAD_S,
     LOOKBACK_S,
+    PAC,
     PPG_FS,
+    PVC,
+    SINUS,
+    VENTRICULAR,
     Waveforms,
     sin32,
 )
 
 VITAL_FS = 1
+MONITOR_RR_COUNT = 12  # RR intervals a monitor averages (e.g. 12-16; AAMI EC13 asks makers to say)
+# The kinds of the beat ring (``beat_kind``), by name; their shapes are waveforms' _WAVES.
+BEAT_KINDS = {"sinus": SINUS, "af": AF_BEAT, "ventricular": VENTRICULAR, "pvc": PVC, "pac": PAC}
+_AUX_STREAM = 0xA27E  # spawn key of the artefact/confound generator
 
-# Beat kinds.
-SINUS, AF_BEAT, VENTRICULAR = 0, 1, 2
+
+def auxiliary_generator(rng: np.random.Generator) -> np.random.Generator:
+    """A second generator derived from ``rng``'s seed without drawing from ``rng``.
+
+    The artefact and confound kinds draw from it, so adding them to a ward leaves the
+    main stream (and every existing kind's data for that seed) as it was.
+    """
+    seq = rng.bit_generator.seed_seq
+    if isinstance(seq, np.random.SeedSequence):
+        child = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _AUX_STREAM))
+        return np.random.default_rng(child)
+    return rng.spawn(1)[0]
 
 
 def target_heart_rate(
@@ -112,6 +146,14 @@ class Conditions:
     noise: np.ndarray  # sensor-noise multiplier
     motion: np.ndarray  # motion-artefact multiplier
     abrupt: np.ndarray  # bool: an event with an abrupt onset is active (no drift to targets)
+    # Artefact kinds (the signal misleads) and confound kinds (physiology, not an alarm).
+    walking: np.ndarray
+    running: np.ndarray
+    loose_electrode: np.ndarray
+    low_perfusion: np.ndarray
+    sensor_noise: np.ndarray
+    premature_beats: np.ndarray
+    bigeminy: np.ndarray
 
     @classmethod
     def quiet(cls, n: int) -> Conditions:
@@ -124,6 +166,9 @@ class Conditions:
             fall=zeros.copy(), fall_at=np.full(n, np.nan), fallen=np.zeros(n, bool),
             detached=np.zeros(n, bool),
             noise=np.ones(n), motion=np.ones(n), abrupt=np.zeros(n, bool),
+            walking=zeros.copy(), running=zeros.copy(), loose_electrode=zeros.copy(),
+            low_perfusion=zeros.copy(), sensor_noise=zeros.copy(),
+            premature_beats=zeros.copy(), bigeminy=zeros.copy(),
         )  # fmt: skip
 
 
@@ -188,6 +233,11 @@ class Physiology(Waveforms):
         self.battery_drain_per_h = np.broadcast_to(np.asarray(battery_drain_per_h, float), (n,))
         self.saturates = rng.random(n) < 0.5  # lead-off shows as rail or as flat line
         self.abrupt = np.zeros(n, bool)
+        # The artefact and confound kinds: their own random stream (see the module doc).
+        aux = auxiliary_generator(rng)
+        self.gait = Gait(n, aux)
+        self.artefacts = SensorArtefacts(n, aux)
+        self.ectopy = Ectopy(n, aux)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -202,6 +252,9 @@ class Physiology(Waveforms):
     def _schedule_beats(self, cond: Conditions, hr_mean: np.ndarray, until: float) -> None:
         resp_hz = self.resp_now / 60.0
         t_start = self.t
+        ectopy = bool(
+            cond.premature_beats.any() or cond.bigeminy.any() or self.ectopy.pending.any()
+        )
         while True:
             due = np.flatnonzero(self.next_beat < until)
             if due.size == 0:
@@ -224,11 +277,20 @@ class Physiology(Waveforms):
                 1 + 0.015 * self.rng.standard_normal(due.size)
             )
             rr = np.where(kind == VENTRICULAR, rr_v, np.where(kind == AF_BEAT, rr_af, rr))
-            rr = np.clip(rr, 0.2, 2.5)
             prev_rr = self.beat_rr[due, -1]
+            ectopic = ectopy and self.ectopy.active(
+                due, cond.premature_beats[due], cond.bigeminy[due]
+            )
+            if np.any(ectopic):
+                e = np.flatnonzero(ectopic)
+                kind[e], rr[e] = self.ectopy.beats(
+                    due[e], kind[e], rr[e], prev_rr[e],
+                    cond.premature_beats[due[e]], cond.bigeminy[due[e]],
+                )  # fmt: skip
+            rr = np.clip(rr, 0.2, 2.5)
             # Stroke volume follows filling time (Frank-Starling); ventricular beats eject poorly.
             amp = np.clip(prev_rr / mean_rr, 0.5, 1.3) ** 0.7
-            amp = np.where(kind == VENTRICULAR, 0.45 * amp, amp)
+            amp = np.where((kind == VENTRICULAR) | (kind == PVC), 0.45 * amp, amp)
             for arr, value in (
                 (self.beat_t, t_beat), (self.beat_kind, kind),
                 (self.beat_rr, rr), (self.beat_amp, amp),
@@ -237,22 +299,37 @@ class Physiology(Waveforms):
                 arr[due, -1] = value
             self.next_beat[due] = t_beat + rr
 
+    def _monitor_rate(self, rows: np.ndarray, t_end: float) -> np.ndarray:
+        """Heart rate over the last 12 RR intervals, as bedside monitors average it (an
+        even count: a bigeminal rhythm's short and long intervals cancel exactly)."""
+        out = np.empty(rows.size)
+        for j, i in enumerate(rows):
+            times = self.beat_t[i]
+            times = times[(times > -1e8) & (times <= t_end)][-(MONITOR_RR_COUNT + 1) :]
+            span = times[-1] - times[0] if times.size > 1 else 0.0
+            out[j] = 60.0 * (times.size - 1) / span if span > 0 else self.hr_now[i]
+        return out
+
     # -- one frame --------------------------------------------------------------------------
 
     def step(self, cond: Conditions) -> Chunk:
         """Render the next frame for every device and advance time by one frame."""
         frame, t0 = self.frame_s, self.t
+        abrupt = cond.abrupt
+        upright = ~cond.fallen & np.isnan(cond.fall_at)  # a fall interrupts any gait
+        self.gait.update(cond.walking * upright, cond.running * upright, t0)
         hr_target = target_heart_rate(
             cond.hr, cond.activity, cond.fever, cond.tachycardia, cond.bradycardia
         )
-        abrupt = cond.abrupt
+        exercise_hr = self.gait.heart_rate_target(cond.hr, hr_target, frame, abrupt)
+        if exercise_hr is not None:
+            hr_target = exercise_hr
         self.hr_now = self._approach(self.hr_now, hr_target, 6.0, abrupt)
-        self.resp_now = self._approach(
-            self.resp_now,
-            target_resp_rate(cond.resp, cond.activity, cond.tachypnoea),
-            8.0,
-            abrupt,
-        )
+        resp_target = target_resp_rate(cond.resp, cond.activity, cond.tachypnoea)
+        exercise_resp = self.gait.resp_rise(cond.resp, resp_target)
+        if exercise_resp is not None:
+            resp_target = resp_target + exercise_resp
+        self.resp_now = self._approach(self.resp_now, resp_target, 8.0, abrupt)
         self.spo2_now = self._approach(
             self.spo2_now, target_spo2(cond.spo2, cond.desaturation), 15.0, abrupt
         )
@@ -264,6 +341,7 @@ class Physiology(Waveforms):
             # An abrupt onset changes the very next beat interval, not the one after it.
             next_beat = self.beat_t[started, -1] + 60.0 / self.hr_now[started]
             self.next_beat[started] = np.maximum(next_beat, t0 + LOOKAHEAD_S)
+            self.ectopy.cancel(started)
         self.abrupt = abrupt.copy()
         self._schedule_beats(cond, self.hr_now, until=t0 + frame + LOOKAHEAD_S)
 
@@ -280,9 +358,14 @@ class Physiology(Waveforms):
         breathing_ecg = breathing(t_ecg)
         # The PPG clock ticks on every other ECG sample: same times, same breathing.
         breathing_ppg = breathing_ecg[:, :: ECG_FS // PPG_FS]
-        ecg = self._render_ecg(t_ecg, cond, breathing_ecg)
-        ppg = self._render_ppg(t_ppg, cond, breathing_ppg)
+        sensors = cond
+        if cond.sensor_noise.any():
+            sensors = replace(cond, noise=cond.noise * sensor_noise_gain(cond.sensor_noise))
+        ecg = self._render_ecg(t_ecg, sensors, breathing_ecg)
+        ppg = self._render_ppg(t_ppg, sensors, breathing_ppg)
         acc = self._render_acc(t_acc, cond)
+        self.gait.render_acc(acc, t_acc)
+        self.gait.advance(frame)
         self.resp_phase = (self.resp_phase + 2 * np.pi * resp_hz[:, 0] * frame) % (2 * np.pi)
 
         vitals_n = int(frame * VITAL_FS)
@@ -291,18 +374,24 @@ class Physiology(Waveforms):
         rr_sum = np.where(recent, self.beat_rr, 0.0).sum(axis=1)
         beats = recent.sum(axis=1)
         hr_reported = np.where(beats > 0, 60.0 * beats / np.maximum(rr_sum, 1e-6), self.hr_now)
+        ectopic = np.flatnonzero((cond.premature_beats > 0) | (cond.bigeminy > 0))
+        if ectopic.size:
+            hr_reported[ectopic] = self._monitor_rate(ectopic, t0 + frame)
 
         def per_second(value: np.ndarray, sd: float) -> np.ndarray:
             return value[:, None] + sd * self.rng.standard_normal((self.n, vitals_n))
 
         self.battery = np.maximum(0.0, self.battery - self.battery_drain_per_h * frame / 3600.0)
         self.t = t0 + frame
+        hr = np.round(per_second(hr_reported, 0.5))
+        # The oximeter reads the true saturation, less well under low perfusion.
+        spo2 = self.artefacts.oximeter(per_second(self.spo2_now, 0.4), cond.low_perfusion)
         return Chunk(
             ecg=ecg,
             ppg=ppg,
             acc=acc,
-            hr=np.round(per_second(hr_reported, 0.5)),
-            spo2=np.clip(np.round(per_second(self.spo2_now, 0.4)), 50, 100),
+            hr=hr,
+            spo2=np.clip(np.round(spo2), 50, 100),
             resp=np.round(per_second(self.resp_now, 0.3)),
             temp=np.round(per_second(self.temp_now, 0.03), 1),
             battery=np.round(np.repeat(self.battery[:, None], vitals_n, axis=1), 1),

@@ -7,13 +7,20 @@ numpy, every device a row:
 - ECG is a sum of Gaussians per beat (P, Q, R, S, T as in McSharry et al.'s ECGSYN) placed on
   the beat times; P and T timing scale with sqrt(RR) (Bazett). AF beats have no P wave and
   fibrillatory f-waves ride on the baseline; ventricular beats have no P, a wide QRS and a
-  discordant T. Respiration moves the baseline and the QRS amplitude.
+  discordant T. Premature beats (:mod:`producers.ectopy`): a PVC is drawn like a
+  ventricular beat (QRS ~140 ms, T opposite the QRS) with its T at a fixed 0.34 s, as
+  repolarization follows the short cycle before it, not the pause after; a PAC has a
+  normal narrow QRS after an early, low, inverted P (an ectopic atrial focus).
+  Respiration moves the baseline and the QRS amplitude.
 - PPG pulses follow the SAME beats after a pulse transit time that shortens as HR rises;
   ventricular beats eject less (smaller pulse), respiration modulates baseline and amplitude.
 - Accelerometer: gravity (posture) + walking cadence scaled by activity; a fall is a brief
   free fall, an impact spike of 3-6 g, then lying still.
 - Sensor noise, baseline wander, motion artefacts (scaled by activity), lead-off (flat or
   saturated ECG) while the sensor is detached.
+- The artefact kinds hook in here: gait (walking, running: :mod:`producers.gait`) replaces
+  the accelerometer and adds step-locked artefact to ECG and PPG; a loose electrode
+  (ECG), low perfusion (PPG) and sensor noise are :mod:`producers.artefacts`'.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from producers.artefacts import SensorArtefacts
+    from producers.gait import Gait
     from producers.physiology import Conditions
 
 # Sampling rates of the waveform channels (Hz).
@@ -30,7 +39,10 @@ ECG_FS = 128
 PPG_FS = 64
 ACC_FS = 25
 
-# Waves per beat kind (rows: :mod:`producers.physiology`'s SINUS, AF_BEAT, VENTRICULAR):
+# Beat kinds: the rows of _WAVES.
+SINUS, AF_BEAT, VENTRICULAR, PVC, PAC = 0, 1, 2, 3, 4
+
+# Waves per beat kind (rows: SINUS, AF_BEAT, VENTRICULAR, PVC, PAC):
 # (centre s relative to R at RR = 1 s, amplitude mV, width s, scales with sqrt(RR)).
 # Sinus values follow ECGSYN's P-QRS-T proportions for lead II.
 _WAVES = np.array(
@@ -56,6 +68,20 @@ _WAVES = np.array(
             [0.0, 1.60, 0.035, 0],
             [0.080, -0.70, 0.035, 0],
             [0.34, -0.45, 0.070, 1],
+        ],
+        [
+            [-0.20, 0.00, 0.025, 1],
+            [-0.060, -0.30, 0.030, 0],
+            [0.0, 1.60, 0.035, 0],
+            [0.080, -0.70, 0.035, 0],
+            [0.34, -0.45, 0.070, 0],
+        ],
+        [
+            [-0.16, -0.07, 0.020, 0],
+            [-0.035, -0.12, 0.010, 0],
+            [0.0, 1.10, 0.011, 0],
+            [0.035, -0.25, 0.011, 0],
+            [0.30, 0.30, 0.050, 1],
         ],
     ],
     dtype=np.float64,
@@ -127,6 +153,8 @@ class Waveforms:
     ppg_gain: np.ndarray
     wander: np.ndarray
     saturates: np.ndarray
+    gait: Gait
+    artefacts: SensorArtefacts
 
     def _recent_beats(self, t: np.ndarray) -> int:
         # Only the newest beats reach into this frame; rendering the whole ring would
@@ -166,6 +194,8 @@ class Waveforms:
         noise *= 0.012 * cond.noise[:, None]
         ecg += noise
         self._add_motion_artefact(ecg, cond, scale=0.25)
+        self.gait.add_artefact(ecg, t, cond.motion, sensor="ecg", scale=0.25, emg=0.03)
+        self.artefacts.loose_electrode(ecg, ECG_FS, cond.loose_electrode, cond.noise)
         # Every device draws lead-off noise, attached or not: the random stream, and so
         # each seed's data, stays what it was.
         flat_noise = self.rng.standard_normal((self.n, t.size))
@@ -198,8 +228,11 @@ class Waveforms:
         dicrotic = 0.35 * np.exp(-0.5 * np.minimum(notch * notch, 50.0))
         ppg = np.einsum("nk,nks->ns", self.beat_amp[:, -k:], systolic + dicrotic)
         ppg *= self.ppg_gain[:, None] * (1 + 0.08 * resp_wave)
+        self.artefacts.weaken_ppg(ppg, resp_wave, cond.low_perfusion)
         ppg += 0.15 * resp_wave + 0.01 * cond.noise[:, None] * self.rng.standard_normal(ppg.shape)
+        self.artefacts.perfusion_noise(ppg, cond.low_perfusion, cond.noise)
         self._add_motion_artefact(ppg, cond, scale=0.6)
+        self.gait.add_artefact(ppg, t, cond.motion, sensor="ppg", scale=0.6)
         ambient = self.rng.standard_normal(ppg.shape)  # drawn for all: see _render_ecg
         detached = np.flatnonzero(cond.detached)  # the photodiode sees ambient light only
         ppg[detached] = 0.02 * ambient[detached]

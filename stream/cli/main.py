@@ -18,6 +18,7 @@ from producers.cli import replay, simulate
 from stream.cli.alerts import alerts_app
 from stream.cli.bench import bench
 from stream.cli.dashboards import dashboards_app
+from stream.cli.evaluate import evaluate
 from stream.cli.run import analyze, demo, worker
 from stream.cli.services import services_app
 from stream.cli.soak import soak
@@ -51,7 +52,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(models_app, name="models")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(dashboards_app, name="dashboards")
-for command in (simulate, replay, worker, demo, analyze, train, soak, bench):
+for command in (simulate, replay, worker, demo, analyze, train, soak, bench, evaluate):
     app.command()(command)
 
 

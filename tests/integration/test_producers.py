@@ -1,7 +1,9 @@
-"""Producers against the real broker: a fleet's frames and a replay arrive intact."""
+"""Producers against the real broker: a fleet's frames and a replay arrive intact, and a
+run faster than real time never sends a frame dated ahead of the clock."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import defaultdict
 
@@ -16,6 +18,7 @@ from producers.scenario import load_scenario
 from stream.config import Settings
 from stream.kafka import client_options
 from stream.records import Enrolment, Frame
+from tests.integration.harness import cli, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +112,45 @@ def test_replay_of_record_208_decodes_to_the_original(isolated_settings: Setting
     n = min(len(back), len(recording.samples))
     inner = slice(360, n - 360)
     assert np.corrcoef(back[inner], recording.samples[inner])[0, 1] > 0.995
+
+
+def _never_ahead(records: list, begun: float, ended: float) -> list[Frame]:
+    """Each frame's t0 is no later than the moment it was sent (the record's create time,
+    stamped by the producer at send) and than the test's own clock."""
+    frames_seen = []
+    for record in records:
+        frame = Frame.from_json(record.value)
+        sent = record.timestamp / 1000.0
+        assert begun - 1.0 <= sent <= ended + 1.0  # the producer's clock is this one
+        assert frame.t0 <= sent, f"{frame.device_id} seq {frame.seq} dated ahead"
+        assert frame.t0 <= ended
+        frames_seen.append(frame)
+    return frames_seen
+
+
+def test_fast_simulation_and_replay_are_dated_in_the_past(isolated_settings: Settings) -> None:
+    settings = isolated_settings
+    env = worker_env(settings)
+    begun = time.time()
+    sim = subprocess.run(
+        cli("simulate", "--scenario", "artefacts", "--devices", "4", "--duration", "60",
+            "--speed", "0", "--no-faults", "--json"),
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    replayed = subprocess.run(
+        cli("replay", "mitbih-208", "--device-id", "replay-fast", "--speed", "0", "--json"),
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    ended = time.time()
+    assert "simulate: frames dated from" in sim.stderr and "s before now" in sim.stderr
+    assert "replay: frames dated from" in replayed.stderr
+    expected = 4 * 60 + 300  # record 208 is 5 minutes: 300 one-second frames
+    records = _consume(settings, settings.topics.frames, expected, timeout_s=60)
+    assert len(records) == expected
+    frames_seen = _never_ahead(records, begun, ended)
+    simulated = [f for f in frames_seen if f.device_id != "replay-fast"]
+    # Dated over the minute before the run: the last frame a frame period before "now".
+    assert min(f.t0 for f in simulated) >= begun - 62
+    assert max(f.t0 for f in simulated) <= ended - 0.9
+    replay = sorted(f.t0 for f in frames_seen if f.device_id == "replay-fast")
+    assert replay[0] >= begun - 302 and replay[-1] <= ended - 0.9

@@ -7,11 +7,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import orjson
 import pytest
 
-from producers.fleet import Fleet
-from producers.scenario import load_scenario
+from producers.fleet import AMBULATORY_ACTIVITY, NOISY_WARD, Fleet
+from producers.scenario import EVENT_CATEGORY, load_scenario
 from stream.records import Enrolment, Frame, frame_json_schema
 
 START = 1_800_000_000.0
@@ -101,7 +102,8 @@ def test_labels_use_the_frames_time_base_and_silence_is_real() -> None:
     labels = fleet.labels(duration_s=300)
     silent = [x for x in labels if x["event"] == "device_silent"]
     assert silent and silent[0]["start"] == START + 240 and silent[0]["end"] == START + 300
-    assert {"device_id", "patient_id", "event", "start", "end", "severity"} == set(labels[0])
+    keys = {"device_id", "patient_id", "event", "start", "end", "severity", "category"}
+    assert all(set(label) == keys for label in labels)
     assert all(x["start"] < START + 300 for x in labels)
     device = silent[0]["device_id"]
     last_t0 = None
@@ -120,3 +122,69 @@ def test_detached_sensor_frames_drop_hr_and_spo2() -> None:
     frame = next(Frame.from_json(p) for d, p in tick.messages if d == detached["device_id"])
     assert frame.signals.hr is None and frame.signals.spo2 is None
     assert frame.signals.ecg is not None
+
+
+@pytest.mark.parametrize(
+    ("scenario", "categories"),
+    [("default", {"clinical", "technical", "artefact"}), ("artefacts", {"artefact", "technical"}),
+     ("arrhythmia_confounds", {"confound"}), ("noisy_ambulatory",
+      {"artefact", "technical", "clinical"})],
+)  # fmt: skip
+def test_labels_carry_the_category_of_their_event(scenario: str, categories: set[str]) -> None:
+    loaded = load_scenario(scenario)
+    fleet = Fleet(loaded, len(loaded.patients), seed=0, start=START, faults=False)
+    labels = fleet.labels(duration_s=600)
+    assert {label["category"] for label in labels} == categories
+    assert all(label["category"] == EVENT_CATEGORY[label["event"]] for label in labels)
+    # Artefacts and confounds are labelled exactly like clinical events: one per event.
+    scheduled = [
+        (fleet.device_ids[i], e.event, START + e.start, START + min(e.end, 600))
+        for i, p in enumerate(fleet.patients) for e in p.events if e.start < 600
+    ]  # fmt: skip
+    # Standing artefacts are labelled over the whole span: usual activity, a noisy ward.
+    standing = [
+        (fleet.device_ids[i], kind, START, START + 600)
+        for i, p in enumerate(fleet.patients)
+        for kind, on in (
+            ("walking", p.activity >= AMBULATORY_ACTIVITY),
+            ("sensor_noise", max(loaded.artefacts.noise, loaded.artefacts.motion) >= NOISY_WARD),
+        )
+        if on
+    ]
+    got = [(x["device_id"], x["event"], x["start"], x["end"]) for x in labels]
+    assert sorted(got) == sorted(scheduled + standing)
+
+
+def test_walking_and_running_set_the_activity_and_a_fall_stops_them() -> None:
+    scenario = load_scenario("noisy_ambulatory")
+    fleet = Fleet(scenario, 4, seed=0, start=START, faults=False)
+    cond = fleet.conditions(30.0)  # amb-001 runs from 0 to 120 s
+    assert cond.running[0] == 0.5 and cond.activity[0] == 0.0  # not counted twice
+    assert cond.activity[1] == 0.5 and cond.running[1] == 0.0 == cond.walking[1]
+    assert fleet.conditions(130.0).activity[0] == 0.6  # back to the usual activity
+    walking_then_falling = scenario.model_copy(
+        update={"patients": [scenario.patients[1].model_copy(update={"events": [
+            *scenario.patients[1].events,
+            scenario.patients[1].events[0].model_copy(
+                update={"event": "walking", "start": 200, "end": 400, "severity": 0.5}),
+        ]})]}
+    )  # fmt: skip
+    fleet = Fleet(walking_then_falling, 1, seed=0, start=START, faults=False)
+    assert fleet.conditions(220.0).walking[0] == 0.5
+    impact, lying = fleet.conditions(240.0), fleet.conditions(260.0)
+    assert impact.walking[0] == 0.0 and not np.isnan(impact.fall_at[0])
+    assert lying.walking[0] == 0.0 and lying.fallen[0]
+
+
+def test_the_new_kinds_reach_the_frames() -> None:
+    scenario = load_scenario("artefacts")
+    fleet = Fleet(scenario, len(scenario.patients), seed=3, start=START, faults=False)
+    for _ in range(130):
+        tick = fleet.tick()
+    frames = {d: Frame.from_json(p) for d, p in tick.messages}
+    running = frames[fleet.device_ids[1]]  # art-002 runs from 100 s
+    acc = np.asarray(running.signals.acc.samples)
+    assert np.linalg.norm(acc, axis=1).max() > 1.8
+    assert frames[fleet.device_ids[4]].signals.hr is None  # the lead-off: art-005
+    loose = np.asarray(frames[fleet.device_ids[2]].signals.ecg.samples)  # art-003
+    assert loose.size == 128
