@@ -145,6 +145,8 @@ _KIND_TIMINGS: dict[str, dict[str, float]] = {
     "tachycardia": {"onset_s": 2, "repeat_s": 120, "resolve_s": 15},
     "bradycardia": {"onset_s": 2, "repeat_s": 120, "resolve_s": 15},
     "af": {"onset_s": 30, "repeat_s": 300, "resolve_s": 30},
+    # A run stays in the 10 s window for 10 s: 3 s of it costs 3 s and rejects artefact
+    # (an electrode pop read as a wide beat shows in a window or two, not three).
     "ventricular_run": {"onset_s": 0, "repeat_s": 60, "resolve_s": 30},
     "desaturation": {"onset_s": 5, "repeat_s": 120, "resolve_s": 15},
     "tachypnoea": {"onset_s": 5, "repeat_s": 120, "resolve_s": 15},
@@ -205,6 +207,10 @@ class RuleSettings(_Group):
     af_rr_irregularity: float = 0.1
     model_threshold: float = Field(0.5, description="used when a model card has no threshold")
     ventricular_ectopic_fraction: float = 0.25
+    # A ventricular run is >= 3 consecutive ventricular beats faster than 100 bpm
+    # (AHA/ACC/HRS 2017 ventricular arrhythmia guideline: non-sustained VT). Runs slower
+    # than this (bigeminy, isolated premature beats) are not alerted as runs.
+    ventricular_run_rate_bpm: float = 100.0
     model_hysteresis: float = Field(0.1, description="probability margin to clear a model alert")
     model_outputs: dict[str, str] = Field(
         default_factory=lambda: {

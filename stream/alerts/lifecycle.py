@@ -29,7 +29,9 @@ Example::
 
     tracker = AlertTracker(settings.rules)
     if not tracker.seen(t):
-        judged = evaluate(ctx, t, features, scores, obs, settings.rules, fall=tracker.fall)
+        judged = evaluate(
+            ctx, t, features, scores, obs, settings.rules, fall=tracker.fall, ecg=tracker.ecg
+        )
         alerts = tracker.update(ctx, t, judged.conditions, window=(t - 10, t))
 """
 
@@ -43,6 +45,7 @@ from typing import Any
 
 from stream.alerts.conditions import DEVICE_SILENT, Category, Condition, family_of
 from stream.alerts.fall import FallDetector
+from stream.alerts.trust import EcgHistory
 from stream.config import RuleSettings
 from stream.records import PRIORITY_RANK, Alert, AlertEvent, AlertKind, PatientContext, Priority
 
@@ -103,15 +106,17 @@ def _strength(condition: Condition) -> tuple[bool, int]:
 class AlertTracker:
     """Alert state of one device; see the module docstring.
 
-    ``fall`` is the device's :class:`~stream.alerts.fall.FallDetector`: the tracker only
-    carries it (saved and restored with its state); :func:`stream.alerts.rules.evaluate`
-    advances it when passed as ``fall=tracker.fall``.
+    ``fall`` is the device's :class:`~stream.alerts.fall.FallDetector` and ``ecg`` its
+    :class:`~stream.alerts.trust.EcgHistory`: the tracker only carries them (saved and
+    restored with its state); :func:`stream.alerts.rules.evaluate` advances them when
+    passed as ``fall=tracker.fall, ecg=tracker.ecg``.
     """
 
     def __init__(self, rules: RuleSettings | None = None) -> None:
         self.rules = rules or RuleSettings()
         self.tracks: dict[str, _Track] = {}
         self.fall = FallDetector()
+        self.ecg = EcgHistory()
         self.last_t: float | None = None
 
     def seen(self, t: float) -> bool:
@@ -267,6 +272,7 @@ class AlertTracker:
             "v": STATE_VERSION,
             "last_t": self.last_t,
             "fall": self.fall.to_dict(),
+            "ecg_good_since": self.ecg.good_since,
             "tracks": {kind: asdict(track) for kind, track in self.tracks.items()},
         }
 
@@ -279,5 +285,7 @@ class AlertTracker:
         tracker = cls(rules)
         tracker.last_t = data["last_t"]
         tracker.fall = FallDetector.from_dict(data["fall"])
+        # Saved by an older worker without it: the ECG's history starts now.
+        tracker.ecg = EcgHistory(data.get("ecg_good_since"))
         tracker.tracks = {kind: _Track(**track) for kind, track in data["tracks"].items()}
         return tracker

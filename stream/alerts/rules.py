@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, cast
 
 from stream.alerts.conditions import DEVICE_SILENT, RHYTHM_KINDS, Condition, finite_values
@@ -47,6 +47,7 @@ from stream.alerts.limits import (
 )
 from stream.alerts.news2 import News2Result, news2_partial
 from stream.alerts.trust import (
+    EcgHistory,
     Reading,
     SignalQuality,
     Trust,
@@ -106,7 +107,11 @@ def _rhythm_rules(
 ) -> list[Condition]:
     conditions: list[Condition] = []
     irregularity = feature(features, "rr_irregularity")
-    if math.isfinite(irregularity) and irregularity >= rules.af_rr_irregularity:
+    if (
+        math.isfinite(irregularity)
+        and irregularity >= rules.af_rr_irregularity
+        and not regularly_irregular(features, rules)
+    ):
         values = finite_values(rr_irregularity=irregularity, limit=rules.af_rr_irregularity)
         if quality.ecg in ("good", "poor"):
             # Diagnostic only on ECG, and only after >= 30 s of it (ESC 2020 / EHRA 2022):
@@ -119,7 +124,7 @@ def _rhythm_rules(
                 source="rule:af@1",
                 message=f"Irregularly irregular RR on ECG (irregularity {irregularity:.2f})",
             )
-            conditions.append(apply_trust(af, rhythm_trust(quality), rules))
+            conditions.append(apply_trust(af, rhythm_trust(quality, "af"), rules))
         elif quality.ppg == "good" and quality.still:
             # PPG can only screen, and only while the wearer is still (as Apple's
             # irregular-rhythm notification): lower priority, marked as screening.
@@ -142,6 +147,7 @@ def _rhythm_rules(
         and ectopic >= ventricular_limit
         and quality.ecg != "absent"
         and not irregular
+        and fast_run(features, rules)
     ):
         run = Condition(
             kind="ventricular_run",
@@ -150,6 +156,7 @@ def _rhythm_rules(
             values=finite_values(ectopic_fraction=ectopic, limit=ventricular_limit),
             source="rule:ventricular_run@1",
             message=f"Ventricular ectopy in {ectopic:.0%} of beats",
+            sustain_only=not run_now(features, rules),
         )
         conditions.append(apply_trust(run, rhythm_trust(quality), rules))
     return conditions
@@ -158,8 +165,49 @@ def _rhythm_rules(
 _MODEL_PRIORITY: dict[str, Priority] = {"ventricular_run": "high", "af": "medium"}
 
 
+def regularly_irregular(features: Mapping[str, float], rules: RuleSettings) -> bool:
+    """The RR intervals alternate (bigeminy: short, long, short, long): irregular from beat
+    to beat but regular every other beat, which AF never is. Unknown counts as not."""
+    irregularity = feature(features, "rr_irregularity")
+    lag2 = feature(features, "rr_irregularity_lag2")
+    limit = rules.af_rr_irregularity
+    # Bigeminy's every-other-beat irregularity is near 0; AF's sits about where its
+    # beat-to-beat one does, and below the limit now and then: half the limit tells them
+    # apart without breaking an AF's 30 s onset delay every time it dips.
+    return math.isfinite(irregularity) and irregularity >= limit and lag2 < 0.5 * limit
+
+
+def fast_run(features: Mapping[str, float], rules: RuleSettings) -> bool:
+    """Three consecutive beat intervals faster than a ventricular run's rate (see
+    ``RuleSettings.ventricular_run_rate_bpm``); unknown counts as not fast."""
+    rate = feature(features, "run_rate_bpm")
+    return math.isfinite(rate) and rate > rules.ventricular_run_rate_bpm
+
+
+def run_now(features: Mapping[str, float], rules: RuleSettings) -> bool:
+    """The ECG's rate over its last two beats is a ventricular run's: the run is going on at
+    the end of the window. A run stays in the window for its whole length after it ends, so
+    an alarm may *start* only while the run is happening; later windows sustain it."""
+    rate = feature(features, "ecg_hr_recent_bpm")
+    return math.isfinite(rate) and rate > rules.ventricular_run_rate_bpm
+
+
+def _rhythm_confirmed(kind: str, features: Mapping[str, float], rules: RuleSettings) -> bool:
+    """Whether the beats confirm a rhythm model's call: a ventricular run is fast, AF is not
+    a regularly alternating rhythm. The model reads the ECG's shape; these read its timing,
+    which premature beats and bigeminy (wide beats, no run) do not fake."""
+    if kind == "ventricular_run":
+        return fast_run(features, rules)
+    if kind == "af":
+        return not regularly_irregular(features, rules)
+    return True
+
+
 def _model_rules(
-    scores: Iterable[ModelScores], quality: SignalQuality, rules: RuleSettings
+    scores: Iterable[ModelScores],
+    quality: SignalQuality,
+    rules: RuleSettings,
+    features: Mapping[str, float],
 ) -> list[Condition]:
     conditions: list[Condition] = []
     for model in scores:
@@ -169,9 +217,15 @@ def _model_rules(
             kind = cast("AlertKind | None", rules.model_outputs.get(class_name))
             if kind is None or not math.isfinite(probability):
                 continue
+            unconfirmed = kind in RHYTHM_KINDS and not _rhythm_confirmed(kind, features, rules)
             threshold = model.thresholds.get(class_name, rules.model_threshold)
             if probability >= threshold:
-                sustain_only = False
+                # An electrode pop between two beats makes a fast "run" of three intervals
+                # once, and stays in the window: a model's ventricular run starts an alarm
+                # only while the ECG's own rate is that of a run.
+                sustain_only = unconfirmed or (
+                    kind == "ventricular_run" and not run_now(features, rules)
+                )
             elif probability >= threshold - rules.model_hysteresis:
                 sustain_only = True
             else:
@@ -188,7 +242,7 @@ def _model_rules(
                 explanation=dict(explanation) if explanation is not None else None,
             )
             # Rhythm models read the ECG: its quality bounds their trust.
-            trust = rhythm_trust(quality) if kind in RHYTHM_KINDS else Trust.GOOD
+            trust = rhythm_trust(quality, kind) if kind in RHYTHM_KINDS else Trust.GOOD
             conditions.append(apply_trust(condition, trust, rules))
     return conditions
 
@@ -313,13 +367,16 @@ def evaluate(
     observations: Observations | None = None,
     rules: RuleSettings | None = None,
     fall: FallDetector | None = None,
+    ecg: EcgHistory | None = None,
 ) -> Judgement:
     """Every condition one window shows, at window end time ``t``.
 
     ``fall`` is the device's fall state (``AlertTracker.fall``, see
     :mod:`stream.alerts.fall`): it is advanced in place, once per window, so pass each
     window once and in time order. Without it no fall is detected (a fall needs more than
-    one window).
+    one window). ``ecg`` (``AlertTracker.ecg``) is advanced likewise: with it, a
+    ventricular-run alarm starts only on an ECG that has stayed good for
+    ``trust.RHYTHM_SETTLE_S``.
     """
     rules = with_overrides(rules or RuleSettings(), ctx.profile.thresholds)
     vitals = _Vitals.of(features, rules)
@@ -333,8 +390,15 @@ def evaluate(
         conditions += checked(vitals.resp, rules, TACHYPNOEA, BRADYPNOEA)
     if (temp := temperature_reading(features, observations, rules)) is not None:
         conditions += _temperature_rules(temp, vitals.quality, rules)
-    conditions += _rhythm_rules(features, vitals.quality, rules)
-    conditions += _model_rules(scores, vitals.quality, rules)
+    settled = ecg.settled(t, vitals.quality) if ecg is not None else True
+    rhythm = _rhythm_rules(features, vitals.quality, rules)
+    rhythm += _model_rules(scores, vitals.quality, rules, features)
+    if not settled:
+        # AF waits 30 s of ECG anyway (its onset delay), which a pop does not outlast.
+        rhythm = [
+            replace(c, sustain_only=True) if c.kind == "ventricular_run" else c for c in rhythm
+        ]
+    conditions += rhythm
     if fall is not None and (fallen := fall.update(t, features, rules)) is not None:
         conditions.append(fallen)
     if (news2 := _news2(ctx, vitals, observations, rules)) is not None:

@@ -22,9 +22,12 @@ Heart rate comes from the most trustworthy source: ECG when its SQI is good and 
 wearer is not moving, else PPG when good (which excludes motion), else the device's own
 value (trusted only when no waveform says otherwise). Without a trustworthy source the
 estimates there are are fused, doubtful: the median of three, or of two the preferred one
-if they agree within ``HR_SOURCES_AGREE`` (none if not). Rhythm (AF, ventricular runs,
-from rules or the rhythm model) is doubtful on a poor ECG or under motion, and not
-analysed at all on a poor ECG under motion.
+if they agree within ``HR_SOURCES_AGREE`` (none if not); a good ECG's rate that a good PPG
+and the device, agreeing, both contradict is not believed; while the wearer moves, a rate
+alarm needs the device's own reading to back it. Rhythm (AF, ventricular runs, from rules
+or the rhythm model) is analysed only at rest, on an ECG that is good and not clipped; a
+ventricular run starts an alarm only on an ECG that has been good for ``RHYTHM_SETTLE_S``
+(:class:`EcgHistory`).
 Tachycardia and bradycardia read the rate over the last two beats, so they follow a step
 change within two beats and their onset delay is what filters odd beats; NEWS2 scores the
 window median, a steadier figure for a score meant to be trended.
@@ -50,7 +53,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal, NamedTuple
 
@@ -113,6 +116,11 @@ def assess_quality(features: Mapping[str, float], rules: RuleSettings) -> Signal
         ecg = "detached"
     elif not math.isfinite(ecg_sqi):
         ecg = "absent"
+    elif flag(features, "ecg_saturated"):
+        # Clipped at a rail (an electrode losing contact and jumping to it, an amplifier
+        # driven past its range): the beats' shape is cut and a loose electrode's pops pass
+        # for wide beats. Poor, whatever the indices say of the rest of the window.
+        ecg = "poor"
     else:
         ecg = "good" if ecg_sqi >= rules.ecg_sqi_good else "poor"
     ppg_sqi = feature(features, "ppg_sqi")
@@ -141,6 +149,13 @@ def _ecg_disputed(features: Mapping[str, float]) -> bool:
     return not _agree(ecg_hr, statistics.median_low(others))
 
 
+def _outvoted(rate: float, first: float, second: float) -> bool:
+    """Two other estimates agree with each other and not with ``rate``."""
+    if not (math.isfinite(first) and math.isfinite(second)) or not _agree(first, second):
+        return False
+    return not _agree(rate, 0.5 * (first + second))
+
+
 def _agree(a: float, b: float) -> bool:
     return max(a, b) <= min(a, b) * (1 + HR_SOURCES_AGREE)
 
@@ -158,13 +173,29 @@ def heart_rate(
     ``recent``: the rate over the last two beats (threshold alarms: it follows a step
     change within two beats) instead of the window median (NEWS2); under motion the
     median all the same, because artefact beats make a two-beat rate unreliable.
+
+    Motion gating of rate alarms (``recent``): while the wearer moves, no waveform rate
+    is trustworthy, and step-locked artefact biases the ECG's and the PPG's rate alike
+    (both read the cadence), so two of them can agree on a rate the heart does not have.
+    The fused rate then alarms only where the device's own reading, which wearables
+    compute with their accelerometer to reject steps, agrees with it, and the alarm reads
+    the device's rate; otherwise it only sustains an alarm already raised.
     """
+    alarm = recent
     recent = recent and not quality.moving
     ecg_hr, ppg_hr = _rate(features, "ecg", recent), _rate(features, "ppg", recent)
     device_hr = feature(features, "hr_device")
     # Motion artefact looks like beats to a QRS detector: a moving wearer's ECG rate is
-    # only believed where the other sources back it (below).
-    if quality.ecg == "good" and not quality.moving and math.isfinite(ecg_hr):
+    # only believed where the other sources back it (below). At rest too, an ECG rate that
+    # a good PPG and the device, agreeing with each other, both contradict is artefact
+    # (electrode movement, a missed low-amplitude beat) more often than the heart; a pulse
+    # deficit that large is VT, which the rhythm rules alarm on.
+    if (
+        quality.ecg == "good"
+        and not quality.moving
+        and math.isfinite(ecg_hr)
+        and not _outvoted(ecg_hr, ppg_hr if quality.ppg == "good" else math.nan, device_hr)
+    ):
         return Reading(ecg_hr, "ecg", Trust.GOOD)
     if quality.ppg == "good" and math.isfinite(ppg_hr):
         return Reading(ppg_hr, "ppg", Trust.GOOD)
@@ -181,14 +212,20 @@ def heart_rate(
         (device_hr, "device"),
     )
     estimates = [(value, source) for value, source in candidates if math.isfinite(value)]
+    if not estimates:
+        return None
     if len(estimates) == 3:
         value, source = sorted(estimates)[1]
-        return Reading(value, source, trust)
-    if len(estimates) == 2:
-        (first, source), (second, _) = estimates
-        if not _agree(first, second):
-            return Reading(first, source, Trust.UNUSABLE)
-    return Reading(*estimates[0], trust) if estimates else None
+    else:
+        value, source = estimates[0]
+        if len(estimates) == 2 and not _agree(value, estimates[1][0]):
+            return Reading(value, source, Trust.UNUSABLE)
+    if alarm and quality.moving:
+        # Backed by the device, the alarm reads the device's own (step-rejecting) rate.
+        if not (math.isfinite(device_hr) and _agree(value, device_hr)):
+            return Reading(value, source, Trust.UNUSABLE)
+        return Reading(device_hr, "device", trust)
+    return Reading(value, source, trust)
 
 
 def spo2_reading(features: Mapping[str, float], quality: SignalQuality) -> Reading | None:
@@ -220,15 +257,22 @@ def temperature_reading(
     return Reading(value + rules.skin_temp_offset_c, "skin", Trust.GOOD)
 
 
-def rhythm_trust(quality: SignalQuality) -> Trust:
-    """Rhythm analysis reads beat-to-beat detail, which motion artefact mimics (extra and
-    missed beats pass for ectopy and irregularity). A moving wearer's ECG that is poor, or
-    whose rate the PPG and device contradict, cannot be analysed at all (a bedside
-    monitor's "cannot analyze ECG"); a poor ECG or motion alone makes the rhythm doubtful.
-    A contradicted rate alone does not: at rest it may be a pulse deficit, as in VT."""
-    if quality.detached or (quality.moving and (quality.ecg == "poor" or quality.ecg_disputed)):
+def rhythm_trust(quality: SignalQuality, kind: str = "ventricular_run") -> Trust:
+    """Rhythm analysis reads beat-to-beat detail and beat shape, which artefact mimics
+    (extra and missed beats pass for ectopy and irregularity, electrode pops and steps for
+    wide beats). A moving wearer's ECG is not analysed: wearables analyse rhythm at rest
+    (as Apple's irregular-rhythm notification does), and on simulated walking wards the
+    rhythm model called every few minutes a run of ventricular beats that were steps. A
+    poor ECG at rest is not analysed for ventricular runs (a bedside monitor's "cannot
+    analyze ECG"; the poor-signal technical alarm says so); AF, which must last 30 s of
+    ECG before it is called, is only doubtful on it: an AF whose ECG dips in quality for a
+    few seconds would otherwise start its 30 s again. A rate the PPG and device contradict
+    at rest is analysed: it may be a pulse deficit, as in VT."""
+    if quality.detached or quality.moving:
         return Trust.UNUSABLE
-    return Trust.DOUBTFUL if quality.ecg == "poor" or quality.moving else Trust.GOOD
+    if quality.ecg == "poor":
+        return Trust.DOUBTFUL if kind == "af" else Trust.UNUSABLE
+    return Trust.GOOD
 
 
 def usable(reading: Reading | None, rules: RuleSettings) -> Reading | None:
@@ -255,3 +299,37 @@ def apply_trust(condition: Condition, trust: Trust, rules: RuleSettings) -> Cond
         priority=_STEP_DOWN[condition.priority],
         message=condition.message + " (poor signal quality)",
     )
+
+
+# Rhythm is analysed only on an ECG that has stayed good this long: a window's length, so
+# every window that saw the samples the rhythm is judged on was good. An electrode that was
+# losing contact seconds ago is the same electrode now, and its next pop passes for a wide
+# beat (with 5 s, loose electrodes still gave one false high-priority run per 1.5 patient-
+# hours); monitors likewise resume arrhythmia analysis once a noisy ECG has been clean for
+# a while. A patient's ECG is good long before a run or AF begins.
+RHYTHM_SETTLE_S = 10.0
+
+
+@dataclass
+class EcgHistory:
+    """Since when one device's ECG has been good, across windows: carried (saved and
+    restored) by its :class:`~stream.alerts.lifecycle.AlertTracker` like the fall state,
+    and advanced by :func:`stream.alerts.rules.evaluate` once per window.
+
+    >>> history = EcgHistory()
+    >>> good = SignalQuality("good", "good", True, False, False)
+    >>> poor = good._replace(ecg="poor")
+    >>> [history.settled(t, q) for t, q in [(1, good), (11, good), (12, poor), (15, good)]]
+    [False, True, False, False]
+    """
+
+    good_since: float | None = None
+
+    def settled(self, t: float, quality: SignalQuality) -> bool:
+        """Whether the ECG has been good for :data:`RHYTHM_SETTLE_S` up to ``t``."""
+        if quality.ecg != "good":
+            self.good_since = None
+            return False
+        if self.good_since is None:
+            self.good_since = t
+        return t - self.good_since >= RHYTHM_SETTLE_S

@@ -33,8 +33,10 @@ from stream.signal.kernels import beat_series, stats
 from stream.signal.quality import (
     ECG_BANDS,
     band_powers,
+    ecg_lost_tail,
     ecg_quality_from,
     ppg_bands,
+    ppg_lost_tail,
     ppg_quality_from,
 )
 from stream.signal.respiration import edr_rate
@@ -110,6 +112,27 @@ def analyze_window(window: SignalWindow) -> WindowAnalysis:
     return analyze_windows([window])[0]
 
 
+# An acceleration peak this large shakes the electrodes and the optics: the window's beat
+# rates are motion artefact as much as heartbeats (2 g is past any step while walking, and
+# below the 3.5 g fall impact of Bourke 2007, so the artefacts of a fall are covered).
+JOLT_G = 2.0
+# Beats this close to a gap are the band-pass ringing where the bridged gap meets the
+# signal as often as they are beats (a dropped frame gave a spurious beat 0.26 s before
+# its gap, and a walking patient a 130 bpm rate).
+GAP_MARGIN_S = 0.5
+# A lost tail shorter than this is the quiet stretch between beats, not a lost signal.
+_LOST_TAIL_MIN_S = 0.25
+
+
+def _signal_length(raw: np.ndarray, lost_tail: int, fs: float, valid: float) -> int | None:
+    """Samples up to which a window still shows its signal, for the recent rate's wait
+    since the last beat (``None`` with gaps: no wait is counted then). A tail that lost
+    its signal is no evidence that the heart slowed."""
+    if valid < 1.0:
+        return None
+    return len(raw) - (lost_tail if lost_tail >= _LOST_TAIL_MIN_S * fs else 0)
+
+
 def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None) -> WindowAnalysis:
     features = dict.fromkeys(FEATURE_NAMES, NAN)
     beats_s = pulses_s = np.zeros(0)
@@ -129,10 +152,11 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         motion_flags.append(quality["motion"])
         if quality["lead_off"] != 1.0:
             if valid < 1.0:
-                peaks = peaks[in_longest_run(np.isfinite(window.ecg), peaks)]
+                margin = int(GAP_MARGIN_S * fs)
+                peaks = peaks[in_longest_run(np.isfinite(window.ecg), peaks, margin)]
             features["ecg_hr_bpm"] = heart_rate(peaks, fs)
             features["ecg_hr_recent_bpm"] = recent_heart_rate(
-                peaks, fs, len(raw) if valid >= 1.0 else None
+                peaks, fs, _signal_length(raw, ecg_lost_tail(raw, fs), fs, valid)
             )
             features.update(rr_features(peaks, fs))
             if len(peaks) >= 6 and (peaks[-1] - peaks[0]) / fs >= 6.0:
@@ -152,7 +176,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         if quality["lead_off"] != 1.0:
             features["ppg_hr_bpm"] = heart_rate(pulses, fs)
             features["ppg_hr_recent_bpm"] = recent_heart_rate(
-                pulses, fs, len(raw) if valid >= 1.0 else None
+                pulses, fs, _signal_length(raw, ppg_lost_tail(raw, fs), fs, valid)
             )
             pulses_s = window.t_start + pulses / fs
 
@@ -160,7 +184,10 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         activity = activity_features(window.acc, window.acc_fs)
         features.update(activity)
         if math.isfinite(activity["activity_g"]):
-            motion_flags.append(float(activity["activity_g"] > MOTION_ACTIVITY_G))
+            moving = activity["activity_g"] > MOTION_ACTIVITY_G
+            # A jolt (a fall, a knock) moves the electrodes: its window's beats are suspect.
+            jolted = math.isfinite(activity["impact_g"]) and activity["impact_g"] >= JOLT_G
+            motion_flags.append(float(moving or jolted))
 
     if motion_flags:
         features["motion"] = float(max(motion_flags))

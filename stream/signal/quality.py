@@ -25,6 +25,15 @@ from stream.signal.window import NAN
 QUALITY_KEYS = ("sqi", "flat", "saturated", "lead_off", "motion")
 SATURATED_FRACTION = 0.01  # share of samples pinned at the extremes that means clipping
 PINNED_FRACTION = 0.3  # share pinned at the rails that means the electrode/sensor is off
+# A sensor that comes off shows first at the end of a window: once its last second is
+# gone (an ECG within ECG_FLAT_MV; a PPG whose last second varies less than PPG_DROPOUT of
+# the window's standard deviation, e.g. the photodiode seeing only ambient light), the
+# sensor is off *now*, though most of the window is still signal. Left to the whole-window
+# flags it would take most of a window to show, and meanwhile the missing beats read as a
+# heart slowing to a stop. A pulse wave's last second varies about as much as its window
+# (even at 40 bpm, diastole is a falling curve); ambient light on the photodiode ~0.07 of it.
+SIGNAL_LOST_S = 1.0
+PPG_DROPOUT = 0.15
 
 
 @lru_cache(maxsize=256)
@@ -65,6 +74,21 @@ def _quality(sqi: float, flat: bool, saturated: bool, lead_off: bool, motion: bo
     }
 
 
+def ecg_lost_tail(raw: np.ndarray, fs: float) -> int:
+    """Trailing samples of an ECG that carry no signal: flat within :data:`ECG_FLAT_MV`
+    (an attached electrode, even on a heart at standstill, shows more baseline noise)."""
+    return int(stats.flat_tail(raw, ECG_FLAT_MV))
+
+
+def ppg_lost_tail(raw: np.ndarray, fs: float) -> int:
+    """The last :data:`SIGNAL_LOST_S` of a PPG (its length in samples) when no pulse
+    reaches the sensor any more (it came off, or sees only ambient light), else 0."""
+    tail = max(int(SIGNAL_LOST_S * fs), 2)
+    if len(raw) <= 2 * tail:
+        return 0
+    return tail if np.std(raw[-tail:]) < PPG_DROPOUT * np.std(raw) else 0
+
+
 def ecg_quality_from(
     raw: np.ndarray,
     filtered: np.ndarray,
@@ -81,7 +105,8 @@ def ecg_quality_from(
     pinned = stats.pinned_fraction(raw)
     flat = bool(stats.span(raw) < ECG_FLAT_MV)
     saturated = not flat and pinned > SATURATED_FRACTION
-    lead_off = flat or pinned > PINNED_FRACTION
+    lost = ecg_lost_tail(raw, fs) >= SIGNAL_LOST_S * fs
+    lead_off = flat or pinned > PINNED_FRACTION or lost
     if lead_off:
         return _quality(0.0, flat, saturated, lead_off, False)
     # Li, Mark & Clifford (2008) indices: pSQI (QRS band share), basSQI (baseline wander),
@@ -107,9 +132,10 @@ def ecg_quality(ecg: np.ndarray, fs: float) -> dict[str, float]:
 
     ``flat``: peak-to-peak < 0.02 mV (an amplifier or electrode giving nothing; asystole
     still shows baseline noise above this). ``saturated``: > 1 % of samples pinned at the
-    window's extremes. ``lead_off``: flat, or > 30 % pinned at a rail. ``motion``: artefact —
-    the signal lost ECG's spikiness (kSQI < 4), two detectors disagree (bSQI < 0.7) or
-    baseline wander holds > 90 % of the power. ``sqi`` is the weakest of bSQI, kSQI, pSQI
+    window's extremes. ``lead_off``: flat, > 30 % pinned at a rail, or the last second
+    lost (:data:`SIGNAL_LOST_S`). ``motion``: artefact — the signal lost ECG's spikiness
+    (kSQI < 4), two detectors disagree (bSQI < 0.7) or baseline wander holds > 90 % of the
+    power. ``sqi`` is the weakest of bSQI, kSQI, pSQI
     and basSQI (each mapped to 0..1), times the share of samples present.
     """
     raw, filtered, valid = ecg_filtered(ecg, fs)
@@ -136,7 +162,7 @@ def ppg_quality_from(
     pinned = stats.pinned_fraction(raw)
     flat = bool(stats.span(raw) == 0 or stats.repeated_fraction(raw) > 0.9)
     saturated = not flat and pinned > SATURATED_FRACTION
-    lead_off = flat or pinned > PINNED_FRACTION
+    lead_off = flat or pinned > PINNED_FRACTION or ppg_lost_tail(raw, fs) > 0
     if lead_off or len(pulses) < 3:
         return _quality(0.0, flat, saturated, lead_off, not lead_off)
     # Template matching (Li & Clifford 2012): clean pulses look alike, artefacts do not.
@@ -153,8 +179,9 @@ def ppg_quality(ppg: np.ndarray, fs: float) -> dict[str, float]:
     """PPG quality: ``sqi`` 0..1 and flags as for :func:`ecg_quality`.
 
     ``flat``: no change (> 90 % of successive samples equal). ``lead_off`` (sensor off the
-    skin): flat or > 30 % pinned. ``motion``: pulses no longer resemble their average
-    (template correlation < 0.8) or fewer than 3 pulses were found.
+    skin): flat, > 30 % pinned, or no pulse in the last second (:data:`SIGNAL_LOST_S`).
+    ``motion``: pulses no longer resemble their average (template correlation < 0.8) or
+    fewer than 3 pulses were found.
     """
     raw, valid = fill_missing(ppg)
     filtered = bandpass(raw, fs, *PPG_BAND) if len(raw) > 12 else np.zeros_like(raw)

@@ -22,7 +22,16 @@ import numpy as np
 
 from stream.signal.window import NAN
 
-RR_KEYS = ("rr_mean_s", "rr_cv", "rmssd_ms", "pnn50", "rr_irregularity", "ectopic_fraction")
+RR_KEYS = (
+    "rr_mean_s",
+    "rr_cv",
+    "rmssd_ms",
+    "pnn50",
+    "rr_irregularity",
+    "ectopic_fraction",
+    "rr_irregularity_lag2",
+    "run_rate_bpm",
+)
 
 
 def _median(values: list[float]) -> float:
@@ -72,6 +81,23 @@ def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
       stays near 0.02, AF typically 0.1–0.3. Needs 4 beats.
     - ``ectopic_fraction``: share of beats whose RR is > 20 % shorter than the window's median
       and followed by a longer-than-median pause (premature beat + compensatory pause).
+    - ``rr_irregularity_lag2``: median |RR[i] − RR[i−2]| / median RR. AF is *irregularly*
+      irregular: every other interval differs as much as successive ones do. Bigeminy is
+      *regularly* irregular (short, long, short, long): successive intervals differ a lot,
+      every other one hardly at all. Needs 5 beats.
+    - ``run_rate_bpm``: the fastest rate that three consecutive intervals all reach (60 over
+      the longest of the three, at the three where that is shortest). A ventricular run is
+      at least three consecutive ventricular beats faster than 100 bpm (AHA/ACC/HRS 2017,
+      non-sustained VT): every interval of it is short. A premature beat is followed by its
+      compensatory pause, and bigeminy alternates them, so any three of their intervals
+      hold a long one. Needs 4 beats.
+
+    >>> bigeminy = np.cumsum([0, 50, 90, 50, 90, 50, 90, 50, 90])  # 100 Hz: 0.5 s, 0.9 s ...
+    >>> f = rr_features(bigeminy, 100.0)
+    >>> round(f["rr_irregularity"], 2), round(f["rr_irregularity_lag2"], 2)
+    (0.57, 0.0)
+    >>> round(f["run_rate_bpm"])
+    67
     """
     features = dict.fromkeys(RR_KEYS, NAN)
     if len(peaks) < 3:
@@ -91,15 +117,31 @@ def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
         features["rr_irregularity"] = _median([abs(d) for d in successive]) / reference
     premature = sum(a < 0.8 * reference and b > 1.1 * reference for a, b in itertools.pairwise(rr))
     features["ectopic_fraction"] = premature / (len(rr) - 1)
+    if len(rr) >= 4:
+        every_other = [abs(rr[i] - rr[i - 2]) for i in range(2, len(rr))]
+        features["rr_irregularity_lag2"] = _median(every_other) / reference
+    if len(rr) >= 3:
+        fastest = min(max(rr[i], rr[i + 1], rr[i + 2]) for i in range(len(rr) - 2))
+        features["run_rate_bpm"] = 60.0 / fastest
     return features
 
 
-def in_longest_run(present: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+def in_longest_run(present: np.ndarray, peaks: np.ndarray, margin: int = 0) -> np.ndarray:
     """Mask of the peaks inside the longest gap-free stretch: an RR interval spanning a
-    gap is not an interval at all."""
+    gap is not an interval at all. Peaks within ``margin`` samples of a gap are left out
+    too: the filter rings where the bridged gap meets the signal, and a "beat" there gave
+    a walking patient a 130 bpm rate from one dropped frame.
+
+    >>> present = np.array([True] * 10 + [False] * 3 + [True] * 20)
+    >>> in_longest_run(present, np.array([2, 14, 20, 31]), margin=2).tolist()
+    [False, False, True, True]
+    """
     edges = np.flatnonzero(np.diff(np.concatenate(([0], present.astype(np.int8), [0]))))
     starts, ends = edges[::2], edges[1::2]
     if len(starts) == 0:
         return np.zeros(len(peaks), dtype=bool)
     longest = int(np.argmax(ends - starts))
-    return (peaks >= starts[longest]) & (peaks < ends[longest])
+    start, end = int(starts[longest]), int(ends[longest])
+    start += margin if start > 0 else 0  # a gap before the stretch, not the window start
+    end -= margin if end < len(present) else 0
+    return (peaks >= start) & (peaks < end)

@@ -9,7 +9,7 @@ compute) and :data:`NAN`, the value of every feature that cannot be computed. Ex
     >>> window.spo2, window.ecg is None, bool(np.isnan(window.hr))
     (97.0, True, True)
     >>> len(FEATURE_NAMES), FEATURE_NAMES[:2]
-    (27, ('ecg_hr_bpm', 'ppg_hr_bpm'))
+    (29, ('ecg_hr_bpm', 'ppg_hr_bpm'))
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import numpy as np
 #   ecg_sqi, ppg_sqi         signal quality 0..1; ecg_lead_off, ecg_flat, ecg_saturated flags
 #   motion                   1 if the ECG or PPG shows motion artefact or the wearer is moving
 #   ecg_hr_recent_bpm, ppg_hr_recent_bpm   rate over the last two beat intervals (bpm)
+#   rr_irregularity_lag2     irregularity between every other interval: small when regularly
+#                            irregular (bigeminy), as high as rr_irregularity in AF
+#   run_rate_bpm             the fastest rate three consecutive ECG beat intervals all reach
 FEATURE_NAMES: tuple[str, ...] = (
     "ecg_hr_bpm",
     "ppg_hr_bpm",
@@ -57,6 +60,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "posture_change_deg",
     "ecg_hr_recent_bpm",
     "ppg_hr_recent_bpm",
+    "rr_irregularity_lag2",
+    "run_rate_bpm",
 )
 
 NAN = float("nan")

@@ -307,7 +307,7 @@ class Pipeline:
         )
         conditions, news2 = rules.evaluate(
             context, t, features, live_scores(scores, explain), observations,
-            self.settings.rules, fall=tracker.fall,
+            self.settings.rules, fall=tracker.fall, ecg=tracker.ecg,
         )  # fmt: skip
         if news2 is not None:
             text = news2_line(

@@ -8,6 +8,8 @@ samples, kurtosis, detector agreement, pulse template correlation),
     >>> x = np.array([1.0, 1.0, 3.0, 3.0, 3.0, -2.0])
     >>> float(span(x)), float(repeated_fraction(x))
     (5.0, 0.6)
+    >>> int(flat_tail(np.array([0.0, 1.0, 0.30, 0.31, 0.30]), 0.1))
+    3
 """
 
 from __future__ import annotations
@@ -24,6 +26,24 @@ _INT = np.int64
 def span(x: np.ndarray) -> float:
     """Peak-to-peak of ``x`` (``np.ptp`` without its call overhead)."""
     return np.max(x) - np.min(x)
+
+
+@njit(cache=True)
+def flat_tail(x: np.ndarray, height: float) -> int:
+    """How many trailing samples of ``x`` stay within a band ``height`` tall."""
+    n = x.shape[0]
+    if n == 0:
+        return 0
+    lo = hi = x[n - 1]
+    i = n - 1
+    while i >= 0:
+        v = x[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+        if hi - lo >= height:
+            break
+        i -= 1
+    return n - 1 - i
 
 
 @njit(cache=True)

@@ -28,8 +28,11 @@ def quiet_features(**changes: float) -> dict[str, float]:
         "temp": 36.8, "temp_slope": 0.0, "activity_g": 0.01, "impact_g": 1.02, "still": 1.0,
         "ecg_sqi": 0.9, "ppg_sqi": 0.9, "ecg_lead_off": 0.0, "ecg_flat": 0.0,
         "ecg_saturated": 0.0, "motion": 0.0, "battery": 80.0, "posture_change_deg": 2.0,
+        "rr_irregularity_lag2": 0.02, "run_rate_bpm": 75.0,
     }  # fmt: skip
     features.update(changes)
+    if "rr_irregularity_lag2" not in changes:  # irregular beats are irregularly irregular
+        features["rr_irregularity_lag2"] = features["rr_irregularity"]
     return features
 
 

@@ -53,10 +53,10 @@ def test_every_kind_raised_is_in_the_vocabulary() -> None:
     detector = FallDetector()
     raised = {c.kind for t, f in fall_sequence(5.0, 13) for c in run(f, t=t, fall=detector)}
     windows = [
-        quiet_features(ecg_hr_bpm=140.0, resp_rate=4.0, temp=33.0, battery=5.0),
-        quiet_features(ecg_hr_bpm=45.0, resp_rate=30.0, spo2=85.0),
+        quiet_features(ecg_hr_bpm=140.0, ppg_hr_bpm=140.0, resp_rate=4.0, temp=33.0, battery=5.0),
+        quiet_features(ecg_hr_bpm=45.0, ppg_hr_bpm=45.0, resp_rate=30.0, spo2=85.0),
         quiet_features(rr_irregularity=0.3, temp=39.5, motion=1.0),
-        quiet_features(ectopic_fraction=0.5, ecg_lead_off=1.0),
+        quiet_features(ectopic_fraction=0.5, ecg_lead_off=1.0, run_rate_bpm=160.0),
     ]
     models = [ModelScores("deterioration", "1", {"deterioration": 1.0})]
     raised |= {c.kind for w in windows for c in run(w, scores=models)}

@@ -346,3 +346,12 @@ def test_lifecycle_invariants(steps: list, split: int) -> None:
     for t, conditions in enumerate(script):
         resumed += second.update(CTX, float(t), conditions)  # replays the first part too
     assert resumed == alerts
+
+
+def test_the_ecg_history_is_saved_with_the_tracker_and_old_state_still_loads() -> None:
+    tracker = AlertTracker(RULES)
+    tracker.ecg.good_since = 1234.0
+    restored = AlertTracker.from_dict(json.loads(json.dumps(tracker.to_dict())), RULES)
+    assert restored.ecg.good_since == 1234.0
+    older = {k: v for k, v in tracker.to_dict().items() if k != "ecg_good_since"}
+    assert AlertTracker.from_dict(older, RULES).ecg.good_since is None

@@ -78,14 +78,15 @@ def test_model_rhythm_alert_is_suppressed_on_detached_ecg() -> None:
 
 
 def test_ventricular_run_from_model_and_from_ectopy() -> None:
-    [vt] = conditions_of("ventricular_run", run(quiet_features(), scores=[rhythm_model(0, 0.6)]))
+    fast = quiet_features(run_rate_bpm=160.0)
+    [vt] = conditions_of("ventricular_run", run(fast, scores=[rhythm_model(0, 0.6)]))
     assert vt.priority == "high" and vt.source == "model:rhythm@1.2.0"
     limit = RULES.ventricular_ectopic_fraction
-    [rule] = conditions_of("ventricular_run", run(quiet_features(ectopic_fraction=limit)))
+    ectopy = quiet_features(ectopic_fraction=limit, run_rate_bpm=160.0)
+    [rule] = conditions_of("ventricular_run", run(ectopy))
     assert rule.priority == "high" and rule.source == "rule:ventricular_run@1"
-    assert (
-        conditions_of("ventricular_run", run(quiet_features(ectopic_fraction=limit - 0.01))) == []
-    )
+    below = quiet_features(ectopic_fraction=limit - 0.01, run_rate_bpm=160.0)
+    assert conditions_of("ventricular_run", run(below)) == []
     # In AF the RR-based ectopy count is meaningless: only a model may call VT there.
     in_af = quiet_features(ectopic_fraction=0.5, rr_irregularity=RULES.af_rr_irregularity)
     assert conditions_of("ventricular_run", run(in_af)) == []
@@ -139,13 +140,35 @@ def test_every_labelled_simulator_kind_can_be_raised() -> None:
     detector = FallDetector()
     raised = {c.kind for t, f in fall_sequence(5.0, 13) for c in run(f, t=t, fall=detector)}
     windows = [
-        quiet_features(ecg_hr_bpm=140.0),
-        quiet_features(ecg_hr_bpm=45.0),
+        quiet_features(ecg_hr_bpm=140.0, ppg_hr_bpm=140.0),
+        quiet_features(ecg_hr_bpm=45.0, ppg_hr_bpm=45.0),
         quiet_features(rr_irregularity=0.3),
-        quiet_features(ectopic_fraction=0.5),
+        quiet_features(ectopic_fraction=0.5, run_rate_bpm=160.0),
         quiet_features(spo2=85.0, resp_rate=30.0, temp=39.0),
         quiet_features(ecg_lead_off=1.0),
     ]
     raised |= {c.kind for w in windows for c in run(w)}
     raised |= {c.kind for c in silent_devices({"a": 0.0}, 1000.0, 300.0).values()}
     assert set(LABELLED_KINDS) <= raised
+
+
+def test_bigeminy_and_premature_beats_raise_no_rhythm_alarm() -> None:
+    """Bigeminy alternates short and long intervals (regularly irregular), and premature
+    beats come with a compensatory pause: neither is AF, and neither is a ventricular run
+    (three or more ventricular beats faster than 100 bpm), whatever the ECG's shape makes
+    the rhythm model or the ectopy count say."""
+    bigeminy = quiet_features(
+        rr_irregularity=0.57, rr_irregularity_lag2=0.01, ectopic_fraction=0.5, run_rate_bpm=95.0
+    )
+    # (at most sustain-only: an alarm already active for a real run or AF is not cut short)
+    raised = run(bigeminy, scores=[rhythm_model(0.95, 0.99)])
+    rhythm = [c for c in raised if c.kind in ("af", "ventricular_run")]
+    assert all(c.sustain_only for c in rhythm), raised
+    premature = quiet_features(ectopic_fraction=0.3, run_rate_bpm=92.0)
+    raised = run(premature, scores=[rhythm_model(0, 0.99)])
+    assert all(c.sustain_only for c in conditions_of("ventricular_run", raised)), raised
+    # The same model scores on a fast run, and on irregularly irregular beats, do alarm.
+    fast = quiet_features(ectopic_fraction=0.3, run_rate_bpm=150.0)
+    assert conditions_of("ventricular_run", run(fast, scores=[rhythm_model(0, 0.99)]))
+    irregular = quiet_features(rr_irregularity=0.2, rr_irregularity_lag2=0.22)
+    assert conditions_of("af", run(irregular, scores=[rhythm_model(0.95, 0)]))

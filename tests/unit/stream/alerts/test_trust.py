@@ -19,9 +19,19 @@ from tests.unit.stream.alerts.harness import (
 
 
 def test_heart_rate_prefers_good_ecg_over_ppg_and_device() -> None:
-    window = quiet_features(ecg_hr_bpm=130.0, ppg_hr_bpm=72.0, hr_device=72.0)
+    window = quiet_features(ecg_hr_bpm=130.0, ppg_hr_bpm=72.0, hr_device=NAN)
     [fired] = conditions_of("tachycardia", run(window))
     assert "(ecg)" in fired.message and fired.values["hr_bpm"] == 130.0
+
+
+def test_an_ecg_rate_that_a_good_ppg_and_the_device_both_contradict_is_not_believed() -> None:
+    """Getting up after a fall, step artefact read as beats gave the ECG 240 bpm while the
+    PPG and the device, agreeing, said 73: no tachycardia (the rhythm rules still judge a
+    pulse deficit). With only one other source against it, the good ECG still wins."""
+    outvoted = quiet_features(ecg_hr_bpm=240.0, ppg_hr_bpm=73.0, hr_device=74.0)
+    assert conditions_of("tachycardia", run(outvoted)) == []
+    disputed_by_one = quiet_features(ecg_hr_bpm=140.0, ppg_hr_bpm=73.0, hr_device=NAN)
+    assert conditions_of("tachycardia", run(disputed_by_one))
 
 
 def test_poor_ecg_falls_back_to_good_ppg_and_raises_poor_signal() -> None:
@@ -65,7 +75,7 @@ def test_motion_downgrades_desaturation() -> None:
 def test_detached_sensor_suppresses_ecg_alerts_and_raises_technical(flag: str) -> None:
     window = quiet_features(
         **{flag: 1.0}, ecg_hr_bpm=NAN, ppg_hr_bpm=NAN, ppg_sqi=NAN, hr_device=180.0,
-        resp_rate=40.0, temp=30.0, ectopic_fraction=0.5,
+        resp_rate=40.0, temp=30.0, ectopic_fraction=0.5, run_rate_bpm=160.0,
     )  # fmt: skip
     conditions = run(window)
     for kind in ("tachycardia", "tachypnoea", "hypothermia", "ventricular_run"):
@@ -131,17 +141,47 @@ def test_two_disagreeing_heart_rates_without_a_good_source_raise_nothing() -> No
     assert not fired.sustain_only and "(ecg)" in fired.message
 
 
-def test_rhythm_under_motion_is_doubtful_and_not_analysed_on_a_poor_or_disputed_ecg() -> None:
+def test_rhythm_is_analysed_at_rest_on_a_good_ecg_only() -> None:
+    """Rhythm reads beat shape and timing, which motion and a poor ECG mimic: neither is
+    analysed (a poor ECG raises the poor-signal technical alarm instead). At rest a rate
+    the pulse does not follow may be a pulse deficit, as in VT: kept."""
     vt = [rhythm_model(0, 0.9)]
-    moving = quiet_features(motion=1.0)
-    [doubtful] = conditions_of("ventricular_run", run(moving, scores=vt))
-    assert doubtful.priority == "medium" and not doubtful.sustain_only
+    run_now = {"run_rate_bpm": 160.0, "ecg_hr_recent_bpm": 160.0}
     for window in (
-        quiet_features(motion=1.0, ecg_sqi=0.2),  # poor ECG
-        quiet_features(motion=1.0, ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0),
+        quiet_features(motion=1.0, **run_now),  # moving
+        quiet_features(ecg_sqi=0.2, **run_now),  # poor ECG at rest
+        quiet_features(motion=1.0, ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0, **run_now),
     ):
         assert all(c.sustain_only for c in conditions_of("ventricular_run", run(window, scores=vt)))
-    # At rest a rate the pulse does not follow may be a pulse deficit, as in VT: kept.
-    deficit = quiet_features(ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0)
+    deficit = quiet_features(ecg_hr_bpm=170.0, ppg_hr_bpm=95.0, hr_device=96.0, **run_now)
     [kept] = conditions_of("ventricular_run", run(deficit, scores=vt))
-    assert kept.priority == "high"
+    assert kept.priority == "high" and not kept.sustain_only
+
+
+def test_a_ventricular_run_starts_an_alarm_only_while_it_is_going_on() -> None:
+    """An electrode pop between two beats gives three fast intervals once; the run stays in
+    the window after it, and so does the pop. A run alarm starts while the ECG's own recent
+    rate is a run's, and is only sustained after."""
+    vt = [rhythm_model(0, 0.99)]
+    after = quiet_features(run_rate_bpm=126.0, ecg_hr_recent_bpm=73.0)
+    assert all(c.sustain_only for c in conditions_of("ventricular_run", run(after, scores=vt)))
+    during = quiet_features(run_rate_bpm=176.0, ecg_hr_recent_bpm=176.0)
+    [started] = conditions_of("ventricular_run", run(during, scores=vt))
+    assert not started.sustain_only
+
+
+def test_rhythm_alarms_start_only_once_the_ecg_has_stayed_good_for_a_window() -> None:
+    """A loose electrode's ECG is poor one second and looks good the next, until its next
+    pop passes for a wide beat: rhythm alarms start only on an ECG good for
+    RHYTHM_SETTLE_S, and an active one is sustained meanwhile."""
+    from stream.alerts.trust import RHYTHM_SETTLE_S, EcgHistory
+
+    vt = [rhythm_model(0, 0.99)]
+    running = quiet_features(run_rate_bpm=170.0, ecg_hr_recent_bpm=170.0)
+    history = EcgHistory()
+    run(quiet_features(ecg_sqi=0.2), t=100.0, ecg=history)  # poor a moment ago
+    early = conditions_of("ventricular_run", run(running, t=101.0, scores=vt, ecg=history))
+    assert early and all(c.sustain_only for c in early)
+    later = 101.0 + RHYTHM_SETTLE_S
+    [started] = conditions_of("ventricular_run", run(running, t=later, scores=vt, ecg=history))
+    assert not started.sustain_only

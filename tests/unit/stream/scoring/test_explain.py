@@ -95,7 +95,13 @@ def test_a_model_alert_from_the_pipeline_carries_its_explanation(tmp_path) -> No
         ecg += 1.2 * np.exp(-0.5 * ((t - beat) / 0.012) ** 2)
     ecg += 4.0 * np.exp(-0.5 * ((t - 14.3) / 0.03) ** 2)  # one huge wide beat
     model = max_model(tmp_path, "ecg", ["ecg", "rr_s"], event="ventricular", fs=64.0)
-    settings = load_settings(models={"directory": tmp_path / "none"}, pseudonym_key="k")
+    # The beats here are at 60 bpm: let the rules take them for a run (their rate gate is
+    # tested in tests/unit/stream/alerts), so the plumbing of the explanation is what is tested.
+    settings = load_settings(
+        models={"directory": tmp_path / "none"},
+        pseudonym_key="k",
+        rules={"ventricular_run_rate_bpm": 30.0},
+    )
     results = analyze_recording(settings, Scorer(settings, {"max": model}), ecg, "ecg", fs)
     alerts = [a for r in results for a in r.alerts if a.source == "model:max@1"]
     assert [a.kind for a in alerts][:1] == ["ventricular_run"]

@@ -123,3 +123,17 @@ def test_batched_analysis_equals_each_window_on_its_own(record_208: np.ndarray) 
         if window.ppg is not None:
             assert _same(together.features["ppg_sqi"], ppg_quality(window.ppg, 64.0)["sqi"])
     assert any(len(a.beats_s) > 5 for a in batched)  # the case is not trivially empty
+
+
+def test_a_signal_lost_at_the_end_is_not_a_heart_slowing_down() -> None:
+    """The recent rate counts the wait since the last beat (a heart that slows shows
+    before its next beat), but not a wait in which the ECG carries no signal: 0.8 s of a
+    railed electrode at the end of a 70 bpm window is no evidence of bradycardia."""
+    fs = 128.0
+    ecg = synthetic_ecg(regular_beats(70, 10.0), fs, 10.0)
+    clean = analyze_window(SignalWindow(t_start=0.0, t_end=10.0, ecg=ecg, ecg_fs=fs)).features
+    lost = ecg.copy()
+    lost[-int(0.8 * fs) :] = 5.0  # railed: within 0.02 mV
+    features = analyze_window(SignalWindow(t_start=0.0, t_end=10.0, ecg=lost, ecg_fs=fs)).features
+    assert features["ecg_lead_off"] == 0.0  # not yet a second of it
+    assert features["ecg_hr_recent_bpm"] >= 0.9 * clean["ecg_hr_recent_bpm"]

@@ -64,3 +64,32 @@ def test_ppg_quality_flags() -> None:
     assert ppg_quality(np.clip(pulse, None, 0.5), fs)["saturated"] == 1.0
     noisy = ppg_quality(rng.normal(0, 1, 640), fs)
     assert noisy["sqi"] < 0.5 and noisy["motion"] == 1.0
+
+
+@pytest.mark.parametrize("rail", [0.0, 5.0])
+def test_an_ecg_that_lost_its_last_second_is_lead_off_now(rail: float) -> None:
+    """An electrode coming off shows at the end of a window first: 1.2 s at a rail (or at
+    zero) after 8.8 s of clean ECG is lead-off now, not a heart that stopped beating."""
+    fs = 128.0
+    ecg = synthetic_ecg(regular_beats(70, 10.0), fs, 10.0)
+    ecg[-int(1.2 * fs) :] = rail + 0.002 * np.random.default_rng(0).standard_normal(int(1.2 * fs))
+    quality = ecg_quality(ecg, fs)
+    assert quality["lead_off"] == 1.0 and quality["sqi"] == 0.0
+    still_attached = synthetic_ecg(regular_beats(70, 10.0), fs, 10.0)
+    assert ecg_quality(still_attached, fs)["lead_off"] == 0.0
+
+
+def test_a_ppg_whose_last_second_is_ambient_light_is_off_the_skin() -> None:
+    fs = 64.0
+    t = np.arange(int(10 * fs)) / fs
+    noise = 0.01 * np.random.default_rng(2).standard_normal(len(t))
+
+    def pulse_wave(hz: float) -> np.ndarray:  # a systolic peak and its dicrotic echo
+        return np.sin(2 * np.pi * hz * t) + 0.3 * np.sin(4 * np.pi * hz * t + 0.8) + noise
+
+    pulse = pulse_wave(1.2)
+    assert ppg_quality(pulse, fs)["lead_off"] == 0.0
+    off = pulse.copy()
+    off[-int(1.5 * fs) :] = 0.02 * np.random.default_rng(1).standard_normal(int(1.5 * fs))
+    assert ppg_quality(off, fs)["lead_off"] == 1.0
+    assert ppg_quality(pulse_wave(40 / 60), fs)["lead_off"] == 0.0  # 40 bpm: long diastole

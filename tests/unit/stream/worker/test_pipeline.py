@@ -257,3 +257,21 @@ def test_frames_released_by_the_timer_are_processed(settings):
     out = pipeline.tick(now=1e12)
     assert any(ln.startswith("vitals,") for ln in out.lines)
     assert Frame  # the wire schema the frames above follow
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_a_sensor_coming_off_is_a_technical_alarm_never_a_slow_heart(settings, seed):
+    """IEC 60601-2-27: a flat or disconnected lead must never be reported as bradycardia or
+    asystole. patient-008 of the default ward detaches at 100 s (ECG railed or flat, PPG
+    seeing ambient light); on these seeds the beats stopping used to read as 22-26 bpm, a
+    high-priority bradycardia, 9 s before the sensor_detached alert."""
+    from producers.scenario import load_scenario
+
+    fleet = Fleet(load_scenario("default"), 10, seed=seed, start=START, faults=True)
+    feed = Feed(Pipeline(settings, scorer=None), fleet)
+    feed.run(125)
+    detached = fleet.device_ids[7]
+    mine = [a for a in feed.alerts if a.device_id == detached and a.event == "triggered"]
+    assert not [a for a in mine if a.kind in ("bradycardia", "tachycardia")], mine
+    [alert] = [a for a in mine if a.kind == "sensor_detached"]
+    assert START + 100 <= alert.t_event <= START + 106  # onset delay 3 s + a second or two
