@@ -15,9 +15,11 @@ this same code is :mod:`stream.worker.analyze`.
 
 Device silence is judged on the clock of the device's partition: the newest frame time
 this worker has seen on that partition, advanced by wall time since it arrived. A device
-is silent when its clock is ``signal_loss_s`` past its last frame. This works live and for
-replays at any speed, and a backlog whose partitions are consumed unevenly does not make
-the devices of the lagging ones look silent.
+is silent when its clock is ``signal_loss_s`` past its last frame. A backlog whose
+partitions are consumed unevenly does not make the devices of the lagging ones look
+silent. The price: once a partition has no frames its clock advances by wall time only,
+so in a replay faster than real time a device alone on its partition is found silent
+after ``signal_loss_s`` of wall time (live, the two are the same).
 
 Example::
 
