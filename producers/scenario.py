@@ -21,53 +21,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from stream.records import DEVICE_ID_PATTERN, Profile
 
-EventKind = Literal[
-    # clinical: each should raise the alert of its name (stream.records.AlertKind)
-    "tachycardia",
-    "bradycardia",
-    "af",
-    "ventricular_run",
-    "desaturation",
-    "fever",
-    "tachypnoea",
-    "fall",
-    # technical: a device or sensor problem, a technical alert of its name
-    "sensor_detached",
-    "device_silent",
-    # artefact: the signal misleads; no physiological alarm may come of it
-    "walking",
-    "running",
-    "loose_electrode",
-    "low_perfusion",
-    "sensor_noise",
-    # confound: real physiology that is not an alarm condition
-    "premature_beats",
-    "bigeminy",
-]
-EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 LabelCategory = Literal["clinical", "technical", "artefact", "confound"]
-# What kind of truth each labelled event is: the alarm evaluation counts a physiological
-# alert during an artefact or confound as a false alarm, a technical one as explained.
+# Every event kind, in a fixed order, with the kind of truth it is. The alarm evaluation
+# counts a physiological alert during an artefact or confound as a false alarm, a
+# technical one as explained.
 EVENT_CATEGORY: dict[str, LabelCategory] = {
-    **dict.fromkeys(
-        (
-            "tachycardia",
-            "bradycardia",
-            "af",
-            "ventricular_run",
-            "desaturation",
-            "fever",
-            "tachypnoea",
-            "fall",
-        ),
-        "clinical",
-    ),
-    **dict.fromkeys(("sensor_detached", "device_silent"), "technical"),
-    **dict.fromkeys(
-        ("walking", "running", "loose_electrode", "low_perfusion", "sensor_noise"), "artefact"
-    ),
-    **dict.fromkeys(("premature_beats", "bigeminy"), "confound"),
+    # clinical: each should raise the alert of its name (stream.records.AlertKind)
+    "tachycardia": "clinical",
+    "bradycardia": "clinical",
+    "af": "clinical",
+    "ventricular_run": "clinical",
+    "desaturation": "clinical",
+    "fever": "clinical",
+    "tachypnoea": "clinical",
+    "fall": "clinical",
+    # technical: a device or sensor problem, a technical alert of its name
+    "sensor_detached": "technical",
+    "device_silent": "technical",
+    # artefact: the signal misleads; no physiological alarm may come of it
+    "walking": "artefact",
+    "running": "artefact",
+    "loose_electrode": "artefact",
+    "low_perfusion": "artefact",
+    "sensor_noise": "artefact",
+    # confound: real physiology that is not an alarm condition
+    "premature_beats": "confound",
+    "bigeminy": "confound",
 }
+EventKind = Literal[tuple(EVENT_CATEGORY)]  # type: ignore[valid-type]
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 ALERTING_EVENT_KINDS: tuple[str, ...] = tuple(
     kind for kind in EVENT_KINDS if EVENT_CATEGORY[kind] in ("clinical", "technical")
 )
