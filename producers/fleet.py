@@ -234,6 +234,17 @@ class Fleet:
             ]
         return out
 
+    def true_vitals(self) -> dict[str, np.ndarray]:
+        """The patients' true vital signs at the end of the last rendered frame, per device
+        (in ``device_ids`` order): heart rate (bpm), SpO2 (%), respiration rate (/min) and
+        temperature at the sensor (°C), before any sensor noise or rounding. Ground truth
+        for evaluations (when did a fever that comes on gradually cross an alarm limit?);
+        never sent. Empty before the first frame."""
+        body = self.body
+        truth = {"hr": body.hr_now, "spo2": body.spo2_now, "resp": body.resp_now,
+                 "temp": body.temp_now}  # fmt: skip
+        return {name: np.array(values) for name, values in truth.items() if values is not None}
+
     # -- frames -----------------------------------------------------------------------------
 
     def tick(self) -> Tick:

@@ -7,7 +7,8 @@ care-partner alerts) describe:
 
 - **onset delay**: a condition must persist ``onset_s`` before the alert is
   ``triggered`` (one window without it, or only inside the hysteresis band, restarts
-  the wait);
+  the wait, unless the kind tolerates a gap: an absence of at most ``onset_gap_s`` lets
+  the wait go on from where it began);
 - **repeat**: while it stays active the alert is ``repeated`` every ``repeat_s``, and at
   once when its priority rises;
 - **resolution with hysteresis**: ``resolved`` once the condition has been absent for
@@ -153,7 +154,9 @@ class AlertTracker:
             if kind in breaching:
                 continue
             if not track.active:
-                del self.tracks[kind]  # the onset delay needs the limit crossed throughout
+                # The onset delay needs the limit crossed throughout, bar a tolerated gap.
+                if t - track.last_present > self.rules.timing_of(kind).onset_gap_s:
+                    del self.tracks[kind]
             elif kind in strongest:
                 track.last_present = t  # inside the hysteresis band: not resolved yet
             elif t - track.last_present >= self.rules.timing_of(kind).resolve_s:

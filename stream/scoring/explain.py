@@ -31,6 +31,7 @@ ECG_FEATURES = (
     "ecg_hr_bpm",
     "rr_mean_s",
     "rr_irregularity",
+    "af_irregularity",
     "rr_cv",
     "rmssd_ms",
     "ectopic_fraction",

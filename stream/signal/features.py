@@ -40,7 +40,13 @@ from stream.signal.quality import (
     ppg_quality_from,
 )
 from stream.signal.respiration import edr_rate
-from stream.signal.rhythm import heart_rate, in_longest_run, recent_heart_rate, rr_features
+from stream.signal.rhythm import (
+    heart_rate,
+    in_longest_run,
+    pulse_run_rate,
+    recent_heart_rate,
+    rr_features,
+)
 from stream.signal.trends import trend_slope
 from stream.signal.window import FEATURE_NAMES, NAN, SignalWindow, WindowAnalysis
 
@@ -178,6 +184,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
             features["ppg_hr_recent_bpm"] = recent_heart_rate(
                 pulses, fs, _signal_length(raw, ppg_lost_tail(raw, fs), fs, valid)
             )
+            features["ppg_run_rate_bpm"] = pulse_run_rate(pulses, fs)
             pulses_s = window.t_start + pulses / fs
 
     if window.acc is not None and len(window.acc) > 0:

@@ -2,7 +2,8 @@
 
 Owns :func:`heart_rate` (median interval), :func:`recent_heart_rate` (the last two
 intervals, for threshold alarms), :func:`rr_features` (HRV, AF irregularity, ectopics) and
-:func:`in_longest_run` (no RR interval spans a gap). Beats are sample indices, as
+:func:`pulse_run_rate` (does the pulse keep pace with a run?) and :func:`in_longest_run`
+(no RR interval spans a gap). Beats are sample indices, as
 :mod:`stream.signal.beats` finds them. Example (beats at 100 Hz)::
 
     >>> heart_rate(np.array([0, 100, 200, 300]), 100.0)
@@ -22,6 +23,17 @@ import numpy as np
 
 from stream.signal.window import NAN
 
+# Beat intervals of a ventricular run alarm: six consecutive fast beats, five intervals
+# between them. A run is >= 3 ventricular beats (AHA/ACC/HRS 2017, non-sustained VT), but
+# monitors raise their high-priority V-Tach alarm on longer ones: "V-Tach PVCs" is
+# configurable from 3 beats and set to 6 in Mindray's documented example (BeneVision N1 /
+# ePM operator's manuals, "Setting Thresholds for PVC-Related Alarms"). Three intervals
+# were faked by electrode pops between two sinus beats; five are not.
+RUN_INTERVALS = 5
+# Pulse intervals that show the pulse keeping pace with a run: three, so that a real run
+# shows on the PPG (which lags the ECG by the pulse transit time) as soon as on the ECG.
+PULSE_RUN_INTERVALS = 3
+
 RR_KEYS = (
     "rr_mean_s",
     "rr_cv",
@@ -31,6 +43,7 @@ RR_KEYS = (
     "ectopic_fraction",
     "rr_irregularity_lag2",
     "run_rate_bpm",
+    "af_irregularity",
 )
 
 
@@ -85,12 +98,20 @@ def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
       irregular: every other interval differs as much as successive ones do. Bigeminy is
       *regularly* irregular (short, long, short, long): successive intervals differ a lot,
       every other one hardly at all. Needs 5 beats.
-    - ``run_rate_bpm``: the fastest rate that three consecutive intervals all reach (60 over
-      the longest of the three, at the three where that is shortest). A ventricular run is
-      at least three consecutive ventricular beats faster than 100 bpm (AHA/ACC/HRS 2017,
-      non-sustained VT): every interval of it is short. A premature beat is followed by its
-      compensatory pause, and bigeminy alternates them, so any three of their intervals
-      hold a long one. Needs 4 beats.
+    - ``af_irregularity``: ``rr_irregularity`` over the successive differences that do not
+      touch a premature beat's intervals (an interval < 80 % of the median followed by one
+      at least the median: the premature beat and its pause, compensatory or not). AF
+      detectors keep ectopy from passing for AF by filtering ectopic beats out before
+      measuring RR irregularity (Petrėnas et al. 2015, Comput Biol Med 65:184). Frequent
+      premature beats leave their regular sinus intervals (near 0), bigeminy nothing
+      (nan). In AF the pattern is chance: it stays irregular, if less so (the largest
+      differences go), so the rules use it to *rule out* AF, not to call it. Needs 3
+      differences left.
+    - ``run_rate_bpm``: the fastest rate that ``RUN_INTERVALS`` (5) consecutive intervals all
+      reach (60 over the longest of them, where that is shortest). Every interval of a
+      ventricular run is short. A premature beat is followed by its compensatory pause, and
+      bigeminy alternates them, so any five of their intervals hold a long one; an
+      electrode pop splits one interval in two. Needs 6 beats.
 
     >>> bigeminy = np.cumsum([0, 50, 90, 50, 90, 50, 90, 50, 90])  # 100 Hz: 0.5 s, 0.9 s ...
     >>> f = rr_features(bigeminy, 100.0)
@@ -98,6 +119,17 @@ def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
     (0.57, 0.0)
     >>> round(f["run_rate_bpm"])
     67
+    >>> math.isnan(f["af_irregularity"])  # every interval is a premature beat's or its pause
+    True
+    >>> premature = np.cumsum([0, 80, 81, 79, 48, 112, 80, 80, 81, 79, 50, 110, 80])
+    >>> f = rr_features(premature, 100.0)
+    >>> round(f["rr_irregularity"], 2), round(f["af_irregularity"], 2)
+    (0.36, 0.01)
+    >>> run = np.cumsum([0, 80, 80, 40, 40, 40, 40, 40, 80])  # six beats at 150 bpm
+    >>> round(rr_features(run, 100.0)["run_rate_bpm"])
+    150
+    >>> round(rr_features(run[:-2], 100.0)["run_rate_bpm"])  # five of them: no run yet
+    75
     """
     features = dict.fromkeys(RR_KEYS, NAN)
     if len(peaks) < 3:
@@ -120,10 +152,39 @@ def rr_features(peaks: np.ndarray, fs: float) -> dict[str, float]:
     if len(rr) >= 4:
         every_other = [abs(rr[i] - rr[i - 2]) for i in range(2, len(rr))]
         features["rr_irregularity_lag2"] = _median(every_other) / reference
-    if len(rr) >= 3:
-        fastest = min(max(rr[i], rr[i + 1], rr[i + 2]) for i in range(len(rr) - 2))
-        features["run_rate_bpm"] = 60.0 / fastest
+    features["run_rate_bpm"] = _run_rate(rr, RUN_INTERVALS)
+    features["af_irregularity"] = _ectopy_filtered_irregularity(rr, reference)
     return features
+
+
+def _ectopy_filtered_irregularity(rr: list[float], reference: float) -> float:
+    ectopic = [False] * len(rr)
+    for i in range(len(rr) - 1):
+        if rr[i] < 0.8 * reference and rr[i + 1] >= reference:
+            ectopic[i] = ectopic[i + 1] = True
+    kept = [
+        abs(rr[i + 1] - rr[i]) for i in range(len(rr) - 1) if not (ectopic[i] or ectopic[i + 1])
+    ]
+    return _median(kept) / reference if len(kept) >= 3 else NAN
+
+
+def _run_rate(rr: list[float], intervals: int) -> float:
+    """60 over the longest of ``intervals`` consecutive intervals, where that is shortest."""
+    if len(rr) < intervals:
+        return NAN
+    return 60.0 / min(max(rr[i : i + intervals]) for i in range(len(rr) - intervals + 1))
+
+
+def pulse_run_rate(pulses: np.ndarray, fs: float) -> float:
+    """The fastest rate that ``PULSE_RUN_INTERVALS`` (3) consecutive pulse intervals all
+    reach; nan with fewer pulses. A ventricular run that moves blood shows as a run of
+    fast pulses; a "run" the ECG shows while the pulse keeps its pace is artefact.
+
+    >>> pulse_run_rate(np.array([0, 80, 160, 240, 320]), 100.0)  # 75 per minute
+    75.0
+    """
+    rr = [(b - a) / fs for a, b in itertools.pairwise(pulses.tolist())]
+    return _run_rate(rr, PULSE_RUN_INTERVALS)
 
 
 def in_longest_run(present: np.ndarray, peaks: np.ndarray, margin: int = 0) -> np.ndarray:

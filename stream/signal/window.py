@@ -9,7 +9,7 @@ compute) and :data:`NAN`, the value of every feature that cannot be computed. Ex
     >>> window.spo2, window.ecg is None, bool(np.isnan(window.hr))
     (97.0, True, True)
     >>> len(FEATURE_NAMES), FEATURE_NAMES[:2]
-    (29, ('ecg_hr_bpm', 'ppg_hr_bpm'))
+    (31, ('ecg_hr_bpm', 'ppg_hr_bpm'))
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import numpy as np
 #   ecg_hr_recent_bpm, ppg_hr_recent_bpm   rate over the last two beat intervals (bpm)
 #   rr_irregularity_lag2     irregularity between every other interval: small when regularly
 #                            irregular (bigeminy), as high as rr_irregularity in AF
-#   run_rate_bpm             the fastest rate three consecutive ECG beat intervals all reach
+#   run_rate_bpm             the fastest rate five consecutive ECG beat intervals all reach
+#   ppg_run_rate_bpm         the fastest rate three consecutive PPG pulse intervals all reach
+#   af_irregularity          rr_irregularity without premature beats and their pauses
 FEATURE_NAMES: tuple[str, ...] = (
     "ecg_hr_bpm",
     "ppg_hr_bpm",
@@ -62,6 +64,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "ppg_hr_recent_bpm",
     "rr_irregularity_lag2",
     "run_rate_bpm",
+    "ppg_run_rate_bpm",
+    "af_irregularity",
 )
 
 NAN = float("nan")

@@ -10,7 +10,10 @@ asserts, over those runs:
   cannot raise its alert by design within the run, such as a silence shorter than the
   silence timeout, is not scored: see ``LabelOutcome.scorable``);
 - no false high-priority alarm;
-- at most 0.5 false alarms per patient-hour overall, and at most 1 on each scenario.
+- at most 0.5 false alarms per patient-hour overall, and at most 1 on each scenario;
+- the first alarm of every detected event kind at most 10 s later than its designed delay
+  (p95 over the events; from when the event became alarmable, see ``Label.alarmable_from``),
+  IEC 60601-2-27's limit for heart-rate alarms.
 
 What counts as a false alarm is ``stream/tools/evaluation/matching.py``'s ``EXPLAINS``.
 To see what fails: ``vitalstream evaluate --scenario all --seeds 2 --seconds 480 --report
@@ -33,6 +36,7 @@ SECONDS = 480
 MIN_RECALL = 0.99
 MAX_FALSE_PER_PATIENT_HOUR = 0.5
 MAX_FALSE_PER_PATIENT_HOUR_PER_SCENARIO = 1.0
+MAX_P95_BEYOND_DELAY_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -108,4 +112,22 @@ def test_false_alarms_per_patient_hour_on_each_scenario(
     assert rate <= MAX_FALSE_PER_PATIENT_HOUR_PER_SCENARIO, (
         f"{scenario}: {rate:.2f} false alarms per patient-hour "
         f"(at most {MAX_FALSE_PER_PATIENT_HOUR_PER_SCENARIO}):\n" + _groups(evaluation, scenario)
+    )
+
+
+def test_alarms_come_within_10_s_of_their_designed_delay(evaluation: dict[str, Any]) -> None:
+    late = {
+        kind: k["beyond_delay_s"]["p95"]
+        for kind, k in evaluation["kinds"].items()
+        if k["beyond_delay_s"]["p95"] is not None
+        and k["beyond_delay_s"]["p95"] > MAX_P95_BEYOND_DELAY_S
+    }
+    rows = [
+        f"  {r['scenario']} seed {r['seed']} {r['device_id']} {r['event']} from "
+        f"{r['alarmable_s']} s: {r['beyond_delay_s']} s beyond"
+        for r in evaluation["labels"]
+        if r["event"] in late and r["detected"]
+    ]
+    assert not late, f"p95 beyond the designed delay > {MAX_P95_BEYOND_DELAY_S} s: {late}\n" + (
+        "\n".join(rows)
     )

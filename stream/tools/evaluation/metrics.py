@@ -90,6 +90,7 @@ def _label_row(run: Run, outcome: LabelOutcome) -> dict[str, Any]:
         "scenario": run.scenario, "seed": run.seed, "device_id": label.device_id,
         "event": label.event, "category": label.category,
         "start_s": _r(label.start - run.start, 1), "end_s": _r(label.end - run.start, 1),
+        "alarmable_s": _r(label.alarmable_from - run.start, 1),
         "target": outcome.target, "scorable": outcome.scorable,
         "designed_delay_s": outcome.designed_delay_s, "detected": outcome.detected,
         "detected_by": None if first is None else first.kind,

@@ -25,8 +25,14 @@ is a **false alarm**. **Recall** is, per clinical or technical event kind, the s
 events with at least one explaining alarm; an event that, within the run, lasts less than
 its alert's designed delay (onset delay; fall inactivity; silence timeout) cannot raise it
 by design and is listed under *not scored* instead. **Latency** is when the first
-explaining alarm was raised, after the event's start; *beyond delay* subtracts the
-designed delay of the kind that matched. A **patient-hour** is one device for an hour.
+explaining alarm was raised, after the event's start. *Beyond delay* is how much later
+than its designed delay the first alarm came, counted from when the event became
+alarmable: its start, or, for an event whose alarm is a vital-sign limit (tachycardia,
+bradycardia, desaturation, tachypnoea, fever: `LIMIT_EVENTS`), the second the patient's
+true value (the simulator's, without sensor noise) first reached the worker's limit. A
+fever rising over minutes cannot alarm until the temperature reaches 38.1 °C; IEC
+60601-2-27 likewise times a heart-rate alarm from the change that crosses its limit.
+A **patient-hour** is one device for an hour.
 """
 
 

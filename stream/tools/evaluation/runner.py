@@ -16,10 +16,11 @@ variables override them (child processes inherit the environment).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,14 @@ from typing import Any
 from producers.scenario import load_scenario, shipped_scenarios
 from stream.config import Settings, load_settings
 from stream.records import ALERT_KINDS
-from stream.tools.evaluation.matching import KindTiming, Label, Timings, triggered_alarms
+from stream.tools.evaluation.matching import (
+    LIMIT_EVENTS,
+    KindTiming,
+    Label,
+    Timings,
+    first_crossing,
+    triggered_alarms,
+)
 from stream.tools.evaluation.metrics import Run
 
 START = 1_700_000_000.0  # epoch of every run's second 0 (fixed: runs are reproducible)
@@ -103,6 +111,35 @@ def timings_from_settings(settings: Settings) -> Timings:
     )
 
 
+def limit_crossings(
+    labels: Sequence[Label],
+    device_ids: Sequence[str],
+    times: Sequence[float],
+    truth: Sequence[Mapping[str, Any]],
+    settings: Settings,
+) -> list[Label]:
+    """``labels`` with ``crossed`` set for the events of :data:`LIMIT_EVENTS`: when the
+    device's true vital (``truth[i][vital][device]`` at ``times[i]``) first reached the
+    worker's alarm limit within the event. The temperature limit applies to the skin
+    reading the way the rules read it (``skin_temp_offset_c`` added)."""
+    rules = settings.rules
+    column = {device_id: i for i, device_id in enumerate(device_ids)}
+    out = []
+    for label in labels:
+        spec = LIMIT_EVENTS.get(label.event)
+        if spec is not None and label.device_id in column:
+            vital, rising, limit_name = spec
+            limit = float(getattr(rules, limit_name))
+            if vital == "temp":
+                limit -= rules.skin_temp_offset_c
+            row = column[label.device_id]
+            values = [float(state[vital][row]) if vital in state else math.nan for state in truth]
+            crossed = first_crossing(times, values, limit, rising, label.start, label.end)
+            label = label._replace(crossed=crossed)
+        out.append(label)
+    return out
+
+
 def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
     """One scenario at one seed through a fresh pipeline, the way the worker drives it."""
     from producers.fleet import Fleet
@@ -120,6 +157,8 @@ def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
         faults=spec.faults,
     )  # fmt: skip
     alerts: list[Any] = []
+    truth_t: list[float] = []
+    truth: list[dict[str, Any]] = []
     offset = 0
     for device_id, payload in fleet.enrolments():
         offset += 1
@@ -128,6 +167,8 @@ def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
         alerts += output.alerts
     for _ in range(spec.seconds):
         tick = fleet.tick()
+        truth_t.append(tick.t + fleet.frame_s)  # the body's state at the frame's end
+        truth.append(fleet.true_vitals())
         records = []
         for device_id, payload in tick.messages:
             offset += 1
@@ -139,13 +180,14 @@ def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
         pipeline.save(output)
         alerts += output.alerts
     alarms, repeats = triggered_alarms(alerts)
+    labels = [Label.from_fleet(label) for label in fleet.labels(spec.seconds)]
     return Run(
         scenario=spec.scenario,
         seed=spec.seed,
         devices=spec.devices,
         seconds=spec.seconds,
         start=START,
-        labels=[Label.from_fleet(label) for label in fleet.labels(spec.seconds)],
+        labels=limit_crossings(labels, fleet.device_ids, truth_t, truth, settings),
         alarms=alarms,
         duplicate_triggers=repeats,
         wall_s=round(time.perf_counter() - began, 2),

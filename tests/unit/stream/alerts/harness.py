@@ -33,6 +33,8 @@ def quiet_features(**changes: float) -> dict[str, float]:
     features.update(changes)
     if "rr_irregularity_lag2" not in changes:  # irregular beats are irregularly irregular
         features["rr_irregularity_lag2"] = features["rr_irregularity"]
+    if "af_irregularity" not in changes:  # and not premature beats
+        features["af_irregularity"] = features["rr_irregularity"]
     return features
 
 

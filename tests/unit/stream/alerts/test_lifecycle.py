@@ -89,6 +89,22 @@ def test_a_gap_restarts_the_onset_delay() -> None:
     assert events(alerts)[0] == ("triggered", "desaturation", gap_at + 1 + onset)
 
 
+def test_af_goes_on_through_a_dip_shorter_than_its_gap_but_not_a_longer_one() -> None:
+    """A real AF's window statistic dips below its limit for a few seconds now and then:
+    the 30 s wait goes on from the episode's start. A longer absence starts it again."""
+    timing = RULES.timing_of("af")
+    assert timing.onset_gap_s > 0
+    af = condition("af")
+    for gap in (1.0, timing.onset_gap_s):
+        dip = (20.0, 20.0 + gap)  # absent for `gap` seconds
+        alerts = play(lambda t, d=dip: (af,) if t >= 10 and not d[0] <= t < d[1] else (), 60)
+        assert events(alerts)[0] == ("triggered", "af", 10 + timing.onset_s), gap
+        assert alerts[0].t_onset == 10
+    longer = timing.onset_gap_s + 2
+    alerts = play(lambda t: (af,) if t >= 10 and not 20 <= t < 20 + longer else (), 90)
+    assert events(alerts)[0] == ("triggered", "af", 20 + longer + timing.onset_s)
+
+
 def test_sixty_second_hr_event_fires_once_within_iec_limit() -> None:
     # IEC 60601-2-27: a heart-rate alarm within 10 s of the condition.
     alerts = play(during(100, 160, condition()), until=300)

@@ -69,7 +69,22 @@ def test_model_af_at_the_card_threshold() -> None:
 
 def test_model_without_card_threshold_uses_default() -> None:
     model = ModelScores("rhythm", "2", {"af": RULES.model_threshold})
-    assert not conditions_of("af", run(quiet_features(), scores=[model]))[0].sustain_only
+    irregular = quiet_features(rr_irregularity=0.2)  # AF is irregular, by definition
+    [by_model] = [c for c in run(irregular, scores=[model]) if c.source == "model:rhythm@2"]
+    assert by_model.kind == "af" and not by_model.sustain_only
+
+
+def test_frequent_premature_beats_are_not_af() -> None:
+    """A premature beat and its pause make three large successive differences: at one beat
+    in six the median |ΔRR| is well past AF's limit while the rhythm between them is
+    regular: filtered of ectopy (``af_irregularity``), it is not AF, from the rule or the
+    rhythm model. Irregular beats that stay irregular after filtering are."""
+    premature = quiet_features(rr_irregularity=0.36, rr_irregularity_lag2=0.3, af_irregularity=0.01)
+    raised = conditions_of("af", run(premature, scores=[rhythm_model(0.95)]))
+    assert all(c.sustain_only for c in raised), raised
+    af = quiet_features(rr_irregularity=0.25, rr_irregularity_lag2=0.3, af_irregularity=0.12)
+    raised = conditions_of("af", run(af, scores=[rhythm_model(0.95)]))
+    assert {c.source for c in raised if not c.sustain_only} == {"rule:af@1", "model:rhythm@1.2.0"}
 
 
 def test_model_rhythm_alert_is_suppressed_on_detached_ecg() -> None:
@@ -164,6 +179,10 @@ def test_bigeminy_and_premature_beats_raise_no_rhythm_alarm() -> None:
     raised = run(bigeminy, scores=[rhythm_model(0.95, 0.99)])
     rhythm = [c for c in raised if c.kind in ("af", "ventricular_run")]
     assert all(c.sustain_only for c in rhythm), raised
+    # The sinus rate drifts under bigeminy: every other interval differs by 5-9 %, still a
+    # small part of the 70-150 % alternation.
+    drifting = quiet_features(rr_irregularity=0.8, rr_irregularity_lag2=0.09, run_rate_bpm=95.0)
+    assert all(c.sustain_only for c in conditions_of("af", run(drifting))), run(drifting)
     premature = quiet_features(ectopic_fraction=0.3, run_rate_bpm=92.0)
     raised = run(premature, scores=[rhythm_model(0, 0.99)])
     assert all(c.sustain_only for c in conditions_of("ventricular_run", raised)), raised
@@ -172,3 +191,34 @@ def test_bigeminy_and_premature_beats_raise_no_rhythm_alarm() -> None:
     assert conditions_of("ventricular_run", run(fast, scores=[rhythm_model(0, 0.99)]))
     irregular = quiet_features(rr_irregularity=0.2, rr_irregularity_lag2=0.22)
     assert conditions_of("af", run(irregular, scores=[rhythm_model(0.95, 0)]))
+
+
+def test_an_ecg_run_the_pulse_does_not_follow_starts_no_alarm() -> None:
+    """Electrode pops between two sinus beats make a fast "run" on the ECG while a good
+    PPG goes on pulsing at the usual rate: that run did not happen (PhysioNet/CinC 2015's
+    cross-check with a pulsatile waveform). A run the pulse follows, or one seen with no
+    good PPG to contradict it (a run that does not perfuse), still alarms."""
+    popped = {"ectopic_fraction": 0.3, "run_rate_bpm": 132.0, "ecg_hr_recent_bpm": 121.0,
+              "ecg_hr_bpm": 83.0, "ppg_hr_bpm": 82.0, "hr_device": NAN}  # fmt: skip
+    pulse_steady = quiet_features(**popped, ppg_run_rate_bpm=86.0)
+    raised = conditions_of("ventricular_run", run(pulse_steady, scores=[rhythm_model(0, 0.99)]))
+    assert raised and all(c.sustain_only for c in raised), raised  # may sustain, not start
+    pulse_follows = quiet_features(**popped, ppg_run_rate_bpm=170.0)
+    raised = conditions_of("ventricular_run", run(pulse_follows, scores=[rhythm_model(0, 0.99)]))
+    assert any(not c.sustain_only for c in raised), raised
+    # Artefact drags the ECG's own median up too (a patient getting up): the device's
+    # reading agreeing with the PPG corroborates the pulse instead.
+    getting_up = quiet_features(
+        **{**popped, "ecg_hr_bpm": 199.0, "hr_device": 79.0}, ppg_run_rate_bpm=96.0
+    )
+    raised = conditions_of("ventricular_run", run(getting_up, scores=[rhythm_model(0, 0.99)]))
+    assert raised and all(c.sustain_only for c in raised), raised
+    for no_pulse in (
+        quiet_features(**popped, ppg_run_rate_bpm=86.0, ppg_sqi=0.2),  # weak, unreadable
+        quiet_features(**popped, ppg_run_rate_bpm=NAN),  # too few pulses to tell
+        quiet_features(**{**popped, "ppg_hr_bpm": 40.0}, ppg_run_rate_bpm=50.0),  # deficit
+        # a pulse neither the ECG's median nor the device corroborates:
+        quiet_features(**{**popped, "ecg_hr_bpm": 150.0, "hr_device": 150.0}, ppg_run_rate_bpm=90),
+    ):
+        raised = conditions_of("ventricular_run", run(no_pulse, scores=[rhythm_model(0, 0.99)]))
+        assert any(not c.sustain_only for c in raised), (no_pulse, raised)

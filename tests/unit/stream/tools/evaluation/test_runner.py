@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from producers.scenario import ScenarioError, load_scenario, shipped_scenarios
@@ -10,6 +11,7 @@ from stream.tools.evaluation.runner import (
     START,
     RunSpec,
     evaluation_settings,
+    limit_crossings,
     plan,
     run_all,
     run_one,
@@ -49,13 +51,43 @@ def test_timings_are_the_worker_settings(tmp_path) -> None:
     assert timings.of("not_a_kind") == timings.default
 
 
+def test_a_limit_event_is_alarmable_once_its_true_value_crosses_the_workers_limit(
+    tmp_path,
+) -> None:
+    settings = evaluation_settings(tmp_path / "registry")
+    settings = settings.model_copy(
+        update={"rules": settings.rules.model_copy(update={"skin_temp_offset_c": 0.5})}
+    )
+    times = [10.0, 11.0, 12.0, 13.0, 14.0]
+    temps = [37.0, 37.4, 37.7, 38.0, 38.3]  # skin: + 0.5 reaches 38.1 at 37.6
+    truth = [{"temp": np.array([36.5, t]), "hr": np.array([70.0, 70.0])} for t in temps]
+    labels = [
+        Label("dev-2", "fever", 11.0, 14.0),
+        Label("dev-1", "fever", 11.0, 14.0),  # never warm enough
+        Label("dev-2", "tachycardia", 10.0, 14.0),  # the heart rate never reaches 120
+        Label("dev-2", "af", 12.0, 14.0),  # no limit: from its start
+    ]
+    out = limit_crossings(labels, ["dev-1", "dev-2"], times, truth, settings)
+    assert [label.crossed for label in out] == [12.0, None, None, None]
+    assert [label.alarmable_from for label in out] == [12.0, 11.0, 10.0, 12.0]
+
+
 @pytest.mark.slow
 def test_a_short_run_is_the_same_for_the_same_seed_and_has_its_labels() -> None:
     spec = RunSpec("default", 3, 10, 75, True)  # tachycardia and desaturation start at 60 s
     first, second = run_all([spec, spec], workers=1)
     assert first.alarms == second.alarms
     assert first.labels == second.labels
-    assert Label("dev-0001", "tachycardia", START + 60, START + 75, 0.6) in first.labels
+    tachycardia = next(label for label in first.labels if label.event == "tachycardia")
+    assert tachycardia._replace(crossed=None) == Label(
+        "dev-0001", "tachycardia", START + 60, START + 75, 0.6
+    )
+    # The heart rate approaches its target with a 6 s time constant: it reaches the 120 bpm
+    # limit a few seconds into the event, and the latency beyond the delay counts from there.
+    assert tachycardia.crossed is not None
+    assert START + 60 < tachycardia.crossed < START + 75
+    fever = next(label for label in first.labels if label.event == "fever")
+    assert fever.crossed is None or fever.start < fever.crossed <= fever.end
     assert first.patient_hours == pytest.approx(10 * 75 / 3600)
     assert set(first.versions) == {"deterioration", "rhythm"}  # the shipped models
     assert {a.kind for a in first.alarms} >= {"tachycardia"}
