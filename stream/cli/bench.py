@@ -12,6 +12,8 @@ Suites:
 - ``model``: onnxruntime vs PyTorch per-window latency (stream.tools.bench.model);
 - ``influx``: InfluxSink points/s by batch size and gzip (stream.tools.bench.influx);
 - ``producer``: simulator throughput (stream.tools.bench.producer);
+- ``analysis``: the stream core in memory, CPU µs per device-second by stage
+  (stream.tools.bench.analysis);
 - ``report``: docs/benchmarks.md and docs/bench/*.png from the JSON results.
 
 ``--json PATH`` writes ``{"suite", "machine", "versions", "results", "summary"}``; the
@@ -24,11 +26,13 @@ from pathlib import Path
 
 import typer
 
-SUITES = ("e2e", "ceiling", "headroom", "model", "influx", "producer", "report")
+SUITES = ("e2e", "ceiling", "headroom", "model", "influx", "producer", "analysis", "report")
 # The sweep stops at the first size the worker cannot hold (see stream.tools.bench.e2e.run).
 DEFAULT_DEVICES = "50,100,150,250,500,1000,2000,3000,5000"
 # The fleet VitalStream is sized for: 5,000 devices flowing through this machine.
 HEADROOM_DEVICES = "5000"
+# The analysis target is stated per device-second at 1,000 devices (one worker's share).
+ANALYSIS_DEVICES = "1000"
 BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
 
@@ -45,7 +49,7 @@ def _counts(text: str) -> list[int]:
 
 def bench(
     suite: str = typer.Argument(
-        ..., help="e2e | ceiling | headroom | model | influx | producer | report"
+        ..., help="e2e | ceiling | headroom | model | influx | producer | analysis | report"
     ),
     json_path: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--json", help="write the results as JSON here"
@@ -53,13 +57,14 @@ def bench(
     devices: str | None = typer.Option(
         None,
         "--devices",
-        help=f"fleet sizes (e2e, headroom, producer), comma-separated (default {DEFAULT_DEVICES}"
-        f"; for headroom {HEADROOM_DEVICES})",
+        help=f"fleet sizes (e2e, headroom, producer, analysis), comma-separated (default "
+        f"{DEFAULT_DEVICES}; for headroom {HEADROOM_DEVICES}, for analysis {ANALYSIS_DEVICES})",
     ),
     seconds: float = typer.Option(60.0, "--seconds", min=1, help="measured seconds per size"),
     warmup: float = typer.Option(
-        20.0, "--warmup", min=0, help="e2e, headroom: warm-up seconds per size"
+        20.0, "--warmup", min=0, help="e2e, headroom, analysis: warm-up seconds per size"
     ),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="analysis: runs per fleet size"),
     profile_at: int | None = typer.Option(
         None, "--profile-at", help="e2e: py-spy the worker at this fleet size"
     ),
@@ -90,10 +95,13 @@ def bench(
     from stream.config import load_settings
 
     if devices is None:
-        devices = HEADROOM_DEVICES if suite == "headroom" else DEFAULT_DEVICES
+        devices = {"headroom": HEADROOM_DEVICES, "analysis": ANALYSIS_DEVICES}.get(
+            suite, DEFAULT_DEVICES
+        )
     options = {
         "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
         "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),
+        "repeat": repeat,
     }  # fmt: skip
     results, summary = suites.run_suite(suite, options)
     data = envelope(suite, load_settings(), results, summary)

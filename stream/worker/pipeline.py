@@ -88,6 +88,40 @@ class BatchMetrics:
     newest_frame_t: float | None
 
 
+# The stream core's stages, in order, for :class:`StageTimes`.
+STAGES = ("decode", "buffer", "features", "model_inputs", "inference", "rules", "lines")
+
+
+@dataclass
+class StageTimes:
+    """Wall seconds the pipeline spent in each of :data:`STAGES` since it was created (or
+    :meth:`reset`): ``decode`` (validation, pseudonymization, reorder buffer),
+    ``buffer`` (ring buffers, cutting due windows, last-seen clocks), ``features``,
+    ``model_inputs`` (resampling, normalization, batching for the models), ``inference``
+    (onnxruntime), ``rules`` (rules, NEWS2, alert lifecycle, tracker state) and ``lines``
+    (line protocol of vitals, features, scores, NEWS2 and alerts). The pipeline is single
+    threaded and onnxruntime runs on one thread (``registry.session_options``), so wall
+    time is CPU time. ``vitalstream bench analysis`` reads it.
+
+    >>> times = StageTimes()
+    >>> started = times.add("rules", time.perf_counter())
+    >>> sorted(times.seconds) == sorted(STAGES), times.seconds["rules"] >= 0
+    (True, True)
+    """
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, stage: str, since: float) -> float:
+        """Charge the time since ``since`` (a ``perf_counter`` reading) to ``stage``;
+        returns now, the next stage's start."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(STAGES, 0.0)
+
+
 @dataclass
 class Output:
     """What one batch produced; the caller publishes, writes, saves its state, then commits.
@@ -168,6 +202,7 @@ class Pipeline:
         # end, when it arrived), and each device's partition as its records say.
         self._clocks: dict[int, tuple[float, float]] = {}
         self._partition_of: dict[str, int] = {}
+        self.stages = StageTimes()
 
     # -- enrolments ---------------------------------------------------------------------
     def enrol(self, record: RawRecord, now: float | None = None) -> Output:
@@ -187,6 +222,7 @@ class Pipeline:
             if record.key:  # producers key frames by device id
                 self._partition_of[record.key.decode(errors="replace")] = record.partition
         result = self.ingest.frames(records, now)
+        self.stages.add("decode", started)
         output = Output(
             deadletters=[(_key_of(r, d), d) for r, d in _pair(records, result)],
             held=result.held,
@@ -213,11 +249,14 @@ class Pipeline:
     ) -> tuple[int, float]:
         touched: dict[str, PatientContext] = {}
         due: list[tuple[str, SignalWindow]] = []
+        stages = self.stages
         for frame, context in frames:
+            started = time.perf_counter()
             tags = patient_tags(context.ward, context.patient, frame.device_id)
             output.lines += vitals_lines(frame, tags)
             if self.settings.stream.raw_retention:
                 output.lines += raw_lines(frame, tags)
+            started = stages.add("lines", started)
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
             buffers = self._buffer(frame)
@@ -233,6 +272,7 @@ class Pipeline:
             if partition is not None and end > self._clocks.get(partition, (end - 1.0,))[0]:
                 self._clocks[partition] = (end, now)
             touched[frame.device_id] = context
+            stages.add("buffer", started)
         scoring_s = self._windows(due, touched, output)
         return len(due), scoring_s
 
@@ -264,15 +304,22 @@ class Pipeline:
     ) -> float:
         if not due:
             return 0.0
+        started = time.perf_counter()
         analyses = analyze_windows([window for _, window in due])
         features = [a.features for a in analyses]
-        scoring_started = time.perf_counter()
+        scoring_started = self.stages.add("features", started)
+        inference_before = self.scorer.stats.seconds if self.scorer is not None else 0.0
         scores = (
             self.scorer.score([w for _, w in due], features, [a.r_peaks for a in analyses])
             if self.scorer is not None
             else [[] for _ in due]
         )
         scoring_s = time.perf_counter() - scoring_started
+        inference_s = (self.scorer.stats.seconds if self.scorer is not None else 0.0) - (
+            inference_before
+        )
+        self.stages.seconds["inference"] += inference_s
+        self.stages.seconds["model_inputs"] += scoring_s - inference_s
         for (device_id, window), feats, window_scores in zip(due, features, scores, strict=True):
             context = contexts[device_id]
             alerts, lines = self.evaluate_window(context, window, feats, window_scores)
@@ -290,6 +337,7 @@ class Pipeline:
         """Rules and lifecycle for one analysed window: its alerts (not yet stamped
         ``emitted_at``; the caller does that and adds their lines when it emits them) and
         its time-series lines."""
+        started = time.perf_counter()
         device_id = context.device_id
         t = window.t_end
         tags = patient_tags(context.ward, context.patient, device_id)
@@ -300,6 +348,7 @@ class Pipeline:
             )
             if text is not None:
                 lines.append(text)
+        started = self.stages.add("lines", started)
         tracker = self.tracker(device_id)
         if tracker.seen(t):
             return [], lines  # replay of a window already judged
@@ -311,14 +360,16 @@ class Pipeline:
             context, t, features, live_scores(scores, explain), observations,
             self.settings.rules, fall=tracker.fall, ecg=tracker.ecg,
         )  # fmt: skip
+        alerts = tracker.update(context, t, conditions, window=(window.t_start, t))
+        self._persist(device_id, tracker)
+        started = self.stages.add("rules", started)
         if news2 is not None:
             text = news2_line(
                 news2.aggregate, news2.subscores, news2.partial, str(news2.response), tags, t
             )
             if text is not None:
                 lines.append(text)
-        alerts = tracker.update(context, t, conditions, window=(window.t_start, t))
-        self._persist(device_id, tracker)
+        self.stages.add("lines", started)
         return alerts, lines
 
     # -- state --------------------------------------------------------------------------
@@ -411,10 +462,12 @@ class Pipeline:
         saturation a batch takes a good part of a second, which ``emitted_at`` and the
         ``latency_s`` Grafana shows must not leave out. Replays and tests pass their clock.
         """
+        started = time.perf_counter()
         if output.alerts:
             at = time.time() if at is None else at
             output.alerts = [a.model_copy(update={"emitted_at": at}) for a in output.alerts]
         output.lines += [text for a in output.alerts if (text := alert_line(a)) is not None]
+        self.stages.add("lines", started)
 
     def save(self, output: Output) -> None:
         """Store the tracker state an output reached; call once it is durable."""

@@ -56,6 +56,12 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
             settings, options["devices"], options["seconds"], options["warmup"],
             bench_dir=options["bench_dir"],
         )  # fmt: skip
+    if suite == "analysis":
+        from stream.tools.bench import analysis
+
+        return analysis.run(
+            options["devices"], options["seconds"], options["warmup"], options.get("repeat", 1)
+        )
     if suite == "model":
         from stream.tools.bench import model
 
