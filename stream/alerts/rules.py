@@ -212,7 +212,7 @@ def pulse_keeps_pace(
     Cross-checking the ECG's arrhythmia alarms against a pulsatile waveform is how the
     PhysioNet/CinC Challenge 2015 entries removed most false ventricular-tachycardia
     alarms (Clifford et al. 2016, Physiol Meas 37:E5). "Usual" means corroborated: the
-    PPG's rate agrees with the ECG's window median or with the device's own reading. A run
+    PPG's rate agrees with the ECG's displayed rate or with the device's own reading. A run
     that does not perfuse shows no such pulse (the PPG goes weak and irregular, or follows
     the run), so it is not vetoed."""
     if quality.ppg != "good" or quality.moving:
@@ -299,7 +299,7 @@ class _Vitals(NamedTuple):
     """This window's vital signs, each from its most trustworthy source."""
 
     quality: SignalQuality
-    hr: Reading | None  # the window median: NEWS2
+    hr: Reading | None  # the displayed rate (averaged recent intervals): NEWS2
     hr_recent: Reading | None  # the last two beats: threshold alarms
     spo2: Reading | None
     resp: Reading | None

@@ -30,7 +30,8 @@ ventricular run starts an alarm only on an ECG that has been good for ``RHYTHM_S
 (:class:`EcgHistory`).
 Tachycardia and bradycardia read the rate over the last two beats, so they follow a step
 change within two beats and their onset delay is what filters odd beats; NEWS2 scores the
-window median, a steadier figure for a score meant to be trended.
+displayed rate (averaged recent intervals), a steadier figure for a score meant to be
+trended.
 
 Temperature: the device measures skin temperature, which is not core temperature. It is
 never scored as NEWS2 temperature (only ``Observations.core_temp`` is). The fever and
@@ -171,8 +172,9 @@ def heart_rate(
     """The most trustworthy heart rate: ECG if good, else PPG if good, else the device's.
 
     ``recent``: the rate over the last two beats (threshold alarms: it follows a step
-    change within two beats) instead of the window median (NEWS2); under motion the
-    median all the same, because artefact beats make a two-beat rate unreliable.
+    change within two beats) instead of the displayed rate (averaged recent intervals,
+    NEWS2); under motion the displayed rate all the same, because artefact beats make a
+    two-beat rate unreliable.
 
     Motion gating of rate alarms (``recent``): while the wearer moves, no waveform rate
     is trustworthy, and step-locked artefact biases the ECG's and the PPG's rate alike

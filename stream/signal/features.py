@@ -128,6 +128,34 @@ JOLT_G = 2.0
 GAP_MARGIN_S = 0.5
 # A lost tail shorter than this is the quiet stretch between beats, not a lost signal.
 _LOST_TAIL_MIN_S = 0.25
+# A QRS smaller than this (peak to peak within QRS_HALF_S of the R peak) is not counted as
+# a beat. IEC 60601-2-27 (201.12.1.101.1.2) wants QRS of 0.5-5 mV counted and ones of
+# 0.15 mV or less not (noise, P waves, an asystole's baseline must not show as a rate).
+QRS_MIN_MV = 0.25
+QRS_HALF_S = 0.06
+
+
+def large_enough(raw: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
+    """Mask of the R peaks whose QRS is at least ``QRS_MIN_MV`` peak to peak in the raw ECG
+    (a missing sample near a peak keeps it: gaps are judged elsewhere).
+
+    >>> ecg = np.zeros(1000)
+    >>> ecg[[100, 500]] = [1.0, 0.1]
+    >>> large_enough(ecg, np.array([100, 500]), 250.0).tolist()
+    [True, False]
+    """
+    if len(peaks) == 0:
+        return np.zeros(0, dtype=bool)
+    half = max(int(QRS_HALF_S * fs), 1)
+    starts = np.clip(peaks - half, 0, len(raw) - 1)
+    ends = np.clip(peaks + half + 1, 1, len(raw))
+    # Peaks are a refractory period (200 ms) apart: the spans do not overlap.
+    bounds = np.ravel(np.column_stack((starts, ends)))
+    if bounds[-1] >= len(raw):
+        bounds = bounds[:-1]
+    highs = np.maximum.reduceat(raw, bounds)[::2]
+    lows = np.minimum.reduceat(raw, bounds)[::2]
+    return ~(highs - lows < QRS_MIN_MV)
 
 
 def _signal_length(raw: np.ndarray, lost_tail: int, fs: float, valid: float) -> int | None:
@@ -157,6 +185,7 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         features["ecg_saturated"] = quality["saturated"]
         motion_flags.append(quality["motion"])
         if quality["lead_off"] != 1.0:
+            peaks = peaks[large_enough(raw, peaks, fs)]
             if valid < 1.0:
                 margin = int(GAP_MARGIN_S * fs)
                 peaks = peaks[in_longest_run(np.isfinite(window.ecg), peaks, margin)]

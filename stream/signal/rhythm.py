@@ -1,7 +1,8 @@
 """Rate and rhythm of detected beats: heart rate, recent rate and RR-interval features.
 
-Owns :func:`heart_rate` (median interval), :func:`recent_heart_rate` (the last two
-intervals, for threshold alarms), :func:`rr_features` (HRV, AF irregularity, ectopics) and
+Owns :func:`heart_rate` (the monitor's displayed rate: averaged recent intervals),
+:func:`median_heart_rate`, :func:`recent_heart_rate` (the last two intervals, for
+threshold alarms), :func:`rr_features` (HRV, AF irregularity, ectopics) and
 :func:`pulse_run_rate` (does the pulse keep pace with a run?) and :func:`in_longest_run`
 (no RR interval spans a gap). Beats are sample indices, as
 :mod:`stream.signal.beats` finds them. Example (beats at 100 Hz)::
@@ -54,12 +55,54 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
 
 
-def heart_rate(peaks: np.ndarray, fs: float) -> float:
-    """Beats per minute from the median beat interval; nan with fewer than 2 beats."""
+# The displayed heart rate averages the most recent intervals within this span, at most
+# RATE_INTERVALS of them: a step from 80 to 40 bpm fills 8 s with four new intervals, and
+# reads 40 within the 10 s IEC 60601-2-27 allows (201.7.9.2.9.101 b) 6); AAMI EC13 4.1.2.1 f).
+RATE_SPAN_S = 8.0
+RATE_INTERVALS = 12
+
+
+def median_heart_rate(peaks: np.ndarray, fs: float) -> float:
+    """Beats per minute from the median beat interval; nan with fewer than 2 beats. Robust
+    to a stray beat, but not a heart rate under irregular rhythms: in bigeminy it reads
+    one of the two alternating intervals (120 or 60 for a heart beating 80 times a
+    minute), so it serves only as a robust reference (``rr_irregularity``'s scale)."""
     if len(peaks) < 2:
         return NAN
     # A dozen beats: Python arithmetic beats numpy's per-call overhead.
     return float(60.0 * fs / _median([b - a for a, b in itertools.pairwise(peaks.tolist())]))
+
+
+def heart_rate(peaks: np.ndarray, fs: float) -> float:
+    """The heart rate a cardiac monitor displays: beats per minute over the most recent
+    beat intervals, averaged (intervals summed, not a median); nan with fewer than 2 beats.
+
+    The intervals are the last ones within ``RATE_SPAN_S`` (at most ``RATE_INTERVALS``,
+    at least one), taken in an even number when there are two or more, so that an
+    alternating rhythm (ventricular bigeminy: short, long, short, long) averages to the
+    beats per minute it really has, as IEC 60601-2-27 / AAMI EC13's irregular-rhythm test
+    cases require. A step in rate reaches the display as the new intervals fill the span.
+
+    >>> bigeminy = np.cumsum([0, 50, 100, 50, 100, 50, 100, 50, 100, 50])  # 100 Hz
+    >>> round(heart_rate(bigeminy, 100.0)), round(median_heart_rate(bigeminy, 100.0))
+    (80, 120)
+    >>> heart_rate(np.array([0, 150]), 100.0)  # one interval of 1.5 s
+    40.0
+    """
+    if len(peaks) < 2:
+        return NAN
+    beats = peaks.tolist()
+    span_limit = RATE_SPAN_S * fs
+    last = beats[-1]
+    count = 1
+    # Walk back while the intervals still fit the span and the cap.
+    while (
+        count < RATE_INTERVALS and count < len(beats) - 1 and last - beats[-2 - count] <= span_limit
+    ):
+        count += 1
+    if count >= 2 and count % 2:
+        count -= 1
+    return float(60.0 * fs * count / (last - beats[-1 - count]))
 
 
 def recent_heart_rate(peaks: np.ndarray, fs: float, length: int | None = None) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # The feature vector, in this fixed order (models are trained on it; append, never reorder).
-#   ecg_hr_bpm, ppg_hr_bpm   heart / pulse rate from the median beat interval (bpm)
+#   ecg_hr_bpm, ppg_hr_bpm   displayed heart / pulse rate: averaged recent intervals (bpm)
 #   rr_mean_s .. ectopic_fraction   RR features of the ECG beats (see rr_features)
 #   resp_rate                breaths/min (device value, else ECG-derived)
 #   spo2, temp, hr_device, battery   latest device-reported values (%, °C, bpm, %)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stream.signal.beats import detect_r_peaks
-from stream.signal.rhythm import heart_rate, recent_heart_rate, rr_features
+from stream.signal.rhythm import heart_rate, median_heart_rate, recent_heart_rate, rr_features
 from tests.unit.stream.signal.synthetic import regular_beats, synthetic_ecg
 
 
@@ -71,7 +71,9 @@ def test_recent_heart_rate_follows_a_step_within_two_beats() -> None:
     slow = np.arange(0, 6, 0.8)  # 75 bpm
     fast = slow[-1] + np.cumsum([0.4, 0.4, 0.4])  # then 150 bpm
     peaks = np.round(np.concatenate([slow, fast]) * fs).astype(np.int64)
-    assert heart_rate(peaks, fs) == pytest.approx(75, abs=0.1)  # the median lags
+    assert median_heart_rate(peaks, fs) == pytest.approx(75, abs=0.1)  # the median lags
+    # The displayed rate averages the last 8 s: all 10 intervals, 3 of them at 150 bpm.
+    assert heart_rate(peaks, fs) == pytest.approx(60 * 10 / (7 * 0.8 + 3 * 0.4), abs=0.1)
     assert recent_heart_rate(peaks[:-1], fs) == pytest.approx(150, abs=0.1)
     assert recent_heart_rate(peaks[:-2], fs) == pytest.approx(100, abs=0.1)  # one beat in
     assert math.isnan(recent_heart_rate(peaks[:2], fs))
