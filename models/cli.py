@@ -17,14 +17,52 @@ from stream.config import Settings, load_settings
 models_app = typer.Typer(help="List, inspect and promote model versions.", no_args_is_help=True)
 
 
+def model_listing(settings: Settings) -> list[dict[str, object]]:
+    """Every version as ``models list --json`` prints it: where it comes from, whether it
+    is promoted, in shadow or the one in use (the promoted one, else the newest shipped
+    default), and its card's metrics (held-out F1 and baselines, as trained)."""
+    from stream.scoring.registry import ModelError, list_models, read_card, resolve
+
+    in_use: dict[str, Path | None] = {}
+    rows: list[dict[str, object]] = []
+    for entry in list_models(settings):
+        if entry.name not in in_use:
+            try:
+                in_use[entry.name] = resolve(entry.name, settings).resolve()
+            except ModelError:
+                in_use[entry.name] = None
+        metrics: dict[str, object] = {}
+        if entry.problem is None:
+            metrics = dict(read_card(entry.path).metrics)
+        rows.append(
+            {
+                "name": entry.name,
+                "version": entry.version,
+                "source": entry.source,
+                "created": entry.created.isoformat(timespec="seconds") if entry.created else None,
+                "promoted": entry.promoted,
+                "shadow": entry.shadow,
+                "in_use": in_use[entry.name] == entry.path.resolve(),
+                "problem": entry.problem,
+                "metrics": metrics,
+            }
+        )
+    return rows
+
+
 @models_app.command("list")
-def list_command() -> None:
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+) -> None:
     """Every model version in the registry and the shipped defaults."""
     from rich.console import Console
     from rich.table import Table
 
     from stream.scoring.registry import list_models
 
+    if as_json:
+        typer.echo(json.dumps(model_listing(load_settings()), indent=2, default=str))
+        return
     table = Table("model", "version", "source", "created", "state")
     for entry in list_models(load_settings()):
         state = "promoted" if entry.promoted else "shadow" if entry.shadow else ""

@@ -109,6 +109,11 @@ def analyze(
                 ),
                 "beats_s": [round(b, 3) for b in result.beats_s],
                 "quality": _finite(features["ppg_sqi" if signal_name == "ppg" else "ecg_sqi"]),
+                # Every live model's scores (an ECG file shows its rhythm model's too);
+                # "score" / "model" are the first of them, as before.
+                "scores": {
+                    s.ref: {k: round(v, 4) for k, v in s.probabilities.items()} for s in live
+                },
                 "score": {k: round(v, 4) for k, v in live[0].probabilities.items()}
                 if live
                 else None,
@@ -124,17 +129,19 @@ def analyze(
     from rich.table import Table
 
     table = Table(title=f"{file.name}: {len(rows)} windows ({signal_name}, {fs:g} Hz)")
-    for column in ("window s", "HR bpm", "beats", "quality", "model", "score", "alerts"):
+    for column in ("window s", "HR bpm", "beats", "quality", "scores", "alerts"):
         table.add_column(column)
     for row in rows:
-        score = row["score"] or {}
+        scores = "\n".join(
+            f"{ref}: " + " ".join(f"{k}={v:.2f}" for k, v in probabilities.items())
+            for ref, probabilities in row["scores"].items()
+        )
         table.add_row(
             f"{row['t_start']:.0f}-{row['t_end']:.0f}",
             "-" if row["heart_rate_bpm"] is None else f"{row['heart_rate_bpm']:.0f}",
             str(len(row["beats_s"])),
             "-" if row["quality"] is None else f"{row['quality']:.2f}",
-            row["model"] or "-",
-            " ".join(f"{k}={v:.2f}" for k, v in score.items()),
+            scores or "-",
             ", ".join(row["alerts"]),
         )
     Console().print(table)
