@@ -1,8 +1,10 @@
 """The Kafka side of the producers: one kafka-python producer built from Settings.
 
-Owns the client configuration (bootstrap, SSL / SASL-SCRAM), topic creation, delivery
-accounting and clean shutdown. Payloads arrive here already serialized (orjson bytes);
-the key is always the device id so one device's frames stay in one partition, in order.
+Owns the producer's configuration (options from :func:`stream.kafka.client_options`),
+delivery accounting and clean shutdown; topics are created by
+:func:`stream.kafka.ensure_topics` (re-exported here). Payloads arrive here already
+serialized (orjson bytes); the key is always the device id so one device's frames stay
+in one partition, in order.
 """
 
 from __future__ import annotations
@@ -11,52 +13,20 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 from kafka.cluster import ClusterMetadata
-from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from stream.config import Settings
-from stream.kafka import client_options
+from stream.kafka import client_options, ensure_topics
+
+__all__ = ["KeyHashCachingPartitioner", "Publisher", "ensure_topics", "producer_topics"]
 
 log = logging.getLogger(__name__)
-
-
-def ensure_topics(
-    settings: Settings,
-    topics: Mapping[str, Mapping[str, str]] | list[str],
-    partitions: int | None = None,
-    replication_factor: int = 1,
-) -> list[str]:
-    """Create the topics that do not exist yet; returns those created. Safe to repeat.
-
-    ``topics`` maps a name to topic configs (e.g. ``{"cleanup.policy": "compact"}``).
-    """
-    wanted = {name: {} for name in topics} if isinstance(topics, list) else dict(topics)
-    admin = KafkaAdminClient(client_id="vitalstream-admin", **client_options(settings.kafka))
-    try:
-        missing = [name for name in wanted if name not in set(admin.list_topics())]
-        created: list[str] = []
-        for name in missing:
-            new = NewTopic(
-                name,
-                num_partitions=partitions or settings.kafka.partitions,
-                replication_factor=replication_factor,
-                topic_configs=dict(wanted[name]),
-            )
-            try:
-                admin.create_topics([new])
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass  # another producer won the race: that is the state we wanted
-        return created
-    finally:
-        admin.close()
 
 
 def producer_topics(settings: Settings) -> dict[str, dict[str, str]]:

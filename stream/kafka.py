@@ -1,4 +1,5 @@
-"""How VitalStream talks to Kafka: the one builder of client options, and the topics it needs.
+"""How VitalStream talks to Kafka: the one builder of client options, the topics it needs,
+and their creation (:func:`ensure_topics`).
 
 Three client libraries talk to the same cluster: kafka-python (producers, admin, tests,
 tools), aiokafka (the alert service, the worker's rollout follower, benchmarks) and
@@ -19,7 +20,12 @@ every client at once.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any, Literal
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 
 from stream.config import KafkaSettings, Settings
 
@@ -36,6 +42,38 @@ def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
         topics.deadletter: {},
         topics.control: {},
     }
+
+
+def ensure_topics(
+    settings: Settings,
+    topics: Mapping[str, Mapping[str, str]] | list[str],
+    partitions: int | None = None,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns those created. Safe to repeat.
+
+    ``topics`` maps a name to topic configs (e.g. ``{"cleanup.policy": "compact"}``).
+    """
+    wanted = {name: {} for name in topics} if isinstance(topics, list) else dict(topics)
+    admin = KafkaAdminClient(client_id="vitalstream-admin", **client_options(settings.kafka))
+    try:
+        missing = [name for name in wanted if name not in set(admin.list_topics())]
+        created: list[str] = []
+        for name in missing:
+            new = NewTopic(
+                name,
+                num_partitions=partitions or settings.kafka.partitions,
+                replication_factor=replication_factor,
+                topic_configs=dict(wanted[name]),
+            )
+            try:
+                admin.create_topics([new])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # another producer won the race: that is the state we wanted
+        return created
+    finally:
+        admin.close()
 
 
 def client_options(kafka: KafkaSettings, client: Client = "kafka-python") -> dict[str, Any]:

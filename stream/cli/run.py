@@ -40,9 +40,8 @@ def worker(
     """Run a stream worker: frames in, alerts and time series out."""
     from faust import Worker
 
-    from producers.publisher import ensure_topics
     from stream.config import load_settings
-    from stream.kafka import stream_topics
+    from stream.kafka import ensure_topics, stream_topics
     from stream.worker.app import create_app
 
     settings = load_settings()
@@ -161,9 +160,8 @@ def demo(
     from kafka import KafkaConsumer
     from rich.console import Console
 
-    from producers.publisher import ensure_topics
     from stream.config import load_settings
-    from stream.kafka import client_options, stream_topics
+    from stream.kafka import client_options, ensure_topics, stream_topics
     from stream.records import Alert
     from stream.services import stack
 

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from stream.config import Settings
-from stream.kafka import client_options
+from stream.kafka import client_options, ensure_topics, stream_topics
 from stream.records import Alert
 from stream.subscriptions.book import AlertBook
 from stream.subscriptions.cursor import Cursor, CursorError
@@ -164,8 +164,20 @@ class AlertFeed:
                 tps = [TopicPartition(self.topic, p) for p in self.partitions]
                 consumer.assign(tps)
                 return tps
-            log.warning("alerts topic %s does not exist yet; retrying", self.topic)
-            await asyncio.sleep(2.0)
+            # A subscriber may connect before any worker has run (a fresh stack): the feed
+            # creates the topic it reads, as the worker would, and serves an empty feed
+            # until alerts come, instead of answering 503 until then.
+            wanted = {self.topic: stream_topics(self.settings).get(self.topic, {})}
+            try:
+                created = await asyncio.to_thread(ensure_topics, self.settings, wanted)
+            except Exception as exc:  # Kafka unreachable or not allowed: wait and retry
+                log.warning("alerts topic %s is missing and cannot be created (%s); retrying",
+                            self.topic, exc)  # fmt: skip
+                await asyncio.sleep(2.0)
+            else:
+                if created:
+                    log.info("created the alerts topic %s", self.topic)
+                await asyncio.sleep(0.2)  # metadata of the new topic
 
     def _consume(self, partition: int, offset: int, value: bytes | None) -> FeedEvent | None:
         self.position = self.position.after(partition, offset)

@@ -245,9 +245,8 @@ def run(
     from influxdb_client import InfluxDBClient
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from producers.publisher import ensure_topics
     from stream.config import load_settings
-    from stream.kafka import stream_topics
+    from stream.kafka import ensure_topics, stream_topics
     from stream.services import influxdb, kafka, stack
     from stream.services.health import find_bucket
     from stream.tools import faults, plotting

@@ -6,6 +6,7 @@ produced to the isolated alerts topic with kafka-python, as the stream worker wo
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import itertools
 import json
@@ -20,7 +21,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 from influxdb_client import InfluxDBClient
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from websockets.sync.client import connect as ws_connect
 
 from stream.config import Settings
@@ -391,3 +392,25 @@ def test_webhooks_are_signed_and_a_dead_endpoint_blocks_no_one(api: Api) -> None
     outcomes = [entry["outcome"] for entry in dead_log]
     assert "retrying" in outcomes and "failed" in outcomes
     assert {e["attempt"] for e in dead_log if e["outcome"] == "failed"} == {3}
+
+
+def test_a_subscriber_can_connect_before_any_worker_made_the_alerts_topic(
+    isolated_settings: Settings, tmp_path: Path, kafka_admin: KafkaAdminClient
+) -> None:
+    """A fresh stack: the alerts topic does not exist yet. The service creates it, becomes
+    ready and serves an empty feed; the first alert a worker writes then arrives."""
+    fresh = f"{isolated_settings.topics.alerts}.fresh"
+    topics = isolated_settings.topics.model_copy(update={"alerts": fresh})
+    settings = _settings(isolated_settings.model_copy(update={"topics": topics}), tmp_path)
+    assert fresh not in kafka_admin.list_topics()
+    try:
+        with running(settings) as api:
+            assert fresh in kafka_admin.list_topics()
+            with api.sse(api.token()) as events:
+                _ready(events)
+                api.produce(make_alert())
+                [(alert, _, _)] = _alerts(events, 1)
+                assert alert.kind == make_alert().kind
+    finally:
+        with contextlib.suppress(Exception):
+            kafka_admin.delete_topics([fresh])

@@ -103,8 +103,7 @@ def isolated(settings: Settings, label: str) -> Settings:
 
 def prepare(settings: Settings) -> None:
     """Create the isolated run's topics (with the worker's configs) and its bucket."""
-    from producers.publisher import ensure_topics
-    from stream.kafka import stream_topics
+    from stream.kafka import ensure_topics, stream_topics
     from stream.services import influxdb
 
     ensure_topics(settings, stream_topics(settings))
