@@ -46,7 +46,12 @@ def _print(console: Any, result: dict[str, Any]) -> None:
         table.add_row(key, str(result[key]))
     for role, peak in result["peak_rss_by_process_mb"].items():
         slope = result["rss_slope_mb_per_min"].get(role)
-        table.add_row(f"{role} peak / slope", f"{peak} MB / {slope} MB/min")
+        growth = result.get("rss_growth_mb_per_hour", {}).get(role)
+        restarts = result.get("restarts", {}).get(role, 0)
+        table.add_row(
+            f"{role} peak / slope / after warm-up",
+            f"{peak} MB / {slope} MB/min / {growth} MB/h ({restarts} restarts)",
+        )
     for fault in result["faults"]:
         table.add_row(f"fault {fault['fault']}", f"at {fault['at_s']} s, {fault['took_s']} s")
     console.print(table)

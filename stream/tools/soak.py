@@ -15,9 +15,11 @@ scenario, seed and start):
   labelled event (a replayed copy with the same id is not a duplicate: consumers dedupe
   on ``alert_id``; those copies are counted as ``alert_replays``);
 - ``points_expected`` / ``points_written``: distinct (device, time) vitals points;
-- ``peak_rss_mb`` (sum over processes at the worst sample), per-process peaks and the
-  RSS slope in MB/min (least squares over each process's last incarnation, since a
-  fault restarts the worker, the broker and InfluxDB).
+- ``peak_rss_mb`` (sum over processes at the worst sample), per-process peaks, the RSS
+  slope in MB/min over each process's last incarnation (a fault restarts the worker,
+  the broker and InfluxDB; a new process id is a new incarnation), its growth in MB/h
+  after a ``WARMUP_S`` warm-up (a leak, as opposed to warming up), and the restarts seen.
+  The plot draws every incarnation on the run's clock, faults marked.
 
 :func:`run` returns that summary; the command prints it (:mod:`stream.cli.soak`).
 """
@@ -46,19 +48,39 @@ SCHEDULE: tuple[tuple[float, str], ...] = (
     (0.55, "influx_outage"),
     (0.75, "worker_kill"),
 )
-# The process a fault replaces: its RSS slope is measured over the new one only.
-ROLE_OF_FAULT = {"worker_kill": "worker", "broker_restart": "kafka", "influx_outage": "influxdb"}
 BROKER_DOWN_S = 5.0
 INFLUX_DOWN_S = 20.0
 
 
+# RSS growth is judged after each process's warm-up (caches, JIT, Kafka's page cache and
+# index warm-up); a leak is growth that goes on after it.
+WARMUP_S = 180.0
+
+
 @dataclass
 class RssTrend:
-    """RSS samples per process role; the worker's restart resets its own trend."""
+    """RSS samples per process role, on one clock from the run's start.
 
-    samples: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
+    A role's process may be replaced (a fault restarts the worker, the broker, InfluxDB;
+    a crash would too): every sample carries its process id, so each incarnation is its
+    own segment of the role's line, drawn over the whole run, and growth is judged on the
+    last incarnation only, after its warm-up.
+
+    >>> trend = RssTrend(started=0.0)
+    >>> for t in range(0, 400, 10):
+    ...     trend.record("worker", 101 if t < 200 else 202, 100.0 + t / 60.0, float(t))
+    >>> trend.restarts()["worker"], [len(s) for s in trend.incarnations("worker")]
+    (1, [20, 20])
+    >>> trend.growth_mb_per_hour(warmup_s=60.0)["worker"]  # 1 MB a minute
+    60.0
+    """
+
+    started: float = field(default_factory=time.monotonic)
+    # role -> [(seconds since start, RSS MB, pid)]
+    samples: dict[str, list[tuple[float, float, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     totals: list[float] = field(default_factory=list)
-    peak_before: dict[str, float] = field(default_factory=dict)
 
     def sample(self, pids: dict[str, int | None]) -> None:
         import psutil
@@ -72,37 +94,59 @@ class RssTrend:
                 rss = psutil.Process(pid).memory_info().rss / 2**20
             except psutil.Error:
                 continue
-            self.samples[role].append((now, rss))
+            self.record(role, pid, rss, now)
             total += rss
         self.totals.append(total)
 
-    def restarted(self, role: str) -> None:
-        """A new process for this role: its trend starts again (peaks are kept)."""
-        self.peak_before[role] = max(
-            [self.peak_before.get(role, 0.0), *(r for _, r in self.samples[role])]
-        )
-        self.samples[role] = []
+    def record(self, role: str, pid: int, rss_mb: float, now: float) -> None:
+        self.samples[role].append((now - self.started, rss_mb, pid))
+
+    def incarnations(self, role: str) -> list[list[tuple[float, float]]]:
+        """The role's samples split where its process id changes: (seconds, MB) each."""
+        segments: list[list[tuple[float, float]]] = []
+        last_pid = None
+        for t, rss, pid in self.samples.get(role, []):
+            if pid != last_pid:
+                segments.append([])
+                last_pid = pid
+            segments[-1].append((t, rss))
+        return segments
+
+    def restarts(self) -> dict[str, int]:
+        return {role: max(len(self.incarnations(role)) - 1, 0) for role in self.samples}
 
     def peaks(self) -> dict[str, float]:
-        roles = set(self.samples) | set(self.peak_before)
         return {
-            role: round(
-                max([self.peak_before.get(role, 0.0), *(r for _, r in self.samples[role])]), 1
-            )
-            for role in roles
+            role: round(max((rss for _, rss, _ in points), default=0.0), 1)
+            for role, points in self.samples.items()
         }
 
-    def slopes(self) -> dict[str, float | None]:
+    def _slope_per_min(self, points: list[tuple[float, float]]) -> float | None:
         import numpy as np
 
+        if len(points) < 3:
+            return None
+        t = np.array([p[0] for p in points]) / 60.0
+        rss = np.array([p[1] for p in points])
+        return float(np.polyfit(t - t[0], rss, 1)[0])
+
+    def slopes(self) -> dict[str, float | None]:
+        """MB/min over each role's last incarnation (least squares)."""
         out: dict[str, float | None] = {}
-        for role, points in self.samples.items():
-            if len(points) < 3:
-                out[role] = None
-                continue
-            t = np.array([p[0] for p in points]) / 60.0
-            rss = np.array([p[1] for p in points])
-            out[role] = round(float(np.polyfit(t - t[0], rss, 1)[0]), 2)
+        for role in self.samples:
+            slope = self._slope_per_min(self.incarnations(role)[-1])
+            out[role] = None if slope is None else round(slope, 2)
+        return out
+
+    def growth_mb_per_hour(self, warmup_s: float = WARMUP_S) -> dict[str, float | None]:
+        """MB/h over each role's last incarnation once it is ``warmup_s`` old (None when
+        fewer than 3 samples are left: the run was too short to tell)."""
+        out: dict[str, float | None] = {}
+        for role in self.samples:
+            last = self.incarnations(role)[-1]
+            settled = [p for p in last if p[0] - last[0][0] >= warmup_s]
+            slope = self._slope_per_min(settled)
+            out[role] = None if slope is None else round(slope * 60.0, 1)
         return out
 
 
@@ -300,7 +344,6 @@ def run(
                 _, kind = pending.pop(0)
                 progress.update(task, description=kind)
                 taken = _inject(kind, worker, settings, faults)
-                trend.restarted(ROLE_OF_FAULT[kind])
                 injected.append({"fault": kind, "at_s": round(elapsed, 1), "took_s": taken})
                 progress.update(task, description="load")
             if time.monotonic() >= next_sample:
@@ -342,13 +385,15 @@ def run(
         "peak_rss_mb": round(max(trend.totals, default=0.0), 1),
         "peak_rss_by_process_mb": trend.peaks(),
         "rss_slope_mb_per_min": trend.slopes(),
+        "rss_growth_mb_per_hour": trend.growth_mb_per_hour(),
+        "restarts": trend.restarts(),
         "faults": injected,
         "simulator": summary_line[-1] if summary_line else None,
         "logs": str(run_dir),
     }
     _delete_topics(settings)
     if plot is not None:
-        _plot(trend, plot)
+        _plot(trend, plot, injected)
     return result
 
 
@@ -392,19 +437,24 @@ def _delete_topics(settings: Any) -> None:
         admin.close()
 
 
-def _plot(trend: RssTrend, path: Path) -> None:
+def _plot(trend: RssTrend, path: Path, faults: list[dict[str, Any]] | None = None) -> None:
+    """RSS of every process over the whole run: a restarted process's new incarnation
+    continues its role's line (same colour), faults are marked where they struck."""
     from stream.tools.plotting import pyplot
 
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    for role, points in trend.samples.items():
-        if points:
-            t0 = points[0][0]
-            ax.plot([(t - t0) / 60 for t, _ in points], [r for _, r in points], label=role)
-    ax.set_xlabel("minutes")
+    for index, role in enumerate(sorted(trend.samples)):
+        colour = f"C{index}"
+        for k, segment in enumerate(trend.incarnations(role)):
+            ax.plot([t / 60 for t, _ in segment], [r for _, r in segment], color=colour,
+                    label=role if k == 0 else None)  # fmt: skip
+    for fault in faults or []:
+        ax.axvline(fault["at_s"] / 60, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("minutes since the start")
     ax.set_ylabel("RSS (MB)")
-    ax.set_title("vitalstream soak: memory per process")
+    ax.set_title("vitalstream soak: memory per process (dotted: faults)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
