@@ -10,8 +10,8 @@ scenario, seed and start):
 
 - ``frames_in``: frames the simulator sent; ``frames_out``: frames whose every vitals
   point is in InfluxDB;
-- ``alerts_expected``: labelled events; ``alerts_delivered``: labelled events with a
-  'triggered' alert on Kafka; ``alerts_duplicated``: extra distinct alert ids for one
+- ``alerts_expected``: labelled clinical and technical events; ``alerts_delivered``:
+  those with a 'triggered' alert on Kafka; ``alerts_duplicated``: extra distinct alert ids for one
   labelled event (a replayed copy with the same id is not a duplicate: consumers dedupe
   on ``alert_id``; those copies are counted as ``alert_replays``);
 - ``points_expected`` / ``points_written``: distinct (device, time) vitals points;
@@ -219,12 +219,26 @@ def _alert_values(settings: Any) -> list[bytes]:
         consumer.close()
 
 
+def alert_targets(labels: list[dict]) -> list[dict]:
+    """The labels a soak expects an alert for: clinical and technical events.
+
+    >>> alert_targets([{"event": "af", "category": "clinical"},
+    ...                {"event": "walking", "category": "artefact"}])
+    [{'event': 'af', 'category': 'clinical'}]
+    """
+    return [lab for lab in labels if lab.get("category") in ("clinical", "technical")]
+
+
 def alert_counts(values: list[bytes], labels: list[dict]) -> dict[str, int]:
-    """Delivered, duplicated (extra ids per labelled event) and replayed copies."""
+    """Delivered, duplicated (extra ids per labelled event) and replayed copies.
+
+    Only clinical and technical events are alert targets: an artefact or confound label
+    (a walking patient) explains signal trouble and must raise no alert of its name.
+    """
     from stream.records import Alert
 
     ids: dict[tuple[str, str], set[str]] = {
-        (lab["device_id"], lab["event"]): set() for lab in labels
+        (lab["device_id"], lab["event"]): set() for lab in alert_targets(labels)
     }
     copies: dict[str, int] = defaultdict(int)
     for value in values:
@@ -378,7 +392,7 @@ def run(
         "devices": devices,
         "frames_in": len(truth),
         "frames_out": frames_out,
-        "alerts_expected": len(labels),
+        "alerts_expected": len(alert_targets(labels)),
         **alert_counts(values, labels),
         "points_expected": len(expected_points),
         "points_written": len(expected_points & written),
