@@ -111,8 +111,7 @@ def _rhythm_rules(
     if (
         math.isfinite(irregularity)
         and irregularity >= rules.af_rr_irregularity
-        and not regularly_irregular(features, rules)
-        and not ectopy_explained(features, rules)
+        and _rhythm_confirmed("af", features, rules)
     ):
         values = finite_values(rr_irregularity=irregularity, limit=rules.af_rr_irregularity)
         if quality.ecg in ("good", "poor"):
@@ -151,7 +150,7 @@ def _rhythm_rules(
         and not irregular
         and fast_run(features, rules)
     ):
-        starts = run_now(features, rules) and not pulse_keeps_pace(features, quality, rules)
+        starts = run_may_start(features, quality, rules)
         run = Condition(
             kind="ventricular_run",
             category="physiological",
@@ -238,6 +237,15 @@ def run_now(features: Mapping[str, float], rules: RuleSettings) -> bool:
     return math.isfinite(rate) and rate > rules.ventricular_run_rate_bpm
 
 
+def run_may_start(
+    features: Mapping[str, float], quality: SignalQuality, rules: RuleSettings
+) -> bool:
+    """A ventricular-run alarm, from the ectopy rule or a rhythm model, may start: the run
+    is going on now (:func:`run_now`) and the pulse does not contradict it
+    (:func:`pulse_keeps_pace`)."""
+    return run_now(features, rules) and not pulse_keeps_pace(features, quality, rules)
+
+
 def _rhythm_confirmed(kind: str, features: Mapping[str, float], rules: RuleSettings) -> bool:
     """Whether the beats confirm a rhythm model's call: a ventricular run is fast; AF is
     not a regularly alternating rhythm, nor a regular one with premature beats. The model
@@ -271,8 +279,7 @@ def _model_rules(
                 # once, and stays in the window: a model's ventricular run starts an alarm
                 # only while the ECG's own rate is that of a run.
                 sustain_only = unconfirmed or (
-                    kind == "ventricular_run"
-                    and (not run_now(features, rules) or pulse_keeps_pace(features, quality, rules))
+                    kind == "ventricular_run" and not run_may_start(features, quality, rules)
                 )
             elif probability >= threshold - rules.model_hysteresis:
                 sustain_only = True
