@@ -9,14 +9,14 @@ registers them on a Faust app:
   ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
   broker* → lines written durably (to InfluxDB, or while it is down to the sink's fsync'd
   local spool, drained back by a timer; the sink blocks only when the spool is full)
-  → alert-tracker state saved to its table → only then does the loop ask for the next
-  batch, which is when Faust acks this one's offsets. Offsets are therefore committed
-  only for data that is durable. A batch that cannot be made durable (the spool's disk
-  fails, a bug) is *withheld* — never acked, so no commit passes it — and the worker
-  stops with an error; its restart (by the supervisor: systemd, compose) replays it.
-  Frames the reorder buffer holds back are in no output yet: their records, and every
-  later record of their partition, stay unacked until the output that finally carries
-  them is durable (:class:`~stream.worker.delivery.AckGate`).
+  → alert-tracker state saved to its table → only then are the batch's records marked
+  durable in the :class:`~stream.worker.delivery.CommitLedger`, which alone decides what
+  the consumer commits (:func:`~stream.worker.delivery.guard_commits`): each partition up
+  to its first record not durable yet. A batch that cannot be made durable (the spool's
+  disk fails, a bug) stays open in the ledger and the worker stops with an error; its
+  restart (by the supervisor: systemd, compose) replays it. Frames the reorder buffer
+  holds back are in no output yet: their records stay open until the output that finally
+  carries them is durable.
 - ``track_enrolments``: enrolments → pseudonymized contexts (a table; raw ids stay in ingest).
 - rollouts: every worker reads the whole control topic with its own group-less consumer
   (a consumer group would give each rollout to one worker only) and hot-swaps models.
@@ -48,8 +48,8 @@ from stream.records import ModelRollout
 from stream.scoring.scorer import Scorer
 from stream.sinks.influx import InfluxSink
 from stream.sinks.measurements import pipeline_line
-from stream.worker.delivery import AckGate, withhold
-from stream.worker.ingest import RawRecord
+from stream.worker.delivery import CommitLedger, Record, guard_commits
+from stream.worker.ingest import Position, RawRecord
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.pipeline import Output, Pipeline
 from stream.worker.state import DeviceKeyed, StateStore
@@ -82,11 +82,12 @@ class Worker:
         self.topics = topics
         self.metrics = WorkerMetrics(pipeline.worker)
         self.metrics.record_models(pipeline.versions())
-        self.gate = AckGate()
+        self.ledger = CommitLedger()
 
     # -- the delivery of one output ------------------------------------------------------
-    async def deliver(self, output: Output) -> None:
-        """Publish alerts and dead letters (broker-acknowledged), then write durably."""
+    async def deliver(self, output: Output, records: Sequence[Record] = ()) -> None:
+        """Publish alerts and dead letters (broker-acknowledged), then write durably;
+        then ``records`` and the held frames this output carries may be committed."""
         sent = []
         alerts, deadletters = self.topics["alerts"], self.topics["deadletter"]
         for alert in output.alerts:
@@ -102,18 +103,25 @@ class Worker:
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
         self.pipeline.save(output)
-        self.gate.release(output.unheld)
+        self.ledger.durable(records)
+        self.ledger.durable(self.frames_records(output.unheld))
+
+    def frames_records(self, positions: Sequence[Position]) -> list[Record]:
+        topic = self.settings.topics.frames
+        return [(topic, partition, offset) for partition, offset in positions]
 
     async def handle(self, batch: Sequence[faust.EventT]) -> None:
         """One batch of frames, from records to durable alerts, points and state."""
-        events = {(e.message.partition, e.message.offset): e for e in batch}
         records = [
-            RawRecord(e.message.key, e.message.value, *position) for position, e in events.items()
+            RawRecord(e.message.key, e.message.value, e.message.partition, e.message.offset)
+            for e in batch
         ]
+        taken = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
+        self.ledger.taken(taken)
         output = self.pipeline.process(records)
-        self.gate.hold(events, output.held)
+        held = set(self.frames_records(output.held))
         self.record(output)
-        await self.deliver(output)
+        await self.deliver(output, [record for record in taken if record not in held])
 
     def record(self, output: Output) -> None:
         if output.metrics is not None:
@@ -124,9 +132,9 @@ class Worker:
                 alert.event, alert.kind, alert.priority, alert.alert_id, alert.ward,
             )  # fmt: skip
 
-    async def stop(self, what: str, exc: Exception, records: Sequence[faust.EventT]) -> None:
-        """Stop the worker without committing ``records``; its restart replays them."""
-        withhold(records)
+    async def stop(self, what: str, exc: Exception) -> None:
+        """Stop the worker; what could not be made durable stays open in the ledger, so
+        no commit passes it and its restart replays it."""
         detail = str(exc).splitlines()[0] if str(exc) else ""
         log.critical(
             "%s could not be made durable (%s: %s); stopping the worker without committing "
@@ -134,8 +142,8 @@ class Worker:
         )  # fmt: skip
         await self.app.crash(exc)
         # Park until the stopping worker cancels this task: raising instead would let Faust
-        # restart an agent, which would go on acking later records, and one acked offset
-        # right behind withheld ones lets a commit skip them.
+        # restart the agent, which would go on processing with its commits stuck behind
+        # the open batch, a stall nobody would see.
         await asyncio.Event().wait()
 
     # -- agents --------------------------------------------------------------------------
@@ -146,23 +154,23 @@ class Worker:
             try:
                 await self.handle(batch)
             except asyncio.CancelledError:
-                withhold(batch)  # stopped mid-batch: the next owner replays it
-                raise
+                raise  # stopped mid-batch: open in the ledger, the next owner replays it
             except Exception as exc:
-                await self.stop(f"a batch of {len(batch)} frames", exc, batch)
+                await self.stop(f"a batch of {len(batch)} frames", exc)
 
     async def track_enrolments(self, events: faust.StreamT) -> None:
         """Agent on the enrolments topic: each enrolment becomes a pseudonymized context."""
         async for event in events.events():
             message = event.message
             record = RawRecord(message.key, message.value, message.partition, message.offset)
+            taken = [(message.topic, message.partition, message.offset)]
+            self.ledger.taken(taken)
             try:
-                await self.deliver(self.pipeline.enrol(record))
+                await self.deliver(self.pipeline.enrol(record), taken)
             except asyncio.CancelledError:
-                withhold([event])
                 raise
             except Exception as exc:
-                await self.stop("an enrolment", exc, [event])
+                await self.stop("an enrolment", exc)
 
     # -- tasks ---------------------------------------------------------------------------
     async def follow_rollouts(self) -> None:
@@ -220,8 +228,8 @@ class Worker:
             try:
                 await self.deliver(output)
             except Exception as exc:
-                # Released frames' records are still unacked (AckGate): a restart replays them.
-                await self.stop("the frames and alerts of a tick", exc, [])
+                # Released frames' records are still open in the ledger: a restart replays them.
+                await self.stop("the frames and alerts of a tick", exc)
 
     async def drain_spool(self) -> None:
         # Batches spooled while InfluxDB was down go back as soon as it answers again.
@@ -297,4 +305,12 @@ def create_app(
     app.timer(interval=TICK_S)(worker.check_devices)
     app.timer(interval=SPOOL_DRAIN_S)(worker.drain_spool)
     app.timer(interval=stream.metrics_every_s)(worker.report_metrics)
+    # The ledger, not Faust's acks, decides every commit; partitions given away are forgotten
+    # (their next owner starts from the commit; a stale open record would block it forever).
+    guard_commits(app.consumer, worker.ledger)
+
+    async def forget_revoked(sender: object, revoked: set, **_: object) -> None:
+        worker.ledger.forget(revoked)
+
+    app.on_partitions_revoked.connect(forget_revoked)
     return app, worker

@@ -1,84 +1,114 @@
-"""The commit rules of the worker: which records Faust may count as processed, and when.
+"""The commit rules of the worker: which offsets it may commit, and when.
 
-Owns the two mechanisms that keep "offsets are committed only after the data is durable"
-true on top of Faust's ``take_events``, which acks a whole batch when the agent leaves it:
+Owns :class:`CommitLedger`, the one authority on what this worker commits, and
+:func:`guard_commits`, which makes a Faust consumer ask it. A record is *taken* when a
+batch (or enrolment) reaches the agent and *durable* once the output carrying it is: its
+alerts and dead letters acknowledged by the broker, its points in InfluxDB or the sink's
+fsync'd spool, the state it reached saved. A partition is committed up to its first taken
+record that is not durable yet, never past it. That covers, with one rule:
 
-- :class:`AckGate`: frames the reorder buffer holds are in no output yet, so their
-  records, and every later record of their partition, stay unacked until the output
-  carrying them is durable.
-- :func:`withhold`: a batch that could not be made durable is kept out of every commit
-  this worker makes, so the next owner of its partitions replays it.
+- frames the reorder buffer holds: in no output yet, they stay open until the output that
+  finally carries them (a later batch's, or a tick's) is durable;
+- a batch that cannot be made durable: it stays open for good, and the worker stops;
+  its next owner replays it;
+- records Faust acks on its own: on a rebalance or a stop it acks the messages it skips,
+  and its gap check misses one unacked offset right at the committed position (it commits
+  102 over acked ``[101]`` with 100 committed, see the unit tests), so a single record a
+  failing batch left behind could be committed past. Faust's acks no longer decide.
 
-Faust types only: no I/O. ``docs/architecture.md`` states the contract these enforce.
+Pure bookkeeping: :class:`CommitLedger` imports nothing from Faust. ``docs/architecture.md``
+states the contract this enforces.
+
+>>> ledger = CommitLedger()
+>>> ledger.taken([("frames", 0, 10), ("frames", 0, 11), ("frames", 0, 12)])
+>>> ledger.durable([("frames", 0, 10), ("frames", 0, 12)])  # 11 is held for a gap
+>>> ledger.commit_offset(("frames", 0))  # the next owner starts reading at 11
+11
+>>> ledger.durable([("frames", 0, 11)])
+>>> ledger.commit_offset(("frames", 0))
+13
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-import faust
+Partition = tuple[str, int]  # (topic, partition); Faust's TP is this named tuple
+Record = tuple[str, int, int]  # (topic, partition, offset)
 
-from stream.worker.ingest import Position
 
-
-class AckGate:
-    """Keeps a partition's records from being committed past one whose frame is held.
-
-    ``take_events`` acks a whole batch once the agent is done with it, but a frame the
-    reorder buffer holds is in no output yet. Faust commits a partition up to its first
-    unacked offset, except that its gap check misses a single unacked offset right at the
-    committed position (and any gap before the partition's first commit). So this gate
-    never lets Faust see an acked record *after* a held one: from the first held record
-    on, each record of that partition gets one extra reference, dropped in offset order
-    as held frames are released and become durable.
-    """
+class CommitLedger:
+    """Per partition: the records taken and not yet durable, and how far it is durable."""
 
     def __init__(self) -> None:
-        self._held: dict[int, set[int]] = {}  # partition → offsets of held records
-        self._waiting: dict[int, dict[int, faust.EventT]] = {}  # partition → offset → event
+        self._open: dict[Partition, set[int]] = {}
+        self._durable_to: dict[Partition, int] = {}  # one past the highest durable offset
 
-    def hold(self, events: Mapping[Position, faust.EventT], held: Sequence[Position]) -> None:
-        """Before the batch is acked: keep back its held records and all after them."""
-        for partition, offset in held:
-            self._held.setdefault(partition, set()).add(offset)
-        first_held = {partition: min(offsets) for partition, offsets in self._held.items()}
-        if not first_held:
-            return
-        for (partition, offset), event in events.items():
-            if offset >= first_held.get(partition, offset + 1):
-                event.message.incref()
-                self._waiting.setdefault(partition, {})[offset] = event
+    def taken(self, records: Iterable[Record]) -> None:
+        """Records the agent has received; open until :meth:`durable` says otherwise."""
+        for topic, partition, offset in records:
+            self._open.setdefault((topic, partition), set()).add(offset)
 
-    def release(self, unheld: Sequence[Position]) -> None:
-        """Once the output carrying these held frames is durable: ack up to the next hold."""
-        for partition, offset in unheld:
-            offsets = self._held.get(partition)
-            if offsets is not None:
-                offsets.discard(offset)
-        for partition in {partition for partition, _ in unheld}:
-            offsets = self._held.get(partition)
-            first_held = min(offsets) if offsets else None
-            if not offsets:
-                self._held.pop(partition, None)
-            waiting = self._waiting.get(partition, {})
-            for offset in sorted(waiting):
-                if first_held is not None and offset >= first_held:
-                    break
-                waiting.pop(offset).ack()
-            if not waiting:
-                self._waiting.pop(partition, None)
+    def durable(self, records: Iterable[Record]) -> None:
+        """Records whose output is durable (or that produce none: duplicates, dead letters)."""
+        for topic, partition, offset in records:
+            key = (topic, partition)
+            still_open = self._open.get(key)
+            if still_open is not None:
+                still_open.discard(offset)
+                if not still_open:
+                    del self._open[key]
+            if offset + 1 > self._durable_to.get(key, 0):
+                self._durable_to[key] = offset + 1
 
-    def waiting(self) -> int:
-        return sum(len(events) for events in self._waiting.values())
+    def forget(self, partitions: Iterable[Partition]) -> None:
+        """Partitions this worker no longer owns: their next owner starts from the commit."""
+        for key in partitions:
+            self._open.pop(tuple(key), None)  # type: ignore[call-overload]
+            self._durable_to.pop(tuple(key), None)  # type: ignore[call-overload]
+
+    def commit_offset(self, partition: Partition) -> int | None:
+        """The offset to commit (the next one to read), or None when nothing is durable.
+
+        Every record taken below the first open one is durable; the first open one is
+        where a restart must begin.
+        """
+        still_open = self._open.get(partition)
+        if still_open:
+            return min(still_open)
+        return self._durable_to.get(partition)
+
+    def partitions(self) -> set[Partition]:
+        return set(self._open) | set(self._durable_to)
+
+    def open_records(self) -> int:
+        """Records taken whose output is not durable yet (held frames, batches in flight)."""
+        return sum(len(offsets) for offsets in self._open.values())
 
 
-def withhold(batch: Sequence[faust.EventT]) -> None:
-    """Keep a batch's offsets out of every commit this worker makes from now on.
+def guard_commits(consumer: Any, ledger: CommitLedger) -> None:
+    """Make a Faust consumer commit what ``ledger`` says, whatever it has acked.
 
-    Faust acks a ``take_events`` batch when the agent leaves it, by an exception too, and
-    commits what was acked when an agent fails or the worker stops. A message already
-    marked acked is never recorded as processed, so its partition's committed offset stays
-    before it and the next worker to own the partition reads it again.
+    Faust commits every ``broker_commit_interval``, on a rebalance and on stop, each time
+    from its own list of acked offsets; both hooks it asks are replaced here. Its acked
+    lists are emptied on every commit so they do not grow, since they no longer decide.
+    The agents must report every record of the consumer's acking topics to the ledger.
+    Tested against the pinned faust-streaming in ``tests/unit/stream/worker``.
     """
-    for event in batch:
-        event.message.acked = True
+
+    def pending(topics: Any = None) -> Iterator[Any]:
+        known = ledger.partitions()
+        for tp in consumer.assignment():
+            if tp in known and (topics is None or tp in topics or tp.topic in topics):
+                yield tp
+
+    def new_offset(tp: Any) -> int | None:
+        for bookkeeping in (consumer._acked, consumer._acked_index):
+            if tp in bookkeeping:
+                bookkeeping[tp].clear()
+        consumer._gap.pop(tp, None)
+        return ledger.commit_offset(tp)
+
+    consumer._filter_tps_with_pending_acks = pending
+    consumer._new_offset = new_offset

@@ -106,6 +106,24 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
+    def dump_stacks(self) -> str:
+        """Every thread's Python stack (py-spy), appended to the log: what a stalled
+        worker is waiting on, for the failure report."""
+        if self.proc is None or self.proc.poll() is not None:
+            return ""
+        spy = Path(sys.executable).parent / "py-spy"
+        try:
+            done = subprocess.run(
+                [str(spy), "dump", "--pid", str(self.proc.pid)],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            dump = done.stdout + done.stderr
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            dump = f"py-spy dump failed: {exc}"
+        with self.log_path.open("a") as log:
+            log.write(f"\n=== stacks of start {self.starts} (pid {self.proc.pid}) ===\n{dump}\n")
+        return dump
+
 
 def consume(
     settings: Settings,

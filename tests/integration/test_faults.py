@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -106,9 +106,17 @@ def simulating(
 
 
 def wait_complete(
-    settings: Settings, influx_client, labels: list[dict], points: set, timeout_s: float
+    settings: Settings,
+    influx_client,
+    labels: list[dict],
+    points: set,
+    timeout_s: float,
+    workers: Sequence[WorkerProcess] = (),
 ) -> tuple[list[Alert], set]:
-    """Poll until every labelled event triggered and every point is written (or timeout)."""
+    """Poll until every labelled event triggered and every point is written (or timeout).
+
+    On a timeout the live workers' stacks go to their logs (see ``stall_report``).
+    """
     deadline = time.monotonic() + timeout_s
     alerts: list[Alert] = []
     written: set = set()
@@ -117,9 +125,21 @@ def wait_complete(
         written = written_vitals(settings, influx_client)
         counts = triggered_per_label(alerts, labels)
         if points <= written and all(counts.values()):
-            break
+            return alerts, written
         time.sleep(2)
+    for worker in workers:
+        worker.dump_stacks()
     return alerts, written
+
+
+def stall_report(*workers: WorkerProcess) -> str:
+    """The end of each worker's log: its last incarnation's lines and stacks."""
+    parts = []
+    for worker in workers:
+        text = worker.log_path.read_text(errors="replace")
+        last = text.rfind("=== start ")
+        parts.append(f"--- {worker.log_path.name} ---\n{text[last:][-6000:]}")
+    return "\n".join(parts)
 
 
 def sink_report(log: str) -> str:
@@ -166,9 +186,10 @@ def test_worker_sigkilled_repeatedly_loses_nothing_and_alerts_once(
             worker.start()
             worker.wait_ready()
         assert simulator.wait(timeout=120) == 0
-        alerts, written = wait_complete(settings, influx_client, labels, points, 90)
+        alerts, written = wait_complete(settings, influx_client, labels, points, 90, [worker])
     assert worker.starts == 4
-    assert points - written == set(), f"{len(points - written)} of {len(points)} points lost"
+    lost = points - written
+    assert lost == set(), f"{len(lost)} of {len(points)} points lost\n{stall_report(worker)}"
     assert_exactly_once(alerts, labels)
 
 
@@ -190,9 +211,12 @@ def test_two_workers_share_partitions_and_survive_losing_one(
         time.sleep(8)
         second.kill()
         assert simulator.wait(timeout=120) == 0
-        alerts, written = wait_complete(settings, influx_client, labels, points, 90)
+        alerts, written = wait_complete(
+            settings, influx_client, labels, points, 90, [first, second]
+        )
     assert "MRN-FAULT" not in (tmp_path / "worker-1.log").read_text()
-    assert points - written == set(), f"{len(points - written)} of {len(points)} points lost"
+    lost = points - written
+    assert lost == set(), f"{len(lost)} of {len(points)} points lost\n{stall_report(first)}"
     assert_exactly_once(alerts, labels)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from faust.types import TP
 
 from stream.config import load_settings
 from stream.worker.app import Worker, create_app
@@ -32,3 +33,15 @@ def test_the_agents_keep_their_names_and_the_timers_are_registered(settings, tmp
     assert topics == {settings.topics.frames, settings.topics.enrolments}
     # follow_rollouts, serve_metrics and the three timers (devices, spool, metrics)
     assert len(app._app_tasks) == 5
+
+
+async def test_the_consumer_commits_what_the_ledger_says_and_forgets_revoked_partitions(
+    settings, tmp_path
+):
+    app, worker = create_app(settings, scorer=None, datadir=tmp_path)
+    tp = TP(settings.topics.frames, 2)
+    worker.ledger.taken([(tp.topic, tp.partition, 40), (tp.topic, tp.partition, 41)])
+    worker.ledger.durable([(tp.topic, tp.partition, 41)])
+    assert app.consumer._new_offset(tp) == 40
+    await app.on_partitions_revoked.send({tp})
+    assert app.consumer._new_offset(tp) is None

@@ -1,89 +1,92 @@
-"""The worker glue's commit rules: which records Faust may see as acked, and when."""
+"""The worker glue's commit rules: what a worker may commit, and that Faust obeys them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from typing import Any
 
-from faust.types.tuples import ConsumerMessage
+from faust.transport.consumer import Consumer
+from faust.types import TP
+from intervaltree import IntervalTree
 
-from stream.worker.delivery import AckGate, withhold
+from stream.worker.delivery import CommitLedger, guard_commits
 
-
-@dataclass
-class Consumer:
-    """Records final acks the way Faust's consumer does (the offsets it may commit)."""
-
-    acked: list[tuple[int, int]] = field(default_factory=list)
-
-    def ack(self, message: ConsumerMessage) -> bool:
-        self.acked.append((message.partition, message.offset))
-        return True
+FRAMES = TP("frames", 0)
 
 
-@dataclass
-class Event:
-    """A Faust event as the agent sees it: a real message, acked through the consumer."""
-
-    message: ConsumerMessage
-    consumer: Consumer
-
-    def ack(self) -> bool:
-        return self.message.ack(self.consumer)
+def records(*offsets: int, tp: TP = FRAMES) -> list[tuple[str, int, int]]:
+    return [(tp.topic, tp.partition, offset) for offset in offsets]
 
 
-def batch(consumer: Consumer, *positions: tuple[int, int]) -> dict[tuple[int, int], Event]:
-    events = {}
-    for partition, offset in positions:
-        message = ConsumerMessage("frames", partition, offset, 0.0, 0, None, b"k", b"v", None)
-        message.incref()  # the one stream that delivers it, as Faust's conductor does
-        events[(partition, offset)] = Event(message, consumer)
-    return events
+def test_a_held_record_keeps_its_partition_from_being_committed_past_it():
+    ledger = CommitLedger()
+    ledger.taken(records(10, 11, 12) + records(5, tp=TP("frames", 1)))
+    ledger.durable(records(10, 12) + records(5, tp=TP("frames", 1)))  # 11 waits for a gap
+    assert ledger.commit_offset(FRAMES) == 11
+    assert ledger.commit_offset(TP("frames", 1)) == 6
+    ledger.taken(records(13))
+    ledger.durable(records(13))
+    assert ledger.commit_offset(FRAMES) == 11
+    assert ledger.open_records() == 1
+    ledger.durable(records(11))  # its frame is in an output that is now durable
+    assert ledger.commit_offset(FRAMES) == 14
+    assert ledger.open_records() == 0
 
 
-def take_events_done(events: dict[tuple[int, int], Event]) -> None:
-    for event in events.values():  # what take_events does when the agent asks for more
-        event.ack()
+def test_a_batch_that_never_became_durable_blocks_its_partitions_for_good():
+    ledger = CommitLedger()
+    ledger.taken(records(1, 2))
+    ledger.durable(records(1, 2))
+    ledger.taken(records(3))  # the failing batch: one record of this partition
+    ledger.taken(records(4, 5))
+    ledger.durable(records(4, 5))  # later records, durable (a tick, a skipped message)
+    assert ledger.commit_offset(FRAMES) == 3
 
 
-def test_nothing_after_a_held_record_is_acked_until_its_frame_is_released():
-    consumer, gate = Consumer(), AckGate()
-    first = batch(consumer, (0, 10), (0, 11), (0, 12), (1, 5))
-    gate.hold(first, held=[(0, 11)])
-    take_events_done(first)
-    assert consumer.acked == [(0, 10), (1, 5)]  # 11 is held, 12 comes after it
-    second = batch(consumer, (0, 13), (1, 6))
-    gate.hold(second, held=[])
-    take_events_done(second)
-    assert consumer.acked[2:] == [(1, 6)]
-    assert gate.waiting() == 3
-    gate.release([(0, 11)])  # its frame is in an output that is now durable
-    assert consumer.acked[3:] == [(0, 11), (0, 12), (0, 13)]
-    assert gate.waiting() == 0
+def test_nothing_durable_yet_commits_nothing_and_forgotten_partitions_start_afresh():
+    ledger = CommitLedger()
+    assert ledger.commit_offset(FRAMES) is None
+    ledger.taken(records(7))
+    ledger.forget([FRAMES])  # revoked while open: the next owner replays from the commit
+    assert ledger.commit_offset(FRAMES) is None
+    assert ledger.partitions() == set()
 
 
-def test_release_acks_only_up_to_the_next_held_record():
-    consumer, gate = Consumer(), AckGate()
-    events = batch(consumer, (0, 1), (0, 2), (0, 3), (0, 4))
-    gate.hold(events, held=[(0, 2), (0, 3)])
-    take_events_done(events)
-    gate.release([(0, 3)])  # released out of order (the device restarted its counter)
-    assert consumer.acked == [(0, 1)]
-    gate.release([(0, 2)])
-    assert consumer.acked == [(0, 1), (0, 2), (0, 3), (0, 4)]
+class FaustConsumer:
+    """Faust's own commit arithmetic on its own bookkeeping, without a broker."""
+
+    _new_offset = Consumer._new_offset
+    _should_commit = Consumer._should_commit
+    _filter_committable_offsets = Consumer._filter_committable_offsets
+    _filter_tps_with_pending_acks = Consumer._filter_tps_with_pending_acks
+
+    def __init__(self, committed: int, acked: list[int]) -> None:
+        self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None)
+        self._committed_offset[FRAMES] = committed
+        self._acked: dict[TP, list[int]] = defaultdict(list, {FRAMES: list(acked)})
+        self._acked_index: dict[TP, set[int]] = defaultdict(set, {FRAMES: set(acked)})
+        self._gap: dict[TP, Any] = defaultdict(IntervalTree)
+
+    def assignment(self) -> set[TP]:
+        return {FRAMES}
+
+    def commits(self) -> dict[TP, int]:
+        return self._filter_committable_offsets(self._filter_tps_with_pending_acks())
 
 
-def test_a_record_held_and_released_in_one_batch_is_acked_once():
-    consumer, gate = Consumer(), AckGate()
-    events = batch(consumer, (0, 7), (0, 8))
-    gate.hold(events, held=[(0, 7)])
-    gate.release([(0, 7)])  # the gap filled within the batch
-    take_events_done(events)
-    assert consumer.acked == [(0, 7), (0, 8)]
+def test_faust_alone_commits_past_a_single_unacked_record_at_the_committed_offset():
+    """Why Faust's acks may not decide: offset 100 was never acked (a failing batch left
+    it), 101 was (a message Faust skipped and acked while stopping); Faust commits 102."""
+    assert FaustConsumer(committed=100, acked=[101]).commits() == {FRAMES: 102}
+    assert FaustConsumer(committed=100, acked=[102]).commits() == {}  # two missing: caught
 
 
-def test_a_withheld_batch_is_never_acked():
-    consumer = Consumer()
-    events = batch(consumer, (0, 1), (0, 2))
-    withhold(list(events.values()))
-    take_events_done(events)
-    assert consumer.acked == []
+def test_a_guarded_consumer_commits_what_the_ledger_says():
+    consumer, ledger = FaustConsumer(committed=100, acked=[101]), CommitLedger()
+    guard_commits(consumer, ledger)
+    ledger.taken(records(100, 101))
+    ledger.durable(records(101))
+    assert consumer.commits() == {}  # 100 is still open: nothing to commit beyond it
+    assert consumer._acked[FRAMES] == []  # Faust's own list is emptied, not left to grow
+    ledger.durable(records(100))
+    assert consumer.commits() == {FRAMES: 102}
