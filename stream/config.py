@@ -43,6 +43,12 @@ class KafkaSettings(_Group):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     partitions: int = Field(4, ge=1, description="partitions of topics VitalStream creates")
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="replicas of the topics VitalStream creates (default: the cluster's "
+        "brokers, up to 3; with 3, min.insync.replicas is 2)",
+    )
     request_timeout_s: float = 30.0
 
 
@@ -81,11 +87,15 @@ class InfluxSettings(_Group):
 
 
 class LocalServiceSettings(_Group):
-    """The single-node Kafka and InfluxDB that `vitalstream services up` runs on loopback."""
+    """The Kafka (one broker or a cluster) and InfluxDB `vitalstream services up` runs on
+    loopback."""
 
     kafka_version: str = "3.9.2"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="brokers `services up` runs (3: a replicated cluster)"
+    )
     kafka_heap: str = "768m"
     influxdb_version: str = "2.7.12"
     influxdb_port: int = 8086
@@ -110,6 +120,16 @@ class StreamSettings(_Group):
     raw_retention: bool = Field(False, description="also write raw waveforms to InfluxDB")
     web_port: int = 6066
     metrics_every_s: float = 5.0
+    # Consumer-group liveness. A worker that dies without leaving the group (SIGKILL, power
+    # loss, a frozen VM) is noticed when its session times out; until then its partitions,
+    # and their patients, go unprocessed. Faust's default is 60 s. Heartbeats come from the
+    # consumer's own thread, so a busy event loop does not miss them; a third of the
+    # timeout between them, as Kafka advises.
+    session_timeout_s: float = Field(10.0, ge=6.0, description="worker declared dead after")
+    heartbeat_s: float = Field(3.0, gt=0)
+    rebalance_timeout_s: float = Field(
+        20.0, gt=0, description="how long a rebalance waits for members to rejoin"
+    )
 
 
 class ModelSettings(_Group):

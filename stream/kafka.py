@@ -32,6 +32,12 @@ from stream.config import KafkaSettings, Settings
 Client = Literal["kafka-python", "aiokafka", "faust"]
 
 
+def snapshot_topic(settings: Settings) -> str:
+    """The worker group's per-device snapshot topic (:mod:`stream.worker.snapshots`),
+    named after its app id as Faust names a group's own topics."""
+    return f"{settings.stream.app_id}-device-state"
+
+
 def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic a worker reads or writes, with its configs (for ``ensure_topics``)."""
     topics = settings.topics
@@ -41,30 +47,64 @@ def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
         topics.alerts: {},
         topics.deadletter: {},
         topics.control: {},
+        snapshot_topic(settings): {"cleanup.policy": "compact"},
     }
+
+
+def replication_for(brokers: int) -> tuple[int, int]:
+    """(replication factor, min in-sync replicas) for a cluster of ``brokers``: 3 copies and
+    2 in sync where there are 3 brokers or more, so with ``acks=all`` one broker can go
+    down without losing a write or refusing one.
+
+    >>> replication_for(1), replication_for(3), replication_for(5)
+    ((1, 1), (3, 2), (3, 2))
+    """
+    factor = min(brokers, 3)
+    return factor, max(1, factor - 1)
+
+
+def replication(settings: Settings, admin: KafkaAdminClient | None = None) -> int:
+    """The replication factor for topics VitalStream creates: the configured one, else
+    the cluster's broker count up to 3."""
+    if settings.kafka.replication_factor is not None:
+        return settings.kafka.replication_factor
+    own = admin is None
+    if admin is None:
+        admin = KafkaAdminClient(client_id="vitalstream-admin", **client_options(settings.kafka))
+    try:
+        brokers = len(admin.describe_cluster()["brokers"])
+    finally:
+        if own:
+            admin.close()
+    return replication_for(max(brokers, 1))[0]
 
 
 def ensure_topics(
     settings: Settings,
     topics: Mapping[str, Mapping[str, str]] | list[str],
     partitions: int | None = None,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns those created. Safe to repeat.
 
     ``topics`` maps a name to topic configs (e.g. ``{"cleanup.policy": "compact"}``).
+    Replicated topics (factor 3) get ``min.insync.replicas=2`` unless they say otherwise.
     """
     wanted = {name: {} for name in topics} if isinstance(topics, list) else dict(topics)
     admin = KafkaAdminClient(client_id="vitalstream-admin", **client_options(settings.kafka))
     try:
         missing = [name for name in wanted if name not in set(admin.list_topics())]
         created: list[str] = []
+        factor = replication_factor or (replication(settings, admin) if missing else 1)
         for name in missing:
+            configs = dict(wanted[name])
+            if factor >= 3:
+                configs.setdefault("min.insync.replicas", str(replication_for(factor)[1]))
             new = NewTopic(
                 name,
                 num_partitions=partitions or settings.kafka.partitions,
-                replication_factor=replication_factor,
-                topic_configs=dict(wanted[name]),
+                replication_factor=factor,
+                topic_configs=configs,
             )
             try:
                 admin.create_topics([new])

@@ -97,7 +97,9 @@ def isolated_settings(
     )
     yield settings
     with contextlib.suppress(Exception):
-        kafka_admin.delete_topics(list(topics.values()))
+        # The worker group's own topics (snapshots, Faust's assignor) too.
+        group = [t for t in kafka_admin.list_topics() if t.startswith(settings.stream.app_id)]
+        kafka_admin.delete_topics([*topics.values(), *group])
     with contextlib.suppress(Exception):
         bucket = find_bucket(influx_client, tag, services.influx.org)
         if bucket is not None:

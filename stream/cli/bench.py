@@ -14,6 +14,8 @@ Suites:
 - ``producer``: simulator throughput (stream.tools.bench.producer);
 - ``analysis``: the stream core in memory, CPU µs per device-second by stage
   (stream.tools.bench.analysis);
+- ``failover``: workers SIGKILLed under load, time until their partitions are processed
+  again, lost points and alerts (stream.tools.bench.failover);
 - ``report``: docs/benchmarks.md and docs/bench/*.png from the JSON results.
 
 ``--json PATH`` writes ``{"suite", "machine", "versions", "results", "summary"}``; the
@@ -26,13 +28,17 @@ from pathlib import Path
 
 import typer
 
-SUITES = ("e2e", "ceiling", "headroom", "model", "influx", "producer", "analysis", "report")
+SUITES = (
+    "e2e", "ceiling", "headroom", "model", "influx", "producer", "analysis", "failover", "report",
+)  # fmt: skip
 # The sweep stops at the first size the worker cannot hold (see stream.tools.bench.e2e.run).
 DEFAULT_DEVICES = "50,100,150,250,500,1000,2000,3000,5000"
 # The fleet VitalStream is sized for: 5,000 devices flowing through this machine.
 HEADROOM_DEVICES = "5000"
 # The analysis target is stated per device-second at 1,000 devices (one worker's share).
 ANALYSIS_DEVICES = "1000"
+# Failover runs under the demo load (`vitalstream demo`'s 10 devices).
+FAILOVER_DEVICES = "10"
 BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
 
@@ -49,7 +55,8 @@ def _counts(text: str) -> list[int]:
 
 def bench(
     suite: str = typer.Argument(
-        ..., help="e2e | ceiling | headroom | model | influx | producer | analysis | report"
+        ...,
+        help="e2e | ceiling | headroom | model | influx | producer | analysis | failover | report",
     ),
     json_path: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--json", help="write the results as JSON here"
@@ -58,13 +65,16 @@ def bench(
         None,
         "--devices",
         help=f"fleet sizes (e2e, headroom, producer, analysis), comma-separated (default "
-        f"{DEFAULT_DEVICES}; for headroom {HEADROOM_DEVICES}, for analysis {ANALYSIS_DEVICES})",
+        f"{DEFAULT_DEVICES}; for headroom {HEADROOM_DEVICES}, for analysis {ANALYSIS_DEVICES}, "
+        f"for failover {FAILOVER_DEVICES})",
     ),
     seconds: float = typer.Option(60.0, "--seconds", min=1, help="measured seconds per size"),
     warmup: float = typer.Option(
         20.0, "--warmup", min=0, help="e2e, headroom, analysis: warm-up seconds per size"
     ),
-    repeat: int = typer.Option(1, "--repeat", min=1, help="analysis: runs per fleet size"),
+    repeat: int = typer.Option(
+        1, "--repeat", min=1, help="analysis: runs per fleet size; failover: worker kills"
+    ),
     profile_at: int | None = typer.Option(
         None, "--profile-at", help="e2e: py-spy the worker at this fleet size"
     ),
@@ -74,8 +84,10 @@ def bench(
     workers: str = typer.Option(
         "1",
         "--workers",
-        help="e2e: worker processes sharing the partitions, one sweep per comma-separated count",
+        help="e2e: worker processes sharing the partitions, one sweep per comma-separated "
+        "count; failover: workers in the group (at least 2)",
     ),
+    hog: bool = typer.Option(True, "--hog/--no-hog", help="failover: a busy process beside"),
 ) -> None:
     """Run a benchmark suite and print its summary (and write JSON with --json)."""
     import json
@@ -95,13 +107,14 @@ def bench(
     from stream.config import load_settings
 
     if devices is None:
-        devices = {"headroom": HEADROOM_DEVICES, "analysis": ANALYSIS_DEVICES}.get(
-            suite, DEFAULT_DEVICES
-        )
+        devices = {
+            "headroom": HEADROOM_DEVICES, "analysis": ANALYSIS_DEVICES,
+            "failover": FAILOVER_DEVICES,
+        }.get(suite, DEFAULT_DEVICES)  # fmt: skip
     options = {
         "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
         "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),
-        "repeat": repeat,
+        "repeat": repeat, "hog": hog,
     }  # fmt: skip
     results, summary = suites.run_suite(suite, options)
     data = envelope(suite, load_settings(), results, summary)

@@ -41,11 +41,16 @@ def worker(
     from faust import Worker
 
     from stream.config import load_settings
-    from stream.kafka import ensure_topics, stream_topics
+    from stream.kafka import ensure_topics, replication, stream_topics
     from stream.worker.app import create_app
 
     settings = load_settings()
     settings.pseudonym_secret  # noqa: B018 - fail now, not at the first enrolment
+    # The replication factor follows the cluster unless configured: resolved once here.
+    factor = replication(settings)
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"replication_factor": factor})}
+    )
     ensure_topics(settings, stream_topics(settings))
     app, _ = create_app(settings, datadir=workers_dir)
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

@@ -14,7 +14,7 @@ from enum import StrEnum
 import typer
 from rich.console import Console
 
-from stream.config import load_settings
+from stream.config import Settings, load_settings
 from stream.services.errors import ServiceError
 
 services_app = typer.Typer(help="Run the local Kafka broker and InfluxDB.", no_args_is_help=True)
@@ -31,15 +31,31 @@ def _selected(only: list[Only] | None) -> tuple:
     return tuple(choice.value for choice in only) if only else SERVICES
 
 
+BROKERS_HELP = (
+    "Kafka brokers: 1, or 3 for a replicated KRaft cluster on loopback (default: "
+    "services.kafka_brokers; export VITALSTREAM_SERVICES__KAFKA_BROKERS=3 so every command "
+    "sees the cluster)"
+)
+
+
+def _settings(brokers: int | None) -> Settings:
+    settings = load_settings()
+    if brokers is None:
+        return settings
+    services = settings.services.model_copy(update={"kafka_brokers": brokers})
+    return settings.model_copy(update={"services": services})
+
+
 @services_app.command("up")
 def up(
     only: list[Only] | None = typer.Option(None, "--only", help="start just this service"),  # noqa: B008
+    brokers: int | None = typer.Option(None, "--brokers", min=1, max=9, help=BROKERS_HELP),
 ) -> None:
     """Start Kafka and InfluxDB (building/fetching them once), wait until they work."""
     from stream.services import stack
 
     console = Console(stderr=True, soft_wrap=True)
-    settings = load_settings()
+    settings = _settings(brokers)
     began = time.monotonic()
     try:
         reports = stack.up(settings, console, _selected(only))
@@ -58,7 +74,15 @@ def up(
             f"{report.state} ({pid}, healthy after {report.ready_s:.1f} s)"
         )
         out.print(f"  data {report.data}\n  log  {report.log}")
+        for broker in report.extra.get("brokers", [])[1:]:
+            out.print(f"  node {broker['node']} {broker['address']} (pid {broker['pid']})")
     out.print(f"secrets: {settings.secrets_dir} (mode 0600)")
+    if settings.services.kafka_brokers > 1:
+        out.print(
+            f"a {settings.services.kafka_brokers}-broker cluster: export "
+            f"VITALSTREAM_SERVICES__KAFKA_BROKERS={settings.services.kafka_brokers} "
+            "for the commands that use it"
+        )
 
 
 @services_app.command("down")
@@ -73,11 +97,14 @@ def down(
 
 
 @services_app.command("status")
-def status(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+def status(
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    brokers: int | None = typer.Option(None, "--brokers", min=1, max=9, help=BROKERS_HELP),
+) -> None:
     """Real health of the local services; exit 1 if any is down."""
     from stream.services import stack
 
-    report = stack.status(load_settings())
+    report = stack.status(_settings(brokers))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

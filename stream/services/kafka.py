@@ -1,8 +1,14 @@
-"""The local single-node Kafka broker (KRaft, combined broker+controller on loopback).
+"""The local Kafka: one broker, or a cluster of brokers (KRaft, each node broker+controller).
 
 Jars come from Maven Central through the recipe pom (cached per version), the storage
-is formatted once per data directory, and the broker runs detached with its pid file,
-config and logs under ``<data_dir>/kafka``.
+is formatted once per data directory, and each node runs detached with its pid file,
+config and logs: one broker under ``<data_dir>/kafka``; a cluster of
+``services.kafka_brokers`` nodes (``services up --brokers 3``) under
+``<data_dir>/kafka-cluster/node-N``, node N listening on ``kafka_port + 2(N-1)`` (its
+controller on ``kafka_controller_port + 2(N-1)``), all formatted with one cluster id.
+A cluster replicates its internal topics on up to 3 nodes and requires 2 in-sync
+replicas (``min.insync.replicas``), so with ``acks=all`` losing one broker loses nothing
+and stops nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from stream.config import Settings
+from stream.kafka import replication_for
 from stream.services import process
 from stream.services.errors import ServiceError
 
@@ -64,12 +71,34 @@ class KafkaLayout:
         )
 
 
-def layout(settings: Settings) -> KafkaLayout:
+def layout(settings: Settings, node: int = 1) -> KafkaLayout:
+    """Node ``node`` (from 1) of the configured local Kafka."""
     local = settings.services
-    return KafkaLayout(
-        libs=local.cache_dir / "kafka" / local.kafka_version / "libs",
-        home=local.data_dir / "kafka",
-    )
+    libs = local.cache_dir / "kafka" / local.kafka_version / "libs"
+    if local.kafka_brokers == 1:
+        return KafkaLayout(libs=libs, home=local.data_dir / "kafka")
+    return KafkaLayout(libs=libs, home=local.data_dir / "kafka-cluster" / f"node-{node}")
+
+
+def nodes(settings: Settings) -> list[int]:
+    return list(range(1, settings.services.kafka_brokers + 1))
+
+
+def ports(settings: Settings, node: int = 1) -> tuple[int, int]:
+    """(client port, controller port) of a node.
+
+    >>> from stream.config import load_settings
+    >>> ports(load_settings(), 3)
+    (9096, 9097)
+    """
+    local = settings.services
+    step = 2 * (node - 1)
+    return local.kafka_port + step, local.kafka_controller_port + step
+
+
+def bootstrap(settings: Settings) -> str:
+    """Every node's loopback address: a client starts even while one broker is down."""
+    return ",".join(f"127.0.0.1:{ports(settings, n)[0]}" for n in nodes(settings))
 
 
 def ensure_jars(settings: Settings) -> Path:
@@ -110,13 +139,14 @@ def ensure_jars(settings: Settings) -> Path:
     return libs
 
 
-def _server_properties(settings: Settings, data: Path) -> str:
-    local = settings.services
-    port, controller = local.kafka_port, local.kafka_controller_port
+def _server_properties(settings: Settings, data: Path, node: int = 1) -> str:
+    port, controller = ports(settings, node)
+    voters = ",".join(f"{n}@127.0.0.1:{ports(settings, n)[1]}" for n in nodes(settings))
+    factor, min_insync = replication_for(settings.services.kafka_brokers)
     lines = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller}",
+        "node.id": str(node),
+        "controller.quorum.voters": voters,
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -125,10 +155,12 @@ def _server_properties(settings: Settings, data: Path) -> str:
         "log.dirs": str(data),
         "num.partitions": str(settings.kafka.partitions),
         "auto.create.topics.enable": "true",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        # One broker, many short test consumers: no point waiting for more members.
+        "offsets.topic.replication.factor": str(factor),
+        "transaction.state.log.replication.factor": str(factor),
+        "transaction.state.log.min.isr": str(min_insync),
+        "default.replication.factor": str(factor),
+        "min.insync.replicas": str(min_insync),
+        # Many short test consumers: no point waiting for more members.
         "group.initial.rebalance.delay.ms": "0",
         "delete.topic.enable": "true",
         # A laptop broker: keep a day of data and small segments so disk use stays bounded.
@@ -178,10 +210,11 @@ def _java(settings: Settings, paths: KafkaLayout, *args: str) -> list[str]:
     ]
 
 
-def _format_storage(settings: Settings, paths: KafkaLayout) -> None:
-    """Format the KRaft log dir once; a formatted dir keeps its cluster id forever."""
-    if (paths.data / "meta.properties").is_file():
-        return
+def _cluster_id(settings: Settings, paths: KafkaLayout) -> str:
+    """A new cluster id, or for a cluster the one all its nodes share (kept beside them)."""
+    shared = paths.home.parent / "cluster.id" if settings.services.kafka_brokers > 1 else None
+    if shared is not None and shared.is_file():
+        return shared.read_text().strip()
     uuid = subprocess.run(
         _java(settings, paths, STORAGE_TOOL, "random-uuid"),
         capture_output=True, text=True, check=False,
@@ -189,6 +222,16 @@ def _format_storage(settings: Settings, paths: KafkaLayout) -> None:
     if uuid.returncode != 0:
         raise ServiceError("Kafka StorageTool random-uuid failed", uuid.stderr[-2000:])
     cluster_id = uuid.stdout.strip().splitlines()[-1]
+    if shared is not None:
+        shared.write_text(cluster_id + "\n")
+    return cluster_id
+
+
+def _format_storage(settings: Settings, paths: KafkaLayout) -> None:
+    """Format the KRaft log dir once; a formatted dir keeps its cluster id forever."""
+    if (paths.data / "meta.properties").is_file():
+        return
+    cluster_id = _cluster_id(settings, paths)
     formatted = subprocess.run(
         _java(settings, paths, STORAGE_TOOL, "format", "--ignore-formatted",
               "-t", cluster_id, "-c", str(paths.config)),
@@ -201,26 +244,52 @@ def _format_storage(settings: Settings, paths: KafkaLayout) -> None:
         )
 
 
-def running_pid(settings: Settings) -> int | None:
-    """The pid of the broker we started, if it still runs."""
-    paths = layout(settings)
+def running_pid(settings: Settings, node: int = 1) -> int | None:
+    """The pid of the broker (node) we started, if it still runs."""
+    paths = layout(settings, node)
     return process.running_pid(paths.pid_file, str(paths.config))
 
 
-def start(settings: Settings) -> int:
-    """Write the config, format once, and start the broker detached; returns its pid."""
-    paths = layout(settings)
-    for directory in (paths.home, paths.data, paths.log_file.parent):
-        directory.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(_server_properties(settings, paths.data))
-    paths.log4j.write_text(_log4j_properties(paths.log_file))
-    _format_storage(settings, paths)
-    argv = _java(settings, paths, f"-Dkafka.logs.dir={paths.log_file.parent}", MAIN_CLASS)
-    argv.append(str(paths.config))
-    return process.start_detached(argv, paths.pid_file, paths.stdout_file, cwd=paths.home)
+def running_pids(settings: Settings) -> dict[int, int | None]:
+    return {node: running_pid(settings, node) for node in nodes(settings)}
 
 
-def stop(settings: Settings) -> bool:
-    """Stop the broker we started (controlled shutdown first); False if none ran."""
-    paths = layout(settings)
-    return process.stop(paths.pid_file, str(paths.config), timeout_s=30.0)
+def start(settings: Settings, node: int | None = None) -> list[int]:
+    """Write the configs, format once, and start the nodes (or one) detached; their pids."""
+    pids = []
+    for n in nodes(settings) if node is None else [node]:
+        paths = layout(settings, n)
+        for directory in (paths.home, paths.data, paths.log_file.parent):
+            directory.mkdir(parents=True, exist_ok=True)
+        paths.config.write_text(_server_properties(settings, paths.data, n))
+        paths.log4j.write_text(_log4j_properties(paths.log_file))
+        _format_storage(settings, paths)
+        argv = _java(settings, paths, f"-Dkafka.logs.dir={paths.log_file.parent}", MAIN_CLASS)
+        argv.append(str(paths.config))
+        pids.append(process.start_detached(argv, paths.pid_file, paths.stdout_file, cwd=paths.home))
+    return pids
+
+
+def stop(settings: Settings, node: int | None = None) -> bool:
+    """Stop the nodes (or one) we started, controlled shutdown first; False if none ran.
+
+    Without ``node`` it stops whatever local Kafka runs, one broker or a cluster, whatever
+    ``kafka_brokers`` says now: ``services down`` must not leave a cluster behind.
+    """
+    if node is not None:
+        paths = layout(settings, node)
+        return process.stop(paths.pid_file, str(paths.config), timeout_s=30.0)
+    stopped = False
+    single = settings.services.model_copy(update={"kafka_brokers": 1})
+    for layouts in (
+        [layout(settings.model_copy(update={"services": single}))],
+        sorted((settings.services.data_dir / "kafka-cluster").glob("node-*/server.properties")),
+    ):
+        for item in layouts:
+            paths = (
+                item
+                if isinstance(item, KafkaLayout)
+                else KafkaLayout(libs=Path(), home=item.parent)
+            )
+            stopped |= process.stop(paths.pid_file, str(paths.config), timeout_s=30.0)
+    return stopped

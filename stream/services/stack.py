@@ -45,10 +45,7 @@ def local_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(
-                update={
-                    "bootstrap": f"127.0.0.1:{local.kafka_port}",
-                    "security_protocol": "PLAINTEXT",
-                }
+                update={"bootstrap": kafka.bootstrap(settings), "security_protocol": "PLAINTEXT"}
             ),
             "influx": settings.influx.model_copy(
                 update={"url": f"http://127.0.0.1:{local.influxdb_port}"}
@@ -61,50 +58,79 @@ def _lock(settings: Settings) -> Path:
     return settings.services.data_dir / ".services.lock"
 
 
-def _wait_kafka(settings: Settings, started_by_us: bool) -> None:
-    paths = kafka.layout(settings)
+def wait_kafka(settings: Settings, started_by_us: bool, node: int | None = None) -> None:
+    """Until every node (or one) listens and the cluster answers a real round trip."""
     timeout = settings.services.start_timeout_s
-    alive = (lambda: kafka.running_pid(settings) is not None) if started_by_us else None
-    host, port = "127.0.0.1", settings.services.kafka_port
-    try:
-        process.wait_until(
-            lambda: process.port_open(host, port) or None, timeout, "Kafka port", alive
-        )
-        process.wait_until(lambda: check_kafka(settings), timeout, "Kafka round trip", alive)
-    except ServiceError as exc:
-        raise ServiceError(f"Kafka did not become healthy: {exc}", paths.tail()) from exc
+    waited = kafka.nodes(settings) if node is None else [node]
+    for n in waited:
+        paths = kafka.layout(settings, n)
+        alive = (lambda n=n: kafka.running_pid(settings, n) is not None) if started_by_us else None
+        port = kafka.ports(settings, n)[0]
+        try:
+            process.wait_until(
+                lambda port=port: process.port_open("127.0.0.1", port) or None,
+                timeout, f"Kafka port {port}", alive,
+            )  # fmt: skip
+            process.wait_until(lambda: check_kafka(settings), timeout, "Kafka round trip", alive)
+        except ServiceError as exc:
+            raise ServiceError(f"Kafka did not become healthy: {exc}", paths.tail()) from exc
 
 
 def _up_kafka(settings: Settings, console: Console) -> Callable[[], ServiceReport]:
-    """Start the broker if needed; returns a waiter that blocks until it is healthy."""
+    """Start the broker(s) if needed; returns a waiter that blocks until healthy."""
     paths = kafka.layout(settings)
     began = time.monotonic()
-    pid = kafka.running_pid(settings)
+    running = kafka.running_pids(settings)
     state: Literal["started", "reused"] = "reused"
-    if pid is None:
-        if process.port_open("127.0.0.1", settings.services.kafka_port):
+    missing = [node for node, pid in running.items() if pid is None]
+    started = False
+    if missing:
+        busy = [kafka.ports(settings, n)[0] for n in missing
+                if process.port_open("127.0.0.1", kafka.ports(settings, n)[0])]  # fmt: skip
+        if busy and len(missing) == len(running) == 1:
             # Not ours but listening: reuse it only if it really is a working broker.
             try:
                 check_kafka(settings)
             except ServiceError as exc:
                 raise ServiceError(
-                    f"port {settings.services.kafka_port} is taken by something that is not "
-                    f"a working Kafka broker ({exc})"
+                    f"port {busy[0]} is taken by something that is not a working Kafka "
+                    f"broker ({exc})"
                 ) from exc
+        elif busy:
+            raise ServiceError(
+                f"port(s) {busy} are taken: another Kafka runs there (a single broker? stop it "
+                "with `vitalstream services down` before starting a cluster)"
+            )
         else:
             kafka.ensure_jars(settings)
-            pid = kafka.start(settings)
-            state = "started"
-            console.print(f"Starting Kafka {settings.services.kafka_version} (pid {pid})")
+            for node in missing:
+                running[node] = kafka.start(settings, node)[0]
+            state, started = "started", True
+            pids = ", ".join(str(pid) for pid in running.values())
+            console.print(f"Starting Kafka {settings.services.kafka_version} (pid {pids})")
 
     def wait() -> ServiceReport:
-        _wait_kafka(settings, started_by_us=pid is not None)
+        wait_kafka(settings, started_by_us=started or any(running.values()))
         return ServiceReport(
-            "kafka", settings.kafka.bootstrap, state, paths.data, paths.log_file, pid,
-            time.monotonic() - began, settings.services.kafka_version,
+            "kafka", settings.kafka.bootstrap, state, paths.data, paths.log_file,
+            running.get(1), time.monotonic() - began, settings.services.kafka_version,
+            {"brokers": brokers(settings)},
         )  # fmt: skip
 
     return wait
+
+
+def brokers(settings: Settings) -> list[dict[str, Any]]:
+    """Each local node: its id, address, pid (None when not running) and data directory."""
+    return [
+        {
+            "node": node,
+            "address": f"127.0.0.1:{kafka.ports(settings, node)[0]}",
+            "pid": kafka.running_pid(settings, node),
+            "data": str(kafka.layout(settings, node).data),
+        }
+        for node in kafka.nodes(settings)
+    ]
 
 
 def _up_influx(settings: Settings, console: Console) -> ServiceReport:
@@ -173,6 +199,7 @@ def status(settings: Settings) -> dict[str, dict[str, Any]]:
     except ServiceError as exc:
         result["kafka"]["error"] = str(exc)
     result["kafka"]["pid"] = kafka.running_pid(local)
+    result["kafka"]["brokers"] = brokers(local)
     try:
         result["influxdb"]["version"] = influx_version(local.influx.url)
         influx = check_influx(local)

@@ -26,16 +26,26 @@ scenario, seed and start):
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stream.tools.bench.common import cli
+from stream.tools.ward_run import (
+    WorkerProcess,
+    alert_counts,
+    alert_targets,
+    alert_values,
+    child_env,
+    delete_topics,
+    ground_truth,
+    isolated,
+    new_tag,
+    start_simulator,
+    written_points,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -150,142 +160,6 @@ class RssTrend:
         return out
 
 
-def _child_env(settings: Any) -> dict[str, str]:
-    # Children inherit this environment (not read here as configuration), with the run's
-    # isolated topics, group and bucket on top.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_")}
-    return env | settings.child_env_vars()
-
-
-def ground_truth(
-    scenario: str, devices: int, seed: int, start: float, duration_s: float
-) -> tuple[list[dict], dict[tuple[str, float], set[tuple[str, int]]]]:
-    """(labels, {(device, frame t0): its vitals points as (device, µs)}) the simulator sends."""
-    import orjson
-
-    from producers.fleet import Fleet, run_fleet
-    from producers.scenario import load_scenario
-    from stream.records import VITALS, Frame
-    from stream.sinks.lines import to_ns
-
-    fleet = Fleet(load_scenario(scenario), devices, seed=seed, start=start, faults=False)
-    labels = fleet.labels(duration_s)
-    frames: dict[tuple[str, float], set[tuple[str, int]]] = {}
-
-    def collect(topic: str, _key: str, value: bytes) -> None:
-        if topic != "frames":
-            return
-        frame = Frame.model_validate(orjson.loads(value))
-        points = frames.setdefault((frame.device_id, frame.t0), set())
-        for name in VITALS:
-            block = getattr(frame.signals, name)
-            for i in range(len(block.samples) if block is not None else 0):
-                points.add((frame.device_id, to_ns(frame.t0 + i / block.fs) // 1000))
-
-    run_fleet(fleet, collect, frames_topic="frames", enrolments_topic="enrolments",
-              duration_s=duration_s, speed=0)  # fmt: skip
-    return labels, frames
-
-
-def _written_points(settings: Any, client: Any) -> set[tuple[str, int]]:
-    from stream.records import VITALS
-
-    fields = " or ".join(f'r._field == "{name}"' for name in VITALS)
-    query = (
-        f'from(bucket: "{settings.influx.bucket}") |> range(start: 0) '
-        f'|> filter(fn: (r) => r._measurement == "vitals" and ({fields})) '
-        '|> keep(columns: ["device", "_time"])'
-    )
-    tables = client.query_api().query(query, org=settings.influx.org)
-    return {
-        (r.values["device"], round(r.get_time().timestamp() * 1e6))
-        for table in tables
-        for r in table.records
-    }
-
-
-def _alert_values(settings: Any) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    from stream.kafka import client_options
-
-    consumer = KafkaConsumer(
-        settings.topics.alerts, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=3000, **client_options(settings.kafka),
-    )  # fmt: skip
-    try:
-        return [record.value for record in consumer]
-    finally:
-        consumer.close()
-
-
-def alert_targets(labels: list[dict]) -> list[dict]:
-    """The labels a soak expects an alert for: clinical and technical events.
-
-    >>> alert_targets([{"event": "af", "category": "clinical"},
-    ...                {"event": "walking", "category": "artefact"}])
-    [{'event': 'af', 'category': 'clinical'}]
-    """
-    return [lab for lab in labels if lab.get("category") in ("clinical", "technical")]
-
-
-def alert_counts(values: list[bytes], labels: list[dict]) -> dict[str, int]:
-    """Delivered, duplicated (extra ids per labelled event) and replayed copies.
-
-    Only clinical and technical events are alert targets: an artefact or confound label
-    (a walking patient) explains signal trouble and must raise no alert of its name.
-    """
-    from stream.records import Alert
-
-    ids: dict[tuple[str, str], set[str]] = {
-        (lab["device_id"], lab["event"]): set() for lab in alert_targets(labels)
-    }
-    copies: dict[str, int] = defaultdict(int)
-    for value in values:
-        alert = Alert.from_json(value)
-        if alert.event != "triggered":
-            continue
-        copies[alert.alert_id] += 1
-        if (alert.device_id, alert.kind) in ids:
-            ids[(alert.device_id, alert.kind)].add(alert.alert_id)
-    return {
-        "alerts_delivered": sum(1 for found in ids.values() if found),
-        "alerts_duplicated": sum(max(0, len(found) - 1) for found in ids.values()),
-        "alert_replays": sum(n - 1 for n in copies.values()),
-    }
-
-
-class _Worker:
-    def __init__(self, env: dict[str, str], log_path: Path, state: Path) -> None:
-        self.env, self.log_path, self.state = env, log_path, state
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                cli("worker", "--workers-dir", str(self.state)), env=self.env,
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def kill(self) -> None:
-        from stream.tools.faults import sigkill
-
-        if self.proc is not None and self.proc.poll() is None:
-            sigkill(self.proc.pid)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
 def run(
     minutes: float,
     devices: int,
@@ -314,33 +188,21 @@ def run(
     base = load_settings()
     stack.up(base, console)
     local = stack.local_settings(base)
-    tag = f"soak{uuid.uuid4().hex[:8]}"
-    settings = local.model_copy(
-        update={
-            "topics": local.topics.model_copy(
-                update={k: f"{tag}.{v}" for k, v in local.topics.model_dump().items()}
-            ),
-            "influx": local.influx.model_copy(update={"bucket": tag}),
-            "stream": local.stream.model_copy(update={"app_id": f"vitalstream-{tag}"}),
-        }
-    )
+    tag = new_tag("soak")
+    settings = isolated(local, tag)
     ensure_topics(settings, stream_topics(settings))
     influxdb.ensure_bucket(settings, tag)
     duration_s = minutes * 60.0
     start = float(int(time.time()))
     labels, truth = ground_truth(scenario, devices, seed, start, duration_s)
-    env = _child_env(settings)
+    env = child_env(settings)
     run_dir = settings.services.data_dir.parent / "soak" / tag
     run_dir.mkdir(parents=True, exist_ok=True)
-    worker = _Worker(env, run_dir / "worker.log", run_dir / "state")
+    worker = WorkerProcess(env, run_dir / "worker.log", run_dir / "state")
     worker.start()
-    sim_log = (run_dir / "simulate.log").open("ab")
-    simulator = subprocess.Popen(
-        cli("simulate", "--scenario", scenario, "--devices", str(devices),
-             "--duration", str(duration_s), "--speed", "1", "--start", str(start),
-             "--seed", str(seed), "--no-faults", "--json"),
-        env=env, stdout=sim_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    simulator = start_simulator(
+        env, scenario, devices, duration_s, start, seed, run_dir / "simulate.log"
+    )
     trend = RssTrend()
     injected: list[dict[str, Any]] = []
     pending = list(SCHEDULE)
@@ -371,7 +233,7 @@ def run(
                             org=settings.influx.org, timeout=30_000) as client:  # fmt: skip
             written: set[tuple[str, int]] = set()
             while time.monotonic() < drain_deadline:
-                written = _written_points(settings, client)
+                written = written_points(settings, client)
                 if expected_points <= written:
                     break
                 if time.monotonic() >= next_sample:
@@ -379,12 +241,11 @@ def run(
                     next_sample += SAMPLE_EVERY_S
                 time.sleep(3)
             time.sleep(3)  # the last alert batches
-            values = _alert_values(settings)
+            values = alert_values(settings)
             worker.stop()
             bucket = find_bucket(client, tag, settings.influx.org)
             if bucket is not None:
                 client.buckets_api().delete_bucket(bucket)
-    sim_log.close()
     summary_line = (run_dir / "simulate.log").read_text().strip().splitlines()
     frames_out = sum(1 for points in truth.values() if points <= written)
     result: dict[str, Any] = {
@@ -405,13 +266,13 @@ def run(
         "simulator": summary_line[-1] if summary_line else None,
         "logs": str(run_dir),
     }
-    _delete_topics(settings)
+    delete_topics(settings)
     if plot is not None:
         _plot(trend, plot, injected)
     return result
 
 
-def _inject(kind: str, worker: _Worker, settings: Any, faults: Any) -> float:
+def _inject(kind: str, worker: WorkerProcess, settings: Any, faults: Any) -> float:
     began = time.monotonic()
     if kind == "worker_kill":
         worker.kill()
@@ -423,7 +284,7 @@ def _inject(kind: str, worker: _Worker, settings: Any, faults: Any) -> float:
     return round(time.monotonic() - began, 1)
 
 
-def _pids(worker: _Worker, simulator: subprocess.Popen, settings: Any, kafka: Any,
+def _pids(worker: WorkerProcess, simulator: subprocess.Popen, settings: Any, kafka: Any,
           influxdb: Any) -> dict[str, int | None]:  # fmt: skip
     return {
         "worker": worker.proc.pid
@@ -433,22 +294,6 @@ def _pids(worker: _Worker, simulator: subprocess.Popen, settings: Any, kafka: An
         "kafka": kafka.running_pid(settings),
         "influxdb": influxdb.running_pid(settings),
     }
-
-
-def _delete_topics(settings: Any) -> None:
-    import contextlib
-
-    from kafka import KafkaAdminClient
-
-    from stream.kafka import client_options
-
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(**client_options(settings.kafka))
-        ours = [t for t in admin.list_topics()
-                if t.startswith(settings.topics.frames.split(".")[0] + ".")
-                or t.startswith(settings.stream.app_id)]  # fmt: skip
-        admin.delete_topics(ours)
-        admin.close()
 
 
 def _plot(trend: RssTrend, path: Path, faults: list[dict[str, Any]] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The Faust app: topics, tables and thin agents around :class:`~stream.worker.pipeline.Pipeline`.
+"""The Faust app: topics and thin agents around :class:`~stream.worker.pipeline.Pipeline`.
 
 Owns only the glue. Everything a batch does is in :mod:`stream.worker.pipeline`; the commit
 rules are :mod:`stream.worker.delivery`. The agents, timers and tasks are methods of one
@@ -9,7 +9,9 @@ registers them on a Faust app:
   ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
   broker* → lines written durably (to InfluxDB, or while it is down to the sink's fsync'd
   local spool, drained back by a timer; the sink blocks only when the spool is full)
-  → alert-tracker state saved to its table → only then are the batch's records marked
+  → the snapshots of the devices whose state changed published (broker-acknowledged) to
+  the compacted snapshot topic (:mod:`stream.worker.snapshots`) → only then are the
+  batch's records marked
   durable in the :class:`~stream.worker.delivery.CommitLedger`, which alone decides what
   the consumer commits (:func:`~stream.worker.delivery.guard_commits`): each partition up
   to its first record not durable yet. A batch that cannot be made durable (the spool's
@@ -17,7 +19,12 @@ registers them on a Faust app:
   restart (by the supervisor: systemd, compose) replays it. Frames the reorder buffer
   holds back are in no output yet: their records stay open until the output that finally
   carries them is durable.
-- ``track_enrolments``: enrolments → pseudonymized contexts (a table; raw ids stay in ingest).
+- ``track_enrolments``: enrolments → pseudonymized contexts (in the device's snapshot; raw
+  ids stay in ingest).
+- state: no Faust tables (their recovery could hang a surviving worker for minutes). The
+  first record of a partition this worker has not loaded waits for that partition's
+  snapshots; a partition lost in a rebalance is forgotten (ledger, devices, order state),
+  one kept across a rebalance keeps its in-memory state (nobody else processed it).
 - rollouts: every worker reads the whole control topic with its own group-less consumer
   (a consumer group would give each rollout to one worker only) and hot-swaps models.
 - timers: reorder-buffer release and ``device_silent`` checks every second; worker
@@ -43,16 +50,16 @@ import faust
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
-from stream.kafka import client_options
+from stream.kafka import client_options, snapshot_topic
 from stream.records import ModelRollout
 from stream.scoring.scorer import Scorer
 from stream.sinks.influx import InfluxSink
 from stream.sinks.measurements import pipeline_line
+from stream.worker import snapshots
 from stream.worker.delivery import CommitLedger, Record, guard_commits
 from stream.worker.ingest import Position, RawRecord
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.pipeline import Output, Pipeline
-from stream.worker.state import DeviceKeyed, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +90,16 @@ class Worker:
         self.metrics = WorkerMetrics(pipeline.worker)
         self.metrics.record_models(pipeline.versions())
         self.ledger = CommitLedger()
+        self.reader = snapshots.PartitionReader(settings)
+        self.loaded: set[int] = set()  # partitions whose devices' snapshots are in memory
+        self._loading = asyncio.Lock()
+        self._revoked: set[int] = set()
 
     # -- the delivery of one output ------------------------------------------------------
     async def deliver(self, output: Output, records: Sequence[Record] = ()) -> None:
-        """Publish alerts and dead letters (broker-acknowledged), then write durably;
-        then ``records`` and the held frames this output carries may be committed."""
+        """Publish alerts and dead letters (broker-acknowledged), then write durably, then
+        publish the snapshots of the devices whose state moved; only then may ``records``
+        and the held frames this output carries be committed."""
         sent = []
         alerts, deadletters = self.topics["alerts"], self.topics["deadletter"]
         for alert in output.alerts:
@@ -103,8 +115,58 @@ class Worker:
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
         self.pipeline.save(output)
+        await self.save_snapshots({*output.state, *output.enrolled})
         self.ledger.durable(records)
         self.ledger.durable(self.frames_records(output.unheld))
+
+    async def save_snapshots(self, devices: set[str]) -> None:
+        if not devices:
+            return
+        topic, store = self.topics["snapshots"], self.pipeline.store
+        sent = [
+            await topic.send(key=device.encode(), value=snapshots.encode(store, device))
+            for device in sorted(devices)
+        ]
+        await asyncio.gather(*sent)
+
+    async def ensure_loaded(self, partitions: set[int]) -> None:
+        """The devices of these partitions as their snapshots left them, before any of
+        their records is processed here."""
+        if partitions <= self.loaded:
+            return
+        async with self._loading:
+            for partition in sorted(partitions - self.loaded):
+                found = await self.reader.read([partition])
+                self.pipeline.restore(partition, found)
+                # Enrolments published before this partition's frames: their contexts
+                # first, or those frames would be processed as "unenrolled" (the agent on
+                # the enrolments topic may not have reached them yet; enrolling is
+                # idempotent, its dead letters are the agent's to publish).
+                enrolments = await self.reader.read([partition], self.settings.topics.enrolments)
+                for device_id, value in enrolments.items():
+                    if value is not None:
+                        self.pipeline.enrol(RawRecord(device_id.encode(), value, partition, -1))
+                self.loaded.add(partition)
+                log.info(
+                    "partition %d: %d device snapshots, %d enrolments loaded",
+                    partition, len(found), len(enrolments),
+                )  # fmt: skip
+
+    def on_revoked(self, partitions: set[int]) -> None:
+        # Eager rebalancing revokes everything, then assigns; what is assigned back was
+        # processed by nobody else in between, so its state is kept until then.
+        self._revoked |= partitions
+
+    def on_assigned(self, partitions: set[int]) -> None:
+        lost, self._revoked = self._revoked - partitions, set()
+        if not lost:
+            return
+        self.pipeline.forget(self.pipeline.devices_in(lost))
+        self.loaded -= lost
+        self.ledger.forget(
+            (topic, p) for topic in (self.settings.topics.frames, self.settings.topics.enrolments)
+            for p in lost
+        )  # fmt: skip
 
     def frames_records(self, positions: Sequence[Position]) -> list[Record]:
         topic = self.settings.topics.frames
@@ -118,6 +180,7 @@ class Worker:
         ]
         taken = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
         self.ledger.taken(taken)
+        await self.ensure_loaded({partition for _, partition, _ in taken})
         output = self.pipeline.process(records)
         held = set(self.frames_records(output.held))
         self.record(output)
@@ -166,6 +229,7 @@ class Worker:
             taken = [(message.topic, message.partition, message.offset)]
             self.ledger.taken(taken)
             try:
+                await self.ensure_loaded({message.partition})
                 await self.deliver(self.pipeline.enrol(record), taken)
             except asyncio.CancelledError:
                 raise
@@ -238,7 +302,13 @@ class Worker:
     async def report_metrics(self) -> None:
         self.metrics.devices.set(len(self.pipeline.trackers))
         text = pipeline_line(self.pipeline.worker, self.metrics.snapshot(), time.time())
-        await self.sink.write([text])
+        try:
+            await self.sink.write([text])
+        except Exception as exc:
+            # Metrics are not patient data: a failed write here must not be what stops the
+            # worker. The lines stay in the sink's buffer; the batch that next writes them
+            # decides, and stops the worker with its own reason if they cannot be written.
+            log.warning("worker metrics not written: %s: %s", type(exc).__name__, exc)
 
 
 def worker_name() -> str:
@@ -262,6 +332,11 @@ def create_app(
         topic_partitions=settings.kafka.partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Faust's own topics (its assignor's) replicated like ours.
+        topic_replication_factor=settings.kafka.replication_factor or 1,
+        broker_session_timeout=stream.session_timeout_s,
+        broker_heartbeat_interval=stream.heartbeat_s,
+        broker_rebalance_timeout=stream.rebalance_timeout_s,
         web_enabled=False,
         web_tables_enabled=False,
         datadir=str(workers_dir / stream.app_id),
@@ -271,23 +346,9 @@ def create_app(
     def topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes)
 
-    # Table keys are the device id as raw bytes, exactly as producers key frames, so
-    # use_partitioner (murmur2 on the key) puts each device's state in the changelog
-    # partition its frames come from. Values: contexts as JSON bytes, the rest as JSON.
-    def table(name: str, value_type: type | None) -> DeviceKeyed:
-        return DeviceKeyed(
-            app.Table(name, key_type=bytes, value_type=value_type, use_partitioner=True)
-        )
-
-    store = StateStore(
-        contexts=table("contexts", bytes),
-        trackers=table("alert_state", None),
-        last_seen=table("last_seen", None),
-    )
     pipeline = Pipeline(
         settings,
         scorer if scorer is not None else Scorer.from_registry(settings),
-        store,
         worker=worker_name(),
     )
     worker = Worker(
@@ -295,7 +356,11 @@ def create_app(
         pipeline,
         InfluxSink(settings),
         app,
-        {"alerts": topic(topics.alerts), "deadletter": topic(topics.deadletter)},
+        {
+            "alerts": topic(topics.alerts),
+            "deadletter": topic(topics.deadletter),
+            "snapshots": topic(snapshot_topic(settings)),
+        },
     )
     # Agents keep the names they always had (Faust otherwise names them by qualname).
     app.agent(topic(topics.frames), name="process_frames")(worker.process_frames)
@@ -309,8 +374,14 @@ def create_app(
     # (their next owner starts from the commit; a stale open record would block it forever).
     guard_commits(app.consumer, worker.ledger)
 
-    async def forget_revoked(sender: object, revoked: set, **_: object) -> None:
-        worker.ledger.forget(revoked)
+    ours = {topics.frames, topics.enrolments}
 
-    app.on_partitions_revoked.connect(forget_revoked)
+    async def revoked(sender: object, revoked: set, **_: object) -> None:
+        worker.on_revoked({tp.partition for tp in revoked if tp.topic in ours})
+
+    async def assigned(sender: object, assigned: set, **_: object) -> None:
+        worker.on_assigned({tp.partition for tp in assigned if tp.topic in ours})
+
+    app.on_partitions_revoked.connect(revoked)
+    app.on_partitions_assigned.connect(assigned)
     return app, worker

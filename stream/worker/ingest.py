@@ -307,6 +307,10 @@ class Ingest:
         self.rejected[reason_kind(reason)] += 1
         result.deadletters.append(dead_letter(record, reason, topic, now))
 
+    def forget(self, device_id: str) -> None:
+        """Drop a device's order state and held frames (its partition moved away)."""
+        self._order.pop(device_id, None)
+
     def take_unheld(self) -> list[Position]:
         """Positions of the held frames released since the last call."""
         unheld, self._unheld = self._unheld, []

@@ -142,6 +142,7 @@ class Output:
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: list[Position] = field(default_factory=list)
     unheld: list[Position] = field(default_factory=list)
+    enrolled: list[str] = field(default_factory=list)  # devices whose context changed
 
 
 def live_scores(
@@ -210,6 +211,8 @@ class Pipeline:
         output = Output()
         if isinstance(outcome, DeadLetter):
             output.deadletters.append((record.key, outcome))
+        else:
+            output.enrolled.append(outcome.device_id)
         return output
 
     # -- frames -------------------------------------------------------------------------
@@ -473,6 +476,36 @@ class Pipeline:
         """Store the tracker state an output reached; call once it is durable."""
         for device_id, state in output.state.items():
             self.store.trackers[device_id] = state
+
+    # -- ownership ----------------------------------------------------------------------
+    def devices_in(self, partitions: set[int]) -> list[str]:
+        """Devices this worker knows on these partitions (by their frames' records)."""
+        return [d for d, p in self._partition_of.items() if p in partitions]
+
+    def restore(self, partition: int, snapshots: dict[str, bytes | None]) -> None:
+        """A partition's devices as their snapshots left them (see stream.worker.snapshots),
+        before any of its frames is processed here."""
+        from stream.worker import snapshots as durable
+
+        self.forget(self.devices_in({partition}))
+        for device_id, value in snapshots.items():
+            durable.apply(self.store, device_id, value)
+            self._partition_of[device_id] = partition
+
+    def forget(self, devices: list[str]) -> None:
+        """Everything about devices whose partition another worker now owns: it replays
+        their frames from the last commit with their snapshots, so nothing here may linger
+        (a seq remembered here would drop the replayed frames as duplicates)."""
+        partitions = {self._partition_of.get(d) for d in devices}
+        for device_id in devices:
+            for part in (self.store.contexts, self.store.trackers, self.store.last_seen):
+                part.pop(device_id, None)
+            for mapping in (self.buffers, self.trackers, self._persisted, self._unsaved,
+                            self.observations, self._partition_of):  # fmt: skip
+                mapping.pop(device_id, None)
+            self.ingest.forget(device_id)
+        for partition in partitions - set(self._partition_of.values()):
+            self._clocks.pop(partition, None)  # type: ignore[arg-type]
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}

@@ -1,11 +1,9 @@
 """The worker's small durable per-device state, and the mapping views the core reads it by.
 
 Owns :class:`StateStore` (enrolment contexts, alert-tracker state, when each device was
-last heard from: Faust tables in the worker, plain dicts in tests and offline analysis)
-and the two adapters between what a table holds and what the core wants:
-:class:`ContextView` (JSON bytes → :class:`~stream.records.PatientContext`) and
-:class:`DeviceKeyed` (tables keyed by the raw device-id bytes producers key frames by,
-seen as mappings keyed by ``str``). Raw samples never live here: they stay in the
+last heard from: plain dicts, made durable by the worker as per-device snapshots,
+:mod:`stream.worker.snapshots`) and :class:`ContextView` (JSON bytes →
+:class:`~stream.records.PatientContext`). Raw samples never live here: they stay in the
 worker's local ring buffers (:mod:`stream.signal.buffers`).
 
 >>> from stream.records import Profile
@@ -70,28 +68,3 @@ class ContextView(MutableMapping[str, PatientContext]):
 
     def __contains__(self, device_id: object) -> bool:
         return device_id in self.raw
-
-
-class DeviceKeyed(MutableMapping[str, Any]):
-    """A Faust table keyed by raw device-id bytes, seen as a mapping keyed by ``str``."""
-
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
-        self.table = table
-
-    def __getitem__(self, device_id: str) -> Any:
-        return self.table[device_id.encode()]
-
-    def __setitem__(self, device_id: str, value: Any) -> None:
-        self.table[device_id.encode()] = value
-
-    def __delitem__(self, device_id: str) -> None:
-        del self.table[device_id.encode()]
-
-    def __contains__(self, device_id: object) -> bool:
-        return isinstance(device_id, str) and device_id.encode() in self.table
-
-    def __iter__(self) -> Iterator[str]:
-        return (key.decode() for key in self.table)
-
-    def __len__(self) -> int:
-        return len(self.table)

@@ -24,7 +24,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from stream.config import Settings
-from stream.kafka import client_options
+from stream.kafka import client_options, snapshot_topic
 from stream.services import kafka as local_kafka
 from stream.services import process
 from stream.services.errors import ServiceError
@@ -282,7 +282,7 @@ def test_no_raw_ids_or_secrets_downstream_of_ingest(
     isolated_settings, influx_client, kafka_admin, tmp_path
 ):
     """After a scenario: worker and simulator logs, the alerts and dead-letter topics and
-    every changelog topic, and all InfluxDB tag values hold no raw patient id, no
+    the device-snapshot topic, and all InfluxDB tag values hold no raw patient id, no
     pseudonym key and no InfluxDB token. Also: the worker listens on one loopback port
     (Prometheus) and serves no Faust /table views."""
     settings = isolated_settings
@@ -332,11 +332,11 @@ def test_no_raw_ids_or_secrets_downstream_of_ingest(
     letters = [DeadLetter.from_json(v) for v in consume(settings, settings.topics.deadletter)]
     assert letters, "the malformed frame was dead-lettered"
     haystacks["dead-letter reasons"] = "\n".join(d.reason for d in letters).encode()
-    changelogs = [t for t in kafka_admin.list_topics()
-                  if t.startswith(settings.stream.app_id) and t.endswith("-changelog")]  # fmt: skip
-    assert changelogs, "the worker keeps its tables in changelog topics"
-    for topic in changelogs:
-        haystacks[topic] = b"\n".join(v or b"" for v in consume(settings, topic, timeout_s=3))
+    state = snapshot_topic(settings)
+    assert state in kafka_admin.list_topics(), "the worker snapshots device state to a topic"
+    snapshots = consume(settings, state, timeout_s=3)
+    assert snapshots, "no device snapshot was written"
+    haystacks[state] = b"\n".join(v or b"" for v in snapshots)
     tags = influx_rows(
         settings, influx_client,
         '|> keep(columns: ["ward", "patient", "device", "_measurement"]) |> group() '

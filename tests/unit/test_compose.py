@@ -128,3 +128,25 @@ def test_dockerfile_installs_the_packages_the_wheel_needs() -> None:
     assert "pip install ." in dockerfile
     for package in ("stream", "producers", "models"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_the_cluster_override_runs_three_replicating_brokers_the_apps_all_reach(
+    compose: dict[str, Any],
+) -> None:
+    cluster = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+    services = cluster["services"]
+    brokers = ["kafka", "kafka-2", "kafka-3"]
+    assert set(brokers) <= set(services)
+    envs = {name: environment(services[name]) for name in brokers}
+    assert sorted(env["KAFKA_NODE_ID"] for env in envs.values()) == ["1", "2", "3"]
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs.values()}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    for env in envs.values():
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert len({env["CLUSTER_ID"] for env in envs.values()}) == 1
+    for app in APP_SERVICES:
+        bootstrap = environment(services[app])["VITALSTREAM_KAFKA__BOOTSTRAP"]
+        assert bootstrap == "kafka:29092,kafka-2:29092,kafka-3:29092"
+        assert app in compose["services"]

@@ -28,7 +28,7 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
     from stream.services import health
 
     settings = load_settings()
-    if suite in ("e2e", "ceiling", "headroom", "influx", "producer"):
+    if suite in ("e2e", "ceiling", "headroom", "influx", "producer", "failover"):
         health.check_kafka(settings)
         health.check_influx(settings)
     if suite == "e2e":
@@ -62,6 +62,13 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
         return analysis.run(
             options["devices"], options["seconds"], options["warmup"], options.get("repeat", 1)
         )
+    if suite == "failover":
+        from stream.tools.bench import failover
+
+        return failover.run(
+            settings, options["devices"][0], options["repeat"],
+            workers=max(options["workers"][0], 2), hog=options.get("hog", True),
+        )  # fmt: skip
     if suite == "model":
         from stream.tools.bench import model
 

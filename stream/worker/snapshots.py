@@ -1,0 +1,149 @@
+"""Per-device state snapshots in a compacted topic: what survives a restart or a partition move.
+
+Owns the durable form of each device's small state (its pseudonymized enrolment context,
+its alert-tracker state, when it was last heard from), the snapshot topic's name, and
+reading a partition's snapshots back. It replaces Faust's changelog tables, whose recovery
+could hang a worker that took over a killed one's partitions for minutes (issue 21):
+nothing here waits on a recovery phase, a fetcher or a stream buffer.
+
+- One record per device, keyed by the device id exactly as producers key frames, so a
+  device's snapshot lives in the partition number its frames come from (the snapshot
+  topic has as many partitions as the frames topic: checked when read).
+- Written by the worker after a batch's alerts and points are durable and before its
+  records may be committed (:mod:`stream.worker.app`); the topic is compacted, so reading
+  a partition from the start gives the newest snapshot of each of its devices.
+- Read lazily: the first record of a partition this worker has not loaded waits for that
+  partition's snapshots, and for the partition of the (compacted) enrolments topic
+  (:class:`PartitionReader`), so no frame is processed on empty state, nor as
+  "unenrolled" when its device's enrolment was published before it.
+
+Pure encode/decode plus the aiokafka reader; the store is :mod:`stream.worker.state`'s.
+
+>>> from stream.worker.state import StateStore
+>>> store = StateStore(trackers={"dev-1": {"last_t": 5.0}}, last_seen={"dev-1": 6.0})
+>>> value = encode(store, "dev-1")
+>>> restored = StateStore()
+>>> apply(restored, "dev-1", value)
+>>> restored.trackers["dev-1"], restored.last_seen["dev-1"], "dev-1" in restored.contexts
+({'last_t': 5.0}, 6.0, False)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from stream.config import Settings
+from stream.kafka import client_options, snapshot_topic
+from stream.worker.state import StateStore
+
+FORMAT = 1
+READ_TIMEOUT_S = 60.0
+
+
+def encode(store: StateStore, device_id: str) -> bytes:
+    """The device's snapshot: all it has in ``store`` (missing parts as null)."""
+    context = store.contexts.get(device_id)
+    return orjson.dumps(
+        {
+            "format": FORMAT,
+            "context": orjson.Fragment(context) if context is not None else None,
+            "tracker": store.trackers.get(device_id),
+            "last_seen": store.last_seen.get(device_id),
+        }
+    )
+
+
+def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
+    """Put a snapshot back into ``store`` (a tombstone, ``None``, removes the device)."""
+    for part in (store.contexts, store.trackers, store.last_seen):
+        part.pop(device_id, None)
+    if value is None:
+        return
+    snapshot = orjson.loads(value)
+    if snapshot.get("format") != FORMAT:
+        raise ValueError(f"snapshot format {snapshot.get('format')!r}, expected {FORMAT}")
+    if snapshot["context"] is not None:
+        store.contexts[device_id] = orjson.dumps(snapshot["context"])
+    if snapshot["tracker"] is not None:
+        store.trackers[device_id] = snapshot["tracker"]
+    if snapshot["last_seen"] is not None:
+        store.last_seen[device_id] = float(snapshot["last_seen"])
+
+
+class PartitionReader:
+    """Reads whole partitions of the worker's keyed topics (group-less aiokafka consumer)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topic = snapshot_topic(settings)
+        self._consumer: Any = None
+
+    async def _started(self) -> Any:
+        if self._consumer is None:
+            from aiokafka import AIOKafkaConsumer
+
+            consumer = AIOKafkaConsumer(
+                group_id=None,
+                enable_auto_commit=False,
+                **client_options(self.settings.kafka, "aiokafka"),
+            )
+            await consumer.start()
+            frames = await _partition_count(consumer, self.settings.topics.frames)
+            for topic in (self.topic, self.settings.topics.enrolments):
+                count = await _partition_count(consumer, topic)
+                if count != frames:
+                    await consumer.stop()
+                    raise RuntimeError(
+                        f"{topic} has {count} partitions and {self.settings.topics.frames} "
+                        f"{frames}: a device's state must live in its frames' partition number"
+                    )
+            self._consumer = consumer
+        return self._consumer
+
+    async def read(
+        self, partitions: Iterable[int], topic: str | None = None
+    ) -> dict[str, bytes | None]:
+        """The newest value per key in these partitions of ``topic`` (the snapshot topic by
+        default); ``None`` for a deleted key."""
+        from aiokafka import TopicPartition
+
+        consumer = await self._started()
+        tps = [TopicPartition(topic or self.topic, p) for p in sorted(set(partitions))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: dict[str, bytes | None] = {}
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        waiting = {tp for tp in tps if ends[tp] > 0}
+        while waiting:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {tps[0].topic} took over {READ_TIMEOUT_S:.0f} s")
+            batches = await consumer.getmany(*waiting, timeout_ms=500)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.key is not None:
+                        found[message.key.decode()] = message.value
+                if await consumer.position(tp) >= ends[tp]:
+                    waiting.discard(tp)
+        consumer.assign([])
+        return found
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+async def _partition_count(consumer: Any, topic: str) -> int:
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return len(partitions)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic} not found")
