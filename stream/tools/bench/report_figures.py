@@ -123,4 +123,22 @@ def write_figures(
         ax.set(xlabel="% of samples on stack", title="Worker profile: VitalStream functions")
         ax.tick_params(axis="y", labelsize=7)
         save(fig, "profile_top.png")
+    if failover := suites.get("failover"):
+        results = failover["results"]
+        kills = [r["kill"] for r in results]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        width = 0.38
+        ax.bar([k - width / 2 for k in kills], [r["failover_s"] for r in results], width,
+               label="failover (kill → all partitions committed)")  # fmt: skip
+        ax.bar([k + width / 2 for k in kills], [r["rejoin_s"] for r in results], width,
+               label="rejoin (restart → all committed)")  # fmt: skip
+        steady = failover["summary"].get("steady_commit_lag_s")
+        if steady is not None:
+            ax.axhline(steady, color="k", linestyle=":", label="steady commit lag")
+        ax.set_xlabel("kill")
+        ax.set_ylabel("seconds")
+        ax.set_xticks(kills)
+        ax.set_title("worker SIGKILLed under load: time until processed again")
+        ax.legend(fontsize=8)
+        save(fig, "failover.png")
     return written

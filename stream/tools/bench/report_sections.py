@@ -18,7 +18,7 @@ from stream.tools.bench.stats import frames_per_cpu_s
 SUITES = ("e2e", "ceiling", "model", "influx", "producer")
 # Built on the suites above (e2e's worker cost, the ceilings): rendered when measured,
 # not named among the missing when not.
-DERIVED = ("headroom",)
+DERIVED = ("headroom", "failover")
 # Where the machine's cores go in the headroom suite, in the figure's order.
 HEADROOM_PARTS = (("simulator", "simulator"), ("kafka", "Kafka"), ("influxd", "influxd"),
                   ("passthrough", "pass-through"))  # fmt: skip
@@ -320,6 +320,33 @@ def _changes(changes: list[dict[str, Any]]) -> str:
     )
 
 
+def _failover(data: Mapping[str, Any]) -> str:
+    s = data["summary"]
+    rows = [[r["kill"], r["victim"], r["at_s"], r["failover_s"], r["rejoin_s"], r["stalled"]]
+            for r in data["results"]]  # fmt: skip
+    return "\n\n".join(
+        [
+            "## Failover (`vitalstream bench failover`)",
+            _machine_line(data),
+            f"{s['workers']} workers in one group, {s['devices']} devices at 1x"
+            f"{', a CPU hog beside them' if s.get('hog') else ''}; {s['kills']} SIGKILLs at "
+            "random moments. Failover: from the kill until the group has committed, on every "
+            "partition, past what had been published when the kill struck (the session "
+            "timeout, the rebalance, the snapshot load and the replay included); rejoin: the "
+            "same after the killed worker is restarted and takes its share back. Steady "
+            f"commit lag without a fault: {_fmt(s.get('steady_commit_lag_s'))} s.",
+            f"Max failover {_fmt(s.get('max_failover_s'))} s (median "
+            f"{_fmt(s.get('median_failover_s'))} s), max rejoin {_fmt(s.get('max_rejoin_s'))} s, "
+            f"stalled kills {s.get('stalled_kills')}; lost points {s.get('lost_points')} of "
+            f"{s.get('points_expected')}, lost alerts {s.get('lost_alerts')}, duplicated alerts "
+            f"{s.get('duplicated_alerts')} (replayed copies with the same id: "
+            f"{s.get('alert_replays')}).",
+            table(["kill", "worker", "at s", "failover s", "rejoin s", "stalled"], rows),
+            "![failover](bench/failover.png)",
+        ]
+    )
+
+
 def render_markdown(
     suites: Mapping[str, Mapping[str, Any] | None],
     profile: Mapping[str, list[tuple[str, float]]] | None = None,
@@ -345,6 +372,8 @@ def render_markdown(
             missing.append(name)
         if name == "ceiling" and (headroom := suites.get("headroom")):
             parts.append(_headroom(headroom))
+    if failover := suites.get("failover"):
+        parts.append(_failover(failover))
     if profile and profile.get("self"):
         e2e = suites.get("e2e") or {}
         parts.append(_profile(profile, (e2e.get("summary") or {}).get("profiled_devices")))

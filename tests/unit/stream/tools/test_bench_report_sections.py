@@ -74,3 +74,34 @@ def test_report_without_headroom_skips_it_and_does_not_ask_for_it(headroom_suite
     suite["summary"] |= {"speedup_needed": 0.5, "analysis_speedup_needed": 0.45}
     fits = render_markdown({"headroom": suite})
     assert "it fits, using **0.50× the budget** (0.45×" in fits and "faster" not in fits
+
+
+def _failover_suite() -> dict:
+    results = [
+        {"kill": 1, "victim": 0, "at_s": 21.0, "failover_s": 11.5, "rejoin_s": 6.0,
+         "stalled": False},
+        {"kill": 2, "victim": 1, "at_s": 70.2, "failover_s": 120.0, "rejoin_s": 5.5,
+         "stalled": True},
+    ]  # fmt: skip
+    summary = {"workers": 2, "devices": 10, "hog": True, "kills": 2, "max_failover_s": 120.0,
+               "median_failover_s": 65.75, "max_rejoin_s": 6.0, "steady_commit_lag_s": 3.1,
+               "stalled_kills": 1, "lost_points": 0, "points_expected": 5000,
+               "lost_alerts": 0, "duplicated_alerts": 0, "alert_replays": 3}  # fmt: skip
+    return {"suite": "failover", "machine": {"cpu": "X", "cores": 2}, "versions": {},
+            "results": results, "summary": summary}  # fmt: skip
+
+
+def test_report_has_a_failover_section_when_measured_and_does_not_ask_for_it() -> None:
+    text = render_markdown({"e2e": _e2e_suite(), "failover": _failover_suite()})
+    assert "## Failover (`vitalstream bench failover`)" in text
+    assert "Max failover 120.0 s" in text and "stalled kills 1" in text
+    assert "| 2 | 1 | 70.2 | 120.0 | 5.5 | yes |" in text
+    assert "`failover`" not in text.split("Not measured yet:")[-1]
+
+
+def test_failover_figure_is_drawn(tmp_path) -> None:
+    from stream.tools.bench.report_figures import write_figures
+
+    written = write_figures({"failover": _failover_suite()}, None, tmp_path)
+    assert tmp_path / "failover.png" in written
+    assert (tmp_path / "failover.png").stat().st_size > 5_000
