@@ -53,7 +53,7 @@ FAILOVER_TIMEOUT_S = 120.0
 # The load runs long enough for every kill: a warm-up, then per kill a random wait, the
 # failover, the restart and the rejoin (about 30 s together when nothing stalls).
 WARMUP_S = 30.0
-CYCLE_S = 60.0
+CYCLE_S = 45.0
 KILL_WAIT_S = (3.0, 12.0)  # random moment after the group has settled
 DRAIN_S = 120.0
 POLL_S = 0.25
