@@ -337,6 +337,7 @@ def create_app(
         broker_session_timeout=stream.session_timeout_s,
         broker_heartbeat_interval=stream.heartbeat_s,
         broker_rebalance_timeout=stream.rebalance_timeout_s,
+        broker_commit_interval=stream.commit_interval_s,
         web_enabled=False,
         web_tables_enabled=False,
         datadir=str(workers_dir / stream.app_id),
