@@ -331,10 +331,11 @@ def _failover(data: Mapping[str, Any]) -> str:
             f"{s['workers']} workers in one group, {s['devices']} devices at 1x"
             f"{', a CPU hog beside them' if s.get('hog') else ''}; {s['kills']} SIGKILLs at "
             "random moments. Failover: from the kill until the group has committed, on every "
-            "partition, past what had been published when the kill struck (the session "
-            "timeout, the rebalance, the snapshot load and the replay included); rejoin: the "
-            "same after the killed worker is restarted and takes its share back. Steady "
-            f"commit lag without a fault: {_fmt(s.get('steady_commit_lag_s'))} s.",
+            "partition, past what had been published 1.5 s after it (a frame sent after the "
+            "kill processed everywhere: the session timeout, the rebalance, the snapshot load "
+            "and the replay included); rejoin: the same after the killed worker is restarted "
+            "and takes its share back. The same measure with no fault (steady): "
+            f"{_fmt(s.get('steady_commit_lag_s'))} s.",
             f"Max failover {_fmt(s.get('max_failover_s'))} s (median "
             f"{_fmt(s.get('median_failover_s'))} s), max rejoin {_fmt(s.get('max_rejoin_s'))} s, "
             f"stalled kills {s.get('stalled_kills')}; lost points {s.get('lost_points')} of "
