@@ -35,6 +35,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLUSTER_PORT = 19092
 BROKER_DOWN_S = 10.0
+UP_WITHIN_S = 60.0  # `services up --brokers 3` with the jars cached (issue 21)
+STARTED: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,9 @@ def cluster(services: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         update={"kafka": settings.kafka.model_copy(update={"bootstrap": kafka.bootstrap(settings)})}
     )
     try:
+        began = time.monotonic()
         stack.up(settings, Console(stderr=True), only=("kafka",))
+        STARTED["up_s"] = time.monotonic() - began
         yield settings
     finally:
         kafka.stop(settings)
@@ -101,6 +105,8 @@ def longest_stall(samples: list[tuple[float, int | None]]) -> float:
 
 
 def test_services_status_lists_the_three_brokers(cluster):
+    print(f"3-broker cluster up and healthy in {STARTED['up_s']:.1f} s")
+    assert STARTED["up_s"] <= UP_WITHIN_S
     report = stack.status(cluster)
     assert report["kafka"]["ok"], report
     nodes = report["kafka"]["brokers"]
