@@ -83,7 +83,6 @@ def _up_kafka(settings: Settings, console: Console) -> Callable[[], ServiceRepor
     running = kafka.running_pids(settings)
     state: Literal["started", "reused"] = "reused"
     missing = [node for node, pid in running.items() if pid is None]
-    started = False
     if missing:
         busy = [kafka.ports(settings, n)[0] for n in missing
                 if process.port_open("127.0.0.1", kafka.ports(settings, n)[0])]  # fmt: skip
@@ -105,12 +104,12 @@ def _up_kafka(settings: Settings, console: Console) -> Callable[[], ServiceRepor
             kafka.ensure_jars(settings)
             for node in missing:
                 running[node] = kafka.start(settings, node)[0]
-            state, started = "started", True
+            state = "started"
             pids = ", ".join(str(pid) for pid in running.values())
             console.print(f"Starting Kafka {settings.services.kafka_version} (pid {pids})")
 
     def wait() -> ServiceReport:
-        wait_kafka(settings, started_by_us=started or any(running.values()))
+        wait_kafka(settings, started_by_us=any(running.values()))
         return ServiceReport(
             "kafka", settings.kafka.bootstrap, state, paths.data, paths.log_file,
             running.get(1), time.monotonic() - began, settings.services.kafka_version,
