@@ -6,7 +6,8 @@
   (topic ``vitals.enrolments``, key = device id, compacted).
 - :class:`Alert` — one lifecycle event of a clinical or technical alert
   (topic ``vitals.alerts``, key = patient pseudonym).
-- :class:`Acknowledgement` — a clinician's acknowledgement (topic ``vitals.acks``).
+- :class:`Acknowledgement` — a clinician's acknowledgement, with their :data:`Verdict` on
+  the alarm when they gave one (topic ``vitals.acks``).
 - :class:`DeadLetter` — a rejected input with its reason (topic ``vitals.deadletter``).
 - :class:`ModelRollout` — a promoted model version (topic ``vitals.control``).
 
@@ -226,6 +227,13 @@ class PatientContext(_Record):
 
 
 AlertEvent = Literal["triggered", "repeated", "resolved", "acknowledged", "escalated"]
+# What the clinician who acknowledged an alarm judged it to be: it called for an action
+# (actionable), it was true but called for none (not_actionable), or the signal misled
+# (artefact). The three classes of alarm adjudication studies (Bonafide et al., J Hosp Med
+# 2015;10(6):345-351: actionable vs non-actionable, and among those, technically invalid).
+# Optional everywhere: acknowledgements made before verdicts existed carry none.
+Verdict = Literal["actionable", "not_actionable", "artefact"]
+VERDICTS: tuple[str, ...] = get_args(Verdict)
 
 
 class Alert(_Record):
@@ -251,15 +259,29 @@ class Alert(_Record):
     escalation_level: int = 0
     acknowledged_by: str | None = None
     note: str | None = None
+    verdict: Verdict | None = Field(
+        None, description="acknowledged events: the acknowledging clinician's verdict, if given"
+    )
 
 
 class Acknowledgement(_Record):
+    """A clinician's acknowledgement of one alert; ``verdict`` is None when none was given.
+
+    >>> old = Acknowledgement.from_json(
+    ...     '{"alert_id":"a1","by":"nurse-7","at":5.0,"note":"","patient":"p-1","ward":"A"}')
+    >>> old.verdict is None
+    True
+    >>> Acknowledgement.model_validate({**old.model_dump(), "verdict": "artefact"}).to_json()[-21:]
+    b'"verdict":"artefact"}'
+    """
+
     alert_id: str
     by: str = Field(min_length=1, max_length=128)
     at: float
     note: str = Field("", max_length=2000)
     patient: str
     ward: str
+    verdict: Verdict | None = None
 
 
 class DeadLetter(_Record):

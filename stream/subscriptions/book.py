@@ -6,6 +6,11 @@ rebuilt from the topic (which holds earlier ``acknowledged`` and ``escalated`` e
 a restarted server neither re-escalates nor forgets an acknowledgement.
 
 Escalation groups (level -> who is paged) are a deployment matter; the book only counts.
+
+An acknowledgement may carry the clinician's verdict on the alarm (``actionable``,
+``not_actionable``, ``artefact``; :data:`stream.records.Verdict`); the book keeps the
+``acknowledged`` event (:attr:`BookEntry.acknowledgement`) and when the alarm was first
+published (:attr:`BookEntry.triggered_at`), from which the time to acknowledge counts.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from stream.records import Acknowledgement, Alert
+from stream.records import Acknowledgement, Alert, Verdict
 
 MAX_ESCALATION_LEVEL = 3
 # Closed alerts stay visible (FHIR, late acks get a precise 409) for this long.
@@ -40,6 +45,28 @@ class BookEntry:
     # Wall-clock time the current escalation step started (trigger or last escalation).
     step_started: float = 0.0
     updated: float = 0.0
+    # Wall-clock time the alarm's first ``triggered`` event was published (None: the book
+    # never saw it, e.g. retention deleted it before a restart).
+    triggered_at: float | None = None
+    # The ``acknowledged`` event that closed it for escalation (who, note, verdict, when).
+    acknowledgement: Alert | None = None
+
+    def view(self) -> Alert:
+        """The alert as it stands: its latest triggering event with ``event`` set to its
+        status once closed, and the acknowledgement's who, note and verdict if any."""
+        alert = self.latest
+        if self.status != "open":
+            alert = alert.model_copy(update={"event": self.status})
+        if self.acknowledgement is not None:
+            ack = self.acknowledgement
+            alert = alert.model_copy(
+                update={
+                    "acknowledged_by": ack.acknowledged_by,
+                    "note": ack.note,
+                    "verdict": ack.verdict,
+                }
+            )
+        return alert
 
 
 def _wall_time(alert: Alert) -> float:
@@ -59,6 +86,8 @@ class AlertBook:
         if entry is None:
             entry = self.entries[alert.alert_id] = BookEntry(latest=alert, step_started=at)
         entry.updated = max(entry.updated, at)
+        if alert.event == "triggered" and entry.triggered_at is None:
+            entry.triggered_at = at
         if alert.event in ("triggered", "repeated"):
             if alert.priority != entry.latest.priority or alert.event == "triggered":
                 entry.latest = alert
@@ -69,6 +98,7 @@ class AlertBook:
         elif alert.event == "acknowledged":
             if entry.status == "open":
                 entry.status = "acknowledged"
+                entry.acknowledgement = alert
         elif alert.event == "resolved":
             entry.status = "resolved"
 
@@ -98,9 +128,10 @@ class AlertBook:
         return due
 
     def acknowledge(
-        self, alert_id: str, *, by: str, note: str, now: float
+        self, alert_id: str, *, by: str, note: str, now: float, verdict: Verdict | None = None
     ) -> tuple[Acknowledgement, Alert]:
-        """The acknowledgement and the feed's ``acknowledged`` event, or :class:`AckError`."""
+        """The acknowledgement and the feed's ``acknowledged`` event (both carrying the
+        verdict, if given), or :class:`AckError`."""
         entry = self.entries.get(alert_id)
         if entry is None:
             raise AckError(404, "unknown_alert", "no such alert (or it closed long ago)")
@@ -108,7 +139,13 @@ class AlertBook:
             raise AckError(409, f"already_{entry.status}", f"alert is already {entry.status}")
         alert = entry.latest
         ack = Acknowledgement(
-            alert_id=alert_id, by=by, at=now, note=note, patient=alert.patient, ward=alert.ward
+            alert_id=alert_id,
+            by=by,
+            at=now,
+            note=note,
+            patient=alert.patient,
+            ward=alert.ward,
+            verdict=verdict,
         )
         event = alert.model_copy(
             update={
@@ -117,12 +154,18 @@ class AlertBook:
                 "emitted_at": now,
                 "acknowledged_by": by,
                 "note": note or None,
+                "verdict": verdict,
                 "escalation_level": entry.level,
-                "message": f"acknowledged by {by}",
+                "message": f"acknowledged by {by}" + (f": {verdict}" if verdict else ""),
             }
         )
         self.apply(event)
         return ack, event
+
+    def triggered_at(self, alert_id: str) -> float | None:
+        """When the alarm was first published (wall clock), if the book saw it."""
+        entry = self.entries.get(alert_id)
+        return None if entry is None else entry.triggered_at
 
     def for_patient(self, patient: str) -> list[BookEntry]:
         return [e for e in self.entries.values() if e.latest.patient == patient]

@@ -5,6 +5,11 @@ DetectedIssue and Observation elements used here are identical in R4. An alert b
 ``DetectedIssue``; the vitals it carries become vital-signs ``Observation``s (LOINC), also
 contained in the issue as its evidence. Patients are referenced by pseudonym identifier,
 never by a literal id.
+
+An acknowledged alert carries a ``mitigation`` (who acknowledged it, when) and, when the
+clinician gave one, their verdict as the extension :data:`VERDICT_EXTENSION` with a
+``valueCoding`` from :data:`VERDICT_SYSTEM` (``actionable``, ``not_actionable``,
+``artefact``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ PSEUDONYM_SYSTEM = "urn:vitalstream:patient-pseudonym"
 ALERT_SYSTEM = "urn:vitalstream:alert-id"
 DEVICE_SYSTEM = "urn:vitalstream:device-id"
 KIND_SYSTEM = "https://vitalstream.dev/fhir/CodeSystem/alert-kind"
+# The acknowledging clinician's verdict on the alarm (stream.records.Verdict).
+VERDICT_EXTENSION = "https://vitalstream.dev/fhir/StructureDefinition/alarm-verdict"
+VERDICT_SYSTEM = "https://vitalstream.dev/fhir/CodeSystem/alarm-verdict"
+VERDICT_DISPLAY = {
+    "actionable": "Actionable: the alarm called for a clinical action",
+    "not_actionable": "Not actionable: a true alarm that called for no action",
+    "artefact": "Artefact: the signal misled (motion, loose sensor, noise)",
+}
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 
@@ -114,8 +127,26 @@ def vitals_observations(
     ]
 
 
-def detected_issue(alert: Alert) -> DetectedIssue:
-    """The alert (its latest lifecycle event) as a DetectedIssue with its vitals as evidence."""
+def verdict_extension(verdict: str) -> dict[str, Any]:
+    """The verdict as the DetectedIssue extension :data:`VERDICT_EXTENSION`.
+
+    >>> verdict_extension("artefact")["valueCoding"]["code"]
+    'artefact'
+    """
+    return {
+        "url": VERDICT_EXTENSION,
+        "valueCoding": {
+            "system": VERDICT_SYSTEM,
+            "code": verdict,
+            "display": VERDICT_DISPLAY[verdict],
+        },
+    }
+
+
+def detected_issue(alert: Alert, acknowledgement: Alert | None = None) -> DetectedIssue:
+    """The alert (its latest lifecycle event, or :meth:`~.book.BookEntry.view`) as a
+    DetectedIssue with its vitals as evidence. ``acknowledgement`` (the ``acknowledged``
+    event) dates the mitigation; without it the alert's own ``t_event`` does."""
     evidence = vitals_observations(
         alert.values, patient=alert.patient, at=alert.t_event, device_id=alert.device_id
     )
@@ -139,13 +170,16 @@ def detected_issue(alert: Alert) -> DetectedIssue:
         data["contained"] = [o.model_dump(mode="json", exclude_none=True) for o in evidence]
         data["evidence"] = [{"detail": [{"reference": f"#{o.id}"} for o in evidence]}]
     if alert.acknowledged_by:
+        acknowledged_at = (acknowledgement or alert).t_event
         data["mitigation"] = [
             {
                 "action": {"text": "acknowledged"},
-                "date": _when(alert.t_event),
+                "date": _when(acknowledged_at),
                 "author": {"display": alert.acknowledged_by},
             }
         ]
+    if alert.verdict:
+        data["extension"] = [verdict_extension(alert.verdict)]
     return DetectedIssue.model_validate(data)
 
 

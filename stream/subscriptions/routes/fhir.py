@@ -1,7 +1,8 @@
 """``GET /fhir/DetectedIssue?patient=...``: a patient's alerts as a FHIR searchset Bundle.
 
 Rendering is :mod:`stream.subscriptions.fhir`; this route checks the search parameters and
-the token's scope and reads the alert book (closed alerts show their closing status).
+the token's scope and reads the alert book (closed alerts show their closing status, an
+acknowledged one who acknowledged it and their verdict).
 """
 
 from __future__ import annotations
@@ -30,10 +31,7 @@ async def fhir_detected_issues(request: Request, service: Service, scope: Auth) 
     issues = []
     for entry in book.for_patient(patient):
         if scope.allows(entry.latest):
-            alert = entry.latest
-            if entry.status != "open":
-                alert = alert.model_copy(update={"event": entry.status})
-            issues.append(detected_issue(alert))
+            issues.append(detected_issue(entry.view(), entry.acknowledgement))
     return Response(
         search_bundle(issues).model_dump_json(exclude_none=True),
         media_type="application/fhir+json",

@@ -138,3 +138,61 @@ async def test_authentication_comes_before_the_body_is_checked(api, alert_factor
         "error": "bad_request",
         "detail": "body.colour: Extra inputs are not permitted",
     }
+
+
+async def test_a_verdict_reaches_the_ack_the_event_and_the_response(api, alert_factory) -> None:
+    api.publish(alert_factory(alert_id="a1", ward="A", patient="p-1"))
+    api.feed.ready.set()
+    headers = api.auth(subject="nurse-7", wards=["A"], can_ack=True)
+    body = {"note": "electrode off", "verdict": "artefact"}
+    async with api.client(acks.router) as client:
+        response = await client.post("/alerts/a1/ack", json=body, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["verdict"] == "artefact"
+    [(_, ack_json, _), (_, alert_json, _)] = api.producer.sent
+    assert Acknowledgement.from_json(ack_json).verdict == "artefact"
+    event = Alert.from_json(alert_json)
+    assert (event.event, event.verdict, event.note) == ("acknowledged", "artefact", "electrode off")
+
+
+async def test_an_ack_without_a_verdict_answers_a_null_verdict(api, alert_factory) -> None:
+    api.publish(alert_factory(alert_id="a1", ward="A"))
+    api.feed.ready.set()
+    headers = api.auth(wards=["A"], can_ack=True)
+    async with api.client(acks.router) as client:
+        response = await client.post("/alerts/a1/ack", json=NOTE, headers=headers)
+    assert response.status_code == 200
+    assert response.json()["verdict"] is None
+    [(_, ack_json, _), _] = api.producer.sent
+    assert b"verdict" not in ack_json  # the same bytes an acknowledgement had before verdicts
+
+
+async def test_an_invalid_verdict_is_a_422_and_acknowledges_nothing(api, alert_factory) -> None:
+    api.publish(alert_factory(alert_id="a1", ward="A"))
+    api.feed.ready.set()
+    headers = api.auth(wards=["A"], can_ack=True)
+    async with api.client(acks.router) as client:
+        response = await client.post(
+            "/alerts/a1/ack", json={"verdict": "false_alarm"}, headers=headers
+        )
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid_verdict",
+        "detail": "verdict 'false_alarm' is not one of actionable, not_actionable, artefact",
+    }
+    assert api.producer.sent == []
+    assert api.feed.book.entries["a1"].status == "open"
+
+
+async def test_a_failed_publication_forgets_the_verdict_too(api, alert_factory) -> None:
+    api.publish(alert_factory(alert_id="a1", ward="A"))
+    api.feed.ready.set()
+    api.producer.fail = True
+    headers = api.auth(wards=["A"], can_ack=True)
+    async with api.client(acks.router) as client:
+        response = await client.post(
+            "/alerts/a1/ack", json={"verdict": "actionable"}, headers=headers
+        )
+    assert response.status_code == 503
+    entry = api.feed.book.entries["a1"]
+    assert (entry.status, entry.acknowledgement) == ("open", None)

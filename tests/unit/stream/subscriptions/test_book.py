@@ -69,3 +69,52 @@ def test_resolved_alert_neither_escalates_nor_accepts_ack(alert_factory) -> None
     assert book.due_escalations(T0 + 1000, after_s=1) == []
     with pytest.raises(AckError, match="resolved"):
         book.acknowledge("x", by="n", note="", now=T0 + 2)
+
+
+def test_a_verdict_travels_on_the_ack_and_the_acknowledged_event(alert_factory) -> None:
+    book = AlertBook()
+    book.apply(alert_factory(alert_id="x", emitted_at=T0))
+    ack, event = book.acknowledge("x", by="nurse-1", note="", now=T0 + 42, verdict="artefact")
+    assert (ack.verdict, event.verdict, event.note) == ("artefact", "artefact", None)
+    assert event.message == "acknowledged by nurse-1: artefact"
+    assert book.entries["x"].acknowledgement == event
+
+
+def test_an_acknowledgement_without_a_verdict_is_still_one(alert_factory) -> None:
+    book = AlertBook()
+    book.apply(alert_factory(alert_id="x", emitted_at=T0))
+    ack, event = book.acknowledge("x", by="nurse-1", note="seen", now=T0 + 5)
+    assert (ack.verdict, event.verdict, book.entries["x"].status) == (None, None, "acknowledged")
+
+
+def test_the_trigger_time_is_the_first_triggered_event_and_survives_a_replay(
+    alert_factory,
+) -> None:
+    trigger = alert_factory(alert_id="x", emitted_at=T0 + 1, priority="medium")
+    repeat = trigger.model_copy(
+        update={"event": "repeated", "priority": "high", "emitted_at": T0 + 30}
+    )
+    book = AlertBook()
+    for event in (trigger, trigger, repeat):  # a trigger applied twice changes nothing
+        book.apply(event)
+    assert book.triggered_at("x") == T0 + 1
+    assert book.entries["x"].latest.priority == "high"
+    assert book.triggered_at("never-seen") is None
+
+
+def test_the_view_of_an_entry_shows_its_status_and_the_acknowledgement(alert_factory) -> None:
+    book = AlertBook()
+    book.apply(alert_factory(alert_id="x", emitted_at=T0))
+    assert book.entries["x"].view().event == "triggered"
+    _, acknowledged = book.acknowledge(
+        "x", by="nurse-1", note="on it", now=T0 + 9, verdict="actionable"
+    )
+    book.apply(acknowledged)  # the feed's echo of it changes nothing
+    book.apply(alert_factory(alert_id="x", event="resolved", emitted_at=T0 + 60))
+    view = book.entries["x"].view()
+    assert (view.event, view.acknowledged_by, view.note, view.verdict) == (
+        "resolved",
+        "nurse-1",
+        "on it",
+        "actionable",
+    )

@@ -3,6 +3,8 @@ from fhir.resources.R4B.detectedissue import DetectedIssue
 
 from stream.subscriptions.fhir import (
     LOINC,
+    VERDICT_EXTENSION,
+    VERDICT_SYSTEM,
     detected_issue,
     search_bundle,
     vital_observation,
@@ -55,3 +57,27 @@ def test_acknowledged_alert_is_final_with_mitigation(alert_factory) -> None:
 def test_bundle(alert_factory) -> None:
     bundle = search_bundle([detected_issue(alert_factory()), detected_issue(alert_factory())])
     assert bundle.type == "searchset" and bundle.total == 2 and len(bundle.entry) == 2
+
+
+@pytest.mark.parametrize("verdict", ["actionable", "not_actionable", "artefact"])
+def test_a_verdict_is_the_alarm_verdict_extension(alert_factory, verdict: str) -> None:
+    alert = alert_factory(event="acknowledged", acknowledged_by="nurse-1", verdict=verdict)
+    issue = DetectedIssue.model_validate_json(detected_issue(alert).model_dump_json())
+    [extension] = issue.extension
+    assert extension.url == VERDICT_EXTENSION
+    assert (extension.valueCoding.system, extension.valueCoding.code) == (VERDICT_SYSTEM, verdict)
+    assert issue.mitigation[0].author.display == "nurse-1"
+
+
+def test_no_verdict_no_extension_and_the_mitigation_is_dated_by_the_acknowledgement(
+    alert_factory,
+) -> None:
+    trigger = alert_factory(t_event=1_700_000_000.0)
+    acknowledged = trigger.model_copy(
+        update={"event": "acknowledged", "acknowledged_by": "nurse-2", "t_event": 1_700_000_060.0}
+    )
+    view = trigger.model_copy(update={"event": "resolved", "acknowledged_by": "nurse-2"})
+    issue = detected_issue(view, acknowledged)
+    assert issue.extension is None
+    assert issue.status == "final"
+    assert issue.mitigation[0].date.isoformat() == "2023-11-14T22:14:20+00:00"

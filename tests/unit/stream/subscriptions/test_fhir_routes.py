@@ -45,3 +45,24 @@ async def test_search_parameters_and_scope_are_checked(api) -> None:
     assert outside.status_code == 403
     assert outside.json()["error"] == "insufficient_scope"
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "missing_token")
+
+
+async def test_an_acknowledged_alert_shows_who_acknowledged_it_and_the_verdict(
+    api, alert_factory
+) -> None:
+    api.publish(alert_factory(alert_id="a1", patient="p-1", ward="A"))
+    api.feed.ready.set()
+    _, acknowledged = api.feed.book.acknowledge(
+        "a1", by="nurse-7", note="", now=1_700_000_090.0, verdict="not_actionable"
+    )
+    api.publish(acknowledged)  # the feed's echo, as after a restart's replay
+    async with api.client(fhir.router) as client:
+        response = await client.get(
+            "/fhir/DetectedIssue", params={"patient": "p-1"}, headers=api.auth(wards=["A"])
+        )
+    [entry] = response.json()["entry"]
+    issue = entry["resource"]
+    assert issue["status"] == "final"
+    assert issue["mitigation"][0]["author"]["display"] == "nurse-7"
+    assert issue["mitigation"][0]["date"].startswith("2023-11-14T22:14:50")
+    assert issue["extension"][0]["valueCoding"]["code"] == "not_actionable"
