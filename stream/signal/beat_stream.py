@@ -1,0 +1,296 @@
+"""The ECG beat stream: a causal Pan–Tompkins detector per device, carried across frames.
+
+Owns :class:`EcgBeatStream`: every device's detector state (band-pass state, derivative
+and integration history, signal and noise levels, held candidates for search-back, the
+recent beats) in arrays indexed by a slot, advanced by each frame's new samples once, all
+devices of a batch in one compiled call (:func:`stream.signal.kernels.ecg_stream.advance`).
+A stream cut into frames of any length yields exactly the beats of the whole stream, and a
+device's state exports to bytes and restores elsewhere (a worker restart, a partition
+move) with the same beats after it.
+
+The detector is Pan and Tompkins' (1985) in its original causal form: a 5–15 Hz
+2nd-order Butterworth band-pass (one pass, not zero-phase), the five-point derivative,
+squaring, a 150 ms moving integration, candidates at least 200 ms apart, adaptive
+thresholds learned over the first 2 s, the T-wave rule (within 360 ms of a beat and less
+than half its slope) and search-back at 166 % of the recent RR (down to 1/8 of the
+thresholds, as :mod:`stream.signal.beats` argues). A QRS under
+:data:`~stream.signal.features.QRS_MIN_MV` peak to peak is not counted (IEC 60601-2-27:
+≤ 0.15 mV is no beat), nor is a beat within 0.5 s of a gap.
+
+**Decision delay.** A beat is decided once its integration peak has outlived the 200 ms
+refractory period: the R peak plus the band-pass lag (10-110 ms), the derivative
+(2 samples) and half the integration (75 ms), plus 200 ms, so about 0.3 s after the R
+peak. A beat in the last 0.3 s of a frame is therefore emitted with the next frame
+(:data:`DECISION_DELAY_S`); a beat recovered by search-back is emitted when the next
+candidate shows it was missed (up to 166 % of an RR later). Beat times are the band-pass
+R peak moved back by the group delay. Rates read from the stream are therefore at most
+this late; the wait since the last beat (the fast bradycardia path) must count from the
+last *decided* sample, not the frame's end, which :meth:`EcgBeatStream.decided_until`
+gives.
+
+Example (a 1 mV QRS every 0.8 s from 0.4 s, 75 bpm, at 250 Hz, in one-second frames;
+the last beat, at 11.6 s, is decided 0.28 s later, within the last frame)::
+
+    >>> fs = 250.0
+    >>> t = np.arange(int(12 * fs)) / fs
+    >>> ecg = np.exp(-(((t % 0.8) - 0.4) ** 2) / (2 * 0.01**2))
+    >>> stream = EcgBeatStream()
+    >>> beats = [stream.push([("dev-1", s, fs, ecg[int(s * fs) : int((s + 1) * fs)])])
+    ...          for s in range(12)]
+    >>> times = np.concatenate([b.times for b in beats])
+    >>> np.round(times[:3], 3).tolist(), np.round(times[-1], 3), len(times)
+    ([0.4, 1.2, 2.0], np.float64(11.6), 15)
+    >>> float(60.0 / np.mean(np.diff(stream.recent_beats("dev-1"))))
+    75.0
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.signal
+
+from stream.signal.beats import ECG_BAND, REFRACTORY_S, SEARCH_BACK
+from stream.signal.kernels import ecg_stream as k
+
+# QRS smaller than this peak to peak are not beats (the window analysis' rule, see
+# stream.signal.features.QRS_MIN_MV: IEC 60601-2-27 counts 0.5-5 mV, not <= 0.15 mV).
+QRS_MIN_MV = 0.25
+QRS_HALF_S = 0.06
+GAP_MARGIN_S = 0.5  # beats this close to a gap are filter ringing as often as beats
+LEARN_S = 2.0  # the levels are learned over the first 2 s (Pan–Tompkins)
+RELEARN_GAP_S = 2.0  # after a gap this long the signal may have changed: learn again
+# A frame later than its device's stream by more than this is a new stream; a shorter gap
+# is bridged with missing samples (the detector holds its state through it).
+MAX_BRIDGE_S = 10.0
+# The causal band-pass peaks up to ~110 ms after a wide (120 ms) QRS's R peak: the R peak
+# is the raw sample furthest from the median within this span before the band-pass peak.
+R_BACK_S = 0.13
+MAX_FS = 500.0  # the ring of recent samples holds 1 s at this rate
+# Samples of history a restored detector needs (beyond the integration width): the
+# refractory wait, the integration lag, the R-peak search and the QRS amplitude span.
+_LOOKBACK_S = REFRACTORY_S + 0.075 + 0.075 + R_BACK_S + QRS_HALF_S
+DECISION_DELAY_S = 0.3  # R peak to decision (see the module doc)
+
+
+@lru_cache(maxsize=16)
+def _design(fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order sections of the causal QRS band-pass and their unit-step initial state."""
+    low, high = ECG_BAND
+    sos = scipy.signal.butter(2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
+    return sos, scipy.signal.sosfilt_zi(sos)
+
+
+@dataclass(frozen=True, slots=True)
+class BeatBatch:
+    """The beats one :meth:`EcgBeatStream.push` counted: row of the pushed batch, epoch
+    time (s) and the device's absolute sample index, in order of decision per device."""
+
+    rows: np.ndarray
+    times: np.ndarray
+    samples: np.ndarray
+
+
+class EcgBeatStream:
+    """Causal beat detection for a fleet of devices (see the module doc)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._slots: dict[str, int] = {}
+        self._known: set[str] = set()  # devices whose slot holds a started stream
+        self._free: list[int] = []
+        self._allocate(capacity)
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _allocate(self, capacity: int) -> None:
+        old = getattr(self, "_fst", None)
+        size = 0 if old is None else old.shape[0]
+        arrays = {
+            "_fst": ((capacity, k.F_COLUMNS), np.float64),
+            "_ist": ((capacity, k.I_COLUMNS), np.int64),
+            "_filt": ((capacity, k.RING), np.float64),
+            "_slopes": ((capacity, k.RING), np.float64),
+            "_squares": ((capacity, k.RING), np.float64),
+            "_raw": ((capacity, k.RING), np.float64),
+            "_held": ((capacity, k.HELD, k.H_COLUMNS), np.float64),
+            "_history": ((capacity, k.HISTORY + k.RECENT), np.int64),
+            "_sos": ((capacity, 2, 6), np.float64),
+            "_zi": ((capacity, 2, 2), np.float64),
+            "_origin": ((capacity,), np.float64),
+        }
+        for name, (shape, dtype) in arrays.items():
+            grown = np.zeros(shape, dtype=dtype)
+            if old is not None:
+                grown[:size] = getattr(self, name)
+            setattr(self, name, grown)
+        self._free.extend(range(capacity - 1, size - 1, -1))
+
+    def _slot(self, device: str) -> int:
+        slot = self._slots.get(device)
+        if slot is None:
+            if not self._free:
+                self._allocate(2 * self._fst.shape[0])
+            slot = self._slots[device] = self._free.pop()
+        return slot
+
+    def _start(self, slot: int, fs: float, t0: float) -> None:
+        """A new stream in ``slot`` at rate ``fs`` whose sample 0 is at ``t0``."""
+        if not 0 < fs <= MAX_FS:
+            raise ValueError(f"ECG rate {fs} Hz outside (0, {MAX_FS}]")
+        sos, zi = _design(float(fs))
+        for name in ("_fst", "_ist", "_filt", "_slopes", "_squares", "_raw", "_held", "_history"):
+            getattr(self, name)[slot] = 0
+        self._sos[slot], self._zi[slot] = sos, zi
+        self._origin[slot] = t0
+        f, i = self._fst[slot], self._ist[slot]
+        f[k.F_FS] = fs
+        f[k.F_OVERDUE] = np.inf
+        width = round(0.15 * fs)
+        i[k.I_WIDTH] = width
+        i[k.I_HALF] = max(round(0.075 * fs), 1)
+        i[k.I_REFRACTORY] = max(int(REFRACTORY_S * fs), 1)
+        i[k.I_T_WAVE] = int(0.36 * fs)
+        i[k.I_LAG] = width - 1 - width // 2 + 2
+        i[k.I_R_BACK] = round(R_BACK_S * fs)
+        i[k.I_QRS_HALF] = max(int(QRS_HALF_S * fs), 1)
+        i[k.I_MARGIN] = int(GAP_MARGIN_S * fs)
+        i[k.I_LEARN] = int(LEARN_S * fs)
+        i[k.I_RELEARN_GAP] = int(RELEARN_GAP_S * fs)
+        i[k.I_LEARNING] = 1
+        i[k.I_LEARN_END] = i[k.I_LEARN]
+        i[k.I_PEND_POS] = i[k.I_LAST_CENTRE] = i[k.I_LAST_R] = i[k.I_GAP_START] = -1
+        i[k.I_GAP_END] = -(2**40)
+
+    # -- the stream ------------------------------------------------------------------------
+
+    def push(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> BeatBatch:
+        """Advance each ``(device, t0, fs, samples)`` (mV, NaN = missing) and return the
+        beats decided. A device's frames must come in time order (the worker's reorder
+        buffer does that); a frame after a gap bridges it with missing samples, a frame
+        more than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and
+        samples the stream already holds are skipped."""
+        slots = np.empty(len(frames), dtype=np.int64)
+        chunks: list[np.ndarray] = []
+        bounds = np.zeros(len(frames) + 1, dtype=np.int64)
+        for row, (device, t0, fs, samples) in enumerate(frames):
+            slot = self._slot(device)
+            fresh = device not in self._known
+            chunk = np.asarray(samples, dtype=np.float64)
+            if fresh or self._fst[slot, k.F_FS] != fs:
+                self._start(slot, fs, t0)
+                self._known.add(device)
+            else:
+                expected = self._origin[slot] + self._ist[slot, k.I_N] / fs
+                offset = round((t0 - expected) * fs)
+                if offset > MAX_BRIDGE_S * fs:
+                    self._start(slot, fs, t0)
+                elif offset > 0:
+                    chunk = np.concatenate((np.full(offset, np.nan), chunk))
+                elif offset < 0:
+                    chunk = chunk[-offset:]  # already seen
+            slots[row] = slot
+            chunks.append(chunk)
+            bounds[row + 1] = bounds[row] + len(chunk)
+        samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
+        rows, positions = k.advance(
+            samples_all, bounds, slots, self._sos, self._zi, self._fst, self._ist,
+            self._filt, self._slopes, self._squares, self._raw, self._held, self._history,
+            float(SEARCH_BACK), QRS_MIN_MV,
+        )  # fmt: skip
+        beat_slots = slots[rows]
+        times = self._origin[beat_slots] + positions / self._fst[beat_slots, k.F_FS]
+        return BeatBatch(rows=rows, times=times, samples=positions)
+
+    def recent_beats(self, device: str) -> np.ndarray:
+        """Epoch times (s) of the device's recent counted beats (at most
+        :data:`~stream.signal.kernels.ecg_stream.RECENT`, none across a gap), oldest first."""
+        return self.recent_samples(device)[0]
+
+    def recent_samples(self, device: str) -> tuple[np.ndarray, float, float]:
+        """(epoch times of the recent beats, the stream's origin, its rate); the beats'
+        absolute sample indices are ``(times - origin) * fs``."""
+        slot = self._slots.get(device)
+        if slot is None or device not in self._known:
+            return np.zeros(0), 0.0, math.nan
+        counted = int(self._ist[slot, k.I_COUNTED])
+        ring = self._history[slot, k.HISTORY :]
+        held = min(counted, k.RECENT)
+        order = (np.arange(counted - held, counted) % k.RECENT) if held else np.zeros(0, int)
+        fs = float(self._fst[slot, k.F_FS])
+        origin = float(self._origin[slot])
+        return origin + ring[order] / fs, origin, fs
+
+    def decided_until(self, device: str) -> float:
+        """Epoch time up to which the device's beats are decided (the end of its samples
+        less the decision delay): the fast bradycardia path's wait counts to here."""
+        slot = self._slots.get(device)
+        if slot is None or device not in self._known:
+            return math.nan
+        fs = self._fst[slot, k.F_FS]
+        return float(self._origin[slot] + self._ist[slot, k.I_N] / fs - DECISION_DELAY_S)
+
+    def in_gap(self, device: str) -> bool:
+        """Whether the device's last sample was missing."""
+        slot = self._slots.get(device)
+        return slot is not None and device in self._known and self._ist[slot, k.I_GAP_START] >= 0
+
+    # -- moving a device -------------------------------------------------------------------
+
+    def forget(self, device: str) -> None:
+        """Drop a device's state (its partition moved away)."""
+        slot = self._slots.pop(device, None)
+        if slot is not None:
+            self._known.discard(device)
+            self._free.append(slot)
+
+    def devices(self) -> list[str]:
+        return sorted(self._known)
+
+    def export(self, device: str) -> bytes | None:
+        """The device's detector state as bytes (a few KB), or ``None`` if unknown."""
+        slot = self._slots.get(device)
+        if slot is None or device not in self._known:
+            return None
+        ist = self._ist[slot]
+        fs = self._fst[slot, k.F_FS]
+        n = int(ist[k.I_N])
+        keep = min(n, k.RING, max(int(ist[k.I_WIDTH]), math.ceil(_LOOKBACK_S * fs)) + 8)
+        positions = np.arange(n - keep, n) % k.RING
+        held = int(ist[k.I_HELD])
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            origin=self._origin[slot : slot + 1],
+            fst=self._fst[slot],
+            ist=ist,
+            filt=self._filt[slot, positions],
+            slopes=self._slopes[slot, positions],
+            squares=self._squares[slot, positions],
+            raw=self._raw[slot, positions],
+            held=self._held[slot, :held],
+            history=self._history[slot],
+        )
+        return buffer.getvalue()
+
+    def restore(self, device: str, blob: bytes) -> None:
+        """Continue a device from :meth:`export`'s bytes."""
+        saved = np.load(io.BytesIO(blob))
+        slot = self._slot(device)
+        fs = float(saved["fst"][k.F_FS])
+        self._start(slot, fs, float(saved["origin"][0]))
+        self._fst[slot] = saved["fst"]
+        self._ist[slot] = saved["ist"]
+        n = int(saved["ist"][k.I_N])
+        keep = len(saved["filt"])
+        positions = np.arange(n - keep, n) % k.RING
+        for name in ("filt", "slopes", "squares", "raw"):
+            getattr(self, f"_{name}")[slot, positions] = saved[name]
+        held = saved["held"]
+        self._held[slot, : len(held)] = held
+        self._history[slot] = saved["history"]
+        self._known.add(device)

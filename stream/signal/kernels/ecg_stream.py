@@ -1,0 +1,452 @@
+"""The causal Pan–Tompkins loop over many devices' new ECG samples, one call per batch.
+
+Owns the per-sample arithmetic of :mod:`stream.signal.beat_stream` (which says what it
+means and holds the state): each device's band-pass state, derivative, moving integration,
+candidate peaks, adaptive levels, search-back and T-wave rule advance sample by sample from
+where the previous call left them, so a stream cut into frames of any length gives exactly
+the beats of the whole stream. The state lives in arrays indexed by a device's slot (the
+layout constants below); the loop over a batch's devices is one compiled call, because a
+second of ECG is a few hundred samples and a Python call per device would cost more than
+the arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Float state columns.
+F_Z = 0  # 4 values: the two biquads' transposed direct-form II state
+F_INTEG_SUM = 4  # running sum of the squared derivative over the integration width
+F_SPK_I, F_SPK_F, F_NPK_I, F_NPK_F = 5, 6, 7, 8  # signal / noise levels
+F_PEND_VAL = 9  # integration height of the candidate waiting out the refractory period
+F_PREV1, F_PREV2 = 10, 11  # integration one and two samples ago
+F_LAST_SLOPE = 12  # steepest slope of the last beat (T-wave rule)
+F_OVERDUE = 13  # candidate position past which a beat was missed (search-back)
+F_HOLD = 14  # last finite sample: a gap feeds it, so the filter decays instead of ringing
+F_FS = 15
+F_COLUMNS = 16
+
+# Integer state columns.
+I_N = 0  # samples seen since the stream (re)started: the absolute sample index
+I_LEARN_END = 1  # absolute index where learning the levels ends
+I_PEND_POS = 2  # the waiting candidate's position, -1 for none
+I_LAST_CENTRE = 3  # last beat's candidate position, -1 for none
+I_LAST_R = 4  # last beat's R peak (filtered signal's index), -1 for none
+I_HELD = 5  # candidates held: learning ones, then noise ones for search-back
+I_LEARNING = 6  # 1 while the levels are being learned
+I_BEATS = 7  # beats in the centre history
+I_GAP_END = 8  # absolute index where the last gap ended
+I_GAP_START = 9  # absolute index where a gap in progress began, -1 for none
+I_WIDTH = 10  # integration width (150 ms)
+I_HALF = 11  # R-peak search either side of a candidate (75 ms)
+I_REFRACTORY = 12  # 200 ms
+I_T_WAVE = 13  # 360 ms
+I_LAG = 14  # integration peak behind the filtered QRS: (width - 1) // 2 + 2 (derivative)
+I_R_BACK = 15  # the R peak is sought in the raw ECG this far before the band-pass peak
+I_QRS_HALF = 16  # QRS amplitude measured within this either side of the R peak (60 ms)
+I_MARGIN = 17  # beats this close to a gap are not counted (0.5 s)
+I_LEARN = 18  # learning span (2 s)
+I_RELEARN_GAP = 19  # a gap at least this long starts learning again (2 s)
+I_STARTED = 20  # 0 until the first sample set the filter state
+I_COUNTED = 21  # beats counted since the stream (re)started (the recent-beats ring's end)
+I_COLUMNS = 22
+
+RING = 512  # samples of history kept per device (1 s at 500 Hz, the highest ECG rate)
+HELD = 32  # candidates held per device
+HISTORY = 9  # beat positions kept for the overdue rule (8 intervals)
+RECENT = 32  # counted beats kept per device for the rates and RR features
+H_CENTRE, H_R, H_I, H_F, H_SLOPE, H_QRS = 0, 1, 2, 3, 4, 5  # columns of a held candidate
+H_COLUMNS = 6
+
+SEARCH_BACK_WEIGHT = 0.25  # a searched-back beat moves the signal levels this far
+BEAT_WEIGHT = 0.125  # a beat (or a noise peak) moves its level this far (Pan–Tompkins)
+OVERDUE_FACTOR = 1.66  # 166 % of the recent RR: a beat was missed (Pan–Tompkins)
+
+
+@njit(cache=True)
+def _median_sorted(values: np.ndarray) -> float:
+    ordered = np.sort(values)
+    mid = ordered.shape[0] // 2
+    return ordered[mid] if ordered.shape[0] % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+@njit(cache=True)
+def _restart(fst: np.ndarray, ist: np.ndarray, d: int) -> None:
+    """Forget levels, beats and held candidates: learn again from the next sample."""
+    fst[d, F_SPK_I] = fst[d, F_SPK_F] = fst[d, F_NPK_I] = fst[d, F_NPK_F] = 0.0
+    fst[d, F_PEND_VAL] = 0.0
+    fst[d, F_LAST_SLOPE] = 0.0
+    fst[d, F_OVERDUE] = np.inf
+    ist[d, I_PEND_POS] = -1
+    ist[d, I_LAST_CENTRE] = -1
+    ist[d, I_LAST_R] = -1
+    ist[d, I_HELD] = 0
+    ist[d, I_BEATS] = 0
+    ist[d, I_LEARNING] = 1
+    ist[d, I_LEARN_END] = ist[d, I_N] + ist[d, I_LEARN]
+    ist[d, I_COUNTED] = 0
+
+
+@njit(cache=True)
+def _raw_r_peak(raw: np.ndarray, d: int, r: int, n: int, back: int) -> int:
+    """The R peak in the raw ECG: the sample furthest from the span's median between
+    ``back`` samples before the band-pass peak ``r`` and two after. The causal band-pass
+    peaks a few samples after a narrow QRS and up to ~110 ms after a wide one."""
+    lo = max(r - back, n - RING + 1, 0)
+    hi = min(r + 2, n - 1)
+    if hi <= lo:
+        return r
+    span = np.empty(hi - lo + 1)
+    for k in range(lo, hi + 1):
+        span[k - lo] = raw[d, k % RING]
+    centre = np.median(span)
+    return lo + int(np.argmax(np.abs(span - centre)))
+
+
+@njit(cache=True)
+def _qrs_amplitude(raw: np.ndarray, d: int, r: int, n: int, qrs_half: int) -> float:
+    """Peak to peak of the raw ECG within ``qrs_half`` of sample ``r``."""
+    lo = max(r - qrs_half, n - RING + 1, 0)
+    hi = min(r + qrs_half, n - 1)
+    high, low = -np.inf, np.inf
+    for k in range(lo, hi + 1):
+        v = raw[d, k % RING]
+        high = max(high, v)
+        low = min(low, v)
+    return high - low if hi >= lo else 0.0
+
+
+@njit(cache=True)
+def _add_beat(
+    fst: np.ndarray,
+    ist: np.ndarray,
+    history: np.ndarray,
+    d: int,
+    centre: int,
+    r: int,
+    h_i: float,
+    h_f: float,
+    slope: float,
+    qrs_mv: float,
+    weight: float,
+    n: int,
+    qrs_min_mv: float,
+    out_rows: np.ndarray,
+    out_pos: np.ndarray,
+    count: int,
+    row: int,
+) -> int:
+    """A beat: move the signal levels, remember it, emit it when it counts; new count."""
+    fst[d, F_SPK_I] = weight * h_i + (1.0 - weight) * fst[d, F_SPK_I]
+    fst[d, F_SPK_F] = weight * h_f + (1.0 - weight) * fst[d, F_SPK_F]
+    last_r = ist[d, I_LAST_R]
+    if last_r >= 0 and r - last_r < ist[d, I_REFRACTORY]:
+        # Two integration peaks refined onto one QRS (a wide ventricular beat): one beat.
+        return count
+    beats = ist[d, I_BEATS]
+    if beats == HISTORY:
+        history[d, : HISTORY - 1] = history[d, 1:HISTORY]
+        beats -= 1
+    history[d, beats] = centre
+    beats += 1
+    ist[d, I_BEATS] = beats
+    if beats >= 2:
+        rr = np.diff(history[d, :beats]).astype(np.float64)
+        fst[d, F_OVERDUE] = centre + OVERDUE_FACTOR * _median_sorted(rr)
+    ist[d, I_LAST_CENTRE] = centre
+    ist[d, I_LAST_R] = r
+    fst[d, F_LAST_SLOPE] = slope
+    beat = r
+    margin = ist[d, I_MARGIN]
+    near_gap = beat - ist[d, I_GAP_END] < margin or ist[d, I_GAP_START] >= 0
+    if not near_gap and qrs_mv >= qrs_min_mv:
+        out_rows[count] = row
+        out_pos[count] = beat
+        count += 1
+        history[d, HISTORY + ist[d, I_COUNTED] % RECENT] = beat
+        ist[d, I_COUNTED] += 1
+    return count
+
+
+@njit(cache=True)
+def _decide(
+    fst: np.ndarray,
+    ist: np.ndarray,
+    held: np.ndarray,
+    history: np.ndarray,
+    d: int,
+    centre: int,
+    r: int,
+    h_i: float,
+    h_f: float,
+    slope: float,
+    qrs_mv: float,
+    n: int,
+    search_back: float,
+    qrs_min_mv: float,
+    out_rows: np.ndarray,
+    out_pos: np.ndarray,
+    count: int,
+    row: int,
+) -> int:
+    """Pan–Tompkins' decision on one candidate (with search-back first); new count."""
+    refractory = ist[d, I_REFRACTORY]
+    while ist[d, I_HELD] > 0 and centre > fst[d, F_OVERDUE]:
+        threshold_i = fst[d, F_NPK_I] + 0.25 * (fst[d, F_SPK_I] - fst[d, F_NPK_I])
+        threshold_f = fst[d, F_NPK_F] + 0.25 * (fst[d, F_SPK_F] - fst[d, F_NPK_F])
+        last = ist[d, I_LAST_CENTRE]
+        j = -1
+        for q in range(ist[d, I_HELD]):
+            if held[d, q, H_CENTRE] - last > refractory and (
+                j < 0 or held[d, q, H_I] > held[d, j, H_I]
+            ):
+                j = q
+        if (
+            j < 0
+            or held[d, j, H_I] < threshold_i / search_back
+            or held[d, j, H_F] < threshold_f / search_back
+        ):
+            ist[d, I_HELD] = 0
+            break
+        count = _add_beat(
+            fst, ist, history, d, int(held[d, j, H_CENTRE]), int(held[d, j, H_R]),
+            held[d, j, H_I], held[d, j, H_F], held[d, j, H_SLOPE], held[d, j, H_QRS],
+            SEARCH_BACK_WEIGHT, n, qrs_min_mv, out_rows, out_pos, count, row,
+        )  # fmt: skip
+        kept = 0
+        for q in range(j + 1, ist[d, I_HELD]):
+            held[d, kept, :] = held[d, q, :]
+            kept += 1
+        ist[d, I_HELD] = kept
+    threshold_i = fst[d, F_NPK_I] + 0.25 * (fst[d, F_SPK_I] - fst[d, F_NPK_I])
+    threshold_f = fst[d, F_NPK_F] + 0.25 * (fst[d, F_SPK_F] - fst[d, F_NPK_F])
+    is_beat = h_i > threshold_i and h_f > threshold_f
+    last = ist[d, I_LAST_CENTRE]
+    if is_beat and last >= 0 and centre - last < ist[d, I_T_WAVE]:
+        # A T wave: close after a beat and much gentler.
+        is_beat = slope >= 0.5 * fst[d, F_LAST_SLOPE]
+    if is_beat:
+        count = _add_beat(
+            fst, ist, history, d, centre, r, h_i, h_f, slope, qrs_mv, BEAT_WEIGHT, n,
+            qrs_min_mv, out_rows, out_pos, count, row,
+        )  # fmt: skip
+        ist[d, I_HELD] = 0
+    else:
+        q = ist[d, I_HELD]
+        if q == HELD:  # the oldest noise peak goes
+            held[d, : HELD - 1, :] = held[d, 1:, :]
+            q -= 1
+        held[d, q, H_CENTRE], held[d, q, H_R] = centre, r
+        held[d, q, H_I], held[d, q, H_F], held[d, q, H_SLOPE] = h_i, h_f, slope
+        held[d, q, H_QRS] = qrs_mv
+        ist[d, I_HELD] = q + 1
+        fst[d, F_NPK_I] = BEAT_WEIGHT * h_i + (1.0 - BEAT_WEIGHT) * fst[d, F_NPK_I]
+        fst[d, F_NPK_F] = BEAT_WEIGHT * max(h_f, 0.0) + (1.0 - BEAT_WEIGHT) * fst[d, F_NPK_F]
+    return count
+
+
+@njit(cache=True)
+def _end_learning(
+    fst: np.ndarray,
+    ist: np.ndarray,
+    held: np.ndarray,
+    history: np.ndarray,
+    d: int,
+    n: int,
+    search_back: float,
+    qrs_min_mv: float,
+    out_rows: np.ndarray,
+    out_pos: np.ndarray,
+    count: int,
+    row: int,
+) -> int:
+    """Seed the levels from the learning span's candidates (the highest is the signal
+    level, half their median the noise level), then decide each of them in turn."""
+    m = ist[d, I_HELD]
+    if m == 0:  # nothing to learn from (a flat or missing signal): learn on
+        ist[d, I_LEARN_END] = n + ist[d, I_LEARN]
+        return count
+    ist[d, I_LEARNING] = 0
+    fst[d, F_SPK_I] = np.max(held[d, :m, H_I])
+    fst[d, F_SPK_F] = np.max(held[d, :m, H_F])
+    fst[d, F_NPK_I] = 0.5 * _median_sorted(held[d, :m, H_I].copy())
+    fst[d, F_NPK_F] = 0.5 * _median_sorted(np.abs(held[d, :m, H_F]))
+    learned = held[d, :m, :].copy()
+    ist[d, I_HELD] = 0
+    for q in range(m):
+        count = _decide(
+            fst, ist, held, history, d, int(learned[q, H_CENTRE]), int(learned[q, H_R]),
+            learned[q, H_I], learned[q, H_F], learned[q, H_SLOPE], learned[q, H_QRS], n,
+            search_back, qrs_min_mv, out_rows, out_pos, count, row,
+        )  # fmt: skip
+    return count
+
+
+@njit(cache=True)
+def _confirm(
+    fst: np.ndarray,
+    ist: np.ndarray,
+    filt: np.ndarray,
+    slopes: np.ndarray,
+    raw: np.ndarray,
+    held: np.ndarray,
+    history: np.ndarray,
+    d: int,
+    n: int,
+    search_back: float,
+    qrs_min_mv: float,
+    out_rows: np.ndarray,
+    out_pos: np.ndarray,
+    count: int,
+    row: int,
+) -> int:
+    """The waiting candidate outlived the refractory period: find its R peak and slope in
+    the recent filtered signal and decide it (or hold it while learning); new count."""
+    centre = ist[d, I_PEND_POS]
+    h_i = fst[d, F_PEND_VAL]
+    ist[d, I_PEND_POS] = -1
+    qrs = centre - ist[d, I_LAG]
+    half = ist[d, I_HALF]
+    best, r, steepest = -np.inf, qrs, 0.0
+    for at in range(max(qrs - half, n - RING + 1, 0), min(qrs + half, n - 1) + 1):
+        v = filt[d, at % RING]
+        if v > best:
+            best, r = v, at
+        # The causal derivative at `at + 2` is centred on `at`.
+        if at + 2 <= n - 1:
+            steepest = max(steepest, slopes[d, (at + 2) % RING])
+    h_f = best
+    r = _raw_r_peak(raw, d, r, n, ist[d, I_R_BACK])
+    qrs_mv = _qrs_amplitude(raw, d, r, n, ist[d, I_QRS_HALF])
+    if ist[d, I_LEARNING] == 1 and centre >= ist[d, I_LEARN_END]:
+        count = _end_learning(
+            fst, ist, held, history, d, n, search_back, qrs_min_mv,
+            out_rows, out_pos, count, row,
+        )  # fmt: skip
+    if ist[d, I_LEARNING] == 1:
+        q = ist[d, I_HELD]
+        if q < HELD:
+            held[d, q, H_CENTRE], held[d, q, H_R] = centre, r
+            held[d, q, H_I], held[d, q, H_F], held[d, q, H_SLOPE] = h_i, h_f, steepest
+            held[d, q, H_QRS] = qrs_mv
+            ist[d, I_HELD] = q + 1
+        return count
+    return _decide(
+        fst, ist, held, history, d, centre, r, h_i, h_f, steepest, qrs_mv, n, search_back,
+        qrs_min_mv, out_rows, out_pos, count, row,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def advance(
+    samples: np.ndarray,
+    bounds: np.ndarray,
+    slots: np.ndarray,
+    sos: np.ndarray,
+    sos_zi: np.ndarray,
+    fst: np.ndarray,
+    ist: np.ndarray,
+    filt: np.ndarray,
+    slopes: np.ndarray,
+    squares: np.ndarray,
+    raw: np.ndarray,
+    held: np.ndarray,
+    history: np.ndarray,
+    search_back: float,
+    qrs_min_mv: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Advance each device ``slots[k]`` by ``samples[bounds[k]:bounds[k + 1]]`` (mV, NaN
+    for a missing sample). Returns the beats counted: (row ``k`` of the batch, absolute
+    sample index of the R peak), in order of decision."""
+    capacity = samples.shape[0] // 8 + 8 * slots.shape[0] + 8
+    out_rows = np.empty(capacity, dtype=np.int64)
+    out_pos = np.empty(capacity, dtype=np.int64)
+    count = 0
+    for row in range(slots.shape[0]):
+        d = slots[row]
+        fs = fst[d, F_FS]
+        width = ist[d, I_WIDTH]
+        refractory = ist[d, I_REFRACTORY]
+        for k in range(bounds[row], bounds[row + 1]):
+            if count + HELD + 2 >= out_rows.shape[0]:
+                grown_rows = np.empty(2 * out_rows.shape[0], dtype=np.int64)
+                grown_pos = np.empty(2 * out_rows.shape[0], dtype=np.int64)
+                grown_rows[:count] = out_rows[:count]
+                grown_pos[:count] = out_pos[:count]
+                out_rows, out_pos = grown_rows, grown_pos
+            n = ist[d, I_N]
+            x = samples[k]
+            if np.isfinite(x):
+                if ist[d, I_GAP_START] >= 0:
+                    gap = n - ist[d, I_GAP_START]
+                    ist[d, I_GAP_START] = -1
+                    ist[d, I_GAP_END] = n
+                    if gap >= ist[d, I_RELEARN_GAP]:
+                        _restart(fst, ist, d)
+                fst[d, F_HOLD] = x
+            else:
+                if ist[d, I_STARTED] == 0:
+                    ist[d, I_N] = n + 1  # nothing to hold yet: time passes, no state
+                    ist[d, I_GAP_END] = n + 1
+                    if ist[d, I_LEARNING] == 1:
+                        ist[d, I_LEARN_END] = n + 1 + ist[d, I_LEARN]
+                    continue
+                if ist[d, I_GAP_START] < 0:
+                    ist[d, I_GAP_START] = n
+                    ist[d, I_COUNTED] = 0  # no interval spans a gap
+                x = fst[d, F_HOLD]
+            if ist[d, I_STARTED] == 0:
+                for s in range(2):
+                    fst[d, F_Z + 2 * s] = sos_zi[d, s, 0] * x
+                    fst[d, F_Z + 2 * s + 1] = sos_zi[d, s, 1] * x
+                ist[d, I_STARTED] = 1
+            raw[d, n % RING] = x
+            y = x
+            for s in range(2):
+                z0 = F_Z + 2 * s
+                out = sos[d, s, 0] * y + fst[d, z0]
+                fst[d, z0] = sos[d, s, 1] * y - sos[d, s, 4] * out + fst[d, z0 + 1]
+                fst[d, z0 + 1] = sos[d, s, 2] * y - sos[d, s, 5] * out
+                y = out
+            filt[d, n % RING] = y
+            # Five-point derivative (taps [1, 2, 0, -2, -1] * fs / 8), causal: centred two
+            # samples back.
+            derivative = 0.0
+            if n >= 4:
+                derivative = (
+                    y + 2.0 * filt[d, (n - 1) % RING] - 2.0 * filt[d, (n - 3) % RING]
+                    - filt[d, (n - 4) % RING]
+                ) * fs / 8.0  # fmt: skip
+            slopes[d, n % RING] = abs(derivative)
+            square = derivative * derivative
+            total = fst[d, F_INTEG_SUM] + square
+            if n >= width:
+                total -= squares[d, (n - width) % RING]
+            squares[d, n % RING] = square
+            total = max(total, 0.0)
+            fst[d, F_INTEG_SUM] = total
+            integration = total / width
+            ist[d, I_N] = n + 1
+            # The candidate waiting out the refractory period is confirmed.
+            if ist[d, I_PEND_POS] >= 0 and n - ist[d, I_PEND_POS] >= refractory:
+                count = _confirm(
+                    fst, ist, filt, slopes, raw, held, history, d, n, search_back,
+                    qrs_min_mv, out_rows, out_pos, count, row,
+                )  # fmt: skip
+            # A local maximum of the integration one sample back is a candidate; of two
+            # closer than the refractory period the higher stays.
+            prev1, prev2 = fst[d, F_PREV1], fst[d, F_PREV2]
+            if n >= 2 and prev1 > prev2 and prev1 >= integration:
+                pending = ist[d, I_PEND_POS]
+                if pending < 0 or prev1 > fst[d, F_PEND_VAL]:
+                    ist[d, I_PEND_POS] = n - 1
+                    fst[d, F_PEND_VAL] = prev1
+            fst[d, F_PREV2] = prev1
+            fst[d, F_PREV1] = integration
+            if ist[d, I_LEARNING] == 1 and ist[d, I_PEND_POS] < 0 and n >= ist[d, I_LEARN_END]:
+                count = _end_learning(
+                    fst, ist, held, history, d, n, search_back, qrs_min_mv,
+                    out_rows, out_pos, count, row,
+                )  # fmt: skip
+    return out_rows[:count], out_pos[:count]
