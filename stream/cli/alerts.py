@@ -1,4 +1,4 @@
-"""`vitalstream alerts serve|token|tokens|revoke|tail|bench`: the alert feed's commands.
+"""`vitalstream alerts serve|token|tokens|revoke|tail|ack|bench`: the alert feed's commands.
 
 Commands only parse options and delegate; heavy imports stay inside them so
 `vitalstream --help` stays fast.
@@ -7,11 +7,16 @@ Commands only parse options and delegate; heavy imports stay inside them so
 from __future__ import annotations
 
 import time
+from enum import Enum
 from typing import Annotated
 
 import typer
 
 from stream.config import load_settings
+from stream.records import VERDICTS
+
+# The verdicts as a choice typer lists in --help and checks before any request.
+VerdictChoice = Enum("VerdictChoice", {v: v for v in VERDICTS}, type=str)  # type: ignore[misc]
 
 alerts_app = typer.Typer(
     help="Serve, issue tokens for, and tail the alert feed.", no_args_is_help=True
@@ -108,6 +113,45 @@ def tail(
         filters["min_priority"] = min_priority
     client = AlertClient(url or f"http://{api.host}:{api.port}", token, filters=filters)
     raise typer.Exit(run_tail(client))
+
+
+@alerts_app.command()
+def ack(
+    alert_id: str = typer.Argument(..., help="the alert's id (alert_id of its events)"),
+    verdict: VerdictChoice = typer.Option(  # type: ignore[valid-type]  # noqa: B008
+        ..., "--verdict", help="your verdict on the alarm", show_default=False
+    ),
+    note: str = typer.Option("", "--note", help="free text kept with the acknowledgement"),
+    token: str = typer.Option(
+        ...,
+        envvar="VITALSTREAM_ALERTS_TOKEN",
+        help="bearer token with --ack scope (default: $VITALSTREAM_ALERTS_TOKEN)",
+        show_default=False,
+    ),
+    url: str = typer.Option(None, help="service URL (default: from alerts_api settings)"),
+) -> None:
+    """Acknowledge an alert with your verdict: actionable, not_actionable or artefact."""
+    import asyncio
+
+    import httpx
+
+    from stream.subscriptions.client import AlertClientError, acknowledge
+
+    api = load_settings().alerts_api
+    base = url or f"http://{api.host}:{api.port}"
+    try:
+        answer = asyncio.run(acknowledge(base, token, alert_id, verdict=verdict.value, note=note))
+    except AlertClientError as exc:
+        typer.secho(f"not acknowledged: {exc.status} {exc.code}: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    except httpx.TransportError as exc:
+        typer.secho(f"cannot reach the alert service at {base}: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"acknowledged {answer['alert_id']} as {answer['verdict']} by "
+        f"{answer['acknowledged_by']} at "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(answer['at']))}"
+    )
 
 
 @alerts_app.command()

@@ -7,23 +7,25 @@ return line-protocol strings (:mod:`stream.sinks.lines`); :mod:`stream.sinks.inf
 them.
 
 Tags are bounded: ``ward``, ``patient`` (pseudonym), ``device`` and small enumerations
-(model, version, kind, priority, event). Ids such as ``alert_id`` are fields.
+(model, version, kind, priority, event, verdict). Ids such as ``alert_id`` are fields.
 
-==============  ===========================================  ==========================
-measurement     tags                                         written by
-==============  ===========================================  ==========================
-``vitals``      ward, patient, device                        :func:`vitals_lines`,
-                                                             :func:`feature_lines`
-``raw``         ward, patient, device                        :func:`raw_lines`
-``features``    ward, patient, device                        :func:`feature_lines`
-``quality``     ward, patient, device                        :func:`feature_lines`
-``scores``      ward, patient, device, model, version,       :func:`score_line`
-                shadow
-``alerts``      ward, patient, device, kind, priority,       :func:`alert_line`
-                event, category
-``news2``       ward, patient, device                        :func:`news2_line`
-``pipeline``    worker                                       :func:`pipeline_line`
-==============  ===========================================  ==========================
+=================  ===========================================  ==========================
+measurement        tags                                         written by
+=================  ===========================================  ==========================
+``vitals``         ward, patient, device                        :func:`vitals_lines`,
+                                                                :func:`feature_lines`
+``raw``            ward, patient, device                        :func:`raw_lines`
+``features``       ward, patient, device                        :func:`feature_lines`
+``quality``        ward, patient, device                        :func:`feature_lines`
+``scores``         ward, patient, device, model, version,       :func:`score_line`
+                   shadow
+``alerts``         ward, patient, device, kind, priority,       :func:`alert_line`
+                   event, category
+``adjudications``  ward, patient, kind, priority, verdict      :func:`adjudication_line`
+                                                                (the alert service)
+``news2``          ward, patient, device                        :func:`news2_line`
+``pipeline``       worker                                       :func:`pipeline_line`
+=================  ===========================================  ==========================
 
 The fields of each are documented on its function.
 """
@@ -34,6 +36,11 @@ from collections.abc import Mapping
 
 from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame
 from stream.sinks.lines import FieldValue, line, to_ns
+
+# The ``verdict`` tag of an acknowledgement that carried none (made before verdicts
+# existed, or by a client that sends none): a tag cannot be empty, and "none" stays
+# countable beside the three verdicts.
+NO_VERDICT = "none"
 
 
 def patient_tags(ward: str, patient: str, device: str) -> dict[str, str]:
@@ -190,6 +197,44 @@ def alert_line(alert: Alert) -> str | None:
     }
     fields.update({f"value_{k}": float(v) for k, v in alert.values.items()})
     return line("alerts", tags, fields, alert.t_event)
+
+
+def adjudication_line(acknowledged: Alert, triggered_at: float | None) -> str | None:
+    """``adjudications``: one acknowledgement of an alarm and the clinician's verdict.
+
+    Tags: ``ward``, ``patient`` (pseudonym), ``kind``, ``priority``, ``verdict``
+    (``actionable``, ``not_actionable``, ``artefact``, or :data:`NO_VERDICT`). Fields:
+    ``alert_id``, ``by`` (strings); ``latency_s`` (acknowledgement minus ``triggered_at``,
+    the wall-clock publication of the alarm's first ``triggered`` event: the time to
+    acknowledge; left out when that is unknown), ``since_onset_s`` (acknowledgement minus
+    the condition's onset ``t_onset``) (floats); ``escalation_level`` at acknowledgement
+    (integer). At the acknowledgement's time.
+
+    >>> ack = Alert(alert_id="a1", event="acknowledged", kind="tachycardia",
+    ...     category="physiological", priority="high", patient="p-1", ward="w7",
+    ...     device_id="d1", t_onset=100.0, t_event=160.0, window=(90.0, 102.0),
+    ...     source="hr_high", acknowledged_by="nurse-7", verdict="actionable",
+    ...     escalation_level=1)
+    >>> print(adjudication_line(ack, triggered_at=102.5))  # doctest: +NORMALIZE_WHITESPACE
+    adjudications,kind=tachycardia,patient=p-1,priority=high,verdict=actionable,ward=w7
+    alert_id="a1",by="nurse-7",latency_s=57.5,since_onset_s=60.0,escalation_level=1i
+    160000000000
+    """
+    tags = {
+        "ward": acknowledged.ward,
+        "patient": acknowledged.patient,
+        "kind": acknowledged.kind,
+        "priority": acknowledged.priority,
+        "verdict": acknowledged.verdict or NO_VERDICT,
+    }
+    fields: dict[str, FieldValue | None] = {
+        "alert_id": acknowledged.alert_id,
+        "by": acknowledged.acknowledged_by or "",
+        "latency_s": None if triggered_at is None else acknowledged.t_event - triggered_at,
+        "since_onset_s": acknowledged.t_event - acknowledged.t_onset,
+        "escalation_level": acknowledged.escalation_level,
+    }
+    return line("adjudications", tags, fields, acknowledged.t_event)
 
 
 def news2_line(

@@ -9,18 +9,23 @@ The client remembers the cursor of the last event it received and sends it as
 ``Last-Event-ID`` on every reconnect (network error, server restart, ``lagging``), so the
 caller sees every alert exactly once and in order per patient. Errors the caller must fix
 (401/403/400) raise :class:`AlertClientError` instead of being retried.
+
+:func:`acknowledge` acknowledges one alert, with the clinician's verdict (what
+``vitalstream alerts ack`` calls).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 from httpx_sse import aconnect_sse
 
-from stream.records import Alert
+from stream.records import Alert, Verdict
 
 _RETRY_STATUS = {502, 503, 504}
 
@@ -31,6 +36,49 @@ class AlertClientError(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status, self.code, self.detail = status, code, detail
+
+
+def _refusal(response: httpx.Response) -> AlertClientError:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return AlertClientError(
+        response.status_code, body.get("error", "error"), body.get("detail", "")
+    )
+
+
+async def acknowledge(
+    base_url: str,
+    token: str,
+    alert_id: str,
+    *,
+    verdict: Verdict | None = None,
+    note: str = "",
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout_s: float = 10.0,
+) -> dict[str, Any]:
+    """``POST /alerts/{alert_id}/ack`` with ``{"note", "verdict"}``: the service's answer
+    (``alert_id``, ``acknowledged_by``, ``at``, ``verdict``), or :class:`AlertClientError`
+    carrying the API's error code (404 ``unknown_alert``, 409 ``already_acknowledged``, 422
+    ``invalid_verdict``, ...). The token goes in the ``Authorization`` header only."""
+    body: dict[str, Any] = {"note": note}
+    if verdict is not None:
+        body["verdict"] = verdict
+    async with httpx.AsyncClient(
+        base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_s
+    ) as http:
+        response = await http.post(
+            f"/alerts/{quote(alert_id, safe='')}/ack",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    if response.status_code != 200:
+        raise _refusal(response)
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 class AlertClient:
@@ -92,13 +140,7 @@ class AlertClient:
                 await response.aread()
                 if response.status_code in _RETRY_STATUS:
                     raise _Retry(response.status_code)
-                try:
-                    body = orjson.loads(response.content)
-                except orjson.JSONDecodeError:
-                    body = {}
-                raise AlertClientError(
-                    response.status_code, body.get("error", "error"), body.get("detail", "")
-                )
+                raise _refusal(response)
             async for event in sse.aiter_sse():
                 if event.id:
                     self.cursor = event.id

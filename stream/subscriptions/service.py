@@ -93,7 +93,7 @@ async def running_service(
         **client_options(settings.kafka, "aiokafka"), acks="all", linger_ms=0
     )
     await producer.start()
-    audit = AlertAudit(settings) if settings.influx_token else None
+    audit = AlertAudit(settings, feed.book) if settings.influx_token else None
     if audit is None:
         log.warning("no InfluxDB token: alert lifecycle events are not written to InfluxDB")
     webhooks = WebhookManager(settings, tokens, webhook_retry)

@@ -414,3 +414,99 @@ def test_a_subscriber_can_connect_before_any_worker_made_the_alerts_topic(
     finally:
         with contextlib.suppress(Exception):
             kafka_admin.delete_topics([fresh])
+
+
+def _adjudications(settings: Settings, expected: int, timeout_s: float = 10.0) -> list[dict]:
+    """The ``adjudications`` rows (fields pivoted beside the tags), once ``expected`` are in."""
+    flux = (
+        f'from(bucket: "{settings.influx.bucket}") |> range(start: -1h) '
+        '|> filter(fn: (r) => r._measurement == "adjudications") '
+        '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+        "|> group()"
+    )
+    deadline = time.monotonic() + timeout_s
+    with InfluxDBClient(
+        url=settings.influx.url, token=settings.influx_token, org=settings.influx.org
+    ) as client:
+        while True:
+            rows = [r.values for t in client.query_api().query(flux) for r in t.records]
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.2)
+
+
+def test_a_verdict_reaches_the_acks_topic_the_alert_feed_and_influxdb(
+    isolated_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vitalstream alerts ack --verdict` through the real service, Kafka and InfluxDB; an
+    acknowledgement in the old shape (no verdict) beside it still works."""
+    from typer.testing import CliRunner
+
+    from stream.cli.main import app
+
+    settings = _settings(isolated_settings, tmp_path, escalation_after_s=3600.0)
+    published = time.time() - 30  # the alarm went out 30 s before anyone acknowledged it
+    judged = make_alert(patient="p-judged", kind="desaturation", emitted_at=published)
+    old_style = make_alert(patient="p-old", priority="medium", emitted_at=published)
+    with running(settings) as api:
+        api.produce(judged, old_style)
+        token = api.token(can_ack=True, subject="nurse-7")
+        with api.sse(token, params={"patient": "p-judged"}) as events:
+            _ready(events)
+            monkeypatch.setenv("VITALSTREAM_ALERTS_TOKEN", token)
+            deadline = time.monotonic() + 5
+            while True:  # the feed must have seen the alert before it can be acknowledged
+                result = CliRunner().invoke(
+                    app,
+                    ["alerts", "ack", judged.alert_id, "--verdict", "artefact",
+                     "--note", "probe off the finger", "--url", api.url],
+                )  # fmt: skip
+                if result.exit_code == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert result.exit_code == 0, result.output
+            assert f"acknowledged {judged.alert_id} as artefact by nurse-7" in result.stdout
+            assert token not in result.output
+            # SSE subscribers see the verdict on the acknowledged event.
+            seen = _alerts(events, 1)[0][0]
+            if seen.event != "acknowledged":  # the feed had not yet read the trigger
+                seen = _alerts(events, 1)[0][0]
+            assert (seen.alert_id, seen.verdict) == (judged.alert_id, "artefact")
+        response = httpx.post(  # the body acknowledgements had before verdicts
+            f"{api.url}/alerts/{old_style.alert_id}/ack",
+            json={"note": "seen"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["verdict"] is None
+        rows = _adjudications(settings, expected=2)
+    acks = {
+        a.alert_id: a
+        for a in map(Acknowledgement.from_json, _topic(settings, settings.topics.acks))
+    }
+    assert (acks[judged.alert_id].verdict, acks[judged.alert_id].note) == (
+        "artefact",
+        "probe off the finger",
+    )
+    assert acks[old_style.alert_id].verdict is None
+    acknowledged = {
+        e.alert_id: e
+        for e in map(Alert.from_json, _topic(settings, settings.topics.alerts))
+        if e.event == "acknowledged"
+    }
+    assert acknowledged[judged.alert_id].verdict == "artefact"
+    assert acknowledged[old_style.alert_id].verdict is None
+    by_alert = {row["alert_id"]: row for row in rows}
+    assert set(by_alert) == {judged.alert_id, old_style.alert_id}
+    row = by_alert[judged.alert_id]
+    assert (row["verdict"], row["kind"], row["priority"], row["patient"], row["ward"]) == (
+        "artefact",
+        "desaturation",
+        "high",
+        "p-judged",
+        "A",
+    )
+    assert (row["by"], row["escalation_level"]) == ("nurse-7", 0)
+    # From the alarm's publication, as the feed saw it, to the acknowledgement.
+    assert 30.0 <= row["latency_s"] < 45.0, row["latency_s"]
+    assert by_alert[old_style.alert_id]["verdict"] == "none"

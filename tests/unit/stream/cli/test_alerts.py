@@ -39,3 +39,22 @@ def test_token_is_printed_once_and_stored_hashed(tmp_path, monkeypatch) -> None:
     assert record.id in listed.stdout and token not in listed.stdout
     assert CliRunner().invoke(app, ["alerts", "revoke", record.id]).exit_code == 0
     assert json.loads(tokens_file.read_text()) == []
+
+
+def test_ack_refuses_an_unknown_verdict_before_any_request() -> None:
+    result = CliRunner().invoke(
+        app, ["alerts", "ack", "a1", "--verdict", "false_alarm", "--token", "vs_x"]
+    )
+    assert result.exit_code == 2
+    assert "not_actionable" in result.output  # the allowed verdicts are named
+
+
+def test_ack_says_where_it_could_not_connect_and_never_prints_the_token(monkeypatch) -> None:
+    secret = "vs_do-not-print-me"
+    monkeypatch.setenv("VITALSTREAM_ALERTS_TOKEN", secret)
+    result = CliRunner().invoke(
+        app, ["alerts", "ack", "a1", "--verdict", "artefact", "--url", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 1
+    assert "cannot reach the alert service at http://127.0.0.1:9" in result.output
+    assert secret not in result.output
