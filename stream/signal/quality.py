@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from stream.signal.beats import ECG_FLAT_MV, PPG_BAND, ecg_filtered, elgendi, pan_tompkins
+from stream.signal.beats import ECG_FLAT_MV, PPG_BAND, detect_r_peaks, ecg_filtered, elgendi
 from stream.signal.filters import bandpass, fill_missing
 from stream.signal.kernels import detectors, stats
 from stream.signal.window import NAN
@@ -139,12 +139,7 @@ def ecg_quality(ecg: np.ndarray, fs: float) -> dict[str, float]:
     and basSQI (each mapped to 0..1), times the share of samples present.
     """
     raw, filtered, valid = ecg_filtered(ecg, fs)
-    peaks = (
-        pan_tompkins(filtered, fs)
-        if valid >= 0.2 and stats.span(raw) >= ECG_FLAT_MV
-        else (np.zeros(0, dtype=np.int64))
-    )
-    return ecg_quality_from(raw, filtered, valid, peaks, fs)
+    return ecg_quality_from(raw, filtered, valid, detect_r_peaks(ecg, fs), fs)
 
 
 def ppg_quality_from(

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from stream.signal.beats import ecg_filtered, pan_tompkins
+from stream.signal.beats import detect_r_peaks, ecg_filtered
 from stream.signal.kernels import beat_series
 from stream.signal.window import NAN
 
@@ -43,7 +43,7 @@ def respiration_rate(
         return NAN
     _, filtered, _ = ecg_filtered(ecg, fs)
     if peaks is None:
-        peaks = pan_tompkins(filtered, fs)
+        peaks = detect_r_peaks(ecg, fs)
     if len(peaks) < 6 or (peaks[-1] - peaks[0]) / fs < 6.0:
         return NAN
     return edr_rate(filtered[peaks], peaks / fs)

@@ -2,7 +2,10 @@
 
 Owns cutting a recording into the windows the worker's buffers would cut, and running
 each through the worker's features, scoring, rules and alert lifecycle
-(:meth:`Pipeline.evaluate_window`), one :class:`WindowResult` per window.
+(:meth:`Pipeline.evaluate_window`), one :class:`WindowResult` per window. An ECG's beats
+come, as in the worker, from one detector run on along the recording
+(:class:`~stream.signal.beat_stream.EcgBeatStream`): each window takes the beats decided
+by its end.
 
 >>> import numpy as np
 >>> windows = recording_windows(np.zeros(3000), "ecg", 100.0, window_s=10.0, hop_s=5.0)
@@ -19,7 +22,8 @@ import numpy as np
 from stream.config import Settings
 from stream.records import Alert, PatientContext, Profile
 from stream.scoring.scorer import Score, Scorer
-from stream.signal.features import analyze_window
+from stream.signal.beat_stream import EcgBeatStream
+from stream.signal.features import analyze_windows
 from stream.signal.window import SignalWindow
 from stream.worker.pipeline import Pipeline
 
@@ -74,7 +78,17 @@ def analyze_recording(
     windows = recording_windows(
         samples, signal, fs, settings.stream.window_s, settings.stream.hop_s
     )
-    analyses = [analyze_window(w) for w in windows]
+    beats: list[np.ndarray | None] = [None] * len(windows)
+    if signal == "ecg":
+        stream, pushed = EcgBeatStream(capacity=1), 0
+        for i, window in enumerate(windows):
+            end = round(window.t_end * fs)
+            stream.push([(OFFLINE_CONTEXT.device_id, pushed / fs, fs, samples[pushed:end])])
+            pushed = end
+            beats[i] = stream.window_beats(
+                OFFLINE_CONTEXT.device_id, window.t_start, window.t_end, fs
+            )
+    analyses = analyze_windows(windows, beats)
     features = [a.features for a in analyses]
     scores = scorer.score(windows, features) if scorer is not None else [[] for _ in windows]
     results = []

@@ -3,7 +3,8 @@
 Owns the order of the stream core, with no Faust import (:mod:`stream.worker.app` is the
 glue):
 
-    ingest → DeviceBuffers.append → windows whose hop is due → window features
+    ingest → DeviceBuffers.append → windows whose hop is due
+    → EcgBeatStream.push (each device's beat detector, on across frames) → window features
     → scoring (one ONNX call per model for the whole batch) → rules.evaluate
     → AlertTracker.update → alerts + line protocol
 
@@ -52,6 +53,7 @@ from stream.records import (
     PatientContext,
 )
 from stream.scoring.scorer import Score, Scorer
+from stream.signal.beat_stream import EcgBeatStream
 from stream.signal.buffers import DeviceBuffers
 from stream.signal.features import analyze_windows, warm_up
 from stream.signal.window import SignalWindow
@@ -89,14 +91,17 @@ class BatchMetrics:
 
 
 # The stream core's stages, in order, for :class:`StageTimes`.
-STAGES = ("decode", "buffer", "features", "model_inputs", "inference", "rules", "lines")
+STAGES = (
+    "decode", "buffer", "beats", "features", "model_inputs", "inference", "rules", "lines",
+)  # fmt: skip
 
 
 @dataclass
 class StageTimes:
     """Wall seconds the pipeline spent in each of :data:`STAGES` since it was created (or
     :meth:`reset`): ``decode`` (validation, pseudonymization, reorder buffer),
-    ``buffer`` (ring buffers, cutting due windows, last-seen clocks), ``features``,
+    ``buffer`` (ring buffers, cutting due windows, last-seen clocks), ``beats`` (the ECG
+    beat detectors advanced by each frame, and each window's beats), ``features``,
     ``model_inputs`` (resampling, normalization, batching for the models), ``inference``
     (onnxruntime), ``rules`` (rules, NEWS2, alert lifecycle, tracker state) and ``lines``
     (line protocol of vitals, features, scores, NEWS2 and alerts). The pipeline is single
@@ -193,6 +198,9 @@ class Pipeline:
         self.worker = worker
         self.ingest = Ingest(settings, ContextView(self.store.contexts))
         self.buffers: dict[str, DeviceBuffers] = {}
+        # Each device's ECG beat detector runs on across frames; a window takes the beats
+        # it decided by the window's end.
+        self.ecg_beats = EcgBeatStream()
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
         self._unsaved: dict[str, dict[str, Any]] = {}
@@ -251,7 +259,12 @@ class Pipeline:
         self, frames: list[tuple[Frame, PatientContext]], now: float, output: Output
     ) -> tuple[int, float]:
         touched: dict[str, PatientContext] = {}
-        due: list[tuple[str, SignalWindow]] = []
+        # A batch may hold several frames of a device (a catch-up after an outage): its
+        # k-th frames form round k. Each round's ECG advances the detectors in one call,
+        # and the windows a round's frames made due take the beats decided by then.
+        rounds: list[list[Frame]] = []
+        due_by_round: list[list[tuple[str, SignalWindow]]] = []
+        frames_seen: Counter[str] = Counter()
         stages = self.stages
         for frame, context in frames:
             started = time.perf_counter()
@@ -263,10 +276,18 @@ class Pipeline:
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
             buffers = self._buffer(frame)
+            round_ = frames_seen[frame.device_id]
+            frames_seen[frame.device_id] += 1
+            if round_ == len(rounds):
+                rounds.append([])
+                due_by_round.append([])
+            rounds[round_].append(frame)
             # Cut this device's due windows now, frame by frame: a catch-up batch (after an
             # outage or a restart) holds many seconds per device, and asking only once the
             # whole batch is buffered would skip all but its last windows — and their alerts.
-            due += [(frame.device_id, buffers.window(float(end))) for end in buffers.due_ends()]
+            due_by_round[round_] += [
+                (frame.device_id, buffers.window(float(end))) for end in buffers.due_ends()
+            ]
             end = frame.t0 + frame.duration()
             self.store.last_seen[frame.device_id] = end
             if self._newest_t is None or end > self._newest_t:
@@ -276,7 +297,28 @@ class Pipeline:
                 self._clocks[partition] = (end, now)
             touched[frame.device_id] = context
             stages.add("buffer", started)
-        scoring_s = self._windows(due, touched, output)
+        due: list[tuple[str, SignalWindow]] = []
+        beats: list[np.ndarray | None] = []
+        for round_frames, round_due in zip(rounds, due_by_round, strict=True):
+            started = time.perf_counter()
+            self.ecg_beats.push(
+                [
+                    (f.device_id, f.t0, ecg.fs, np.asarray(ecg.samples, dtype=float))
+                    for f in round_frames
+                    if (ecg := f.signals.ecg) is not None
+                ]
+            )
+            for device_id, window in round_due:
+                due.append((device_id, window))
+                beats.append(
+                    None
+                    if window.ecg is None
+                    else self.ecg_beats.window_beats(
+                        device_id, window.t_start, window.t_end, window.ecg_fs
+                    )
+                )
+            stages.add("beats", started)
+        scoring_s = self._windows(due, beats, touched, output)
         return len(due), scoring_s
 
     def _buffer(self, frame: Frame) -> DeviceBuffers:
@@ -302,13 +344,14 @@ class Pipeline:
     def _windows(
         self,
         due: list[tuple[str, SignalWindow]],
+        beats: list[np.ndarray | None],
         contexts: dict[str, PatientContext],
         output: Output,
     ) -> float:
         if not due:
             return 0.0
         started = time.perf_counter()
-        analyses = analyze_windows([window for _, window in due])
+        analyses = analyze_windows([window for _, window in due], beats)
         features = [a.features for a in analyses]
         scoring_started = self.stages.add("features", started)
         inference_before = self.scorer.stats.seconds if self.scorer is not None else 0.0
@@ -503,6 +546,7 @@ class Pipeline:
             for mapping in (self.buffers, self.trackers, self._persisted, self._unsaved,
                             self.observations, self._partition_of):  # fmt: skip
                 mapping.pop(device_id, None)
+            self.ecg_beats.forget(device_id)
             self.ingest.forget(device_id)
         for partition in partitions - set(self._partition_of.values()):
             self._clocks.pop(partition, None)  # type: ignore[arg-type]

