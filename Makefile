@@ -22,12 +22,15 @@ test: install services-up
 	if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; code=1; fi; \
 	exit $$code
 
-# Tools the InfluxDB build needs that apt provides (Go and Rust come from go.dev and rustup).
+# Tools the InfluxDB build needs that apt provides (Go and Rust come from go.dev and rustup),
+# and the headless browser of the ward board's tests (tests/browser/: chromium + its driver).
 system-deps:
 	@missing=""; \
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		echo "installing:$$missing"; \

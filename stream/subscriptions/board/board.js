@@ -232,6 +232,9 @@
       entry.status = item.status;
       entry.level = item.escalation_level;
       entry.updated = item.updated;
+      entry.by = item.alert.acknowledged_by || null;
+      entry.note = item.alert.note || null;
+      entry.verdict = item.alert.verdict || null;
       entries.set(item.alert.alert_id, entry);
       renderRow(entry);
     }
@@ -925,6 +928,11 @@
         selectAlert(null);
         if (entry && entry.row) entry.row.firstChild.focus();
       }
+    });
+    // Leaving the page closes the stream at once (the server stops waiting on it); a page
+    // restored from the back-forward cache reconnects from its cursor.
+    window.addEventListener("pagehide", () => {
+      if (session && session.controller) session.controller.abort();
     });
     setInterval(alarmTick, 500);
     // Relative freshness is shown as clock times; nothing else needs a timer.

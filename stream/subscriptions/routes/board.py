@@ -6,7 +6,8 @@ strict Content-Security-Policy: scripts, styles and requests only from this orig
 inline code, no framing, no referrer.
 
 ``GET /board/snapshot`` gives the alerts the token may see (open ones and those closed
-within the book's memory) with their status and escalation level, together with the
+within the book's memory) as they stand (:meth:`~stream.subscriptions.book.BookEntry.view`:
+who acknowledged, the note and verdict) with their status and escalation level, and the
 feed cursor at that instant; read in one step with no await in between, so subscribing
 to ``/alerts/stream`` from that cursor misses and repeats nothing.
 """
@@ -79,7 +80,7 @@ def snapshot(feed: AlertFeed, scope: TokenRecord) -> dict[str, Any]:
         "cursor": feed.position.encode(),
         "alerts": [
             {
-                "alert": entry.latest.model_dump(mode="json", exclude_none=True),
+                "alert": entry.view().model_dump(mode="json", exclude_none=True),
                 "status": entry.status,
                 "escalation_level": entry.level,
                 "updated": entry.updated,

@@ -94,7 +94,16 @@ async def test_snapshot_holds_the_scoped_alerts_and_the_cursor_after_them(
     api.publish(alert_factory(alert_id="a1", ward="A", patient="p-1", priority="high"))
     api.publish(alert_factory(alert_id="b1", ward="B", patient="p-2"))
     api.publish(alert_factory(alert_id="a2", ward="A", patient="p-3", priority="low"))
-    api.publish(alert_factory(alert_id="a2", event="acknowledged", ward="A", patient="p-3"))
+    api.publish(
+        alert_factory(
+            alert_id="a2",
+            event="acknowledged",
+            ward="A",
+            patient="p-3",
+            acknowledged_by="nurse-1",
+            verdict="artefact",
+        )
+    )
     api.publish(alert_factory(alert_id="a1", event="escalated", escalation_level=1, ward="A"))
     headers = api.auth(wards=["A"])
     async with api.client(board.router) as client:
@@ -108,6 +117,10 @@ async def test_snapshot_holds_the_scoped_alerts_and_the_cursor_after_them(
     assert set(by_id) == {"a1", "a2"}  # ward B's alert is not there
     assert (by_id["a1"]["status"], by_id["a1"]["escalation_level"]) == ("open", 1)
     assert by_id["a2"]["status"] == "acknowledged"
+    assert (by_id["a2"]["alert"]["acknowledged_by"], by_id["a2"]["alert"]["verdict"]) == (
+        "nurse-1",
+        "artefact",
+    )
     assert body["alerts"][0]["alert"]["alert_id"] == "a1"  # open first
 
 
