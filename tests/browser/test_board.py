@@ -400,6 +400,9 @@ def test_screenshot_of_a_board_with_alerts(
     page.wait_row(alerts[3].alert_id, status="acknowledged")
     page.find("#sound").click()  # quiet while the picture is taken
     page.wait_row(alerts[0].alert_id).find_element(By.TAG_NAME, "button").click()
+    facts = page.find("#detail-facts").text
+    assert "Escalated to level 1 of 3" in facts and "p-7f3a9c" in facts  # escalation state
+    assert "Acknowledged by nurse-7 (Not actionable)" in page.row(alerts[3].alert_id).text
     wait_for(
         lambda: page.js("return document.querySelectorAll('figure polyline').length") >= 3,
         15,
