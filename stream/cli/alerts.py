@@ -1,4 +1,5 @@
-"""`vitalstream alerts serve|token|tokens|revoke|tail|ack|bench`: the alert feed's commands.
+"""`vitalstream alerts serve|token|tokens|revoke|tail|ack|report|simulate-week|bench`:
+the alert feed's commands, and the alarm-burden report on what InfluxDB holds.
 
 Commands only parse options and delegate; heavy imports stay inside them so
 `vitalstream --help` stays fast.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -152,6 +154,150 @@ def ack(
         f"{answer['acknowledged_by']} at "
         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(answer['at']))}"
     )
+
+
+@alerts_app.command()
+def report(
+    since: str = typer.Option("-7d", help="window start: -7d, -12h, -30m or an ISO 8601 time"),
+    until: str = typer.Option("now", help="window end: now, a duration before now, or a time"),
+    ward: str = typer.Option(None, help="one ward only (default: every ward)"),
+    out: Path = typer.Option(  # noqa: B008 - typer declares options this way
+        Path("alarm-burden"), "--out", help="directory for report.md and its PNGs"
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="also write report.json, and print the JSON instead of tables"
+    ),
+    bucket: str = typer.Option(None, help="InfluxDB bucket (default: influx.bucket)"),
+) -> None:
+    """Alarm burden over a window: alarms per patient-day by kind and priority, share
+    acknowledged, time to acknowledge, verdicts. Reads InfluxDB (alerts, adjudications,
+    vitals); writes report.md and PNGs."""
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from stream.tools import plotting
+    from stream.tools.burden import influx, metrics
+    from stream.tools.burden import report as burden_report
+
+    plotting.require()
+    settings = load_settings()
+    now = time.time()
+    try:
+        start, stop = metrics.parse_when(since, now), metrics.parse_when(until, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if stop <= start:
+        raise typer.BadParameter(f"--since ({since}) must come before --until ({until})")
+    with influx.influx_client(settings) as client:
+        result = influx.window_result(
+            client, bucket or settings.influx.bucket, settings.influx.org, start, stop, ward
+        )
+    for path in burden_report.write_report(out, result):
+        typer.echo(f"wrote {path}", err=True)
+    if as_json:
+        typer.echo(f"wrote {burden_report.write_json(out / 'report.json', result)}", err=True)
+        typer.echo(json.dumps(result, indent=1))
+    else:
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        burden_report.print_result(console, result)
+
+
+@alerts_app.command("simulate-week")
+def simulate_week(
+    scenario: str = typer.Option("all", help="a shipped scenario, a scenario YAML, or 'all'"),
+    seeds: int = typer.Option(17, min=1, help="seeds per scenario"),
+    seed_start: int = typer.Option(0, help="first seed"),
+    devices: int = typer.Option(10, min=1, help="devices (patients) per run"),
+    seconds: int = typer.Option(600, min=1, help="simulated seconds per run"),
+    workers: int = typer.Option(2, min=1, help="worker processes"),
+    bucket: str = typer.Option("alarm-burden-sim", help="InfluxDB bucket to write (its own)"),
+    replace: bool = typer.Option(False, "--replace", help="delete the bucket first if it exists"),
+    out: Path = typer.Option(  # noqa: B008
+        None, "--out", help="then write the report of the simulated week here"
+    ),
+) -> None:
+    """A simulated week for the alarm-burden report: the worker's in-memory pipeline over
+    labelled scenarios × seeds, each alarm adjudicated from the labels (scripted
+    verdicts and response times), written to an InfluxDB bucket as production writes."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from producers.scenario import ScenarioError
+    from stream.tools import plotting
+    from stream.tools.burden import influx, simulate
+    from stream.tools.burden import report as burden_report
+    from stream.tools.burden.metrics import iso
+    from stream.tools.evaluation.runner import scenario_names
+
+    if out is not None:
+        plotting.require()
+    settings = load_settings()
+    if bucket == settings.influx.bucket:
+        raise typer.BadParameter(
+            f"'{bucket}' is the bucket the stream writes; simulate into a bucket of its own",
+            param_hint="--bucket",
+        )
+    try:
+        names = scenario_names(scenario)
+    except ScenarioError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scenario") from None
+    week_start = float(int(time.time() // 60) * 60) - simulate.WEEK_S
+    # The last run, its acknowledgements (up to an hour) and escalations end before now.
+    span = simulate.WEEK_S - seconds - 2 * 3600.0
+    specs = simulate.plan_week(
+        names, seeds, devices=devices, seconds=seconds, start=week_start, span_s=span,
+        seed_start=seed_start,
+    )  # fmt: skip
+    console = Console(stderr=True)
+    org = settings.influx.org
+    with influx.influx_client(settings) as client:
+        if influx.bucket_exists(client, bucket) and not replace:
+            raise typer.BadParameter(
+                f"bucket '{bucket}' exists; pass --replace to delete and recreate it",
+                param_hint="--bucket",
+            )
+        influx.recreate_bucket(client, bucket, org)
+        with Progress(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("simulating", total=len(specs))
+
+            def done(run: simulate.SimRun) -> None:
+                progress.update(
+                    task, advance=1, description=f"{run.spec.scenario} seed {run.spec.seed}"
+                )
+
+            description = simulate.simulate_into(
+                client, bucket, org, specs, workers=workers, on_done=done
+            )
+        totals = description["totals"]
+        typer.echo(
+            f"simulated {description['runs']} runs, {description['patient_days']:.2f} "
+            f"patient-days: {totals.get('alarms', 0)} alarms, "
+            f"{totals.get('acknowledged', 0)} acknowledged; "
+            f"{description['lines_written']} lines into bucket '{bucket}'",
+            err=True,
+        )
+        stop = week_start + simulate.WEEK_S
+        command = (
+            f"vitalstream alerts report --bucket {bucket} --since {iso(week_start)} "
+            f"--until {iso(stop)}"
+        )
+        typer.echo(command)
+        if out is None:
+            return
+        result = influx.window_result(client, bucket, org, week_start, stop)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "simulation.json").write_text(json.dumps(description, indent=1) + "\n")
+    paths = burden_report.write_report(out, result, description, command + f" --out {out}")
+    paths.append(burden_report.write_json(out / "report.json", result))
+    for path in paths:
+        typer.echo(f"wrote {path}", err=True)
 
 
 @alerts_app.command()

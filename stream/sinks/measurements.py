@@ -199,6 +199,11 @@ def alert_line(alert: Alert) -> str | None:
     return line("alerts", tags, fields, alert.t_event)
 
 
+def _ms(seconds: float) -> float:
+    """Seconds to the millisecond (a difference of epoch floats carries noise below it)."""
+    return round(seconds, 3)
+
+
 def adjudication_line(acknowledged: Alert, triggered_at: float | None) -> str | None:
     """``adjudications``: one acknowledgement of an alarm and the clinician's verdict.
 
@@ -230,8 +235,8 @@ def adjudication_line(acknowledged: Alert, triggered_at: float | None) -> str | 
     fields: dict[str, FieldValue | None] = {
         "alert_id": acknowledged.alert_id,
         "by": acknowledged.acknowledged_by or "",
-        "latency_s": None if triggered_at is None else acknowledged.t_event - triggered_at,
-        "since_onset_s": acknowledged.t_event - acknowledged.t_onset,
+        "latency_s": None if triggered_at is None else _ms(acknowledged.t_event - triggered_at),
+        "since_onset_s": _ms(acknowledged.t_event - acknowledged.t_onset),
         "escalation_level": acknowledged.escalation_level,
     }
     return line("adjudications", tags, fields, acknowledged.t_event)

@@ -22,8 +22,11 @@ from influxdb_client import InfluxDBClient
 from onnx import TensorProto, helper
 
 from stream.config import Settings
+from stream.records import VERDICTS, Alert
 from stream.scoring import registry
 from stream.scoring.registry import ModelCard
+from stream.subscriptions.audit import audit_lines
+from stream.tools.burden.influx import write_lines
 from stream.tools.dashboard_render import render_dashboard
 from stream.tools.dashboard_runner import DashboardRunner
 from stream.tools.dashboards import TimeRange, load_dashboards
@@ -179,11 +182,39 @@ from(bucket: "{settings.influx.bucket}")
     return records[0]["patient"], records[0]["device"]
 
 
+def acknowledge_some_alarms(client: InfluxDBClient, settings: Settings, count: int = 6) -> int:
+    """Acknowledge some of the worker's alarms, each verdict in turn, as the alert
+    service's audit records them (``alerts`` and ``adjudications`` points, 30 s after the
+    alarm): the alarm-burden panels then have data."""
+    flux = f'''
+from(bucket: "{settings.influx.bucket}")
+  |> range(start: -1d)
+  |> filter(fn: (r) => r._measurement == "alerts" and r._field == "alert_id")
+  |> filter(fn: (r) => r.event == "triggered")
+  |> group()
+  |> limit(n: {count})
+'''
+    lines = []
+    for i, row in enumerate(r for t in client.query_api().query(flux) for r in t.records):
+        triggered_at = row.get_time().timestamp()
+        acknowledged = Alert(
+            alert_id=row.get_value(), event="acknowledged", kind=row["kind"],
+            category=row["category"], priority=row["priority"], patient=row["patient"],
+            ward=row["ward"], device_id=row["device"], t_onset=triggered_at - 5,
+            t_event=triggered_at + 30 + i, window=(triggered_at - 15, triggered_at),
+            source="dashboard test", acknowledged_by="nurse-test", verdict=VERDICTS[i % 3],
+        )  # fmt: skip
+        lines += audit_lines(acknowledged, triggered_at)
+    assert lines, "the scenario raised no alarm"
+    return write_lines(client, settings.influx.bucket, settings.influx.org, lines)
+
+
 def test_every_panel_runs_and_returns_data_and_renders(
     populated: Settings, influx_client: InfluxDBClient, tmp_path: Path
 ) -> None:
     settings = populated
     patient, device = patient_with_resolved_alert(influx_client, settings)
+    acknowledge_some_alarms(influx_client, settings)
     runner = DashboardRunner(
         influx_client, settings.influx.bucket, settings.influx.org, {"patient": patient}
     )
