@@ -148,6 +148,9 @@ class Output:
     held: list[Position] = field(default_factory=list)
     unheld: list[Position] = field(default_factory=list)
     enrolled: list[str] = field(default_factory=list)  # devices whose context changed
+    # The ECG beat detectors this batch advanced, as they stand after it (saved with the
+    # tracker state, so a restart goes on from exactly the state its commit covers).
+    detectors: dict[str, bytes] = field(default_factory=dict)
 
 
 def live_scores(
@@ -201,6 +204,7 @@ class Pipeline:
         # Each device's ECG beat detector runs on across frames; a window takes the beats
         # it decided by the window's end.
         self.ecg_beats = EcgBeatStream()
+        self._advanced: set[str] = set()
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
         self._unsaved: dict[str, dict[str, Any]] = {}
@@ -253,6 +257,7 @@ class Pipeline:
             newest_frame_t=self._newest_t,
         )
         output.state = self._take_unsaved()
+        output.detectors = self._take_detectors()
         return output
 
     def _accept(
@@ -308,6 +313,7 @@ class Pipeline:
                     if (ecg := f.signals.ecg) is not None
                 ]
             )
+            self._advanced.update(f.device_id for f in round_frames if f.signals.ecg is not None)
             for device_id, window in round_due:
                 due.append((device_id, window))
                 beats.append(
@@ -441,6 +447,16 @@ class Pipeline:
             self._unsaved[device_id] = state
             self._persisted[device_id] = (shape, last_t)
 
+    def _take_detectors(self) -> dict[str, bytes]:
+        """The state of the detectors advanced since the last call."""
+        states = {
+            device_id: state
+            for device_id in sorted(self._advanced)
+            if (state := self.ecg_beats.export(device_id)) is not None
+        }
+        self._advanced.clear()
+        return states
+
     def _take_unsaved(self) -> dict[str, dict[str, Any]]:
         unsaved, self._unsaved = self._unsaved, {}
         return unsaved
@@ -466,6 +482,7 @@ class Pipeline:
             self._check_silence(now, output)
         self._emit(output, None if live else now)
         output.state = self._take_unsaved()
+        output.detectors = self._take_detectors()
         return output
 
     def _silence_clocks(self, now: float) -> tuple[dict[int, float], float]:
@@ -516,9 +533,10 @@ class Pipeline:
         self.stages.add("lines", started)
 
     def save(self, output: Output) -> None:
-        """Store the tracker state an output reached; call once it is durable."""
+        """Store the tracker and detector state an output reached; call once it is durable."""
         for device_id, state in output.state.items():
             self.store.trackers[device_id] = state
+        self.store.detectors.update(output.detectors)
 
     # -- ownership ----------------------------------------------------------------------
     def devices_in(self, partitions: set[int]) -> list[str]:
@@ -534,6 +552,9 @@ class Pipeline:
         for device_id, value in snapshots.items():
             durable.apply(self.store, device_id, value)
             self._partition_of[device_id] = partition
+            detector = self.store.detectors.get(device_id)
+            if detector is not None:
+                self.ecg_beats.restore(device_id, detector)
 
     def forget(self, devices: list[str]) -> None:
         """Everything about devices whose partition another worker now owns: it replays
@@ -541,7 +562,8 @@ class Pipeline:
         (a seq remembered here would drop the replayed frames as duplicates)."""
         partitions = {self._partition_of.get(d) for d in devices}
         for device_id in devices:
-            for part in (self.store.contexts, self.store.trackers, self.store.last_seen):
+            for part in (self.store.contexts, self.store.trackers, self.store.last_seen,
+                         self.store.detectors):  # fmt: skip
                 part.pop(device_id, None)
             for mapping in (self.buffers, self.trackers, self._persisted, self._unsaved,
                             self.observations, self._partition_of):  # fmt: skip

@@ -1,7 +1,9 @@
 """Per-device state snapshots in a compacted topic: what survives a restart or a partition move.
 
 Owns the durable form of each device's small state (its pseudonymized enrolment context,
-its alert-tracker state, when it was last heard from), the snapshot topic's name, and
+its alert-tracker state, when it was last heard from, its ECG beat detector's state:
+filter and integration history, levels, held candidates, recent beats, a few KB that
+change with every frame), the snapshot topic's name, and
 reading a partition's snapshots back. It replaces Faust's changelog tables, whose recovery
 could hang a worker that took over a killed one's partitions for minutes (issue 21):
 nothing here waits on a recovery phase, a fetcher or a stream buffer.
@@ -31,6 +33,7 @@ Pure encode/decode plus the aiokafka reader; the store is :mod:`stream.worker.st
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -48,19 +51,21 @@ READ_TIMEOUT_S = 60.0
 def encode(store: StateStore, device_id: str) -> bytes:
     """The device's snapshot: all it has in ``store`` (missing parts as null)."""
     context = store.contexts.get(device_id)
+    detector = store.detectors.get(device_id)
     return orjson.dumps(
         {
             "format": FORMAT,
             "context": orjson.Fragment(context) if context is not None else None,
             "tracker": store.trackers.get(device_id),
             "last_seen": store.last_seen.get(device_id),
+            "ecg_detector": base64.b64encode(detector).decode() if detector else None,
         }
     )
 
 
 def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
     """Put a snapshot back into ``store`` (a tombstone, ``None``, removes the device)."""
-    for part in (store.contexts, store.trackers, store.last_seen):
+    for part in (store.contexts, store.trackers, store.last_seen, store.detectors):
         part.pop(device_id, None)
     if value is None:
         return
@@ -73,6 +78,8 @@ def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
         store.trackers[device_id] = snapshot["tracker"]
     if snapshot["last_seen"] is not None:
         store.last_seen[device_id] = float(snapshot["last_seen"])
+    if snapshot.get("ecg_detector"):  # absent from snapshots written before it existed
+        store.detectors[device_id] = base64.b64decode(snapshot["ecg_detector"])
 
 
 class PartitionReader:

@@ -1,8 +1,8 @@
 """The worker's small durable per-device state, and the mapping views the core reads it by.
 
 Owns :class:`StateStore` (enrolment contexts, alert-tracker state, when each device was
-last heard from: plain dicts, made durable by the worker as per-device snapshots,
-:mod:`stream.worker.snapshots`) and :class:`ContextView` (JSON bytes →
+last heard from, its ECG beat detector's state: plain dicts, made durable by the worker as
+per-device snapshots, :mod:`stream.worker.snapshots`) and :class:`ContextView` (JSON bytes →
 :class:`~stream.records.PatientContext`). Raw samples never live here: they stay in the
 worker's local ring buffers (:mod:`stream.signal.buffers`).
 
@@ -34,6 +34,8 @@ class StateStore:
     contexts: MutableMapping[str, bytes] = field(default_factory=dict)
     trackers: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
     last_seen: MutableMapping[str, float] = field(default_factory=dict)
+    # The ECG beat detector's state (EcgBeatStream.export) as of the last durable batch.
+    detectors: MutableMapping[str, bytes] = field(default_factory=dict)
 
 
 class ContextView(MutableMapping[str, PatientContext]):
