@@ -55,10 +55,16 @@ class _Card(BaseModel):
 
 
 class ModelInput(_Card):
-    """One ONNX input: what it carries and in which layout (batch, time, channel)."""
+    """One ONNX input: what it carries and in which layout (batch, time, channel).
+
+    ``ecg`` and ``vitals`` inputs are windows ``[batch, time, channels]``, scored for every
+    window; an ``alert`` input is one row per triggered alert ``[batch, channels]`` (the
+    window features at the alert, its kind and priority: :mod:`stream.scoring.actionability`),
+    and a model with one scores alerts, in shadow only (it never raises or changes one).
+    """
 
     name: str = Field(min_length=1)
-    kind: Literal["ecg", "vitals"]
+    kind: Literal["ecg", "vitals", "alert"]
     shape: list[int] = Field(description="-1 marks a dynamic axis, e.g. [-1, -1, 1]")
     fs: float = Field(gt=0, description="sampling rate of the time axis in Hz")
     window_s: float = Field(gt=0, description="window length the model was trained on")
@@ -72,6 +78,8 @@ class ModelInput(_Card):
             raise ValueError(
                 f"input {self.name}: last axis {self.shape[-1]} != {len(self.channels)} channels"
             )
+        if self.kind == "alert" and len(self.shape) != 2:
+            raise ValueError(f"input {self.name}: an alert input is [batch, channels]")
         return self
 
     @property
@@ -135,6 +143,12 @@ class ModelCard(_Card):
     def ref(self) -> str:
         """``name@version``, how alerts and scores name the model that produced them."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def scores_alerts(self) -> bool:
+        """Whether the model scores triggered alerts (an ``alert`` input) rather than
+        windows: such a model runs in shadow only."""
+        return any(model_input.kind == "alert" for model_input in self.inputs)
 
 
 def sha256_file(path: Path) -> str:
@@ -409,6 +423,11 @@ def promote(name: str, version: str, settings: Settings, shadow: bool = False) -
     """
     path = find_version(name, version, settings)
     model = load(path)
+    if model.card.scores_alerts and not shadow:
+        raise ModelError(
+            f"{model.ref} scores alerts and runs in shadow only (its scores suppress "
+            "nothing yet): promote it with shadow"
+        )
     marker_dir = _mkdir(Path(settings.models.directory) / name)
     marker = marker_dir / (SHADOW_FILE if shadow else PROMOTED_FILE)
     with tempfile.NamedTemporaryFile("w", dir=marker_dir, delete=False) as handle:

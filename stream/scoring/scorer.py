@@ -12,6 +12,10 @@ while the worker runs.
 - Shadow mode (``settings.models.shadow`` or a rollout with ``shadow=True``): the shadow
   version scores the same windows; its scores are written (``shadow=true``) but raise no
   alerts.
+- Models that score alerts (an ``alert`` input, e.g. ``alarm-actionability``) run in
+  shadow only: :meth:`Scorer.score_alerts` scores each triggered alert of a window and
+  returns ``alert_actionability`` lines; the alerts themselves are never touched. Such a
+  model is never live, and a rollout that would make it live is refused.
 
 Example::
 
@@ -29,8 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.config import Settings
-from stream.records import ModelRollout
+from stream.records import Alert, ModelRollout
 from stream.scoring import registry
+from stream.scoring.actionability import ACTIONABLE, actionability_line, alert_rows
 from stream.scoring.explain import explain_alerting
 from stream.scoring.inputs import batch_inputs, model_inputs
 from stream.scoring.registry import LoadedModel, ModelError
@@ -67,7 +72,10 @@ class ScoringStats:
 def validate(model: LoadedModel) -> None:
     """Smoke-run the model on neutral input: finite probabilities in 0..1, one per class."""
     feeds = {
-        spec.name: np.zeros((2, spec.steps, len(spec.channels)), np.float32)
+        # An alert input is one row per alert; the others are windows of spec.steps.
+        spec.name: np.zeros(
+            (2, *(() if spec.kind == "alert" else (spec.steps,)), len(spec.channels)), np.float32
+        )
         for spec in model.card.inputs
     }
     # Zeros are raw values; the card's normalization maps them to something finite.
@@ -98,17 +106,23 @@ class Scorer:
         self.shadow: dict[str, LoadedModel] = dict(shadow or {})
         self.stats = ScoringStats()
         self.last_refusal = ""
+        self._alert_scoring_failed: set[str] = set()
 
     @classmethod
     def from_registry(cls, settings: Settings) -> Scorer:
         names = sorted({entry.name for entry in registry.list_models(settings)})
         live, shadow = {}, {}
+        # Models that score alerts are never live; their shadow version (the SHADOW marker
+        # is their deployment) loads whatever models.shadow says, which is about the
+        # window models' shadow versions (they double the scoring of every window).
+        alert_scoring = _alert_scoring_names(settings)
         for name in names:
-            try:
-                live[name] = registry.load(registry.resolve(name, settings))
-            except ModelError as exc:
-                log.error("model %s not loaded: %s", name, exc)
-            if settings.models.shadow:
+            if name not in alert_scoring:
+                try:
+                    live[name] = registry.load(registry.resolve(name, settings))
+                except ModelError as exc:
+                    log.error("model %s not loaded: %s", name, exc)
+            if settings.models.shadow or name in alert_scoring:
                 try:
                     path = registry.resolve(name, settings, shadow=True)
                 except ModelError:
@@ -137,8 +151,8 @@ class Scorer:
         """
         per_window: list[list[Score]] = [[] for _ in windows]
         peaks = list(r_peaks) if r_peaks is not None else [None] * len(windows)
-        models = [(m, False) for m in self.live.values()]
-        models += [(m, True) for m in self.shadow.values()]
+        models = [(m, False) for m in self.live.values() if not m.card.scores_alerts]
+        models += [(m, True) for m in self.shadow.values() if not m.card.scores_alerts]
         for model, is_shadow in models:
             self._score_model(model, is_shadow, windows, features, peaks, per_window)
         return per_window
@@ -174,6 +188,43 @@ class Scorer:
                 )
             )
 
+    def score_alerts(self, alerts: Sequence[Alert], features: Mapping[str, float]) -> list[str]:
+        """``alert_actionability`` lines: every shadow alert-scoring model's score of each
+        ``triggered`` alert among ``alerts`` (one window's, with that window's
+        ``features``). The alerts are not changed, and a model that fails costs its lines
+        only (logged once per version), never the alerts.
+        """
+        models = [m for m in self.shadow.values() if m.card.scores_alerts]
+        triggered = [a for a in alerts if a.event == "triggered"]
+        if not models or not triggered:
+            return []
+        lines: list[str] = []
+        for model in models:
+            card = model.card
+            try:
+                rows = alert_rows(
+                    card.inputs[0].channels, [(features, a.kind, a.priority) for a in triggered]
+                )
+                started = time.perf_counter()
+                probabilities = model.predict(rows)[ACTIONABLE]
+            except Exception as exc:  # a shadow model must never cost an alert
+                if card.ref not in self._alert_scoring_failed:
+                    self._alert_scoring_failed.add(card.ref)
+                    log.error("shadow alert scoring with %s failed: %s", card.ref, exc)
+                continue
+            elapsed = time.perf_counter() - started
+            self.stats.calls += 1
+            self.stats.seconds += elapsed
+            self.stats.last_latency_s[card.ref] = elapsed
+            threshold = card.thresholds[ACTIONABLE]
+            for alert, probability in zip(triggered, probabilities, strict=True):
+                text = actionability_line(
+                    alert, card.name, card.version, float(probability), threshold
+                )
+                if text is not None:
+                    lines.append(text)
+        return lines
+
     def explain(
         self, score: Score, window: SignalWindow, features: Mapping[str, float]
     ) -> dict[str, dict]:
@@ -207,6 +258,8 @@ class Scorer:
                 f"{model.ref}: sha256 {model.card.onnx_sha256[:12]}… differs from the "
                 f"rollout's {rollout.sha256[:12]}…"
             )
+        if model.card.scores_alerts and not rollout.shadow:
+            raise ModelError(f"{model.ref} scores alerts and runs in shadow only")
         validate(model)
         return model
 
@@ -234,3 +287,12 @@ class Scorer:
             return f"refused {rollout.name}@{rollout.version}: {self.last_refusal}"
         self.install(model, shadow=rollout.shadow)
         return f"installed {model.ref} as {'shadow' if rollout.shadow else 'live'}"
+
+
+def _alert_scoring_names(settings: Settings) -> set[str]:
+    """Names of the models whose versions score alerts (read from their cards)."""
+    names = set()
+    for entry in registry.list_models(settings):
+        if entry.problem is None and registry.read_card(entry.path).scores_alerts:
+            names.add(entry.name)
+    return names
