@@ -421,6 +421,8 @@ class Pipeline:
             )
             if text is not None:
                 lines.append(text)
+        if alerts and self.scorer is not None:  # shadow alert scoring: lines only, alerts as is
+            lines += self.scorer.score_alerts(alerts, features)
         self.stages.add("lines", started)
         return alerts, lines
 
