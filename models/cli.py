@@ -125,13 +125,33 @@ def promote_command(
 
 
 def train(
-    model: str = typer.Argument(..., help="rhythm or deterioration"),
+    model: str = typer.Argument(..., help="rhythm, deterioration or alarm-actionability"),
     from_recordings: bool = typer.Option(
         False, "--from-recordings", help="also evaluate on real recordings (MIT-BIH 208)"
     ),
     from_influx: str | None = typer.Option(
-        None, "--from-influx", help="train on features the stream wrote, e.g. -7d"
+        None,
+        "--from-influx",
+        "--since",
+        help="train on what the stream wrote in this range, e.g. -7d (alarm-actionability: "
+        "the adjudicated alarms acknowledged in it, e.g. -30d)",
     ),
+    bucket: str | None = typer.Option(
+        None, "--bucket", help="alarm-actionability: the bucket to read (default: the stream's)"
+    ),
+    simulate_into: str | None = typer.Option(
+        None,
+        "--simulate-into",
+        help="alarm-actionability: simulate a week of adjudicated alarms (--patients, "
+        "--seconds) into this new bucket, then train on it as read back",
+    ),
+    replace: bool = typer.Option(
+        False, "--replace", help="with --simulate-into: delete the bucket first if it exists"
+    ),
+    workers: int = typer.Option(2, "--workers", min=1, help="simulation processes"),
+    report_dir: Annotated[
+        Path | None, typer.Option(help="alarm-actionability: also write the report here")
+    ] = None,
     epochs: int = typer.Option(30, "--epochs", min=1),
     out: Annotated[Path | None, typer.Option(help="default: the registry directory")] = None,
     folds: int = typer.Option(3, "--folds", min=0, help="patient-wise CV folds (0: none)"),
@@ -145,9 +165,17 @@ def train(
     """Train a model offline: patient-wise CV, baseline, ONNX export with parity, report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    settings = load_settings()
+    if model == "alarm-actionability":
+        train_actionability(
+            settings, from_influx, bucket, simulate_into, replace, out, folds, patients,
+            seconds, seed, version, workers, report_dir,
+        )  # fmt: skip
+        return
+    if bucket or simulate_into or report_dir:
+        raise SystemExit("error: --bucket, --simulate-into, --report-dir: alarm-actionability")
     from models import train as training
 
-    settings = load_settings()
     if model not in training.SPECS:
         raise SystemExit(f"error: unknown model {model!r}; choose {sorted(training.SPECS)}")
     windows = None
@@ -182,4 +210,95 @@ def train(
         )
     card = json.loads((target / "card.json").read_text())
     typer.echo(f"wrote {target}")
+    typer.echo(json.dumps(card["metrics"]["held_out_test"], indent=2))
+
+
+def train_actionability(
+    settings: Settings,
+    since: str | None,
+    bucket: str | None,
+    simulate_into: str | None,
+    replace: bool,
+    out: Path | None,
+    folds: int,
+    patients: int,
+    seconds: int,
+    seed: int,
+    version: str | None,
+    workers: int,
+    report_dir: Path | None,
+) -> None:
+    """``vitalstream train alarm-actionability``: from InfluxDB's adjudicated alarms
+    (``--from-influx RANGE [--bucket B]``), from a simulated week written to a bucket and
+    read back (``--simulate-into B``), or from a simulated week in memory."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from models import actionability, adjudicated
+    from stream.tools.burden import influx
+
+    console = Console(stderr=True)
+    start = float(int(time.time() // 60) * 60) - 7 * 86400.0
+    # The last run and its acknowledgements (up to an hour) end before now.
+    specs = adjudicated.plan(
+        adjudicated.SCENARIOS, patients, seconds, start=start, seed_start=seed,
+        span_s=7 * 86400.0 - seconds - 2 * 3600.0,
+    )  # fmt: skip
+    simulated: dict[str, object] = {}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+        transient=True,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, int] = {}
+
+        def progress(task: str, done: int, total: int) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done, total=total)
+
+        finished = 0
+
+        def run_done(_: object) -> None:
+            nonlocal finished
+            finished += 1
+            progress("simulated runs", finished, len(specs))
+
+        if simulate_into:
+            if simulate_into == settings.influx.bucket:
+                raise SystemExit("error: --simulate-into needs a bucket of its own")
+            with influx.influx_client(settings) as client:
+                if influx.bucket_exists(client, simulate_into) and not replace:
+                    raise SystemExit(f"error: bucket {simulate_into!r} exists; pass --replace")
+                influx.recreate_bucket(client, simulate_into, settings.influx.org)
+                simulated = adjudicated.simulate_into(
+                    client, simulate_into, settings.influx.org, specs, workers=workers,
+                    on_done=run_done,
+                )  # fmt: skip
+            bucket, since = simulate_into, since or "-30d"
+        if since:
+            rows = adjudicated.read_settings_influx(settings, since, bucket)
+            source = f"InfluxDB bucket {bucket or settings.influx.bucket}, acknowledged in {since}"
+        else:
+            rows, simulated = adjudicated.simulate(specs, workers=workers, on_done=run_done)
+            source = "simulated week in memory"
+        if simulated:
+            source += (
+                f"; simulated: {simulated['runs']} runs ({', '.join(simulated['scenarios'])}), "
+                f"{simulated['patients']} patients, {simulated['patient_hours']} patient-hours, "
+                f"{simulated['alarms']} alarms, {simulated['acknowledged']} acknowledged "
+                f"({simulated['resolved_before_acknowledgement']} resolved before anyone came, "
+                f"{simulated['never_acknowledged']} never answered)"
+            )
+        console.print(f"{rows.describe()}; left out {rows.left_out}")
+        target = actionability.run(
+            rows, out or settings.models.directory, source=source, folds=folds, seed=seed,
+            version=version, report_dir=report_dir, progress=progress,
+        )  # fmt: skip
+    card = json.loads((target / "card.json").read_text())
+    typer.echo(f"wrote {target}")
+    typer.echo(
+        f"deploy in shadow: vitalstream models promote {card['name']} {card['version']} --shadow"
+    )
     typer.echo(json.dumps(card["metrics"]["held_out_test"], indent=2))

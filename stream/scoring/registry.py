@@ -373,6 +373,16 @@ def list_models(settings: Settings) -> list[ModelVersion]:
     return listed
 
 
+def alert_scoring_names(settings: Settings) -> set[str]:
+    """Names of the models whose versions score alerts (``ModelCard.scores_alerts``): never
+    live, in shadow only."""
+    return {
+        entry.name
+        for entry in list_models(settings)
+        if entry.problem is None and read_card(entry.path).scores_alerts
+    }
+
+
 def find_version(name: str, version: str, settings: Settings) -> Path:
     """The directory of ``name@version``: the registry first, then the shipped defaults."""
     for field_name, value in (("name", name), ("version", version)):

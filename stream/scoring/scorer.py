@@ -115,7 +115,7 @@ class Scorer:
         # Models that score alerts are never live; their shadow version (the SHADOW marker
         # is their deployment) loads whatever models.shadow says, which is about the
         # window models' shadow versions (they double the scoring of every window).
-        alert_scoring = _alert_scoring_names(settings)
+        alert_scoring = registry.alert_scoring_names(settings)
         for name in names:
             if name not in alert_scoring:
                 try:
@@ -287,12 +287,3 @@ class Scorer:
             return f"refused {rollout.name}@{rollout.version}: {self.last_refusal}"
         self.install(model, shadow=rollout.shadow)
         return f"installed {model.ref} as {'shadow' if rollout.shadow else 'live'}"
-
-
-def _alert_scoring_names(settings: Settings) -> set[str]:
-    """Names of the models whose versions score alerts (read from their cards)."""
-    names = set()
-    for entry in registry.list_models(settings):
-        if entry.problem is None and registry.read_card(entry.path).scores_alerts:
-            names.add(entry.name)
-    return names

@@ -26,7 +26,9 @@ def run(
     from stream.scoring import registry
 
     results: list[dict[str, Any]] = []
-    names = sorted({version.name for version in registry.list_models(settings)})
+    # The window models (RNNs); alert-scoring models run in shadow on alerts only.
+    alert_scoring = registry.alert_scoring_names(settings)
+    names = sorted({v.name for v in registry.list_models(settings)} - alert_scoring)
     with Progress(transient=True) as progress:
         task = progress.add_task("model latency", total=len(names))
         for name in names:
