@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from stream.signal.beat_stream import DECISION_DELAY_S
 from stream.signal.beats import ECG_FLAT_MV, PPG_BAND, detect_r_peaks, ecg_filtered, elgendi
 from stream.signal.filters import bandpass, fill_missing
 from stream.signal.kernels import detectors, stats
@@ -115,9 +116,12 @@ def ecg_quality_from(
     p_sqi = qrs / wide if wide > 0 else 0.0
     bas_sqi = 1.0 - baseline / total if total > 0 else 0.0
     k_sqi = stats.kurtosis(filtered)
-    # bSQI: the beats agree with a plain peak detector's (matched / all distinct beats).
+    # bSQI: the beats agree with a plain peak detector's (matched / all distinct beats),
+    # compared where both have decided: the causal beat detector decides a beat
+    # DECISION_DELAY_S after it, so the window's last beat may still be pending there.
     simple = detectors.simple_beats(filtered, max(int(0.3 * fs), 1))
-    b_sqi = stats.agreement(peaks, simple, round(0.15 * fs))
+    decided = len(filtered) - round(DECISION_DELAY_S * fs)
+    b_sqi = stats.agreement(peaks[peaks < decided], simple[simple < decided], round(0.15 * fs))
     k_score = _unit((k_sqi - 3.0) / 2.0)  # Gaussian noise 3, clean ECG > 5
     p_score = _unit((p_sqi - 0.3) / 0.2)  # white noise ≈ 0.3, ECG 0.5-0.8
     bas_score = _unit(bas_sqi / 0.2)  # only gross wander costs quality
