@@ -222,7 +222,9 @@ class EcgBeatStream:
 
     def recent_beats(self, device: str) -> np.ndarray:
         """Epoch times (s) of the device's recent counted beats (at most
-        :data:`~stream.signal.kernels.ecg_stream.RECENT`, none across a gap), oldest first."""
+        :data:`~stream.signal.kernels.ecg_stream.RECENT`), oldest first. Beats on both
+        sides of a gap are kept: an interval spanning the gap is the reader's to leave out
+        (the window features keep the longest gap-free run for rates)."""
         return self.recent_samples(device)[0]
 
     def recent_samples(self, device: str) -> tuple[np.ndarray, float, float]:

@@ -74,7 +74,9 @@ def _median_sorted(values: np.ndarray) -> float:
 
 @njit(cache=True)
 def _restart(fst: np.ndarray, ist: np.ndarray, d: int) -> None:
-    """Forget levels, beats and held candidates: learn again from the next sample."""
+    """Forget levels, the beat history and held candidates: learn again from the next
+    sample. The beats counted so far stay in the recent ring (they were beats); whoever
+    reads intervals from it leaves out those spanning a gap."""
     fst[d, F_SPK_I] = fst[d, F_SPK_F] = fst[d, F_NPK_I] = fst[d, F_NPK_F] = 0.0
     fst[d, F_PEND_VAL] = 0.0
     fst[d, F_LAST_SLOPE] = 0.0
@@ -87,7 +89,6 @@ def _restart(fst: np.ndarray, ist: np.ndarray, d: int) -> None:
     ist[d, I_BEATS] = 0
     ist[d, I_LEARNING] = 1
     ist[d, I_LEARN_END] = ist[d, I_N] + ist[d, I_LEARN]
-    ist[d, I_COUNTED] = 0
 
 
 @njit(cache=True)
@@ -399,7 +400,6 @@ def advance(
                     continue
                 if ist[d, I_GAP_START] < 0:
                     ist[d, I_GAP_START] = n
-                    ist[d, I_COUNTED] = 0  # no interval spans a gap
                 x = fst[d, F_HOLD]
             if ist[d, I_STARTED] == 0:
                 for s in range(2):
