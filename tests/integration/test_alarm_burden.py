@@ -45,6 +45,7 @@ def test_the_report_counts_what_the_simulation_wrote(
     simulated = simulate_into(influx_client, bucket, org, specs, workers=1, policy=QUICK)
     totals = simulated["totals"]
     assert totals["alarms"] > 0 and totals["acknowledged"] > 0, totals
+    assert sum(simulated["scripted_verdicts"].values()) == totals["alarms"]
 
     stop = start + 4 * 3600
     result = window_result(influx_client, bucket, org, start, stop)

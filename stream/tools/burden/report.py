@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stream.records import VERDICTS
 from stream.tools.burden.metrics import VERDICT_KEYS, iso
 
 DEFINITIONS = """\
@@ -104,6 +105,8 @@ def simulation_lines(simulation: Mapping[str, Any]) -> list[str]:
     policy = simulation["policy"]
     medians = ", ".join(f"{p} {s / 60:.1f} min" for p, s in policy["median_response_s"].items())
     never = ", ".join(f"{p} {100 * v:.0f} %" for p, v in policy["never_acknowledged"].items())
+    every = simulation.get("scripted_verdicts", {})
+    scripted = ", ".join(f"{v} {every.get(v, 0)}" for v in VERDICTS)
     return [
         "## What was simulated",
         "",
@@ -134,7 +137,8 @@ def simulation_lines(simulation: Mapping[str, Any]) -> list[str]:
         f"Outcome of the {totals.get('alarms', 0)} alarms: {totals.get('acknowledged', 0)} "
         f"acknowledged, {totals.get('resolved_first', 0)} resolved before their "
         f"acknowledgement came, {totals.get('never', 0)} never acknowledged by script; "
-        f"{totals.get('escalations', 0)} escalations.",
+        f"{totals.get('escalations', 0)} escalations. The adjudicator's verdicts on *every* "
+        f"alarm, acknowledged or not (which a ward would never see): {scripted}.",
         "",
         "**What these figures say:** the alarm burden per patient-day and the verdict "
         "shares follow from the pipeline's alarms on these scenarios (designed to "

@@ -77,7 +77,8 @@ class SimRun:
     acknowledged: int = 0
     resolved_first: int = 0  # acknowledgement attempted after the alarm resolved (409)
     never: int = 0  # the adjudicator never acknowledged it
-    verdicts: dict[str, int] = field(default_factory=dict)
+    verdicts: dict[str, int] = field(default_factory=dict)  # of the acknowledged alarms
+    scripted: dict[str, int] = field(default_factory=dict)  # every alarm's scripted verdict
     escalations: int = 0
     wall_s: float = 0.0
 
@@ -93,6 +94,7 @@ class SimRun:
             "resolved_first": self.resolved_first,
             "never": self.never,
             "verdicts": dict(self.verdicts),
+            "scripted": dict(self.scripted),
             "escalations": self.escalations,
             "lines": len(self.lines),
             "wall_s": round(self.wall_s, 2),
@@ -267,6 +269,7 @@ def simulate_run(
         resolved_first=outcomes["resolved_first"],
         never=outcomes["never"],
         verdicts=dict(Counter(str(a.verdict) for a in acknowledged)),
+        scripted=dict(Counter(a.verdict for a in adjudications)),
         escalations=sum(a.event == "escalated" for a in book_events),
         wall_s=time.perf_counter() - began,
     )
@@ -311,12 +314,14 @@ def describe(specs: Sequence[SimRunSpec], runs: Sequence[SimRun], policy: AckPol
     """What was simulated (for simulation.json and the report's header)."""
     totals: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
+    scripted: Counter[str] = Counter()
     for run in runs:
         totals.update(
             alarms=run.alarms, acknowledged=run.acknowledged, resolved_first=run.resolved_first,
             never=run.never, escalations=run.escalations,
         )  # fmt: skip
         verdicts.update(run.verdicts)
+        scripted.update(run.scripted)
     patient_s = sum(spec.devices * spec.seconds for spec in specs)
     return {
         "runs": len(specs),
@@ -327,7 +332,7 @@ def describe(specs: Sequence[SimRunSpec], runs: Sequence[SimRun], policy: AckPol
         "patient_seconds": patient_s,
         "patient_days": round(patient_s / 86400.0, 4),
         "start": min(spec.start for spec in specs),
-        "stop": max(spec.start + spec.seconds for spec in specs),
+        "stop": round(max(spec.start + spec.seconds for spec in specs), 1),
         "policy": {
             "median_response_s": dict(policy.median_s),
             "sigma": policy.sigma,
@@ -335,7 +340,8 @@ def describe(specs: Sequence[SimRunSpec], runs: Sequence[SimRun], policy: AckPol
             "max_response_s": policy.max_s,
         },
         "totals": dict(totals),
-        "verdicts": dict(verdicts),
+        "verdicts": dict(verdicts),  # of the acknowledged alarms
+        "scripted_verdicts": dict(scripted),  # of every alarm, acknowledged or not
         "run_wall_s": round(sum(run.wall_s for run in runs), 1),
     }
 

@@ -32,6 +32,7 @@ SIMULATION = {
                "never_acknowledged": {"high": 0.0}, "max_response_s": 3600.0},
     "totals": {"alarms": 3, "acknowledged": 2, "resolved_first": 1, "never": 0},
     "verdicts": {"actionable": 1, "artefact": 1},
+    "scripted_verdicts": {"actionable": 2, "artefact": 1},
 }  # fmt: skip
 
 
@@ -51,6 +52,7 @@ def test_a_simulated_week_says_what_was_simulated_and_what_it_does_not_show() ->
     text = markdown(result(), simulation=SIMULATION)
     assert "12,000 patient-seconds = 0.14 patient-days" in text
     assert "not from any clinician" in text
+    assert "actionable 2, not_actionable 0, artefact 1" in text
 
 
 def test_report_files(tmp_path: Path) -> None:
