@@ -58,3 +58,16 @@ def test_ack_says_where_it_could_not_connect_and_never_prints_the_token(monkeypa
     assert result.exit_code == 1
     assert "cannot reach the alert service at http://127.0.0.1:9" in result.output
     assert secret not in result.output
+
+
+def test_simulate_week_refuses_the_streams_own_bucket(monkeypatch) -> None:
+    monkeypatch.setenv("VITALSTREAM_INFLUX__BUCKET", "ward-data")
+    result = CliRunner().invoke(app, ["alerts", "simulate-week", "--bucket", "ward-data"])
+    assert result.exit_code == 2
+    assert "bucket of its own" in result.output
+
+
+def test_report_refuses_a_window_that_means_nothing() -> None:
+    for since, until in (("yesterday", "now"), ("-1h", "-2h")):
+        result = CliRunner().invoke(app, ["alerts", "report", "--since", since, "--until", until])
+        assert result.exit_code == 2, result.output
