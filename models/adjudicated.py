@@ -341,6 +341,9 @@ class SimulatedRun:
     outcomes: dict[str, int]
     lines: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    # The scripted verdict of *every* alarm, acknowledged or not (at its triggered time):
+    # what a retrospective review of all alarms would say, for comparison only.
+    reviewed: list[VerdictRow] = field(default_factory=list)
 
 
 def _recording_pipeline(settings: Settings) -> Any:
@@ -427,6 +430,12 @@ def simulate_run(spec: Any, keep_lines: bool = False, policy: Any = None) -> Sim
         for a in events
         if a.event == "triggered"
     ]
+    first = {t.alert_id: t for t in reversed(triggers)}
+    reviewed = [
+        VerdictRow(j.alert_id, t.t_us / 1e6, t.ward, t.patient, t.kind, t.priority, str(j.verdict))
+        for j in adjudications
+        if (t := first.get(j.alert_id)) is not None
+    ]
     return SimulatedRun(
         scenario=spec.scenario,
         seed=spec.seed,
@@ -438,6 +447,7 @@ def simulate_run(spec: Any, keep_lines: bool = False, policy: Any = None) -> Sim
         outcomes={"alarms": len(alarms), **{k: int(v) for k, v in outcomes.items()}},
         lines=lines,
         wall_s=time.perf_counter() - began,
+        reviewed=reviewed,
     )
 
 
@@ -498,9 +508,13 @@ def run_all(
     return [done[i] for i in range(len(specs))]
 
 
-def joined(runs: Sequence[SimulatedRun]) -> AdjudicatedAlerts:
-    """The runs' rows, each run joined on its own (its alarms, its features)."""
-    return concatenate([join(r.verdicts, r.triggers, r.features) for r in runs])
+def joined(runs: Sequence[SimulatedRun], reviewed: bool = False) -> AdjudicatedAlerts:
+    """The runs' rows, each run joined on its own (its alarms, its features); with
+    ``reviewed``, every alarm with the verdict a review would give it (a comparison of
+    what learning from acknowledgements misses, not what production can see)."""
+    return concatenate(
+        [join(r.reviewed if reviewed else r.verdicts, r.triggers, r.features) for r in runs]
+    )
 
 
 def describe(runs: Sequence[SimulatedRun]) -> dict[str, Any]:

@@ -179,3 +179,30 @@ def test_models_list_shows_it_in_shadow(tmp_path: Path, rows, monkeypatch) -> No
     listed = runner.invoke(app, ["models", "list", "--json"])
     [row] = [r for r in json.loads(listed.stdout) if r["name"] == act.NAME]
     assert row["shadow"] and not row["promoted"] and not row["in_use"]
+
+
+def test_suppression_threshold_takes_the_middle_of_the_best_interval() -> None:
+    y = np.array([1] * 200 + [0] * 50)
+    p = np.concatenate([np.linspace(0.6, 1.0, 200), np.linspace(0.0, 0.2, 50)])
+    highest = act.recall_threshold(y, p)
+    threshold = act.suppression_threshold(y, p)
+    assert threshold == pytest.approx((highest + p[p < highest].max()) / 2)
+    # The same alarms suppressed as at the highest threshold, with a margin on both sides.
+    assert np.array_equal(p < threshold, p < highest)
+    assert act.at_threshold(y, p, threshold)["recall"] >= 0.99
+
+
+def test_a_review_of_every_alarm_is_kept_apart_from_the_acknowledgements() -> None:
+    from models.adjudicated import SimulatedRun, joined
+
+    trigger = TriggerRow("a1", 5_000_000, "w", "p1", "d1", "tachycardia", "medium")
+    run = SimulatedRun(
+        "default", 0, 1, 60,
+        verdicts=[],  # resolved before anyone came
+        triggers=[trigger],
+        features={("d1", 5_000_000): {"motion": 1.0}},
+        outcomes={"alarms": 1},
+        reviewed=[VerdictRow("a1", 5.0, "w", "p1", "tachycardia", "medium", "artefact")],
+    )  # fmt: skip
+    assert len(joined([run])) == 0 and joined([run]).left_out["never_acknowledged"] == 1
+    assert joined([run], reviewed=True).verdicts == ["artefact"]
