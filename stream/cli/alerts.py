@@ -168,6 +168,9 @@ def report(
         False, "--json", help="also write report.json, and print the JSON instead of tables"
     ),
     bucket: str = typer.Option(None, help="InfluxDB bucket (default: influx.bucket)"),
+    simulation: Path = typer.Option(  # noqa: B008
+        None, help="the simulation.json of a simulated week in the bucket: says what it was"
+    ),
 ) -> None:
     """Alarm burden over a window: alarms per patient-day by kind and priority, share
     acknowledged, time to acknowledge, verdicts. Reads InfluxDB (alerts, adjudications,
@@ -194,7 +197,19 @@ def report(
         result = influx.window_result(
             client, bucket or settings.influx.bucket, settings.influx.org, start, stop, ward
         )
-    for path in burden_report.write_report(out, result):
+    described = None
+    if simulation is not None:
+        try:
+            described = json.loads(simulation.read_text())
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot read {simulation}: {exc}") from None
+    command = " ".join(
+        ["vitalstream alerts report", *(f"--{k} {v}" for k, v in (
+            ("bucket", bucket), ("since", since), ("until", until), ("ward", ward),
+            ("out", out), ("simulation", simulation),
+        ) if v is not None)]
+    )  # fmt: skip
+    for path in burden_report.write_report(out, result, described, command):
         typer.echo(f"wrote {path}", err=True)
     if as_json:
         typer.echo(f"wrote {burden_report.write_json(out / 'report.json', result)}", err=True)

@@ -72,9 +72,11 @@ def test_the_report_counts_what_the_simulation_wrote(
     assert ward_a["summary"]["alarms"] < summary["alarms"]
 
     out = tmp_path / "report"
+    described = tmp_path / "simulation.json"
+    described.write_text(json.dumps(simulated))
     command = [
         "alerts", "report", "--bucket", bucket, "--since", iso(start), "--until", iso(stop),
-        "--out", str(out), "--json",
+        "--out", str(out), "--json", "--simulation", str(described),
     ]  # fmt: skip
     ran = CliRunner().invoke(app, command, env=settings.child_env_vars())
     assert ran.exit_code == 0, ran.output
@@ -83,5 +85,8 @@ def test_the_report_counts_what_the_simulation_wrote(
     assert json.loads((out / "report.json").read_text()) == printed
     text = (out / "report.md").read_text()
     assert f"**{totals['alarms']} alarms**" in text
+    assert (
+        f"Outcome of the {totals['alarms']} alarms: {totals['acknowledged']} acknowledged" in text
+    )
     for name in ("burden.png", "verdicts.png", "time-to-ack.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name

@@ -145,7 +145,10 @@ def simulation_lines(simulation: Mapping[str, Any]) -> list[str]:
         "provoke alarms: every event kind, artefact and confound wards; not a ward's "
         "case mix). The share acknowledged and the time to acknowledge follow from the "
         "scripted response times above, not from any clinician: they show the report "
-        "working, not how fast a ward answers.",
+        "working, not how fast a ward answers. Only alarms still open when their "
+        "acknowledgement came are acknowledged, so the time to acknowledge of short-lived "
+        "alarms (ventricular runs, falls, detached sensors) is that of the quickest "
+        "responses, and their verdict shares rest on few alarms.",
         "",
     ]
 
