@@ -522,10 +522,13 @@ def plot(result: Evaluation, path: Path) -> Path:
         p = result.test_scores[name]
         recall, suppressed = suppression_curve(y, p)
         style = {"linestyle": styles[name], "linewidth": widths[name]}
-        line = left.step(recall, suppressed, where="post", label=name, **style)[0]
         m = result.held_out[name]
+        if name == "always actionable":  # one operating point: keep everything
+            left.plot(m["recall"], m["suppressed_share_of_non_actionable"], "o", label=name)
+            continue
+        line = left.step(recall, suppressed, where="post", label=name, **style)[0]
         left.plot(m["recall"], m["suppressed_share_of_non_actionable"], "o", color=line.get_color())
-        if len(np.unique(y)) == 2 and name != "always actionable":
+        if len(np.unique(y)) == 2:
             fpr, tpr, _ = roc_curve(y, p)
             right.plot(fpr, tpr, label=f"{name} AUC {roc_auc_score(y, p):.3f}", **style)
     left.axvline(RECALL_TARGET, color="grey", linestyle=":", linewidth=1)
