@@ -282,7 +282,7 @@ def train_actionability(
             source = f"InfluxDB bucket {bucket or settings.influx.bucket}, acknowledged in {since}"
         else:
             rows, simulated = adjudicated.simulate(specs, workers=workers, on_done=run_done)
-            source = "simulated week in memory"
+            source = "simulated in memory"
         if simulated:
             source += (
                 f"; simulated: {simulated['runs']} runs ({', '.join(simulated['scenarios'])}), "
