@@ -206,3 +206,25 @@ def test_a_review_of_every_alarm_is_kept_apart_from_the_acknowledgements() -> No
     )  # fmt: skip
     assert len(joined([run])) == 0 and joined([run]).left_out["never_acknowledged"] == 1
     assert joined([run], reviewed=True).verdicts == ["artefact"]
+
+
+def test_a_simulated_run_keeps_the_features_the_worker_wrote_at_each_alarm() -> None:
+    from models import adjudicated
+    from stream.sinks.lines import to_ns
+
+    [spec] = adjudicated.plan(["noisy_ambulatory"], 10, 120, start=1_700_000_000.0)
+    run = adjudicated.simulate_run(spec, keep_lines=True)
+    assert run.triggers and run.outcomes["alarms"] == len({t.alert_id for t in run.triggers})
+    assert len(run.reviewed) == run.outcomes["alarms"]  # a verdict for every alarm
+    written = {ln.split(" ")[0].split(",")[0] for ln in run.lines}
+    assert {"vitals", "features", "quality", "alerts"} <= written
+    for trigger in run.triggers:
+        features = run.features[(trigger.device, trigger.t_us)]
+        line = next(
+            ln for ln in run.lines
+            if ln.startswith("features,") and f"device={trigger.device}" in ln.split(" ")[0]
+            and ln.endswith(f" {to_ns(trigger.t_us / 1e6)}")
+        )  # fmt: skip
+        assert "ecg_sqi=" not in line  # quality features go to their own measurement
+        hr = features.get("hr_device")
+        assert hr is None or not math.isfinite(hr) or f"hr_device={hr!r}" in line
