@@ -375,8 +375,7 @@ def simulate_run(spec: Any, keep_lines: bool = False, policy: Any = None) -> Sim
     from stream.tools.adjudicator import adjudicate
     from stream.tools.burden.simulate import acknowledge_through_book, run_settings
     from stream.tools.evaluation.matching import Label, triggered_alarms
-    from stream.tools.evaluation.runner import timings_from_settings
-    from stream.worker.ingest import RawRecord
+    from stream.tools.evaluation.runner import drive, timings_from_settings
 
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vitalstream-actionability-") as tmp:
@@ -395,18 +394,7 @@ def simulate_run(spec: Any, keep_lines: bool = False, policy: Any = None) -> Sim
         if keep_lines:
             lines.extend(t for t in output.lines if t.split(",", 1)[0] in KEPT_MEASUREMENTS)
 
-    offset = 0
-    for device_id, payload in fleet.enrolments():
-        offset += 1
-        take(pipeline.enrol(RawRecord(device_id.encode(), payload, 0, offset), now=spec.start))
-    for _ in range(spec.seconds):
-        tick = fleet.tick()
-        records = []
-        for device_id, payload in tick.messages:
-            offset += 1
-            records.append(RawRecord(device_id.encode(), payload, offset % 3, offset))
-        take(pipeline.process(records, now=tick.t + 1.0))
-        take(pipeline.tick(now=tick.t + 1.5))
+    drive(pipeline, fleet, spec.seconds, spec.start, take)
     labels = [Label.from_fleet(label) for label in fleet.labels(spec.seconds)]
     alarms, _ = triggered_alarms(events)
     rng = np.random.default_rng([spec.seed, spec.index])

@@ -173,6 +173,33 @@ def _add_beat(
 
 
 @njit(cache=True)
+def _hold(
+    ist: np.ndarray,
+    held: np.ndarray,
+    d: int,
+    centre: int,
+    r: int,
+    h_i: float,
+    h_f: float,
+    slope: float,
+    qrs_mv: float,
+    drop_oldest: bool,
+) -> None:
+    """Hold a candidate (a learning one, or a noise peak for search-back); when the held
+    list is full the oldest noise peak goes, a learning candidate is left out."""
+    q = ist[d, I_HELD]
+    if q == HELD:
+        if not drop_oldest:
+            return
+        held[d, : HELD - 1, :] = held[d, 1:, :]
+        q -= 1
+    held[d, q, H_CENTRE], held[d, q, H_R] = centre, r
+    held[d, q, H_I], held[d, q, H_F], held[d, q, H_SLOPE] = h_i, h_f, slope
+    held[d, q, H_QRS] = qrs_mv
+    ist[d, I_HELD] = q + 1
+
+
+@njit(cache=True)
 def _decide(
     fst: np.ndarray,
     ist: np.ndarray,
@@ -236,14 +263,7 @@ def _decide(
         )  # fmt: skip
         ist[d, I_HELD] = 0
     else:
-        q = ist[d, I_HELD]
-        if q == HELD:  # the oldest noise peak goes
-            held[d, : HELD - 1, :] = held[d, 1:, :]
-            q -= 1
-        held[d, q, H_CENTRE], held[d, q, H_R] = centre, r
-        held[d, q, H_I], held[d, q, H_F], held[d, q, H_SLOPE] = h_i, h_f, slope
-        held[d, q, H_QRS] = qrs_mv
-        ist[d, I_HELD] = q + 1
+        _hold(ist, held, d, centre, r, h_i, h_f, slope, qrs_mv, True)
         fst[d, F_NPK_I] = BEAT_WEIGHT * h_i + (1.0 - BEAT_WEIGHT) * fst[d, F_NPK_I]
         fst[d, F_NPK_F] = BEAT_WEIGHT * max(h_f, 0.0) + (1.0 - BEAT_WEIGHT) * fst[d, F_NPK_F]
     return count
@@ -264,8 +284,9 @@ def _end_learning(
     count: int,
     row: int,
 ) -> int:
-    """Seed the levels from the learning span's candidates (the highest is the signal
-    level, half their median the noise level), then decide each of them in turn."""
+    """Seed the levels from the learning span (its highest candidate is the signal level,
+    half the signals' mean over it the noise level), then decide each of its candidates
+    in turn."""
     m = ist[d, I_HELD]
     if m == 0:  # nothing to learn from (a flat or missing signal): learn on
         ist[d, I_LEARN_END] = n + ist[d, I_LEARN]
@@ -331,12 +352,7 @@ def _confirm(
             out_rows, out_pos, count, row,
         )  # fmt: skip
     if ist[d, I_LEARNING] == 1:
-        q = ist[d, I_HELD]
-        if q < HELD:
-            held[d, q, H_CENTRE], held[d, q, H_R] = centre, r
-            held[d, q, H_I], held[d, q, H_F], held[d, q, H_SLOPE] = h_i, h_f, steepest
-            held[d, q, H_QRS] = qrs_mv
-            ist[d, I_HELD] = q + 1
+        _hold(ist, held, d, centre, r, h_i, h_f, steepest, qrs_mv, False)
         return count
     return _decide(
         fst, ist, held, history, d, centre, r, h_i, h_f, steepest, qrs_mv, n, search_back,

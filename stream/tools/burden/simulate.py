@@ -146,8 +146,7 @@ def pipeline_run(
     from producers.fleet import Fleet
     from producers.scenario import load_scenario
     from stream.scoring.scorer import Scorer
-    from stream.tools.evaluation.runner import timings_from_settings
-    from stream.worker.ingest import RawRecord
+    from stream.tools.evaluation.runner import drive, timings_from_settings
     from stream.worker.pipeline import Pipeline
 
     scorer = Scorer.from_registry(settings)
@@ -164,18 +163,7 @@ def pipeline_run(
         alerts.extend(output.alerts)
         lines.extend(text for text in output.lines if _kept(text))
 
-    offset = 0
-    for device_id, payload in fleet.enrolments():
-        offset += 1
-        take(pipeline.enrol(RawRecord(device_id.encode(), payload, 0, offset), now=spec.start))
-    for _ in range(spec.seconds):
-        tick = fleet.tick()
-        records = []
-        for device_id, payload in tick.messages:
-            offset += 1
-            records.append(RawRecord(device_id.encode(), payload, offset % 3, offset))
-        take(pipeline.process(records, now=tick.t + 1.0))
-        take(pipeline.tick(now=tick.t + 1.5))
+    drive(pipeline, fleet, spec.seconds, spec.start, take)
     labels = [Label.from_fleet(label) for label in fleet.labels(spec.seconds)]
     return alerts, lines, labels, timings_from_settings(settings)
 

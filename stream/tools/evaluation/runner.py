@@ -140,11 +140,42 @@ def limit_crossings(
     return out
 
 
+def drive(
+    pipeline: Any,
+    fleet: Any,
+    seconds: int,
+    start: float,
+    take: Callable[[Any], None],
+    on_tick: Callable[[Any], None] | None = None,
+) -> None:
+    """Feed ``fleet`` through ``pipeline`` for ``seconds`` the way the worker does: its
+    enrolments at ``start``, then one batch of frames a second (keys spread over three
+    partitions, ``now`` = frame time + 1 s) and a timer tick half a second after it.
+    Every output goes to ``take``, which saves it (its state is then "durable") and keeps
+    what it needs; ``on_tick`` sees each fleet tick before its batch is processed. The
+    evaluation, the simulated week and the actionability training all drive runs so."""
+    from stream.worker.ingest import RawRecord
+
+    offset = 0
+    for device_id, payload in fleet.enrolments():
+        offset += 1
+        take(pipeline.enrol(RawRecord(device_id.encode(), payload, 0, offset), now=start))
+    for _ in range(seconds):
+        tick = fleet.tick()
+        if on_tick is not None:
+            on_tick(tick)
+        records = []
+        for device_id, payload in tick.messages:
+            offset += 1
+            records.append(RawRecord(device_id.encode(), payload, offset % 3, offset))
+        take(pipeline.process(records, now=tick.t + 1.0))
+        take(pipeline.tick(now=tick.t + 1.5))
+
+
 def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
     """One scenario at one seed through a fresh pipeline, the way the worker drives it."""
     from producers.fleet import Fleet
     from stream.scoring.scorer import Scorer
-    from stream.worker.ingest import RawRecord
     from stream.worker.pipeline import Pipeline
 
     began = time.perf_counter()
@@ -159,26 +190,16 @@ def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
     alerts: list[Any] = []
     truth_t: list[float] = []
     truth: list[dict[str, Any]] = []
-    offset = 0
-    for device_id, payload in fleet.enrolments():
-        offset += 1
-        output = pipeline.enrol(RawRecord(device_id.encode(), payload, 0, offset), now=START)
+
+    def take(output: Any) -> None:
         pipeline.save(output)
-        alerts += output.alerts
-    for _ in range(spec.seconds):
-        tick = fleet.tick()
+        alerts.extend(output.alerts)
+
+    def sample_truth(tick: Any) -> None:
         truth_t.append(tick.t + fleet.frame_s)  # the body's state at the frame's end
         truth.append(fleet.true_vitals())
-        records = []
-        for device_id, payload in tick.messages:
-            offset += 1
-            records.append(RawRecord(device_id.encode(), payload, offset % 3, offset))
-        output = pipeline.process(records, now=tick.t + 1.0)
-        pipeline.save(output)
-        alerts += output.alerts
-        output = pipeline.tick(now=tick.t + 1.5)
-        pipeline.save(output)
-        alerts += output.alerts
+
+    drive(pipeline, fleet, spec.seconds, START, take, sample_truth)
     alarms, repeats = triggered_alarms(alerts)
     labels = [Label.from_fleet(label) for label in fleet.labels(spec.seconds)]
     return Run(
