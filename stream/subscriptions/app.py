@@ -10,6 +10,10 @@ are switched off so an unauthenticated caller learns nothing beyond ``/healthz``
 - ``POST|GET /webhooks``, ``GET /webhooks/{id}/deliveries``, ``DELETE /webhooks/{id}``
   (:mod:`.routes.webhooks`).
 - ``GET  /fhir/DetectedIssue?patient=...`` — a FHIR searchset Bundle (:mod:`.routes.fhir`).
+- ``GET  /board`` (and its assets), ``GET /board/snapshot`` — the ward board page and the
+  open alerts in scope with the feed cursor (:mod:`.routes.board`).
+- ``GET  /me`` — the token's scope (:mod:`.routes.me`); ``GET /vitals?patient=...`` —
+  recent vitals from InfluxDB within the token's wards (:mod:`.routes.vitals`).
 
 Every error is JSON ``{"error": code, "detail": message}`` (:mod:`.errors`). Tokens are read
 only from the ``Authorization`` header (``?token=`` is refused; :mod:`.deps`) and the access
