@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -475,25 +473,9 @@ def run_all(
 ) -> list[SimulatedRun]:
     """Every run, ``workers`` at a time in spawned processes (here when 1), in ``specs``
     order; ``on_done`` sees each as it completes (to write its lines and drop them)."""
-    if workers <= 1 or len(specs) <= 1:
-        runs = []
-        for spec in specs:
-            runs.append(simulate_run(spec, keep_lines))
-            if on_done is not None:
-                on_done(runs[-1])
-        return runs
-    from stream.signal.features import warm_up
+    from stream.tools.evaluation.runner import in_processes
 
-    warm_up()  # compile (or load) the kernels once, before the workers all want them
-    done: dict[int, SimulatedRun] = {}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(specs)), mp_context=context) as pool:
-        futures = {pool.submit(simulate_run, s, keep_lines): i for i, s in enumerate(specs)}
-        for future in as_completed(futures):
-            done[futures[future]] = run = future.result()
-            if on_done is not None:
-                on_done(run)
-    return [done[i] for i in range(len(specs))]
+    return in_processes(simulate_run, specs, keep_lines, workers=workers, on_done=on_done)
 
 
 def joined(runs: Sequence[SimulatedRun], reviewed: bool = False) -> AdjudicatedAlerts:

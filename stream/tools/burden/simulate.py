@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import heapq
 import math
-import multiprocessing
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,28 +272,9 @@ def simulate(
     """Every run, ``workers`` at a time in spawned processes (or here when 1); ``on_done``
     sees each as it completes (to write its lines and drop them), the list comes back in
     ``specs`` order."""
-    if workers <= 1 or len(specs) <= 1:
-        runs = []
-        for spec in specs:
-            runs.append(simulate_run(spec, policy, models_dir))
-            if on_done is not None:
-                on_done(runs[-1])
-        return runs
-    from stream.signal.features import warm_up
+    from stream.tools.evaluation.runner import in_processes
 
-    warm_up()  # compile (or load) the kernels once, before the workers all want them
-    done: dict[int, SimRun] = {}
-    # Spawned, not forked, as the evaluation's runs are (onnxruntime and numba threads).
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(specs)), mp_context=context) as pool:
-        futures = {
-            pool.submit(simulate_run, spec, policy, models_dir): i for i, spec in enumerate(specs)
-        }
-        for future in as_completed(futures):
-            done[futures[future]] = run = future.result()
-            if on_done is not None:
-                on_done(run)
-    return [done[i] for i in range(len(specs))]
+    return in_processes(simulate_run, specs, policy, models_dir, workers=workers, on_done=on_done)
 
 
 def describe(specs: Sequence[SimRunSpec], runs: Sequence[SimRun], policy: AckPolicy) -> dict:

@@ -216,6 +216,40 @@ def run_one(spec: RunSpec, models_dir: str | None = None) -> Run:
     )
 
 
+def in_processes(
+    task: Callable[..., Any],
+    specs: Sequence[Any],
+    *args: Any,
+    workers: int = DEFAULT_WORKERS,
+    on_done: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """``task(spec, *args)`` for every spec, ``workers`` at a time in fresh (spawned)
+    processes, or here when ``workers`` is 1; ``on_done`` sees each result as it completes,
+    and the results come back in ``specs`` order. The evaluation, the simulated week and
+    the actionability training run their runs so."""
+    if workers <= 1 or len(specs) <= 1:
+        results = []
+        for spec in specs:
+            results.append(task(spec, *args))
+            if on_done is not None:
+                on_done(results[-1])
+        return results
+    from stream.signal.features import warm_up
+
+    warm_up()  # compile (or load) the kernels once, before the workers all want them
+    done: dict[int, Any] = {}
+    # Spawned, not forked: a fork of a process that already runs onnxruntime's or numba's
+    # threads (a test session, say) can deadlock in the child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(specs)), mp_context=context) as pool:
+        futures = {pool.submit(task, spec, *args): i for i, spec in enumerate(specs)}
+        for future in as_completed(futures):
+            done[futures[future]] = result = future.result()
+            if on_done is not None:
+                on_done(result)
+    return [done[i] for i in range(len(specs))]
+
+
 def run_all(
     specs: Sequence[RunSpec],
     *,
@@ -225,27 +259,7 @@ def run_all(
 ) -> list[Run]:
     """Every task, ``workers`` at a time in fresh (spawned) processes, or here when
     ``workers`` is 1; the runs come back in ``specs`` order."""
-    if workers <= 1 or len(specs) <= 1:
-        runs = []
-        for spec in specs:
-            runs.append(run_one(spec, models_dir))
-            if on_done is not None:
-                on_done(runs[-1])
-        return runs
-    from stream.signal.features import warm_up
-
-    warm_up()  # compile (or load) the kernels once, before the workers all want them
-    done: dict[int, Run] = {}
-    # Spawned, not forked: a fork of a process that already runs onnxruntime's or numba's
-    # threads (a test session, say) can deadlock in the child.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(specs)), mp_context=context) as pool:
-        futures = {pool.submit(run_one, spec, models_dir): i for i, spec in enumerate(specs)}
-        for future in as_completed(futures):
-            done[futures[future]] = run = future.result()
-            if on_done is not None:
-                on_done(run)
-    return [done[i] for i in range(len(specs))]
+    return in_processes(run_one, specs, models_dir, workers=workers, on_done=on_done)
 
 
 def describe(
