@@ -35,6 +35,15 @@ PINNED_FRACTION = 0.3  # share pinned at the rails that means the electrode/sens
 # (even at 40 bpm, diastole is a falling curve); ambient light on the photodiode ~0.07 of it.
 SIGNAL_LOST_S = 1.0
 PPG_DROPOUT = 0.15
+# A loose electrode loses contact for a moment (0.15-1.2 s, MIT-BIH NST "em" artefact) and
+# shows a stretch flat within ECG_FLAT_MV, or pinned at a rail, in the middle of a live
+# ECG. The beats around it are the pop of the electrode recharging and the beat it hid, so
+# the window's rhythm cannot be read: it counts as artefact, as a monitor's "cannot
+# analyze". An attached electrode's quiet stretch between beats is shorter: on real
+# recordings the longest stretch within 0.02 mV in any 10 s window is 0.05 s (MIT-BIH 208,
+# 360 Hz), 0.18 s (pyphysio's ECG) and 0.20 s (systole's Task1 ECG, at 250 Hz); the lost
+# tail of features._LOST_TAIL_MIN_S draws the same line at 0.25 s.
+CONTACT_LOSS_S = 0.25
 
 
 @lru_cache(maxsize=256)
@@ -110,6 +119,11 @@ def ecg_quality_from(
     lead_off = flat or pinned > PINNED_FRACTION or lost
     if lead_off:
         return _quality(0.0, flat, saturated, lead_off, False)
+    # Judged where every sample is present: a bridged gap is a straight line, not a contact
+    # loss (gaps lower ``valid`` instead).
+    contact_lost = valid == 1.0 and stats.longest_flat_run(raw, ECG_FLAT_MV) >= (
+        CONTACT_LOSS_S * fs
+    )
     # Li, Mark & Clifford (2008) indices: pSQI (QRS band share), basSQI (baseline wander),
     # kSQI (kurtosis: ECG is spiky, noise is Gaussian) and bSQI (two detectors agree).
     qrs, wide, baseline, total = band_powers(raw, fs, ECG_BANDS) if powers is None else powers
@@ -127,7 +141,7 @@ def ecg_quality_from(
     bas_score = _unit(bas_sqi / 0.2)  # only gross wander costs quality
     # The weakest index decides: one failed view of the signal is enough to distrust it.
     score = min(b_sqi, k_score, p_score, bas_score)
-    motion = k_sqi < 4.0 or b_sqi < 0.7 or bas_sqi < 0.1
+    motion = k_sqi < 4.0 or b_sqi < 0.7 or bas_sqi < 0.1 or contact_lost
     return _quality(valid * score, flat, saturated, lead_off, motion)
 
 
@@ -138,8 +152,9 @@ def ecg_quality(ecg: np.ndarray, fs: float) -> dict[str, float]:
     still shows baseline noise above this). ``saturated``: > 1 % of samples pinned at the
     window's extremes. ``lead_off``: flat, > 30 % pinned at a rail, or the last second
     lost (:data:`SIGNAL_LOST_S`). ``motion``: artefact — the signal lost ECG's spikiness
-    (kSQI < 4), two detectors disagree (bSQI < 0.7) or baseline wander holds > 90 % of the
-    power. ``sqi`` is the weakest of bSQI, kSQI, pSQI
+    (kSQI < 4), two detectors disagree (bSQI < 0.7), baseline wander holds > 90 % of the
+    power, or the electrode lost contact for a moment (:data:`CONTACT_LOSS_S` flat or at a
+    rail). ``sqi`` is the weakest of bSQI, kSQI, pSQI
     and basSQI (each mapped to 0..1), times the share of samples present.
     """
     raw, filtered, valid = ecg_filtered(ecg, fs)

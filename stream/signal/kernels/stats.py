@@ -1,7 +1,7 @@
 """Per-window statistics kernels: quality indices, accelerometer summary and vitals trend.
 
-Owns the loops behind :mod:`stream.signal.quality` (peak-to-peak, repeated and pinned
-samples, kurtosis, detector agreement, pulse template correlation),
+Owns the loops behind :mod:`stream.signal.quality` (peak-to-peak, flat stretches, repeated and
+pinned samples, kurtosis, detector agreement, pulse template correlation),
 :mod:`stream.signal.activity` (:func:`activity`) and :mod:`stream.signal.trends`
 (:func:`trend_slope`). None calls another kernel. Example::
 
@@ -10,6 +10,8 @@ samples, kurtosis, detector agreement, pulse template correlation),
     (5.0, 0.6)
     >>> int(flat_tail(np.array([0.0, 1.0, 0.30, 0.31, 0.30]), 0.1))
     3
+    >>> int(longest_flat_run(np.array([0.0, 0.01, 1.0, 1.0, 1.01, 1.0, np.nan, 1.0]), 0.1))
+    4
 """
 
 from __future__ import annotations
@@ -44,6 +46,31 @@ def flat_tail(x: np.ndarray, height: float) -> int:
             break
         i -= 1
     return n - 1 - i
+
+
+@njit(cache=True)
+def longest_flat_run(x: np.ndarray, height: float) -> int:
+    """Samples in the longest stretch of ``x`` that stays within a band ``height`` tall
+    (greedy: a stretch ends at the first sample that leaves its band; nan ends it too)."""
+    best = 0
+    start = 0
+    lo = hi = math.nan
+    for i in range(x.shape[0]):
+        v = x[i]
+        if math.isnan(v):
+            lo = hi = math.nan
+            start = i + 1
+            continue
+        if math.isnan(lo):
+            lo = hi = v
+            start = i
+        lo = min(lo, v)
+        hi = max(hi, v)
+        if hi - lo >= height:
+            lo = hi = v
+            start = i
+        best = max(best, i - start + 1)
+    return best
 
 
 @njit(cache=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.signal.quality import ecg_quality, ppg_quality
+from stream.signal.beats import ECG_FLAT_MV
+from stream.signal.kernels.stats import longest_flat_run
+from stream.signal.quality import CONTACT_LOSS_S, ecg_quality, ppg_quality
 from tests.unit.stream.signal.synthetic import regular_beats, synthetic_ecg
 
 
@@ -52,6 +54,30 @@ def test_ecg_quality_ranks_noise_below_ecg(record_208: np.ndarray) -> None:
     assert np.mean([ecg_quality(w, fs)["motion"] for w in windows]) < 0.1
     assert noise["sqi"] < 0.2 and noise["motion"] == 1.0
     assert wander["sqi"] < 0.5 and wander["motion"] == 1.0
+
+
+@pytest.mark.parametrize("level", [0.0, 5.0])
+@pytest.mark.parametrize("lost_s", [0.3, 1.2])
+def test_a_moment_of_lost_contact_is_artefact(level: float, lost_s: float) -> None:
+    """A loose electrode losing contact mid-window (flat, or at a rail) hides a beat and
+    its return pops like one: the rhythm of that window is artefact (motion), though the
+    electrode is attached again and the window is not lead-off."""
+    fs = 250.0
+    ecg = synthetic_ecg(regular_beats(70, 10.0), fs, 10.0)
+    lost = slice(int(4.0 * fs), int((4.0 + lost_s) * fs))
+    ecg[lost] = level + 0.002 * np.random.default_rng(3).standard_normal(lost.stop - lost.start)
+    quality = ecg_quality(ecg, fs)
+    assert quality["motion"] == 1.0 and quality["lead_off"] == 0.0
+
+
+def test_real_ecg_never_stays_flat_as_long_as_a_lost_contact(record_208: np.ndarray) -> None:
+    """The line between a quiet stretch between beats and a lost contact, on a real
+    recording: no 10 s window of MIT-BIH 208 stays within ECG_FLAT_MV for CONTACT_LOSS_S,
+    and none is artefact for it."""
+    fs = 360.0
+    windows = record_208[: 30 * 3600].reshape(30, 3600)
+    longest = max(longest_flat_run(np.ascontiguousarray(w), ECG_FLAT_MV) for w in windows)
+    assert longest < 0.5 * CONTACT_LOSS_S * fs
 
 
 def test_ppg_quality_flags() -> None:
