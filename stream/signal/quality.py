@@ -121,9 +121,7 @@ def ecg_quality_from(
         return _quality(0.0, flat, saturated, lead_off, False)
     # Judged where every sample is present: a bridged gap is a straight line, not a contact
     # loss (gaps lower ``valid`` instead).
-    contact_lost = valid == 1.0 and stats.longest_flat_run(raw, ECG_FLAT_MV) >= (
-        CONTACT_LOSS_S * fs
-    )
+    contact_lost = valid == 1.0 and stats.has_flat_run(raw, ECG_FLAT_MV, round(CONTACT_LOSS_S * fs))
     # Li, Mark & Clifford (2008) indices: pSQI (QRS band share), basSQI (baseline wander),
     # kSQI (kurtosis: ECG is spiky, noise is Gaussian) and bSQI (two detectors agree).
     qrs, wide, baseline, total = band_powers(raw, fs, ECG_BANDS) if powers is None else powers

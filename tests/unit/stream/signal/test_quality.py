@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stream.signal.beats import ECG_FLAT_MV
-from stream.signal.kernels.stats import longest_flat_run
+from stream.signal.kernels.stats import has_flat_run
 from stream.signal.quality import CONTACT_LOSS_S, ecg_quality, ppg_quality
 from tests.unit.stream.signal.synthetic import regular_beats, synthetic_ecg
 
@@ -76,8 +76,11 @@ def test_real_ecg_never_stays_flat_as_long_as_a_lost_contact(record_208: np.ndar
     and none is artefact for it."""
     fs = 360.0
     windows = record_208[: 30 * 3600].reshape(30, 3600)
-    longest = max(longest_flat_run(np.ascontiguousarray(w), ECG_FLAT_MV) for w in windows)
-    assert longest < 0.5 * CONTACT_LOSS_S * fs
+    half = round(0.5 * CONTACT_LOSS_S * fs)
+    assert not any(has_flat_run(np.ascontiguousarray(w), ECG_FLAT_MV, half) for w in windows)
+    assert not any(
+        ecg_quality(w, fs)["motion"] and has_flat_run(w, ECG_FLAT_MV, 2 * half) for w in windows
+    )
 
 
 def test_ppg_quality_flags() -> None:
