@@ -1,0 +1,209 @@
+"""Per-frame statistics of each device's ECG and accelerometer, and windows read from them.
+
+Owns :class:`FrameStats`: for every frame of a device, once, a *slot* of running sums and
+extremes (the compiled loops are :mod:`stream.signal.kernels.frame_stats`), kept in a ring
+of the last :data:`~stream.signal.kernels.frame_stats.SLOTS` frames; a window's statistics
+are then combined from the slots of the frames ending inside it, without reading its
+samples again. All devices of a batch are summarized in one compiled call per signal, and
+all due windows combined in one more.
+
+- **ECG**: samples present, extremes and the samples pinned at them, the first four power
+  sums of the QRS band (kurtosis), the energies of the quality bands
+  (:data:`ECG_QUALITY_BANDS`: QRS, wide, baseline, total; the band-power indices of Li,
+  Mark & Clifford 2008), the longest flat stretch and the one still running at the end
+  (a lost contact, a lost tail). The band filters are causal 2nd-order Butterworth
+  band-passes whose state is carried across frames; a window's band energies therefore
+  stand for its band powers (Parseval) rather than equal an FFT's bins.
+- **Accelerometer**: rows present, the sums of the magnitude and its square, its maximum
+  and the sums of each axis, which give :func:`stream.signal.activity.activity_features`'
+  four values exactly when frames are whole seconds (the trailing and edge spans are
+  counted in whole frames).
+
+A window covers the frames that *end* within it, so its span is whole frames: exact for
+the worker's windows (they end at frame ends, and frames are a second), approximate by up
+to a frame otherwise. Like the raw-sample rings this replaces, the slots are not durable: a
+worker that takes a device over fills them again within a window.
+
+Example (two seconds of a still, upright wearer at 25 Hz, then its window)::
+
+    >>> stats = FrameStats()
+    >>> upright = np.tile([0.0, 0.0, 1.0], (25, 1))
+    >>> stats.push_acc([("dev-1", 0.0, 25.0, upright), ("dev-2", 0.0, 25.0, 2 * upright)])
+    >>> stats.push_acc([("dev-1", 1.0, 25.0, upright)])
+    >>> window = stats.acc_windows(["dev-1"], np.array([0.0]), np.array([2.0]))
+    >>> window[0].tolist()
+    [0.0, 1.0, 0.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import scipy.signal
+
+from stream.signal.beats import ECG_BAND, ECG_FLAT_MV
+from stream.signal.kernels import frame_stats as k
+
+# The ECG quality bands (Hz), as stream.signal.quality.ECG_BANDS: QRS (also the kurtosis
+# signal), wide QRS, baseline wander and the total. A 10 s window's FFT has no power below
+# its 0.1 Hz resolution once the mean is removed; the causal filters' 0.1 Hz low edge does
+# the same.
+ECG_QUALITY_BANDS = (ECG_BAND, (5.0, 40.0), (0.1, 1.0), (0.1, 40.0))
+_ROWS_START = 64  # rows allocated at first; doubled as devices arrive
+
+
+@lru_cache(maxsize=16)
+def _design(fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order sections (bands x 2 x 6) of the quality bands at ``fs``, and each
+    band's state for a unit step (bands x 4)."""
+    sos = np.empty((k.BANDS, 2, 6))
+    zi = np.empty((k.BANDS, 4))
+    for b, (low, high) in enumerate(ECG_QUALITY_BANDS):
+        design = scipy.signal.butter(
+            2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos"
+        )
+        sos[b] = design
+        zi[b] = scipy.signal.sosfilt_zi(design).ravel()
+    return sos, zi
+
+
+class _Ring:
+    """Slots of one signal for every device: rows indexed by device."""
+
+    def __init__(self, columns: int, state_columns: int = 0) -> None:
+        self.rows: dict[str, int] = {}
+        self.free: list[int] = []
+        self.fs = np.full(_ROWS_START, np.nan)
+        self.slots = np.zeros((_ROWS_START, k.SLOTS, columns))
+        self.heads = np.zeros(_ROWS_START, dtype=np.int64)
+        self.state = np.zeros((_ROWS_START, max(state_columns, 1)))
+
+    def row(self, device: str, fs: float) -> int:
+        """The device's row, (re)started when new or when its rate changed."""
+        row = self.rows.get(device)
+        if row is None:
+            row = self.free.pop() if self.free else len(self.rows)
+            if row >= len(self.fs):
+                self._grow()
+            self.rows[device] = row
+            self._reset(row, fs)
+        elif self.fs[row] != fs:
+            self._reset(row, fs)
+        return row
+
+    def _reset(self, row: int, fs: float) -> None:
+        self.fs[row] = fs
+        self.slots[row] = 0.0
+        self.heads[row] = 0
+        self.state[row] = 0.0
+
+    def _grow(self) -> None:
+        size = 2 * len(self.fs)
+        self.fs = np.concatenate((self.fs, np.full(size - len(self.fs), np.nan)))
+        self.slots = np.concatenate((self.slots, np.zeros_like(self.slots)))
+        self.heads = np.concatenate((self.heads, np.zeros_like(self.heads)))
+        self.state = np.concatenate((self.state, np.zeros_like(self.state)))
+
+    def forget(self, device: str) -> None:
+        row = self.rows.pop(device, None)
+        if row is not None:
+            self.free.append(row)
+
+    def lookup(self, devices: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``devices`` (-1 unknown) and whether each is known."""
+        rows = np.array([self.rows.get(d, -1) for d in devices], dtype=np.int64)
+        return rows, rows >= 0
+
+
+def _packed(
+    ring: _Ring, frames: Sequence[tuple[str, float, float, np.ndarray]], width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rows = np.empty(len(frames), dtype=np.int64)
+    t0 = np.empty(len(frames))
+    t1 = np.empty(len(frames))
+    bounds = np.zeros(len(frames) + 1, dtype=np.int64)
+    chunks = []
+    for r, (device, start, fs, samples) in enumerate(frames):
+        chunk = np.asarray(samples, dtype=np.float64)
+        rows[r] = ring.row(device, fs)
+        t0[r] = start
+        t1[r] = start + len(chunk) / fs
+        bounds[r + 1] = bounds[r] + len(chunk)
+        chunks.append(chunk)
+    shape = (0,) if width == 1 else (0, width)
+    packed = np.concatenate(chunks) if chunks else np.zeros(shape)
+    return packed, bounds, rows, t0, t1
+
+
+class FrameStats:
+    """Every device's per-frame ECG and accelerometer slots (see the module doc)."""
+
+    def __init__(self) -> None:
+        self._ecg = _Ring(k.E_COLUMNS, k.S_COLUMNS)
+        self._acc = _Ring(k.A_COLUMNS)
+
+    def push_ecg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
+        """Summarize each ``(device, t0, fs, samples)`` ECG frame (mV, NaN = missing);
+        devices of one rate are summarized in one call."""
+        by_rate: dict[float, list[tuple[str, float, float, np.ndarray]]] = {}
+        for frame in frames:
+            by_rate.setdefault(float(frame[2]), []).append(frame)
+        for fs, group in by_rate.items():
+            samples, bounds, rows, t0, t1 = _packed(self._ecg, group, 1)
+            sos, zi = _design(fs)
+            k.advance_ecg(
+                samples, bounds, rows, t0, t1, sos, zi, ECG_FLAT_MV,
+                self._ecg.state, self._ecg.slots, self._ecg.heads,
+            )  # fmt: skip
+
+    def push_acc(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
+        """Summarize each ``(device, t0, fs, samples)`` accelerometer frame (``(n, 3)`` g)."""
+        if not frames:
+            return
+        samples, bounds, rows, t0, t1 = _packed(self._acc, frames, 3)
+        k.advance_acc(samples, bounds, rows, t0, t1, self._acc.slots, self._acc.heads)
+
+    def ecg_windows(
+        self, devices: Sequence[str], t_start: np.ndarray, t_end: np.ndarray
+    ) -> np.ndarray:
+        """Each window's ECG statistics, columns ``W_*`` of
+        :mod:`stream.signal.kernels.frame_stats` (NaN rows for devices without ECG)."""
+        rows, known = self._ecg.lookup(devices)
+        out = np.full((len(devices), k.W_COLUMNS), np.nan)
+        if known.any():
+            out[known] = k.combine_ecg(
+                self._ecg.slots, self._ecg.heads, rows[known],
+                np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
+            )  # fmt: skip
+        return out
+
+    def acc_windows(
+        self,
+        devices: Sequence[str],
+        t_start: np.ndarray,
+        t_end: np.ndarray,
+        trailing_s: float = 3.0,
+        edge_s: float = 2.0,
+    ) -> np.ndarray:
+        """Each window's accelerometer summary, columns ``V_*`` (magnitude std, maximum,
+        trailing std, cosine of the posture change; NaN without accelerometer)."""
+        rows, known = self._acc.lookup(devices)
+        out = np.full((len(devices), k.V_COLUMNS), np.nan)
+        if known.any():
+            out[known] = k.combine_acc(
+                self._acc.slots, self._acc.heads, rows[known],
+                np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
+                trailing_s, edge_s,
+            )  # fmt: skip
+        return out
+
+    def ecg_rate(self, device: str) -> float:
+        """The device's ECG rate (nan when none)."""
+        row = self._ecg.rows.get(device)
+        return float(self._ecg.fs[row]) if row is not None else float("nan")
+
+    def forget(self, device: str) -> None:
+        self._ecg.forget(device)
+        self._acc.forget(device)
