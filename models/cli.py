@@ -195,19 +195,35 @@ def train(
                 tasks[task] = bar.add_task(task, total=total)
             bar.update(tasks[task], completed=done, total=total)
 
-        target = training.run(
-            model,
-            out or settings.models.directory,
-            epochs=epochs,
-            folds=folds,
-            patients=patients,
-            seconds=seconds,
-            seed=seed,
-            from_recordings=from_recordings,
-            windows=windows,
-            version=version,
-            progress=progress,
-        )
+        if windows is None and model in training.STREAMING:
+            # The streaming (stateful) GRU, trained hop by hop: what the stream runs.
+            target = training.run_streaming(
+                model,
+                out or settings.models.directory,
+                epochs=epochs,
+                folds=folds,
+                patients=patients,
+                seconds=seconds,
+                seed=seed,
+                from_recordings=from_recordings,
+                version=version,
+                progress=progress,
+            )
+        else:
+            # Windows from InfluxDB: the window model (scored on each whole window).
+            target = training.run(
+                model,
+                out or settings.models.directory,
+                epochs=epochs,
+                folds=folds,
+                patients=patients,
+                seconds=seconds,
+                seed=seed,
+                from_recordings=from_recordings,
+                windows=windows,
+                version=version,
+                progress=progress,
+            )
     card = json.loads((target / "card.json").read_text())
     typer.echo(f"wrote {target}")
     typer.echo(json.dumps(card["metrics"]["held_out_test"], indent=2))

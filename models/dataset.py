@@ -331,3 +331,211 @@ def positive_weights(y: np.ndarray) -> np.ndarray:
     """negatives / positives per class, for BCE's ``pos_weight`` (rare classes count more)."""
     positives = y.sum(axis=0)
     return ((len(y) - positives) / np.maximum(positives, 1)).astype(np.float32)
+
+
+# -- hop sequences for the streaming models ----------------------------------------------
+
+
+@dataclass
+class Sequences:
+    """One continuous recording per patient, cut into the hops a streaming model is fed.
+
+    ``x [patients, hops * steps_per_hop, channels]`` are the hops back to back, each built
+    as the stream builds it (:func:`stream.scoring.inputs.ecg_hops` for ECG; one 10 s
+    vitals step per hop for the trends); ``y [patients, hops, classes]`` the label of the
+    window that ends with each hop; ``trained [patients, hops]`` the hops the loss counts
+    and ``scored [patients, hops]`` those the evaluation counts (a full window ends there,
+    so the baseline has the same window to look at). ``windows`` holds the scored hops'
+    windows (raw ECG or the vitals window) in ``scored`` order, for the baseline.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    trained: np.ndarray
+    scored: np.ndarray
+    patients: np.ndarray
+    classes: tuple[str, ...]
+    channels: tuple[str, ...]
+    fs: float
+    hop_s: float
+    windows: Windows
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def steps_per_hop(self) -> int:
+        return self.x.shape[1] // self.y.shape[1]
+
+    def subset(self, index: np.ndarray) -> Sequences:
+        index = np.asarray(index)
+        rows = np.flatnonzero(np.isin(self.windows.patients, self.patients[index]))
+        return Sequences(
+            self.x[index], self.y[index], self.trained[index], self.scored[index],
+            self.patients[index], self.classes, self.channels, self.fs, self.hop_s,
+            self.windows.subset(rows),
+        )  # fmt: skip
+
+    def scored_labels(self) -> np.ndarray:
+        """``y`` at the scored hops, patient by patient: the rows of ``windows``."""
+        return self.y[self.scored]
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.x, self.y, self.trained, self.patients.astype("U")):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    def describe(self) -> str:
+        hops = int(self.scored.sum())
+        positives = ", ".join(
+            f"{name} {int(self.y[self.scored][:, i].sum())}" for i, name in enumerate(self.classes)
+        )
+        return (
+            f"{len(self)} patients, {self.y.shape[1]} hops of {self.hop_s:g} s each, "
+            f"{hops} scored hops ({positives} positive)"
+        )
+
+
+def _beats_by_hop(ecg: np.ndarray, fs: float, hop_s: float) -> list[list[np.ndarray]]:
+    """Per hop end and patient, the beats the stream's detector has decided by then
+    (``EcgBeatStream`` fed one hop at a time), as seconds since the recording's start."""
+    from stream.signal.beat_stream import EcgBeatStream
+
+    n, length = ecg.shape
+    hop = round(hop_s * fs)
+    stream = EcgBeatStream(capacity=n)
+    out = []
+    for end in range(hop, length + 1, hop):
+        stream.push([(f"p{p}", (end - hop) / fs, fs, ecg[p, end - hop : end]) for p in range(n)])
+        out.append([stream.recent_beats(f"p{p}").copy() for p in range(n)])
+    return out
+
+
+def ecg_hop_sequences(
+    ecg: np.ndarray, fs: float, hop_s: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every hop of each recording ``[n, samples]`` as the stream feeds it: ``x [n, hops *
+    hop_steps, channels]`` and the 10 s raw window ending at each hop (shorter at first)
+    is cut where the hop ends, with the beats decided by then. Returns ``x`` and the hop
+    ends in samples."""
+    from stream.scoring.inputs import ecg_hops
+
+    n, length = ecg.shape
+    hop, width = round(hop_s * fs), round(RHYTHM_WINDOW_S * fs)
+    beats = _beats_by_hop(ecg, fs, hop_s)
+    ends = np.arange(hop, length + 1, hop)
+    parts = []
+    for k, end in enumerate(ends):
+        start = max(0, end - width)
+        peaks = []
+        for p in range(n):
+            times = beats[k][p]
+            inside = times[(times >= start / fs) & (times < end / fs)]
+            peaks.append(np.round(inside * fs - start).astype(np.int64))
+        parts.append(ecg_hops(ecg[:, start:end], fs, RHYTHM_CHANNELS, RHYTHM_FS, hop_s, peaks))
+    return np.concatenate(parts, axis=1), ends
+
+
+def rhythm_sequences(n_patients: int, seconds: int, seed: int, hop_s: float = 1.0) -> Sequences:
+    """Simulated patients' ECG as hop sequences; each hop's labels are those of the 10 s
+    window ending there (:func:`rhythm_windows`' rules: AF over at least half of it, a
+    ventricular run inside it with a 1 s margin). Hops before the first full window are
+    fed and trained on (a cold start sees them too) but not scored."""
+    ecg, af, vent = _simulate_fleet_ecg(n_patients, seconds, seed)
+    return _rhythm_sequences(
+        ecg, af, vent, [f"sim-{seed}-{p:04d}" for p in range(n_patients)], hop_s
+    )
+
+
+def _rhythm_sequences(
+    ecg: np.ndarray, af: np.ndarray, vent: np.ndarray, names: list[str], hop_s: float,
+    labelled: tuple[bool, bool] = (True, True),
+) -> Sequences:  # fmt: skip
+    fs = ECG_SOURCE_FS
+    x, ends = ecg_hop_sequences(ecg, fs, hop_s)
+    width = int(RHYTHM_WINDOW_S)
+    y = np.zeros((len(ecg), len(ends), 2), dtype=np.float32)
+    full = ends >= width * fs
+    raw, patients = [], []
+    for k, end in enumerate(ends):
+        t = round(end / fs)
+        lo = max(0, t - width)
+        y[:, k, 0] = af[:, lo:t].mean(axis=1) >= 0.5
+        y[:, k, 1] = vent[:, lo + 1 : t - 1].any(axis=1)
+    for p in range(len(ecg)):
+        for k in np.flatnonzero(full):
+            raw.append(ecg[p, ends[k] - width * fs : ends[k]])
+            patients.append(names[p])
+    scored = np.broadcast_to(full, y.shape[:2]).copy()
+    windows = Windows(
+        x=np.zeros((len(raw), 1, 1), np.float32),  # the baseline reads raw
+        y=y[scored], patients=np.asarray(patients), classes=RHYTHM_CLASSES,
+        channels=RHYTHM_CHANNELS, fs=RHYTHM_FS, raw=np.stack(raw), raw_fs=fs,
+    )  # fmt: skip
+    return Sequences(
+        x=x, y=y, trained=np.ones(y.shape[:2], bool), scored=scored,
+        patients=np.asarray(names), classes=RHYTHM_CLASSES, channels=RHYTHM_CHANNELS,
+        fs=RHYTHM_FS, hop_s=hop_s, windows=windows,
+    )  # fmt: skip
+
+
+def record_208_sequence(hop_s: float = 1.0) -> Sequences:
+    """Record 208 (at the stream's 128 Hz) as one hop sequence; labels: ventricular only
+    (automatic, :func:`label_record_208`), AF unknown (reported for ventricular only)."""
+    ecg, fs = _record_208()
+    beats, ventricular = label_record_208(ecg, fs)
+    ecg_128 = resample_poly(ecg, 16, 45).astype(np.float32)[np.newaxis]  # 360 -> 128 Hz
+    seconds = ecg_128.shape[1] // ECG_SOURCE_FS
+    ecg_128 = ecg_128[:, : seconds * ECG_SOURCE_FS]
+    vent = np.zeros((1, seconds), bool)
+    for t in (beats[ventricular] / fs).astype(int):
+        if t < seconds:
+            vent[0, t] = True
+    return _rhythm_sequences(ecg_128, np.zeros((1, seconds)), vent, ["mitbih-208"], hop_s)
+
+
+DETERIORATION_STEPS = 540  # 90 min a patient: onsets fall in its first half (courses)
+
+
+def deterioration_sequences(n_patients: int, steps: int, seed: int, hop: int = 6) -> Sequences:
+    """Whole vitals courses, one 10 s step per hop, label: deteriorating at that step.
+
+    Every step is trained on; the scored steps are those :func:`deterioration_windows`
+    ends its windows at (a full 10 min behind, every ``hop`` steps), so the baseline sees
+    the same windows it always did.
+    """
+    from producers.courses import simulate_vitals
+
+    length = int(DETERIORATION_WINDOW_S * DETERIORATION_FS)
+    x = np.empty((n_patients, steps, len(DETERIORATION_FEATURES)), np.float32)
+    y = np.empty((n_patients, steps, 1), np.float32)
+    for p in range(n_patients):
+        course = simulate_vitals(f"p{p}", steps, seed * 100_003 + p, deteriorates=p % 2 == 1)
+        x[p] = course.values[:, [0, 1, 2, 3, 5]]  # hr, spo2, resp, temp, activity
+        y[p, :, 0] = course.deteriorating
+    scored = np.zeros((n_patients, steps), bool)
+    scored[:, length - 1 :: hop] = True
+    names = np.asarray([f"course-{seed}-{p:04d}" for p in range(n_patients)])
+    ends = np.flatnonzero(scored[0]) + 1
+    windows = Windows(
+        x=np.stack([x[p, end - length : end] for p in range(n_patients) for end in ends]),
+        y=y[scored], patients=np.repeat(names, len(ends)), classes=DETERIORATION_CLASSES,
+        channels=DETERIORATION_FEATURES, fs=DETERIORATION_FS,
+    )  # fmt: skip
+    return Sequences(
+        x=x, y=y, trained=np.ones((n_patients, steps), bool), scored=scored, patients=names,
+        classes=DETERIORATION_CLASSES, channels=DETERIORATION_FEATURES, fs=DETERIORATION_FS,
+        hop_s=1 / DETERIORATION_FS, windows=windows,
+    )  # fmt: skip
+
+
+def sequence_folds(sequences: Sequences, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K patient folds (a sequence is one patient), stratified by whether it has events."""
+    strata = (sequences.y.max(axis=1) * (2 ** np.arange(sequences.y.shape[2]))).sum(axis=1)
+    strata = strata.astype(int)
+    values, counts = np.unique(strata, return_counts=True)
+    # A kind of patient rarer than the folds joins the commonest (small test fleets).
+    strata[np.isin(strata, values[counts < k])] = values[np.argmax(counts)]
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(sequences.x, strata, groups=sequences.patients))

@@ -28,9 +28,18 @@ Channels a card may name for an ``ecg`` input, in any order:
   near 0 in sinus rhythm, large in both directions in AF, short-then-long around an
   ectopic beat. The irregularity the stream's ``rr_irregularity`` summarizes, per beat.
 
+Streaming models (a card with ``streaming``: the GRU carries its state per device) are
+fed only their newest hop: :func:`ecg_hops` builds a hop's channels from the window that
+ends where the hop ends, reading only its last ``HOP_CONTEXT_S + hop_s`` of ECG (the
+anti-alias filter sees real samples on its left) and the window's beats for the RR
+channels; a cold start feeds every whole hop of the window, each built the same way from
+the window cut at its end. Training builds every hop of a recording with the same
+function, so the hop a model learnt on is the hop the stream feeds it.
+
 Example::
 
     x = ecg_channels(ecg_128hz, 128.0, ["ecg", "rr_s", "drr_s"], fs_out=64.0)  # [640, 3]
+    hop = ecg_hops(ecg_128hz, 128.0, ["ecg", "rr_s", "drr_s"], 64.0, hop_s=1.0)  # [64, 3]
 """
 
 from __future__ import annotations
@@ -53,6 +62,10 @@ ECG_CHANNELS = ("ecg", "rr_s", "drr_s")
 
 # A window must cover this share of the model's input span to be scored at all.
 MIN_COVERAGE = 0.9
+# ECG before a hop resampled with it: resample_poly's default anti-alias FIR spans
+# 2 * 10 * max(up, down) + 1 input samples (41 at 128 -> 64 Hz, 0.16 s), so with 1 s on
+# the left only the hop's right edge (the newest ~0.08 s) sees padding, as in training.
+HOP_CONTEXT_S = 1.0
 
 
 def same_rate(a: float, b: float) -> bool:
@@ -169,6 +182,68 @@ def ecg_channels(
     return out[0] if one else out
 
 
+def ecg_hops(
+    ecg: np.ndarray,
+    fs_in: float,
+    channels: Sequence[str],
+    fs_out: float,
+    hop_s: float,
+    r_peaks: np.ndarray | Sequence[np.ndarray | None] | None = None,
+    count: int = 1,
+) -> np.ndarray:
+    """The last ``count`` hops of a window as ``[count * hop, channels]`` at ``fs_out``.
+
+    Hop ``j`` (oldest first) is built from the window cut where that hop ends: its ECG
+    from the cut's last ``HOP_CONTEXT_S + hop_s`` (:func:`resample_ecg`), its RR channels
+    from the cut's beats (:func:`rr_channels`), so a hop never depends on samples after it.
+    A 2-D ``ecg`` (rows of one length, ``r_peaks`` one entry per row) gives
+    ``[row, count * hop, channels]``.
+
+    >>> ecg = np.zeros(1280)
+    >>> ecg_hops(ecg, 128.0, ["ecg", "rr_s"], 64.0, 1.0, np.array([100, 228]), count=3).shape
+    (192, 2)
+    """
+    one = np.ndim(ecg) == 1
+    rows = np.array(ecg, dtype=np.float64, ndmin=2)
+    peaks = [r_peaks] if one else list(r_peaks) if r_peaks is not None else [None] * len(rows)
+    hop_in, hop_out = round(hop_s * fs_in), round(hop_s * fs_out)
+    context = round((HOP_CONTEXT_S + hop_s) * fs_in)
+    n_in = rows.shape[1]
+    if count * hop_in > n_in:
+        raise ValueError(f"{count} hops of {hop_s} s do not fit a window of {n_in / fs_in} s")
+    peaks = [
+        detect_r_peaks(row, fs_in) if p is None else np.asarray(p, np.int64)
+        for row, p in zip(rows, peaks, strict=True)
+    ]
+    out = np.empty((len(rows), count * hop_out, len(channels)), dtype=np.float32)
+    for j in range(count):
+        end = n_in - (count - 1 - j) * hop_in
+        cut = rows[:, :end]
+        hop = (
+            ecg_channels(
+                cut[:, max(end - context, 0) :],
+                fs_in,
+                [c for c in channels if c == "ecg"] or ["ecg"],
+                fs_out,
+            )
+            if "ecg" in channels
+            else None
+        )
+        rr_names = [c for c in channels if c != "ecg"]
+        for r in range(len(rows)):
+            if hop is not None:
+                out[r, j * hop_out : (j + 1) * hop_out, channels.index("ecg")] = hop[
+                    r, -hop_out:, 0
+                ]
+            if rr_names:
+                held = rr_channels(cut[r], fs_in, fs_out, peaks[r][peaks[r] < end])
+                for name in rr_names:
+                    out[r, j * hop_out : (j + 1) * hop_out, channels.index(name)] = held[name][
+                        -hop_out:
+                    ]
+    return out[0] if one else out
+
+
 # -- windows -> a model's feeds ------------------------------------------------------------
 # Feature names a model card may use for a vital whose history the buffers keep.
 TREND_OF_FEATURE = {"hr_device": "hr", "resp_rate": "resp", "spo2": "spo2", "temp": "temp"}
@@ -270,7 +345,17 @@ def batch_inputs(
     usable = np.ones(len(windows), dtype=bool)
     built: dict[str, list[np.ndarray | None] | np.ndarray] = {}
     for spec in model.card.inputs:
-        if spec.kind == "ecg":
+        if spec.kind == "ecg" and model.card.streaming is not None:
+            # A streaming model's whole window is its cold start: every hop, built as fed.
+            hops = round(spec.window_s / model.card.streaming.hop_s)
+            values = [None] * len(windows)
+            for i, window in enumerate(windows):
+                if cold_hops(model, window) == hops:
+                    feeds = hop_inputs(model, [window], [features[i]], [r_peaks[i]], hops)
+                    values[i] = feeds[spec.name][0]
+            usable &= np.array([v is not None for v in values], dtype=bool)
+            built[spec.name] = values
+        elif spec.kind == "ecg":
             values = ecg_inputs(windows, spec, r_peaks)
             usable &= np.array([v is not None for v in values], dtype=bool)
             built[spec.name] = values
@@ -280,6 +365,71 @@ def batch_inputs(
     if not rows:
         return rows, {}
     return rows, {name: np.stack([values[i] for i in rows]) for name, values in built.items()}
+
+
+# -- streaming models: the newest hops ------------------------------------------------------
+
+
+def cold_hops(model: LoadedModel, window: SignalWindow) -> int:
+    """How many hops a device without state is fed from ``window`` (0: it cannot be).
+
+    ECG: every whole hop of the window's ECG (10 for a 10 s window of 1 s hops), if the
+    window covers :data:`MIN_COVERAGE` of the model's span. Vitals: the trend steps from
+    the first with any value on (a new device has seconds of history, not 10 min; the
+    steps before are not fed as imputed means the model never saw in training), at least
+    one, at most the model's window.
+    """
+    streaming = model.card.streaming
+    if streaming is None:
+        raise ValueError(f"{model.ref} is not a streaming model")
+    spec = model.card.inputs[0]
+    most = max(round(spec.window_s / streaming.hop_s), 1)
+    if spec.kind == "ecg":
+        if window.ecg is None:
+            return 0
+        span = len(window.ecg) / window.ecg_fs
+        if span < MIN_COVERAGE * spec.window_s:
+            return 0
+        return min(int(span / streaming.hop_s + 1e-6), most)
+    histories = [window.trends.get(TREND_OF_FEATURE.get(c, c)) for c in spec.channels]
+    known = [len(h) - int(np.argmax(np.isfinite(h))) for h in histories
+             if h is not None and len(h) and np.isfinite(h).any()]  # fmt: skip
+    if not known:
+        return 1
+    seconds = max(known) / window.trend_fs
+    return int(min(max(math.ceil(seconds / streaming.hop_s - 1e-6), 1), most))
+
+
+def hop_inputs(
+    model: LoadedModel,
+    windows: Sequence[SignalWindow],
+    features: Sequence[Mapping[str, float]],
+    r_peaks: Sequence[np.ndarray | None],
+    count: int,
+) -> dict[str, np.ndarray]:
+    """A streaming model's feeds for the newest ``count`` hops of each window, each input
+    ``[window, count * hop steps, channels]`` (ECG: :func:`ecg_hops`; vitals: the last
+    steps of :func:`vitals_inputs`, one 10 s mean per step)."""
+    streaming = model.card.streaming
+    if streaming is None:
+        raise ValueError(f"{model.ref} is not a streaming model")
+    feeds = {}
+    for spec in model.card.inputs:
+        steps = count * round(streaming.hop_s * spec.fs)
+        if spec.kind == "ecg":
+            out = np.empty((len(windows), steps, len(spec.channels)), np.float32)
+            signals = [w.ecg for w in windows]
+            fs_of = [w.ecg_fs for w in windows]
+            for (_, fs), rows in group_by_length(signals, fs_of).items():
+                stacked = np.stack([np.asarray(signals[i], float) for i in rows])
+                peaks = [r_peaks[i] for i in rows]
+                out[rows] = ecg_hops(
+                    stacked, fs, spec.channels, spec.fs, streaming.hop_s, peaks, count
+                )
+            feeds[spec.name] = out
+        else:
+            feeds[spec.name] = vitals_inputs(windows, features, spec)[:, -steps:]
+    return feeds
 
 
 def model_inputs(

@@ -103,6 +103,30 @@ class Normalization(_Card):
         return self
 
 
+class StateTensor(_Card):
+    """One per-device state tensor of a streaming model: fed as graph input ``name``
+    (stacked over devices on a new first axis), returned as graph output ``output``."""
+
+    name: str = Field(min_length=1)
+    output: str = Field(min_length=1)
+    shape: list[int] = Field(min_length=1, description="per device, without the batch axis")
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+class Streaming(_Card):
+    """How a stateful model is fed: only the newest ``hop_s`` of its inputs per hop, with
+    the state it returned last time (:class:`stream.scoring.scorer.ModelStates`)."""
+
+    hop_s: float = Field(gt=0, description="seconds of input per hop (the model's step)")
+    states: list[StateTensor] = Field(min_length=1)
+    cold_start: str = Field(
+        "", description="what a device without state is fed (documentation, in words)"
+    )
+
+
 class TrainingData(_Card):
     description: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -124,6 +148,8 @@ class ModelCard(_Card):
     training_data: TrainingData
     code_version: str
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # A stateful model (hidden state carried per device between hops); None: a window model.
+    streaming: Streaming | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
@@ -234,9 +260,38 @@ class LoadedModel:
         chunks = []
         for start in range(0, total, batch_size):
             chunk = {name: value[start : start + batch_size] for name, value in feeds.items()}
+            # A streaming model scores a whole window from zero state: a cold start.
+            chunk.update(self.zero_state(len(next(iter(chunk.values())))))
             chunks.append(self.session.run([self.card.outputs[0]], chunk)[0])
         scores = np.concatenate(chunks).reshape(total, len(self.card.classes))
         return {name: scores[:, i] for i, name in enumerate(self.card.classes)}
+
+    def zero_state(self, batch: int) -> dict[str, np.ndarray]:
+        """A streaming model's state before anything was fed (nothing for a window model)."""
+        streaming = self.card.streaming
+        if streaming is None:
+            return {}
+        return {s.name: np.zeros((batch, *s.shape), np.float32) for s in streaming.states}
+
+    def step(
+        self, x: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Feed a streaming model the newest inputs ``[batch, time, channels]`` (raw values,
+        normalized here) and each device's state (batch-first); returns the probabilities
+        per class after the last input and the new state, in one onnxruntime call."""
+        streaming = self.card.streaming
+        if streaming is None:
+            raise ModelError(f"{self.ref} is not a streaming model")
+        feeds = self._feeds(x)
+        total = next(iter(feeds.values())).shape[0]
+        feeds.update({s.name: np.asarray(state[s.name], np.float32) for s in streaming.states})
+        names = [self.card.outputs[0], *(s.output for s in streaming.states)]
+        out = self.session.run(names, feeds)
+        scores = out[0].reshape(total, len(self.card.classes))
+        probabilities = {name: scores[:, i] for i, name in enumerate(self.card.classes)}
+        return probabilities, {
+            s.name: value for s, value in zip(streaming.states, out[1:], strict=True)
+        }
 
     def _feeds(self, x: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         given = x if isinstance(x, Mapping) else {self.card.inputs[0].name: x}
@@ -295,10 +350,15 @@ def load(path: Path | str, threads: int = 1) -> LoadedModel:
 def _check_signature(card: ModelCard, session: ort.InferenceSession) -> None:
     graph_inputs = session.get_inputs()
     names = [i.name for i in graph_inputs]
-    expected = [i.name for i in card.inputs]
+    states = card.streaming.states if card.streaming is not None else []
+    expected = [i.name for i in card.inputs] + [s.name for s in states]
     if names != expected:
         raise ModelError(f"{card.ref}: ONNX inputs {names} do not match the card's {expected}")
-    for graph_input, card_input in zip(graph_inputs, card.inputs, strict=True):
+    output_names = [o.name for o in session.get_outputs()]
+    missing = [s.output for s in states if s.output not in output_names]
+    if missing:
+        raise ModelError(f"{card.ref}: ONNX outputs {output_names} lack the state {missing}")
+    for graph_input, card_input in zip(graph_inputs[: len(card.inputs)], card.inputs, strict=True):
         dims = graph_input.shape
         if len(dims) != len(card_input.shape):
             raise ModelError(
@@ -313,7 +373,6 @@ def _check_signature(card: ModelCard, session: ort.InferenceSession) -> None:
                     f"{card.ref}: input {card_input.name} axis {axis} is {graph_dim} in ONNX "
                     f"but {card_dim} on the card"
                 )
-    output_names = [o.name for o in session.get_outputs()]
     if output_names[: len(card.outputs)] != card.outputs:
         raise ModelError(f"{card.ref}: ONNX outputs {output_names} != card outputs {card.outputs}")
     last = session.get_outputs()[0].shape[-1]

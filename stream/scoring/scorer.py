@@ -12,6 +12,12 @@ while the worker runs.
 - Shadow mode (``settings.models.shadow`` or a rollout with ``shadow=True``): the shadow
   version scores the same windows; its scores are written (``shadow=true``) but raise no
   alerts.
+- Streaming models (a card with ``streaming``: the rhythm and deterioration GRUs from
+  2.0.0) carry their state per device between hops (:class:`ModelStates`, keyed by
+  ``name@version`` so a new version starts cold): a window feeds only the hops since the
+  device's last one, in one call per model for the devices of a batch, and a device
+  without state is fed its whole window from zero state (a cold start). Windows of one
+  device in one batch (a catch-up) are fed in time order, one round after another.
 - Models that score alerts (an ``alert`` input, e.g. ``alarm-actionability``) run in
   shadow only: :meth:`Scorer.score_alerts` scores each triggered alert of a window and
   returns ``alert_actionability`` lines; the alerts themselves are never touched. Such a
@@ -25,19 +31,23 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import logging
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from stream.config import Settings
 from stream.records import Alert, ModelRollout
 from stream.scoring import registry
 from stream.scoring.actionability import ACTIONABLE, actionability_line, alert_rows
 from stream.scoring.explain import explain_alerting
-from stream.scoring.inputs import batch_inputs, model_inputs
+from stream.scoring.inputs import batch_inputs, cold_hops, hop_inputs, model_inputs
 from stream.scoring.registry import LoadedModel, ModelError
 from stream.signal.window import SignalWindow
 
@@ -67,6 +77,117 @@ class ScoringStats:
     rollouts_applied: int = 0
     rollouts_refused: int = 0
     last_latency_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DeviceState:
+    """One streaming model's state for one device: the end of the last window fed, the
+    probabilities that gave, and the state tensors (float32, per-device shapes)."""
+
+    t: float
+    probabilities: np.ndarray
+    tensors: dict[str, np.ndarray]
+
+
+# A hop boundary within this of a window end counts as reached (window ends are float sums).
+_HOP_EPS = 1e-6
+
+
+class ModelStates:
+    """Every device's streaming-model state, by device then by model key (``name@version``,
+    ``(shadow)`` appended for a shadow version): what the worker snapshots per device.
+
+    :meth:`export` is the durable form (float32 bytes, about 0.6 KB a device for the
+    rhythm and deterioration GRUs together); :meth:`restore` puts it back.
+
+    >>> states = ModelStates()
+    >>> states.put("dev-1", "m@1", DeviceState(5.0, np.array([0.25], np.float32),
+    ...     {"initial_h": np.ones((1, 2), np.float32)}))
+    >>> blob = states.export("dev-1", {"m@1"})
+    >>> again = ModelStates()
+    >>> again.restore("dev-1", blob)
+    >>> kept = again.get("dev-1", "m@1")
+    >>> kept.t, kept.probabilities.tolist(), kept.tensors["initial_h"].tolist()
+    (5.0, [0.25], [[1.0, 1.0]])
+    >>> states.export("dev-1", {"m@2"}) is None  # a retired version's state is not kept
+    True
+    """
+
+    def __init__(self) -> None:
+        self._by_device: dict[str, dict[str, DeviceState]] = {}
+        self.advanced: set[str] = set()
+
+    def get(self, device: str, key: str) -> DeviceState | None:
+        return self._by_device.get(device, {}).get(key)
+
+    def put(self, device: str, key: str, state: DeviceState) -> None:
+        self._by_device.setdefault(device, {})[key] = state
+        self.advanced.add(device)
+
+    def forget(self, device: str) -> None:
+        self._by_device.pop(device, None)
+        self.advanced.discard(device)
+
+    def devices(self) -> list[str]:
+        return list(self._by_device)
+
+    def export(self, device: str, keys: Iterable[str]) -> bytes | None:
+        """The device's states of the models ``keys`` (the live ones), ``None`` if none."""
+        wanted = set(keys)
+        states = {k: v for k, v in self._by_device.get(device, {}).items() if k in wanted}
+        if not states:
+            return None
+        return orjson.dumps(
+            {
+                key: {
+                    "t": state.t,
+                    "p": base64.b64encode(state.probabilities.astype("<f4").tobytes()).decode(),
+                    "s": {
+                        name: [
+                            list(value.shape),
+                            base64.b64encode(value.astype("<f4").tobytes()).decode(),
+                        ]
+                        for name, value in state.tensors.items()
+                    },
+                }
+                for key, state in states.items()
+            }
+        )
+
+    def restore(self, device: str, blob: bytes) -> None:
+        """Put back what :meth:`export` gave (replacing what the device had)."""
+        self._by_device.pop(device, None)
+        for key, value in orjson.loads(blob).items():
+            tensors = {
+                name: np.frombuffer(base64.b64decode(data), "<f4").reshape(shape).copy()
+                for name, (shape, data) in value["s"].items()
+            }
+            probabilities = np.frombuffer(base64.b64decode(value["p"]), "<f4").copy()
+            self._by_device.setdefault(device, {})[key] = DeviceState(
+                float(value["t"]), probabilities, tensors
+            )
+
+
+def hops_due(model: LoadedModel, state: DeviceState | None, t_end: float) -> int | None:
+    """Hops to feed for a window ending at ``t_end``: ``None`` for a cold start (no state,
+    or more than a window's worth missed: a device back after a gap), 0 when no hop
+    boundary passed since the state's (the last probabilities stand), else how many.
+
+    >>> from types import SimpleNamespace as NS
+    >>> model = NS(card=NS(streaming=NS(hop_s=10.0), inputs=[NS(window_s=600.0)]))
+    >>> state = DeviceState(20.0, np.zeros(1), {})
+    >>> hops_due(model, None, 25.0), hops_due(model, state, 29.0), hops_due(model, state, 30.0)
+    (None, 0, 1)
+    >>> hops_due(model, state, 2000.0) is None
+    True
+    """
+    if state is None:
+        return None
+    hop = model.card.streaming.hop_s
+    due = math.floor(t_end / hop + _HOP_EPS) - math.floor(state.t / hop + _HOP_EPS)
+    if due > round(model.card.inputs[0].window_s / hop):
+        return None
+    return max(due, 0)
 
 
 def validate(model: LoadedModel) -> None:
@@ -107,6 +228,7 @@ class Scorer:
         self.stats = ScoringStats()
         self.last_refusal = ""
         self._alert_scoring_failed: set[str] = set()
+        self.states = ModelStates()
 
     @classmethod
     def from_registry(cls, settings: Settings) -> Scorer:
@@ -144,18 +266,133 @@ class Scorer:
         windows: Sequence[SignalWindow],
         features: Sequence[Mapping[str, float]],
         r_peaks: Sequence[np.ndarray | None] | None = None,
+        devices: Sequence[str] | None = None,
     ) -> list[list[Score]]:
         """Scores per window; one onnxruntime call per model for the whole batch.
 
         ``r_peaks`` (per window, from ``analyze_window``) spares detecting the beats again.
+        ``devices`` (per window) lets streaming models go on from each device's state and
+        keep the new one; without it every window is a cold start and nothing is kept.
+        A device's windows must come in time order.
         """
         per_window: list[list[Score]] = [[] for _ in windows]
         peaks = list(r_peaks) if r_peaks is not None else [None] * len(windows)
         models = [(m, False) for m in self.live.values() if not m.card.scores_alerts]
         models += [(m, True) for m in self.shadow.values() if not m.card.scores_alerts]
+        # Rounds: a device's k-th window of this batch goes in round k (streaming state
+        # advances in time order); window models take the whole batch in one round.
+        seen: Counter[str] = Counter()
+        rounds: list[list[int]] = []
+        for i in range(len(windows)):
+            key = devices[i] if devices is not None else f"\0{i}"
+            if seen[key] == len(rounds):
+                rounds.append([])
+            rounds[seen[key]].append(i)
+            seen[key] += 1
         for model, is_shadow in models:
-            self._score_model(model, is_shadow, windows, features, peaks, per_window)
+            if model.card.streaming is None:
+                self._score_model(model, is_shadow, windows, features, peaks, per_window)
+                continue
+            states = self.states if devices is not None else ModelStates()
+            for round_rows in rounds:
+                ids = [devices[i] if devices is not None else f"\0{i}" for i in round_rows]
+                self._score_streaming(
+                    model, is_shadow, round_rows, ids, windows, features, peaks, per_window,
+                    states,
+                )  # fmt: skip
         return per_window
+
+    def state_keys(self) -> set[str]:
+        """The keys of the streaming models in use (whose device states are worth keeping)."""
+        keys = {m.ref for m in self.live.values() if m.card.streaming is not None}
+        keys |= {f"{m.ref}(shadow)" for m in self.shadow.values() if m.card.streaming is not None}
+        return keys
+
+    def take_states(self) -> dict[str, bytes]:
+        """The durable state of every device whose streaming state advanced since the last
+        call (``b""`` for one that has none left worth keeping)."""
+        keys = self.state_keys()
+        taken = {d: self.states.export(d, keys) or b"" for d in sorted(self.states.advanced)}
+        self.states.advanced.clear()
+        return taken
+
+    def _score_streaming(
+        self,
+        model: LoadedModel,
+        is_shadow: bool,
+        rows: list[int],
+        devices: list[str],
+        windows: Sequence[SignalWindow],
+        features: Sequence[Mapping[str, float]],
+        r_peaks: Sequence[np.ndarray | None],
+        per_window: list[list[Score]],
+        states: ModelStates,
+    ) -> None:
+        """One round (each device at most once): devices grouped by how many hops they
+        are due, one onnxruntime call per group; cold starts from zero state."""
+        card = model.card
+        key = f"{card.ref}(shadow)" if is_shadow else card.ref
+        groups: dict[int, list[tuple[int, str, DeviceState | None]]] = {}
+        for row, device in zip(rows, devices, strict=True):
+            window = windows[row]
+            if card.inputs[0].kind == "ecg" and window.ecg is None:
+                continue  # nothing to feed: the state waits for the device's next ECG
+            state = states.get(device, key)
+            due = hops_due(model, state, window.t_end)
+            if due is None:
+                state, due = None, cold_hops(model, window)
+            if due == 0 and state is not None:
+                self._append(per_window[row], card, state.probabilities, is_shadow)
+            elif due > 0:
+                groups.setdefault(due, []).append((row, device, state))
+        for count, members in sorted(groups.items()):
+            group_rows = [row for row, _, _ in members]
+            feeds = hop_inputs(
+                model, [windows[r] for r in group_rows], [features[r] for r in group_rows],
+                [r_peaks[r] for r in group_rows], count,
+            )  # fmt: skip
+            zero = model.zero_state(1)
+            stacked = {
+                name: np.stack(
+                    [s.tensors[name] if s is not None else zero[name][0] for _, _, s in members]
+                )
+                for name in zero
+            }
+            started = time.perf_counter()
+            probabilities, new_state = model.step(feeds, stacked)
+            elapsed = time.perf_counter() - started
+            self.stats.calls += 1
+            self.stats.windows += len(members)
+            self.stats.seconds += elapsed
+            self.stats.last_latency_s[model.ref] = elapsed
+            scores = np.stack([probabilities[c] for c in card.classes], axis=1)
+            for j, (row, device, _) in enumerate(members):
+                states.put(
+                    device,
+                    key,
+                    DeviceState(
+                        windows[row].t_end,
+                        scores[j].astype(np.float32),
+                        {name: value[j].copy() for name, value in new_state.items()},
+                    ),
+                )
+                self._append(per_window[row], card, scores[j], is_shadow)
+
+    @staticmethod
+    def _append(
+        scores: list[Score], card: registry.ModelCard, probabilities: np.ndarray, shadow: bool
+    ) -> None:
+        scores.append(
+            Score(
+                model=card.name,
+                version=card.version,
+                probabilities={
+                    c: float(p) for c, p in zip(card.classes, probabilities, strict=True)
+                },
+                thresholds=dict(card.thresholds),
+                shadow=shadow,
+            )
+        )
 
     def _score_model(
         self,

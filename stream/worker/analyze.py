@@ -2,7 +2,8 @@
 
 Owns cutting a recording into the windows the worker's buffers would cut, and running
 each through the worker's features, scoring, rules and alert lifecycle
-(:meth:`Pipeline.evaluate_window`), one :class:`WindowResult` per window. An ECG's beats
+(:meth:`Pipeline.evaluate_window`), one :class:`WindowResult` per window, with every
+live model's scores (streaming models carry their state from window to window). An ECG's beats
 come, as in the worker, from one detector run on along the recording
 (:class:`~stream.signal.beat_stream.EcgBeatStream`): each window takes the beats decided
 by its end.
@@ -90,7 +91,18 @@ def analyze_recording(
             )
     analyses = analyze_windows(windows, beats)
     features = [a.features for a in analyses]
-    scores = scorer.score(windows, features) if scorer is not None else [[] for _ in windows]
+    # One device along the recording: streaming models carry their state window to window,
+    # as in the worker, and take the beats the worker's features found.
+    scores = (
+        scorer.score(
+            windows,
+            features,
+            [a.r_peaks for a in analyses],
+            devices=[OFFLINE_CONTEXT.device_id] * len(windows),
+        )
+        if scorer is not None
+        else [[] for _ in windows]
+    )
     results = []
     for window, analysis, window_scores in zip(windows, analyses, scores, strict=True):
         judged, _ = pipeline.evaluate_window(

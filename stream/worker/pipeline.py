@@ -151,6 +151,9 @@ class Output:
     # The ECG beat detectors this batch advanced, as they stand after it (saved with the
     # tracker state, so a restart goes on from exactly the state its commit covers).
     detectors: dict[str, bytes] = field(default_factory=dict)
+    # The streaming models' state of the devices this batch scored, likewise (``b""``: a
+    # device whose state no live model wants any more).
+    models: dict[str, bytes] = field(default_factory=dict)
 
 
 def live_scores(
@@ -258,6 +261,7 @@ class Pipeline:
         )
         output.state = self._take_unsaved()
         output.detectors = self._take_detectors()
+        output.models = self._take_model_states()
         return output
 
     def _accept(
@@ -362,7 +366,12 @@ class Pipeline:
         scoring_started = self.stages.add("features", started)
         inference_before = self.scorer.stats.seconds if self.scorer is not None else 0.0
         scores = (
-            self.scorer.score([w for _, w in due], features, [a.r_peaks for a in analyses])
+            self.scorer.score(
+                [w for _, w in due],
+                features,
+                [a.r_peaks for a in analyses],
+                devices=[device_id for device_id, _ in due],
+            )
             if self.scorer is not None
             else [[] for _ in due]
         )
@@ -459,6 +468,10 @@ class Pipeline:
         self._advanced.clear()
         return states
 
+    def _take_model_states(self) -> dict[str, bytes]:
+        """The streaming models' state of the devices scored since the last call."""
+        return self.scorer.take_states() if self.scorer is not None else {}
+
     def _take_unsaved(self) -> dict[str, dict[str, Any]]:
         unsaved, self._unsaved = self._unsaved, {}
         return unsaved
@@ -485,6 +498,7 @@ class Pipeline:
         self._emit(output, None if live else now)
         output.state = self._take_unsaved()
         output.detectors = self._take_detectors()
+        output.models = self._take_model_states()
         return output
 
     def _silence_clocks(self, now: float) -> tuple[dict[int, float], float]:
@@ -535,10 +549,16 @@ class Pipeline:
         self.stages.add("lines", started)
 
     def save(self, output: Output) -> None:
-        """Store the tracker and detector state an output reached; call once it is durable."""
+        """Store the tracker, detector and model state an output reached; call once it is
+        durable."""
         for device_id, state in output.state.items():
             self.store.trackers[device_id] = state
         self.store.detectors.update(output.detectors)
+        for device_id, blob in output.models.items():
+            if blob:
+                self.store.models[device_id] = blob
+            else:
+                self.store.models.pop(device_id, None)
 
     # -- ownership ----------------------------------------------------------------------
     def devices_in(self, partitions: set[int]) -> list[str]:
@@ -557,6 +577,9 @@ class Pipeline:
             detector = self.store.detectors.get(device_id)
             if detector is not None:
                 self.ecg_beats.restore(device_id, detector)
+            model_state = self.store.models.get(device_id)
+            if model_state is not None and self.scorer is not None:
+                self.scorer.states.restore(device_id, model_state)
 
     def forget(self, devices: list[str]) -> None:
         """Everything about devices whose partition another worker now owns: it replays
@@ -565,8 +588,10 @@ class Pipeline:
         partitions = {self._partition_of.get(d) for d in devices}
         for device_id in devices:
             for part in (self.store.contexts, self.store.trackers, self.store.last_seen,
-                         self.store.detectors):  # fmt: skip
+                         self.store.detectors, self.store.models):  # fmt: skip
                 part.pop(device_id, None)
+            if self.scorer is not None:
+                self.scorer.states.forget(device_id)
             for mapping in (self.buffers, self.trackers, self._persisted, self._unsaved,
                             self.observations, self._partition_of):  # fmt: skip
                 mapping.pop(device_id, None)

@@ -3,7 +3,8 @@
 Owns the durable form of each device's small state (its pseudonymized enrolment context,
 its alert-tracker state, when it was last heard from, its ECG beat detector's state:
 filter and integration history, levels, held candidates, recent beats, a few KB that
-change with every frame), the snapshot topic's name, and
+change with every frame; its streaming models' state: each GRU's hidden state and conv
+context by model@version, float32, under 1 KB), the snapshot topic's name, and
 reading a partition's snapshots back. It replaces Faust's changelog tables, whose recovery
 could hang a worker that took over a killed one's partitions for minutes (issue 21):
 nothing here waits on a recovery phase, a fetcher or a stream buffer.
@@ -52,6 +53,7 @@ def encode(store: StateStore, device_id: str) -> bytes:
     """The device's snapshot: all it has in ``store`` (missing parts as null)."""
     context = store.contexts.get(device_id)
     detector = store.detectors.get(device_id)
+    models = store.models.get(device_id)
     return orjson.dumps(
         {
             "format": FORMAT,
@@ -59,13 +61,14 @@ def encode(store: StateStore, device_id: str) -> bytes:
             "tracker": store.trackers.get(device_id),
             "last_seen": store.last_seen.get(device_id),
             "ecg_detector": base64.b64encode(detector).decode() if detector else None,
+            "model_state": orjson.Fragment(models) if models else None,
         }
     )
 
 
 def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
     """Put a snapshot back into ``store`` (a tombstone, ``None``, removes the device)."""
-    for part in (store.contexts, store.trackers, store.last_seen, store.detectors):
+    for part in (store.contexts, store.trackers, store.last_seen, store.detectors, store.models):
         part.pop(device_id, None)
     if value is None:
         return
@@ -80,6 +83,8 @@ def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
         store.last_seen[device_id] = float(snapshot["last_seen"])
     if snapshot.get("ecg_detector"):  # absent from snapshots written before it existed
         store.detectors[device_id] = base64.b64decode(snapshot["ecg_detector"])
+    if snapshot.get("model_state"):  # likewise
+        store.models[device_id] = orjson.dumps(snapshot["model_state"])
 
 
 class PartitionReader:

@@ -111,3 +111,38 @@ def test_a_worker_restored_from_snapshots_goes_on_with_the_same_beats(settings):
     common = before.keys() & after.keys()
     assert len(common) >= 2 * 15, len(common)  # two devices, the last 20 s less a window
     assert {key: before[key] for key in common} == {key: after[key] for key in common}
+
+
+def test_a_worker_restored_from_snapshots_goes_on_from_the_models_state(settings):
+    """The streaming models' state (each GRU's hidden state and conv context, by
+    model@version) travels in the snapshots like the beat detectors': the worker that
+    takes over holds exactly what the old owner saved, and forgets it on a move away."""
+    from stream.scoring.scorer import Scorer
+
+    first = Pipeline(settings, Scorer.from_registry(settings))
+    keys = first.scorer.state_keys()
+    assert {k.split("@")[0] for k in keys} >= {"rhythm", "deterioration"}
+    Feed(first, ward(faults=True)).run(30)
+    devices = first.devices_in({0})
+    assert devices and all(first.store.models.get(d) for d in devices)
+    encoded = {d: snapshots.encode(first.store, d) for d in devices}
+    taken_over = Pipeline(settings, Scorer.from_registry(settings))
+    taken_over.restore(0, encoded)
+    compared = 0
+    for device_id in devices:
+        for key in keys:
+            before = first.scorer.states.get(device_id, key)
+            after = taken_over.scorer.states.get(device_id, key)
+            if before is None:
+                continue
+            compared += 1
+            assert after is not None and after.t == before.t
+            assert after.probabilities.tolist() == before.probabilities.tolist()
+            for name, value in before.tensors.items():
+                assert after.tensors[name].tolist() == value.tolist()
+    assert compared >= len(devices)
+    # Small: the models' part of a snapshot stays under a kilobyte a device.
+    assert max(len(first.store.models[d]) for d in devices) < 1024
+    taken_over.forget(devices)
+    assert all(taken_over.scorer.states.get(d, k) is None for d in devices for k in keys)
+    assert not any(d in taken_over.store.models for d in devices)
