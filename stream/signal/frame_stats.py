@@ -52,6 +52,11 @@ from stream.signal.kernels import frame_stats as k
 # the same.
 ECG_QUALITY_BANDS = (ECG_BAND, (5.0, 40.0), (0.1, 1.0), (0.1, 40.0))
 _ROWS_START = 64  # rows allocated at first; doubled as devices arrive
+# The second detector (bSQI): peaks at least 0.3 s apart (simple_beats' distance in
+# stream.signal.quality), its level halving in 2 s so that one large artefact hides the
+# beats after it for a moment (as it raised the window detector's percentile).
+SIMPLE_DISTANCE_S = 0.3
+SIMPLE_HALF_LIFE_S = 2.0
 
 
 @lru_cache(maxsize=16)
@@ -79,6 +84,8 @@ class _Ring:
         self.slots = np.zeros((_ROWS_START, k.SLOTS, columns))
         self.heads = np.zeros(_ROWS_START, dtype=np.int64)
         self.state = np.zeros((_ROWS_START, max(state_columns, 1)))
+        self.peaks = np.zeros((_ROWS_START, k.PEAKS))
+        self.peak_heads = np.zeros(_ROWS_START, dtype=np.int64)
 
     def row(self, device: str, fs: float) -> int:
         """The device's row, (re)started when new or when its rate changed."""
@@ -98,6 +105,7 @@ class _Ring:
         self.slots[row] = 0.0
         self.heads[row] = 0
         self.state[row] = 0.0
+        self.peak_heads[row] = 0
 
     def _grow(self) -> None:
         size = 2 * len(self.fs)
@@ -105,6 +113,8 @@ class _Ring:
         self.slots = np.concatenate((self.slots, np.zeros_like(self.slots)))
         self.heads = np.concatenate((self.heads, np.zeros_like(self.heads)))
         self.state = np.concatenate((self.state, np.zeros_like(self.state)))
+        self.peaks = np.concatenate((self.peaks, np.zeros_like(self.peaks)))
+        self.peak_heads = np.concatenate((self.peak_heads, np.zeros_like(self.peak_heads)))
 
     def forget(self, device: str) -> None:
         row = self.rows.pop(device, None)
@@ -154,8 +164,9 @@ class FrameStats:
             samples, bounds, rows, t0, t1 = _packed(self._ecg, group, 1)
             sos, zi = _design(fs)
             k.advance_ecg(
-                samples, bounds, rows, t0, t1, sos, zi, ECG_FLAT_MV,
-                self._ecg.state, self._ecg.slots, self._ecg.heads,
+                samples, bounds, rows, t0, t1, sos, zi, ECG_FLAT_MV, SIMPLE_DISTANCE_S,
+                0.5 ** (1.0 / (SIMPLE_HALF_LIFE_S * fs)), self._ecg.state, self._ecg.slots,
+                self._ecg.heads, self._ecg.peaks, self._ecg.peak_heads,
             )  # fmt: skip
 
     def push_acc(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
@@ -199,10 +210,16 @@ class FrameStats:
             )  # fmt: skip
         return out
 
-    def ecg_rate(self, device: str) -> float:
-        """The device's ECG rate (nan when none)."""
+    def second_detector(self, device: str) -> tuple[np.ndarray, float]:
+        """The second QRS detector's recent peaks (epoch s, oldest first) and the time up
+        to which it has decided (nan when the device has no ECG)."""
         row = self._ecg.rows.get(device)
-        return float(self._ecg.fs[row]) if row is not None else float("nan")
+        if row is None:
+            return np.zeros(0), float("nan")
+        count = int(self._ecg.peak_heads[row])
+        held = min(count, k.PEAKS)
+        order = np.arange(count - held, count) % k.PEAKS
+        return self._ecg.peaks[row, order], float(self._ecg.state[row, k.S_DECIDED])
 
     def forget(self, device: str) -> None:
         self._ecg.forget(device)

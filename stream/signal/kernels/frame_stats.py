@@ -35,7 +35,14 @@ E_COLUMNS = 18
 S_Z = 0
 S_RUN, S_RUN_LO, S_RUN_HI = 16, 17, 18
 S_STARTED = 19  # 1 once a sample set the filters' initial state
-S_COLUMNS = 20
+# The quality index's second QRS detector (bSQI), streaming: peaks of the QRS band's
+# magnitude above SIMPLE_HEIGHT of its decaying maximum, at least a distance apart.
+S_LEVEL = 20  # decaying maximum of the QRS band's magnitude
+S_CAND_T, S_CAND_V = 21, 22  # the peak candidate (time, magnitude); time nan for none
+S_DECIDED = 23  # time up to which the second detector has decided (epoch s)
+S_COLUMNS = 24
+PEAKS = 64  # second-detector peaks kept per device (a 10 s window's at 300 bpm, and more)
+SIMPLE_HEIGHT = 0.35  # stream.signal.kernels.detectors.simple_beats' share of the level
 BANDS = 4  # QRS, wide, baseline, total (stream.signal.frame_stats.ECG_QUALITY_BANDS)
 
 # Accelerometer slot columns.
@@ -70,16 +77,23 @@ def advance_ecg(
     sos: np.ndarray,
     zi: np.ndarray,
     flat_mv: float,
+    distance_s: float,
+    decay: float,
     state: np.ndarray,
     slots: np.ndarray,
     heads: np.ndarray,
+    peaks: np.ndarray,
+    peak_heads: np.ndarray,
 ) -> None:
-    """Summarize each device's frame into its next slot, carrying the filters and the
-    flat stretch on. ``sos[b]`` are band ``b``'s two sections, ``zi[b]`` their state for
-    a unit step (a stream starts as if it had always been at its first sample)."""
+    """Summarize each device's frame into its next slot, carrying the filters, the flat
+    stretch and the second detector on. ``sos[b]`` are band ``b``'s two sections, ``zi[b]``
+    their state for a unit step (a stream starts as if it had always been at its first
+    sample). The second detector's peaks go to ``peaks[row]`` (a ring, ``peak_heads``
+    counting them); ``decay`` is its level's factor per sample."""
     for r in range(rows.shape[0]):
         row = rows[r]
         z = state[row]
+        fs = (bounds[r + 1] - bounds[r]) / (t1[r] - t0[r])
         slot = slots[row, heads[row] % SLOTS]
         heads[row] += 1
         slot[:] = 0.0
@@ -89,6 +103,7 @@ def advance_ecg(
         hi = -math.inf
         for i in range(bounds[r], bounds[r + 1]):
             x = samples[i]
+            t = t0[r] + (i - bounds[r]) / fs
             slot[E_N] += 1.0
             if math.isnan(x):
                 z[S_RUN] = 0.0  # a missing sample ends a flat stretch
@@ -101,6 +116,7 @@ def advance_ecg(
                     for q in range(4):
                         z[S_Z + 4 * b + q] = zi[b, q] * x
                 z[S_STARTED] = 1.0
+                z[S_CAND_T] = math.nan
             qrs = _biquad(_biquad(x, sos[0, 0], z, S_Z), sos[0, 1], z, S_Z + 2)
             wide = _biquad(_biquad(x, sos[1, 0], z, S_Z + 4), sos[1, 1], z, S_Z + 6)
             base = _biquad(_biquad(x, sos[2, 0], z, S_Z + 8), sos[2, 1], z, S_Z + 10)
@@ -114,6 +130,20 @@ def advance_ecg(
             slot[E_WIDE] += wide * wide
             slot[E_BASE] += base * base
             slot[E_TOTAL] += total * total
+            # The second detector: a candidate is decided once nothing larger came within
+            # the distance after it (find_peaks' rule, the higher of two close peaks).
+            magnitude = abs(qrs)
+            z[S_LEVEL] = max(z[S_LEVEL] * decay, magnitude)
+            if not math.isnan(z[S_CAND_T]) and t - z[S_CAND_T] >= distance_s:
+                peaks[row, peak_heads[row] % PEAKS] = z[S_CAND_T]
+                peak_heads[row] += 1
+                z[S_CAND_T] = math.nan
+            if magnitude >= SIMPLE_HEIGHT * z[S_LEVEL] and (
+                math.isnan(z[S_CAND_T]) or magnitude > z[S_CAND_V]
+            ):
+                z[S_CAND_T] = t
+                z[S_CAND_V] = magnitude
+            z[S_DECIDED] = t - distance_s if math.isnan(z[S_CAND_T]) else z[S_CAND_T]
             # The flat stretch (within flat_mv), greedy forwards and carried across frames.
             if z[S_RUN] == 0.0:
                 z[S_RUN_LO] = x

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from stream.signal.activity import STILL_SPAN_S
+from stream.signal.beat_stream import EcgBeatStream
 from stream.signal.beats import ECG_FLAT_MV
 from stream.signal.filters import bandpass
 from stream.signal.frame_stats import ECG_QUALITY_BANDS, FrameStats
@@ -142,3 +143,27 @@ def test_a_lost_contact_shows_as_a_flat_stretch_and_real_ecg_never_does(
     assert (loose[holding, k.W_LONGEST_FLAT] >= CONTACT_LOSS_S * fs).all()
     assert (loose[~holding & (starts > 1015.2), k.W_LONGEST_FLAT] < CONTACT_LOSS_S * fs).all()
     assert ECG_FLAT_MV > 0.002 * 6  # the stretch's noise stays within the flat band
+
+
+def test_the_second_detector_agrees_with_the_beat_stream_on_real_ecg_only(
+    record_208: np.ndarray,
+) -> None:
+    """bSQI's two detectors: on MIT-BIH 208 the second detector's peaks match the beat
+    stream's beats (150 ms); on Gaussian noise they do not."""
+    fs = 360.0
+    noise = np.random.default_rng(3).normal(0, 0.3, int(60 * fs))
+    agreement = {}
+    for name, signal in {"ecg": record_208[: int(60 * fs)], "noise": noise}.items():
+        frame_stats, beat_stream = FrameStats(), EcgBeatStream()
+        for second in range(60):
+            chunk = signal[int(second * fs) : int((second + 1) * fs)]
+            frame_stats.push_ecg([(name, 1000.0 + second, fs, chunk)])
+            beat_stream.push([(name, 1000.0 + second, fs, chunk)])
+        peaks, decided = frame_stats.second_detector(name)
+        beats = beat_stream.recent_beats(name)
+        start = max(peaks[0], beats[0]) + 1.0
+        end = min(decided, beat_stream.decided_until(name))
+        a, b = (x[(x >= start) & (x <= end)] for x in (beats, peaks))
+        agreement[name] = stats.agreement(a, b, 0.15)
+    assert agreement["ecg"] > 0.95
+    assert agreement["noise"] < 0.7
