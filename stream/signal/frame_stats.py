@@ -1,19 +1,24 @@
-"""Per-frame statistics of each device's ECG and accelerometer, and windows read from them.
+"""Per-frame statistics of each device's ECG, PPG and accelerometer, and windows read from them.
 
-Owns :class:`FrameStats`: for every frame of a device, once, a *slot* of running sums and
-extremes (the compiled loops are :mod:`stream.signal.kernels.frame_stats`), kept in a ring
-of the last :data:`~stream.signal.kernels.frame_stats.SLOTS` frames; a window's statistics
-are then combined from the slots of the frames ending inside it, without reading its
-samples again. All devices of a batch are summarized in one compiled call per signal, and
-all due windows combined in one more.
+Owns :class:`FrameStats`: for every ECG, PPG and accelerometer frame of a device, once, a
+*slot* of running sums and extremes (the compiled loops are
+:mod:`stream.signal.kernels.frame_stats`), kept in a ring of the last
+:data:`~stream.signal.kernels.frame_stats.SLOTS` frames. A window's statistics are then
+combined from the slots of the frames ending inside it, without reading its samples
+again. All devices of a batch are summarized in one compiled call per signal, and all due
+windows combined in one more.
 
-- **ECG**: samples present, extremes and the samples pinned at them, the first four power
-  sums of the QRS band (kurtosis), the energies of the quality bands
+- **ECG**: samples present, extremes and the samples pinned at them (each frame counts
+  them within its own span's tolerance: exact at a rail, within a percent otherwise), the
+  first four power sums of the QRS band (kurtosis), the energies of the quality bands
   (:data:`ECG_QUALITY_BANDS`: QRS, wide, baseline, total; the band-power indices of Li,
   Mark & Clifford 2008), the longest flat stretch and the one still running at the end
   (a lost contact, a lost tail). The band filters are causal 2nd-order Butterworth
   band-passes whose state is carried across frames; a window's band energies therefore
   stand for its band powers (Parseval) rather than equal an FFT's bins.
+- **PPG**: samples present, extremes and pinned samples, repeated samples, the sums of the
+  samples and their squares (the spread of the window and of its last second, for a
+  sensor that came off), and the energies of the pulse band and the total.
 - **Accelerometer**: rows present, the sums of the magnitude and its square, its maximum
   and the sums of each axis, which give :func:`stream.signal.activity.activity_features`'
   four values exactly when frames are whole seconds (the trailing and edge spans are
@@ -51,6 +56,10 @@ from stream.signal.kernels import frame_stats as k
 # its 0.1 Hz resolution once the mean is removed; the causal filters' 0.1 Hz low edge does
 # the same.
 ECG_QUALITY_BANDS = (ECG_BAND, (5.0, 40.0), (0.1, 1.0), (0.1, 40.0))
+# The PPG quality bands (stream.signal.quality.ppg_bands): the pulse band and everything
+# but DC (the window FFT's resolution, as for the ECG).
+PPG_PULSE_BAND = (0.5, 5.0)
+PPG_TOTAL_LOW_HZ = 0.1
 _ROWS_START = 64  # rows allocated at first; doubled as devices arrive
 # The second detector (bSQI): peaks at least 0.3 s apart (simple_beats' distance in
 # stream.signal.quality), its level halving in 2 s so that one large artefact hides the
@@ -66,6 +75,19 @@ def _design(fs: float) -> tuple[np.ndarray, np.ndarray]:
     sos = np.empty((k.BANDS, 2, 6))
     zi = np.empty((k.BANDS, 4))
     for b, (low, high) in enumerate(ECG_QUALITY_BANDS):
+        design = scipy.signal.butter(
+            2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos"
+        )
+        sos[b] = design
+        zi[b] = scipy.signal.sosfilt_zi(design).ravel()
+    return sos, zi
+
+
+@lru_cache(maxsize=16)
+def _design_ppg(fs: float) -> tuple[np.ndarray, np.ndarray]:
+    sos = np.empty((k.PPG_BANDS, 2, 6))
+    zi = np.empty((k.PPG_BANDS, 4))
+    for b, (low, high) in enumerate((PPG_PULSE_BAND, (PPG_TOTAL_LOW_HZ, 0.45 * fs))):
         design = scipy.signal.butter(
             2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos"
         )
@@ -153,6 +175,7 @@ class FrameStats:
     def __init__(self) -> None:
         self._ecg = _Ring(k.E_COLUMNS, k.S_COLUMNS)
         self._acc = _Ring(k.A_COLUMNS)
+        self._ppg = _Ring(k.P_COLUMNS, k.Q_COLUMNS)
 
     def push_ecg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
         """Summarize each ``(device, t0, fs, samples)`` ECG frame (mV, NaN = missing);
@@ -167,6 +190,19 @@ class FrameStats:
                 samples, bounds, rows, t0, t1, sos, zi, ECG_FLAT_MV, SIMPLE_DISTANCE_S,
                 0.5 ** (1.0 / (SIMPLE_HALF_LIFE_S * fs)), self._ecg.state, self._ecg.slots,
                 self._ecg.heads, self._ecg.peaks, self._ecg.peak_heads,
+            )  # fmt: skip
+
+    def push_ppg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
+        """Summarize each ``(device, t0, fs, samples)`` PPG frame (NaN = missing)."""
+        by_rate: dict[float, list[tuple[str, float, float, np.ndarray]]] = {}
+        for frame in frames:
+            by_rate.setdefault(float(frame[2]), []).append(frame)
+        for fs, group in by_rate.items():
+            samples, bounds, rows, t0, t1 = _packed(self._ppg, group, 1)
+            sos, zi = _design_ppg(fs)
+            k.advance_ppg(
+                samples, bounds, rows, t0, t1, sos, zi, self._ppg.state, self._ppg.slots,
+                self._ppg.heads,
             )  # fmt: skip
 
     def push_acc(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
@@ -187,6 +223,21 @@ class FrameStats:
             out[known] = k.combine_ecg(
                 self._ecg.slots, self._ecg.heads, rows[known],
                 np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
+            )  # fmt: skip
+        return out
+
+    def ppg_windows(
+        self, devices: Sequence[str], t_start: np.ndarray, t_end: np.ndarray, tail_s: float
+    ) -> np.ndarray:
+        """Each window's PPG statistics, columns ``G_*`` (the tail's spread over the frames
+        of the trailing ``tail_s``; NaN rows for devices without PPG)."""
+        rows, known = self._ppg.lookup(devices)
+        out = np.full((len(devices), k.G_COLUMNS), np.nan)
+        if known.any():
+            out[known] = k.combine_ppg(
+                self._ppg.slots, self._ppg.heads, rows[known],
+                np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
+                tail_s,
             )  # fmt: skip
         return out
 
@@ -224,3 +275,4 @@ class FrameStats:
     def forget(self, device: str) -> None:
         self._ecg.forget(device)
         self._acc.forget(device)
+        self._ppg.forget(device)

@@ -53,6 +53,22 @@ A_MAX = 5  # largest magnitude
 A_X, A_Y, A_Z = 6, 7, 8  # sums of each axis (the mean gravity direction)
 A_COLUMNS = 9
 
+# PPG slot columns.
+P_T0, P_T1, P_N, P_PRESENT = 0, 1, 2, 3
+P_MIN, P_MAX, P_NEAR_MIN, P_NEAR_MAX = 4, 5, 6, 7
+P_REPEATS = 8  # samples equal to the one before (a stuck sensor repeats its value)
+P_S1, P_S2 = 9, 10  # sums of the raw samples and their squares
+P_PULSE, P_TOTAL = 11, 12  # energies in the pulse band and in all of the signal but DC
+P_EDGE_REPEAT = 13  # 1 when the frame's first sample repeats the last frame's last
+P_COLUMNS = 14
+
+# PPG carried state: 2 bands x 2 biquads x 2 values, the last sample, started.
+Q_Z = 0
+Q_LAST = 8
+Q_STARTED = 9
+Q_COLUMNS = 10
+PPG_BANDS = 2
+
 # A sample within this share of the frame's span of its extreme counts as pinned there
 # (stream.signal.kernels.stats.pinned_fraction's tolerance).
 PINNED_TOLERANCE = 1e-3
@@ -99,8 +115,6 @@ def advance_ecg(
         slot[:] = 0.0
         slot[E_T0] = t0[r]
         slot[E_T1] = t1[r]
-        lo = math.inf
-        hi = -math.inf
         for i in range(bounds[r], bounds[r + 1]):
             x = samples[i]
             t = t0[r] + (i - bounds[r]) / fs
@@ -109,8 +123,6 @@ def advance_ecg(
                 z[S_RUN] = 0.0  # a missing sample ends a flat stretch
                 continue
             slot[E_PRESENT] += 1.0
-            lo = min(lo, x)
-            hi = max(hi, x)
             if z[S_STARTED] == 0.0:
                 for b in range(BANDS):
                     for q in range(4):
@@ -162,16 +174,81 @@ def advance_ecg(
                     z[S_RUN] += 1.0
             slot[E_LONGEST_FLAT] = max(slot[E_LONGEST_FLAT], z[S_RUN])
         slot[E_TAIL_FLAT] = z[S_RUN]
-        slot[E_MIN] = lo if hi >= lo else math.nan
-        slot[E_MAX] = hi if hi >= lo else math.nan
-        tolerance = PINNED_TOLERANCE * (hi - lo)
+        _extremes(samples, bounds[r], bounds[r + 1], slot, E_MIN, E_NEAR_MIN)
+
+
+@njit(cache=True)
+def _extremes(samples: np.ndarray, start: int, stop: int, slot: np.ndarray,
+              lo_column: int, near_lo_column: int) -> None:  # fmt: skip
+    """Extremes of ``samples[start:stop]`` (present ones) and the samples pinned at them,
+    into ``slot[lo_column]``, the next column (high) and ``near_lo_column`` and the next."""
+    lo = math.inf
+    hi = -math.inf
+    for i in range(start, stop):
+        x = samples[i]
+        if not math.isnan(x):
+            lo = min(lo, x)
+            hi = max(hi, x)
+    if hi < lo:
+        slot[lo_column] = slot[lo_column + 1] = math.nan
+        return
+    slot[lo_column] = lo
+    slot[lo_column + 1] = hi
+    tolerance = PINNED_TOLERANCE * (hi - lo)
+    for i in range(start, stop):
+        x = samples[i]
+        if not math.isnan(x):
+            if x <= lo + tolerance:
+                slot[near_lo_column] += 1.0
+            if x >= hi - tolerance:
+                slot[near_lo_column + 1] += 1.0
+
+
+@njit(cache=True)
+def advance_ppg(
+    samples: np.ndarray,
+    bounds: np.ndarray,
+    rows: np.ndarray,
+    t0: np.ndarray,
+    t1: np.ndarray,
+    sos: np.ndarray,
+    zi: np.ndarray,
+    state: np.ndarray,
+    slots: np.ndarray,
+    heads: np.ndarray,
+) -> None:
+    """Summarize each device's PPG frame into its next slot (``sos``/``zi`` as for
+    :func:`advance_ecg`, the pulse band then the total)."""
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        z = state[row]
+        slot = slots[row, heads[row] % SLOTS]
+        heads[row] += 1
+        slot[:] = 0.0
+        slot[P_T0] = t0[r]
+        slot[P_T1] = t1[r]
         for i in range(bounds[r], bounds[r + 1]):
             x = samples[i]
-            if not math.isnan(x):
-                if x >= hi - tolerance:
-                    slot[E_NEAR_MAX] += 1.0
-                if x <= lo + tolerance:
-                    slot[E_NEAR_MIN] += 1.0
+            slot[P_N] += 1.0
+            if math.isnan(x):
+                continue
+            slot[P_PRESENT] += 1.0
+            if z[Q_STARTED] == 0.0:
+                for b in range(PPG_BANDS):
+                    for q in range(4):
+                        z[Q_Z + 4 * b + q] = zi[b, q] * x
+                z[Q_STARTED] = 1.0
+                z[Q_LAST] = math.nan
+            if x == z[Q_LAST]:
+                slot[P_REPEATS if slot[P_PRESENT] > 1.0 else P_EDGE_REPEAT] += 1.0
+            z[Q_LAST] = x
+            slot[P_S1] += x
+            slot[P_S2] += x * x
+            pulse = _biquad(_biquad(x, sos[0, 0], z, Q_Z), sos[0, 1], z, Q_Z + 2)
+            total = _biquad(_biquad(x, sos[1, 0], z, Q_Z + 4), sos[1, 1], z, Q_Z + 6)
+            slot[P_PULSE] += pulse * pulse
+            slot[P_TOTAL] += total * total
+        _extremes(samples, bounds[r], bounds[r + 1], slot, P_MIN, P_NEAR_MIN)
 
 
 @njit(cache=True)
@@ -303,6 +380,75 @@ def combine_ecg(
         last = picked[count - 1]
         out[w, W_LONGEST_FLAT] = longest
         out[w, W_TAIL_FLAT] = min(s[last, E_TAIL_FLAT], n)
+    return out
+
+
+# Combined PPG window columns.
+G_PRESENT = 0  # share of samples present
+G_SPAN = 1
+G_PINNED = 2  # share pinned at the window's extremes
+G_REPEATED = 3  # share of samples repeating the one before
+G_STD = 4  # standard deviation of the raw samples
+G_TAIL_STD = 5  # of the frames of the trailing tail_s
+G_BAND_SHARE = 6  # pulse-band energy / total energy
+G_SAMPLES = 7
+G_COLUMNS = 8
+
+
+@njit(cache=True)
+def combine_ppg(
+    slots: np.ndarray, heads: np.ndarray, rows: np.ndarray, t_start: np.ndarray,
+    t_end: np.ndarray, tail_s: float,
+) -> np.ndarray:  # fmt: skip
+    """Each window's PPG statistics (columns ``G_*``) from its frames' slots."""
+    out = np.full((rows.shape[0], G_COLUMNS), np.nan)
+    picked = np.empty(SLOTS, dtype=np.int64)
+    for w in range(rows.shape[0]):
+        row = rows[w]
+        count = _window_slots(slots, heads, row, t_start[w], t_end[w], P_T1, picked)
+        if count == 0:
+            continue
+        s = slots[row]
+        n = present = repeats = s1 = s2 = pulse = total = tn = t1 = t2 = 0.0
+        lo, hi = math.inf, -math.inf
+        for c in range(count):
+            k = picked[c]
+            n += s[k, P_N]
+            present += s[k, P_PRESENT]
+            # The first frame's first sample repeats one outside the window.
+            repeats += s[k, P_REPEATS] + (s[k, P_EDGE_REPEAT] if c > 0 else 0.0)
+            s1 += s[k, P_S1]
+            s2 += s[k, P_S2]
+            pulse += s[k, P_PULSE]
+            total += s[k, P_TOTAL]
+            if s[k, P_PRESENT] > 0:
+                lo = min(lo, s[k, P_MIN])
+                hi = max(hi, s[k, P_MAX])
+            if s[k, P_T1] > t_end[w] - tail_s + 0.01:
+                tn += s[k, P_PRESENT]
+                t1 += s[k, P_S1]
+                t2 += s[k, P_S2]
+        out[w, G_SAMPLES] = n
+        out[w, G_PRESENT] = present / n if n > 0 else 0.0
+        if present == 0:
+            continue
+        pinned = 0.0
+        tolerance = PINNED_TOLERANCE * (hi - lo)
+        for c in range(count):
+            k = picked[c]
+            if s[k, P_PRESENT] > 0 and s[k, P_MAX] >= hi - tolerance:
+                pinned += s[k, P_NEAR_MAX]
+            if s[k, P_PRESENT] > 0 and s[k, P_MIN] <= lo + tolerance:
+                pinned += s[k, P_NEAR_MIN]
+        mean = s1 / present
+        out[w, G_SPAN] = hi - lo
+        out[w, G_PINNED] = pinned / present
+        out[w, G_REPEATED] = repeats / max(present - 1.0, 1.0)
+        out[w, G_STD] = math.sqrt(max(s2 / present - mean * mean, 0.0))
+        if tn > 0:
+            tail_mean = t1 / tn
+            out[w, G_TAIL_STD] = math.sqrt(max(t2 / tn - tail_mean * tail_mean, 0.0))
+        out[w, G_BAND_SHARE] = pulse / total if total > 0 else 0.0
     return out
 
 

@@ -14,7 +14,7 @@ from stream.signal.filters import bandpass
 from stream.signal.frame_stats import ECG_QUALITY_BANDS, FrameStats
 from stream.signal.kernels import frame_stats as k
 from stream.signal.kernels import stats
-from stream.signal.quality import CONTACT_LOSS_S, ECG_BANDS, band_powers
+from stream.signal.quality import CONTACT_LOSS_S, ECG_BANDS, band_powers, ppg_bands
 
 WINDOW_S = 10.0
 
@@ -167,3 +167,35 @@ def test_the_second_detector_agrees_with_the_beat_stream_on_real_ecg_only(
         agreement[name] = stats.agreement(a, b, 0.15)
     assert agreement["ecg"] > 0.95
     assert agreement["noise"] < 0.7
+
+
+def test_ppg_statistics_are_the_windows() -> None:
+    """Extremes, repeated samples, the spread of the window and of its last second exactly
+    as the window functions; pinned samples within 0.01, the pulse band's share near the
+    FFT's."""
+    fs = 64.0
+    t = np.arange(int(40 * fs)) / fs
+    rng = np.random.default_rng(8)
+    ppg = np.sin(2 * np.pi * 1.2 * t) ** 21 + 0.05 * np.sin(2 * np.pi * 0.25 * t)
+    ppg += 0.01 * rng.standard_normal(len(t))
+    ppg[int(25 * fs) :] = np.clip(ppg[int(25 * fs) :], None, 0.5)  # clipped from 25 s
+    ppg[int(33 * fs) :] = np.round(ppg[int(33 * fs) :], 1)  # a coarse, repeating sensor
+    frame_stats = FrameStats()
+    starts, ends = _windows(len(ppg), fs)
+    for second in range(40):
+        frame = ppg[int(second * fs) : int((second + 1) * fs)]
+        frame_stats.push_ppg([("dev-1", 1000.0 + second, fs, frame)])
+        due = np.flatnonzero(np.abs(ends - (1001.0 + second)) < 1e-6)
+        if not len(due):
+            continue
+        got = frame_stats.ppg_windows(["dev-1"], starts[due], ends[due], 1.0)[0]
+        window = ppg[int((second - 9) * fs) : int((second + 1) * fs)]
+        assert got[k.G_SPAN] == pytest.approx(stats.span(window))
+        # A frame counts the samples near its extremes within its own span's tolerance,
+        # narrower than the window's: a noisy minimum loses a few.
+        assert got[k.G_PINNED] == pytest.approx(stats.pinned_fraction(window), abs=0.01)
+        assert got[k.G_REPEATED] == pytest.approx(stats.repeated_fraction(window))
+        assert got[k.G_STD] == pytest.approx(np.std(window))
+        assert got[k.G_TAIL_STD] == pytest.approx(np.std(window[-int(fs) :]))
+        in_band, total = band_powers(window, fs, ppg_bands(fs))
+        assert got[k.G_BAND_SHARE] == pytest.approx(in_band / total, abs=0.15)
