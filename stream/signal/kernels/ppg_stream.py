@@ -1,0 +1,343 @@
+"""The causal Elgendi pulse loop over many devices' new PPG samples, one call per batch.
+
+Owns the per-sample arithmetic of :mod:`stream.signal.pulse_stream` (which says what it
+means and holds the state): each device's band-pass state, the two moving averages of the
+squared clipped wave, the open block of interest, the pulse waiting out the refractory
+span and the running pulse template advance sample by sample from where the previous call
+left them, so a stream cut into frames of any length gives exactly the pulses of the whole
+stream. The state lives in arrays indexed by a device's slot (the layout constants below);
+the loop over a batch's devices is one compiled call, because a second of PPG is some tens
+of samples and a Python call per device would cost more than the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Float state columns.
+F_Z = 0  # 4 values: the two biquads' transposed direct-form II state
+F_S_PEAK = 4  # sum of the squared clipped wave over the peak average's span
+F_S_BEAT = 5  # sum of the squared clipped wave over the beat average's span
+F_Z_MEAN = 6  # running mean of the squared clipped wave (Elgendi's offset is 2 % of it)
+F_B_MAX = 7  # the open block's highest band-passed value
+F_P_VAL = 8  # the waiting pulse's band-passed height
+F_HOLD = 9  # last finite sample: a gap feeds it, so the filter decays instead of ringing
+F_FS = 10
+F_OFFSET_W = 11  # the running mean's weight once warm: 1 / (samples in its span)
+F_COLUMNS = 12
+
+# Integer state columns.
+I_N = 0  # samples seen since the stream started: the absolute sample index
+I_START = 1  # absolute index where the filter last (re)started; earlier samples count as 0
+I_B_START = 2  # the open block's first sample, -1 for none
+I_B_ARG = 3  # the open block's highest sample so far
+I_P_POS = 4  # the waiting pulse's band-pass peak, -1 for none
+I_GAP_END = 5  # absolute index where the last gap (or the stream's start) ended
+I_GAP_START = 6  # absolute index where a gap in progress began, -1 for none
+I_W_PEAK = 7  # the peak average's width (111 ms)
+I_W_BEAT = 8  # the beat average's width (667 ms)
+I_H_PEAK = 9  # the peak average's samples before its centre (width // 2)
+I_LAG = 10  # the beat average centred on sample n - LAG ends at the newest sample n
+I_DIST = 11  # of two pulses closer than this (300 ms) the larger is kept
+I_HALF = 12  # the template spans this either side of the band-pass peak (300 ms)
+I_R_BACK = 13  # the systolic peak is sought in the raw PPG this far before (100 ms)
+I_MARGIN = 14  # pulses this close after a gap or a start are not counted
+I_RESET_GAP = 15  # a gap at least this long restarts the filter at the next sample
+I_STARTED = 16  # 0 until the first sample set the filter state
+I_COUNTED = 17  # pulses counted since the stream started (the recent ring's end)
+I_TEMPLATED = 18  # pulses averaged into the template (capped at TEMPLATE_WARM)
+I_REFRACTORY = 19  # the refractory span in force: I_DIST, or more at a slow pulse rate
+I_DIST_MAX = 20  # the most the refractory span grows to
+I_COLUMNS = 21
+
+SECTIONS = 2  # biquads of the band-pass (a 2nd-order Butterworth band-pass)
+RING = 512  # samples of history kept per device (2 s at 256 Hz, the highest PPG rate)
+# Rings, one row each: the raw PPG (gaps held), the band-passed wave, its clipped square.
+R_RAW, R_FILT, R_SQUARE = 0, 1, 2
+RINGS = 3
+TEMPLATE = 2 * int(0.3 * 256) + 1  # template samples at the highest rate
+RECENT = 64  # counted pulses kept per device: a 10 s window's at up to 300 bpm, and more
+P_AMP, P_CORR = 0, 1  # columns of a recent pulse's features
+P_COLUMNS = 2
+
+# The template is the running mean of the first pulses, then an exponential average: a
+# matching pulse moves it by TEMPLATE_WEIGHT (about the last 8 pulses, a 10 s window's
+# worth at 50 bpm), one that does not (an artefact) by TEMPLATE_DRIFT, so a burst of motion
+# does not replace the template, and a lasting change of shape still takes over in some
+# tens of pulses.
+TEMPLATE_WARM = 8
+TEMPLATE_WEIGHT = 1.0 / 8.0
+TEMPLATE_DRIFT = 1.0 / 32.0
+TEMPLATE_MATCH = 0.8  # the quality index's own line between clean and motion-corrupted
+BEAT_OFFSET = 0.02  # Elgendi's β: the block threshold is 2 % of the mean squared wave
+# After a few pulses the refractory span is this share of the median of the last intervals
+# (at most I_DIST_MAX, at least I_DIST): the causal band-pass's diastolic lobes come
+# 0.35-0.7 s after a systolic peak, beyond a fixed 300 ms (pulse_stream's module doc).
+REFRACTORY_SHARE = 0.5
+REFRACTORY_INTERVALS = 8
+
+
+@njit(cache=True)
+def _restart(fst: np.ndarray, ist: np.ndarray, d: int, n: int) -> None:
+    """The filter starts again at sample ``n`` (a long gap): the averages forget what came
+    before, no block is open, no pulse waits. The template and the counted pulses stay."""
+    ist[d, I_START] = n
+    ist[d, I_GAP_END] = n
+    ist[d, I_STARTED] = 0
+    ist[d, I_B_START] = -1
+    ist[d, I_P_POS] = -1
+    fst[d, F_S_PEAK] = fst[d, F_S_BEAT] = fst[d, F_Z_MEAN] = 0.0
+
+
+@njit(cache=True)
+def _ring(rings: np.ndarray, d: int, r: int, at: int, lo: int, hi: int) -> float:
+    """Ring ``r``'s sample ``at``, clamped to the held span ``[lo, hi]`` (edge padding)."""
+    return rings[d, r, min(max(at, lo), hi) % RING]
+
+
+@njit(cache=True)
+def _refractory(ist: np.ndarray, recent: np.ndarray, d: int, newest: int) -> None:
+    """The refractory span after a counted pulse: REFRACTORY_SHARE of the median of the
+    last intervals, within [I_DIST, I_DIST_MAX]."""
+    counted = ist[d, I_COUNTED]  # before the newest pulse
+    m = min(counted, REFRACTORY_INTERVALS)
+    if m < 2:
+        ist[d, I_REFRACTORY] = ist[d, I_DIST]
+        return
+    intervals = np.empty(m)
+    later = newest
+    for q in range(m):
+        earlier = recent[d, (counted - 1 - q) % RECENT]
+        intervals[q] = later - earlier
+        later = earlier
+    intervals.sort()
+    median = intervals[m // 2] if m % 2 else 0.5 * (intervals[m // 2 - 1] + intervals[m // 2])
+    span = int(REFRACTORY_SHARE * median)
+    ist[d, I_REFRACTORY] = max(ist[d, I_DIST], min(span, ist[d, I_DIST_MAX]))
+
+
+@njit(cache=True)
+def _emit(
+    fst: np.ndarray,
+    ist: np.ndarray,
+    rings: np.ndarray,
+    template: np.ndarray,
+    recent: np.ndarray,
+    rfeat: np.ndarray,
+    d: int,
+    n: int,
+    out_rows: np.ndarray,
+    out_pos: np.ndarray,
+    out_amp: np.ndarray,
+    out_corr: np.ndarray,
+    out_dec: np.ndarray,
+    count: int,
+    row: int,
+) -> int:
+    """The waiting pulse is decided: its systolic peak, height and correlation with the
+    template; counted (and averaged into the template) unless a gap is near. New count."""
+    peak = ist[d, I_P_POS]
+    ist[d, I_P_POS] = -1
+    lo = max(n - RING + 1, 0)
+    # The systolic peak: the causal band-pass peaks 10-30 ms after the raw pulse's top
+    # (measured on heartpy's recordings), so the raw maximum just before it is the fiducial
+    # a zero-phase detector marks.
+    fiducial, best = peak, -np.inf
+    for at in range(max(peak - ist[d, I_R_BACK], lo), peak + 1):
+        v = rings[d, R_RAW, at % RING]
+        if v > best:
+            best, fiducial = v, at
+    near_gap = fiducial - ist[d, I_GAP_END] < ist[d, I_MARGIN] or ist[d, I_GAP_START] >= 0
+    if near_gap:
+        return count
+    half = ist[d, I_HALF]
+    width = 2 * half + 1
+    # The pulse's height: its band-passed top above the lowest point before it (the foot).
+    foot = np.inf
+    for k in range(half + 1):
+        foot = min(foot, _ring(rings, d, R_FILT, peak - half + k, lo, n))
+    amplitude = fst[d, F_P_VAL] - foot
+    mean = 0.0
+    for k in range(width):
+        mean += _ring(rings, d, R_FILT, peak - half + k, lo, n)
+    mean /= width
+    power, cross, t_power = 0.0, 0.0, 0.0
+    for k in range(width):
+        v = _ring(rings, d, R_FILT, peak - half + k, lo, n) - mean
+        power += v * v
+        cross += v * template[d, k]
+        t_power += template[d, k] * template[d, k]
+    templated = ist[d, I_TEMPLATED]
+    correlation = math.nan
+    if templated > 0:
+        correlation = cross / max(math.sqrt(power * t_power), 1e-12)
+    if templated < TEMPLATE_WARM:
+        weight = 1.0 / (templated + 1)
+        ist[d, I_TEMPLATED] = templated + 1
+    else:
+        weight = TEMPLATE_WEIGHT if correlation >= TEMPLATE_MATCH else TEMPLATE_DRIFT
+    if power > 0.0:
+        # Each pulse enters with unit energy: the template is a shape, not an amplitude.
+        scale = weight / math.sqrt(power)
+        for k in range(width):
+            v = _ring(rings, d, R_FILT, peak - half + k, lo, n) - mean
+            template[d, k] = (1.0 - weight) * template[d, k] + scale * v
+    slot = ist[d, I_COUNTED] % RECENT
+    recent[d, slot] = fiducial
+    _refractory(ist, recent, d, fiducial)
+    rfeat[d, slot, P_AMP] = amplitude
+    rfeat[d, slot, P_CORR] = correlation
+    ist[d, I_COUNTED] += 1
+    out_rows[count] = row
+    out_pos[count] = fiducial
+    out_amp[count] = amplitude
+    out_corr[count] = correlation
+    out_dec[count] = n
+    return count + 1
+
+
+@njit(cache=True)
+def advance(
+    samples: np.ndarray,
+    bounds: np.ndarray,
+    slots: np.ndarray,
+    sos: np.ndarray,
+    sos_zi: np.ndarray,
+    fst: np.ndarray,
+    ist: np.ndarray,
+    rings: np.ndarray,
+    template: np.ndarray,
+    recent: np.ndarray,
+    rfeat: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Advance each device ``slots[k]`` by ``samples[bounds[k]:bounds[k + 1]]`` (NaN for a
+    missing sample). Returns the pulses counted: (row ``k`` of the batch, absolute sample
+    index of the systolic peak, height, template correlation, the absolute index of the
+    sample that decided it), in order of decision."""
+    capacity = samples.shape[0] // 8 + 2 * slots.shape[0] + 8
+    out_rows = np.empty(capacity, dtype=np.int64)
+    out_pos = np.empty(capacity, dtype=np.int64)
+    out_dec = np.empty(capacity, dtype=np.int64)
+    out_amp = np.empty(capacity)
+    out_corr = np.empty(capacity)
+    count = 0
+    for row in range(slots.shape[0]):
+        d = slots[row]
+        w_peak, w_beat = ist[d, I_W_PEAK], ist[d, I_W_BEAT]
+        h_peak, lag = ist[d, I_H_PEAK], ist[d, I_LAG]
+        for k in range(bounds[row], bounds[row + 1]):
+            if count + 2 >= out_rows.shape[0]:
+                size = 2 * out_rows.shape[0]
+                grown_i = np.empty((3, size), dtype=np.int64)
+                grown_f = np.empty((2, size))
+                grown_i[0, :count], grown_i[1, :count] = out_rows[:count], out_pos[:count]
+                grown_i[2, :count] = out_dec[:count]
+                grown_f[0, :count], grown_f[1, :count] = out_amp[:count], out_corr[:count]
+                out_rows, out_pos, out_dec = grown_i[0], grown_i[1], grown_i[2]
+                out_amp, out_corr = grown_f[0], grown_f[1]
+            n = ist[d, I_N]
+            x = samples[k]
+            if np.isfinite(x):
+                if ist[d, I_GAP_START] >= 0:
+                    gap = n - ist[d, I_GAP_START]
+                    ist[d, I_GAP_START] = -1
+                    ist[d, I_GAP_END] = n
+                    if gap >= ist[d, I_RESET_GAP]:
+                        _restart(fst, ist, d, n)
+                fst[d, F_HOLD] = x
+            else:
+                if ist[d, I_STARTED] == 0:
+                    ist[d, I_N] = n + 1  # nothing to hold yet: time passes, no state
+                    ist[d, I_START] = ist[d, I_GAP_END] = n + 1
+                    continue
+                if ist[d, I_GAP_START] < 0:
+                    ist[d, I_GAP_START] = n
+                x = fst[d, F_HOLD]
+            if ist[d, I_STARTED] == 0:
+                # The filter starts as if the first sample had always been there (no step).
+                for s in range(SECTIONS):
+                    fst[d, F_Z + 2 * s] = sos_zi[d, s, 0] * x
+                    fst[d, F_Z + 2 * s + 1] = sos_zi[d, s, 1] * x
+                ist[d, I_STARTED] = 1
+            rings[d, R_RAW, n % RING] = x
+            y = x
+            for s in range(SECTIONS):
+                z0 = F_Z + 2 * s
+                out = sos[d, s, 0] * y + fst[d, z0]
+                fst[d, z0] = sos[d, s, 1] * y - sos[d, s, 4] * out + fst[d, z0 + 1]
+                fst[d, z0 + 1] = sos[d, s, 2] * y - sos[d, s, 5] * out
+                y = out
+            rings[d, R_FILT, n % RING] = y
+            square = y * y if y > 0.0 else 0.0
+            rings[d, R_SQUARE, n % RING] = square
+            start = ist[d, I_START]
+            # Running mean of the squared wave: a plain mean over its first span, then
+            # exponential with that span (the window's mean over 10 s, made causal).
+            since = n - start + 1
+            weight = max(1.0 / since, fst[d, F_OFFSET_W])
+            fst[d, F_Z_MEAN] += weight * (square - fst[d, F_Z_MEAN])
+            # The beat average centred on c = n - lag spans [n - w_beat + 1, n]; the peak
+            # average centred on c spans [c - h_peak, c - h_peak + w_peak - 1]. Samples
+            # before the (re)start count as zero.
+            total = fst[d, F_S_BEAT] + square
+            if n - w_beat >= start:
+                total -= rings[d, R_SQUARE, (n - w_beat) % RING]
+            fst[d, F_S_BEAT] = max(total, 0.0)
+            c = n - lag
+            enter = c - h_peak + w_peak - 1
+            total = fst[d, F_S_PEAK]
+            if enter >= start:
+                total += rings[d, R_SQUARE, enter % RING]
+            if enter - w_peak >= start:
+                total -= rings[d, R_SQUARE, (enter - w_peak) % RING]
+            fst[d, F_S_PEAK] = max(total, 0.0)
+            ist[d, I_N] = n + 1
+            if c < start:
+                continue
+            inside = (
+                fst[d, F_S_PEAK] / w_peak
+                > fst[d, F_S_BEAT] / w_beat + BEAT_OFFSET * fst[d, F_Z_MEAN]
+            )
+            b_start = ist[d, I_B_START]
+            dist = ist[d, I_REFRACTORY]
+            if inside:
+                v = rings[d, R_FILT, c % RING]
+                if b_start < 0:
+                    ist[d, I_B_START] = b_start = c
+                    fst[d, F_B_MAX] = -np.inf
+                if v > fst[d, F_B_MAX]:
+                    fst[d, F_B_MAX] = v
+                    ist[d, I_B_ARG] = c
+            elif b_start >= 0:
+                # A block of interest closed: if it lasted the peak average's width, its
+                # highest sample is a pulse; of two closer than `dist` the larger stays.
+                ist[d, I_B_START] = -1
+                if c - b_start >= w_peak:
+                    arg, value = ist[d, I_B_ARG], fst[d, F_B_MAX]
+                    pending = ist[d, I_P_POS]
+                    if pending >= 0 and arg - pending < dist:
+                        if value > fst[d, F_P_VAL]:
+                            ist[d, I_P_POS], fst[d, F_P_VAL] = arg, value
+                    else:
+                        if pending >= 0:  # (a block longer than `dist` held it)
+                            count = _emit(
+                                fst, ist, rings, template, recent, rfeat, d, n, out_rows,
+                                out_pos, out_amp, out_corr, out_dec, count, row,
+                            )  # fmt: skip
+                        ist[d, I_P_POS], fst[d, F_P_VAL] = arg, value
+            # The waiting pulse is decided once every block that could hold a pulse within
+            # `dist` after it has closed.
+            pending = ist[d, I_P_POS]
+            dist = ist[d, I_REFRACTORY]
+            if pending >= 0 and c >= pending + dist - 1:
+                b_start = ist[d, I_B_START]
+                if b_start < 0 or b_start >= pending + dist:
+                    count = _emit(
+                        fst, ist, rings, template, recent, rfeat, d, n, out_rows, out_pos,
+                        out_amp, out_corr, out_dec, count, row,
+                    )  # fmt: skip
+    return (out_rows[:count], out_pos[:count], out_amp[:count], out_corr[:count],
+            out_dec[:count])  # fmt: skip
