@@ -176,6 +176,11 @@ class PpgPulseStream:
                 grown[:size] = getattr(self, name)
             setattr(self, name, grown)
         self._free.extend(range(capacity - 1, size - 1, -1))
+        # Python mirrors of each slot's rate, origin and sample count (see push).
+        for mirror, fill in (("_rate", math.nan), ("_origin_s", 0.0), ("_count", 0)):
+            values = getattr(self, mirror, [])
+            values.extend([fill] * (capacity - size))
+            setattr(self, mirror, values)
 
     def _slot(self, device: str) -> int:
         slot = self._slots.get(device)
@@ -194,6 +199,7 @@ class PpgPulseStream:
             getattr(self, name)[slot] = 0
         self._sos[slot], self._zi[slot] = sos, zi
         self._origin[slot] = round(t0 * fs) / fs
+        self._rate[slot], self._origin_s[slot], self._count[slot] = fs, float(self._origin[slot]), 0
         f, i = self._fst[slot], self._ist[slot]
         f[k.F_FS] = fs
         f[k.F_OFFSET_W] = 1.0 / max(OFFSET_SPAN_S * fs, 1.0)
@@ -221,35 +227,42 @@ class PpgPulseStream:
         (device clocks jitter), one after a gap bridges it with missing samples, one more
         than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and samples
         the stream already holds are skipped."""
-        slots = np.empty(len(frames), dtype=np.int64)
+        # Plain Python per frame (a numpy scalar costs more than the arithmetic here): the
+        # slot's rate, origin and sample count are mirrored in lists, and the count follows
+        # every chunk, so a device twice in one batch continues itself.
+        slots: list[int] = []
         chunks: list[np.ndarray] = []
-        bounds = np.zeros(len(frames) + 1, dtype=np.int64)
-        for row, (device, t0, fs, samples) in enumerate(frames):
-            slot = self._slot(device)
-            chunk = np.asarray(samples, dtype=np.float64)
-            if device not in self._known or self._fst[slot, k.F_FS] != fs:
+        rates, origins, counts = self._rate, self._origin_s, self._count
+        for device, t0, fs, samples in frames:
+            slot = self._slots.get(device)
+            if slot is None or device not in self._known:
+                slot = self._slot(device)
                 self._start(slot, fs, t0)
                 self._known.add(device)
+            elif rates[slot] != fs:
+                self._start(slot, fs, t0)
+            chunk = np.asarray(samples, dtype=np.float64)
+            offset = round((t0 - origins[slot] - counts[slot] / fs) * fs)
+            if abs(offset) <= CLOCK_SNAP_S * fs:
+                pass
+            elif offset > MAX_BRIDGE_S * fs:
+                self._start(slot, fs, t0)
+            elif offset > 0:
+                chunk = np.concatenate((np.full(offset, np.nan), chunk))
             else:
-                expected = self._origin[slot] + self._ist[slot, k.I_N] / fs
-                offset = round((t0 - expected) * fs)
-                if abs(offset) <= CLOCK_SNAP_S * fs:
-                    offset = 0
-                if offset > MAX_BRIDGE_S * fs:
-                    self._start(slot, fs, t0)
-                elif offset > 0:
-                    chunk = np.concatenate((np.full(offset, np.nan), chunk))
-                elif offset < 0:
-                    chunk = chunk[-offset:]  # already seen
-            slots[row] = slot
+                chunk = chunk[-offset:]  # already seen
+            counts[slot] += len(chunk)
+            slots.append(slot)
             chunks.append(chunk)
-            bounds[row + 1] = bounds[row] + len(chunk)
+        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([len(chunk) for chunk in chunks], out=bounds[1:])
+        slots_a = np.array(slots, dtype=np.int64)
         samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
         rows, positions, amplitudes, correlations, decided = k.advance(
-            samples_all, bounds, slots, self._sos, self._zi, self._fst, self._ist,
+            samples_all, bounds, slots_a, self._sos, self._zi, self._fst, self._ist,
             self._rings, self._template, self._recent, self._features,
         )  # fmt: skip
-        pulse_slots = slots[rows]
+        pulse_slots = slots_a[rows]
         origin, rate = self._origin[pulse_slots], self._fst[pulse_slots, k.F_FS]
         return PulseBatch(
             rows=rows,
@@ -398,6 +411,7 @@ class PpgPulseStream:
         self._fst[slot] = fst
         self._ist[slot] = ist.astype(np.int64)
         n = int(self._ist[slot, k.I_N])
+        self._origin_s[slot], self._count[slot] = float(record[3]), n
         positions = np.arange(n - keep, n) % k.RING
         self._rings[slot][:, positions] = rings.reshape(k.RINGS, keep)
         self._template[slot, :width] = template

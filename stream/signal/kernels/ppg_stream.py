@@ -55,6 +55,7 @@ I_COLUMNS = 21
 
 SECTIONS = 2  # biquads of the band-pass (a 2nd-order Butterworth band-pass)
 RING = 512  # samples of history kept per device (2 s at 256 Hz, the highest PPG rate)
+MASK = RING - 1  # a ring position is the absolute index's low bits (RING is a power of 2)
 # Rings, one row each: the raw PPG (gaps held), the band-passed wave, its clipped square.
 R_RAW, R_FILT, R_SQUARE = 0, 1, 2
 RINGS = 3
@@ -81,24 +82,6 @@ REFRACTORY_INTERVALS = 8
 
 
 @njit(cache=True)
-def _restart(fst: np.ndarray, ist: np.ndarray, d: int, n: int) -> None:
-    """The filter starts again at sample ``n`` (a long gap): the averages forget what came
-    before, no block is open, no pulse waits. The template and the counted pulses stay."""
-    ist[d, I_START] = n
-    ist[d, I_GAP_END] = n
-    ist[d, I_STARTED] = 0
-    ist[d, I_B_START] = -1
-    ist[d, I_P_POS] = -1
-    fst[d, F_S_PEAK] = fst[d, F_S_BEAT] = fst[d, F_Z_MEAN] = 0.0
-
-
-@njit(cache=True)
-def _ring(rings: np.ndarray, d: int, r: int, at: int, lo: int, hi: int) -> float:
-    """Ring ``r``'s sample ``at``, clamped to the held span ``[lo, hi]`` (edge padding)."""
-    return rings[d, r, min(max(at, lo), hi) % RING]
-
-
-@njit(cache=True)
 def _refractory(ist: np.ndarray, recent: np.ndarray, d: int, newest: int) -> None:
     """The refractory span after a counted pulse: REFRACTORY_SHARE of the median of the
     last intervals, within [I_DIST, I_DIST_MAX]."""
@@ -121,7 +104,6 @@ def _refractory(ist: np.ndarray, recent: np.ndarray, d: int, newest: int) -> Non
 
 @njit(cache=True)
 def _emit(
-    fst: np.ndarray,
     ist: np.ndarray,
     rings: np.ndarray,
     template: np.ndarray,
@@ -129,6 +111,10 @@ def _emit(
     rfeat: np.ndarray,
     d: int,
     n: int,
+    peak: int,
+    height: float,
+    near_gap_end: int,
+    in_gap: bool,
     out_rows: np.ndarray,
     out_pos: np.ndarray,
     out_amp: np.ndarray,
@@ -137,38 +123,35 @@ def _emit(
     count: int,
     row: int,
 ) -> int:
-    """The waiting pulse is decided: its systolic peak, height and correlation with the
-    template; counted (and averaged into the template) unless a gap is near. New count."""
-    peak = ist[d, I_P_POS]
-    ist[d, I_P_POS] = -1
+    """The waiting pulse (band-pass peak ``peak`` of ``height``) is decided at sample
+    ``n``: its systolic peak, height and correlation with the template; counted (and
+    averaged into the template) unless it is within the margin after ``near_gap_end`` or
+    ``in_gap``. New count."""
     lo = max(n - RING + 1, 0)
     # The systolic peak: the causal band-pass peaks 10-30 ms after the raw pulse's top
     # (measured on heartpy's recordings), so the raw maximum just before it is the fiducial
     # a zero-phase detector marks.
     fiducial, best = peak, -np.inf
     for at in range(max(peak - ist[d, I_R_BACK], lo), peak + 1):
-        v = rings[d, R_RAW, at % RING]
+        v = rings[d, R_RAW, at & MASK]
         if v > best:
             best, fiducial = v, at
-    near_gap = fiducial - ist[d, I_GAP_END] < ist[d, I_MARGIN] or ist[d, I_GAP_START] >= 0
-    if near_gap:
+    if in_gap or fiducial - near_gap_end < ist[d, I_MARGIN]:
         return count
     half = ist[d, I_HALF]
     width = 2 * half + 1
-    # The pulse's height: its band-passed top above the lowest point before it (the foot).
-    foot = np.inf
-    for k in range(half + 1):
-        foot = min(foot, _ring(rings, d, R_FILT, peak - half + k, lo, n))
-    amplitude = fst[d, F_P_VAL] - foot
-    mean = 0.0
+    # The band-passed ±half around the peak; samples before the ring's oldest or after the
+    # newest repeat the edge (the window index's padding).
+    segment = np.empty(width)
     for k in range(width):
-        mean += _ring(rings, d, R_FILT, peak - half + k, lo, n)
-    mean /= width
+        segment[k] = rings[d, R_FILT, min(max(peak - half + k, lo), n) & MASK]
+    # The pulse's height: its band-passed top above the lowest point before it (the foot).
+    amplitude = height - np.min(segment[: half + 1])
+    segment -= np.mean(segment)
     power, cross, t_power = 0.0, 0.0, 0.0
     for k in range(width):
-        v = _ring(rings, d, R_FILT, peak - half + k, lo, n) - mean
-        power += v * v
-        cross += v * template[d, k]
+        power += segment[k] * segment[k]
+        cross += segment[k] * template[d, k]
         t_power += template[d, k] * template[d, k]
     templated = ist[d, I_TEMPLATED]
     correlation = math.nan
@@ -183,8 +166,7 @@ def _emit(
         # Each pulse enters with unit energy: the template is a shape, not an amplitude.
         scale = weight / math.sqrt(power)
         for k in range(width):
-            v = _ring(rings, d, R_FILT, peak - half + k, lo, n) - mean
-            template[d, k] = (1.0 - weight) * template[d, k] + scale * v
+            template[d, k] = (1.0 - weight) * template[d, k] + scale * segment[k]
     slot = ist[d, I_COUNTED] % RECENT
     recent[d, slot] = fiducial
     _refractory(ist, recent, d, fiducial)
@@ -226,118 +208,151 @@ def advance(
     count = 0
     for row in range(slots.shape[0]):
         d = slots[row]
+        # A block lasts at least the peak average's width and a pulse closes one (or ends
+        # the wait of the one before), so a chunk emits at most one pulse per width + 1
+        # samples, and the wait carried in. Grown here, not per sample: an array that
+        # may be replaced inside the sample loop costs the loop 4x (numba's reference
+        # counting).
+        needed = count + (bounds[row + 1] - bounds[row]) // (ist[d, I_W_PEAK] + 1) + 4
+        if needed > out_rows.shape[0]:
+            size = max(2 * out_rows.shape[0], needed)
+            grown_i = np.empty((3, size), dtype=np.int64)
+            grown_f = np.empty((2, size))
+            grown_i[0, :count], grown_i[1, :count] = out_rows[:count], out_pos[:count]
+            grown_i[2, :count] = out_dec[:count]
+            grown_f[0, :count], grown_f[1, :count] = out_amp[:count], out_corr[:count]
+            out_rows, out_pos, out_dec = grown_i[0], grown_i[1], grown_i[2]
+            out_amp, out_corr = grown_f[0], grown_f[1]
+        # The device's state in locals for its samples (the loop's cost is memory traffic
+        # otherwise), written back after them; pulses, rare, read the rest from the arrays.
         w_peak, w_beat = ist[d, I_W_PEAK], ist[d, I_W_BEAT]
-        h_peak, lag = ist[d, I_H_PEAK], ist[d, I_LAG]
+        h_peak, lag, reset_gap = ist[d, I_H_PEAK], ist[d, I_LAG], ist[d, I_RESET_GAP]
+        inv_peak, inv_beat = 1.0 / w_peak, 1.0 / w_beat
+        raw, filt, squares = rings[d, R_RAW], rings[d, R_FILT], rings[d, R_SQUARE]
+        b00, b01, b02, a01, a02 = (
+            sos[d, 0, 0],
+            sos[d, 0, 1],
+            sos[d, 0, 2],
+            sos[d, 0, 4],
+            sos[d, 0, 5],
+        )
+        b10, b11, b12, a11, a12 = (
+            sos[d, 1, 0],
+            sos[d, 1, 1],
+            sos[d, 1, 2],
+            sos[d, 1, 4],
+            sos[d, 1, 5],
+        )
+        z0, z1, z2, z3 = fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3]
+        s_peak, s_beat, z_mean = fst[d, F_S_PEAK], fst[d, F_S_BEAT], fst[d, F_Z_MEAN]
+        b_max, p_val, hold = fst[d, F_B_MAX], fst[d, F_P_VAL], fst[d, F_HOLD]
+        offset_w = fst[d, F_OFFSET_W]
+        n, start, started = ist[d, I_N], ist[d, I_START], ist[d, I_STARTED]
+        b_start, b_arg, p_pos = ist[d, I_B_START], ist[d, I_B_ARG], ist[d, I_P_POS]
+        gap_start, gap_end = ist[d, I_GAP_START], ist[d, I_GAP_END]
+        dist = ist[d, I_REFRACTORY]
         for k in range(bounds[row], bounds[row + 1]):
-            if count + 2 >= out_rows.shape[0]:
-                size = 2 * out_rows.shape[0]
-                grown_i = np.empty((3, size), dtype=np.int64)
-                grown_f = np.empty((2, size))
-                grown_i[0, :count], grown_i[1, :count] = out_rows[:count], out_pos[:count]
-                grown_i[2, :count] = out_dec[:count]
-                grown_f[0, :count], grown_f[1, :count] = out_amp[:count], out_corr[:count]
-                out_rows, out_pos, out_dec = grown_i[0], grown_i[1], grown_i[2]
-                out_amp, out_corr = grown_f[0], grown_f[1]
-            n = ist[d, I_N]
             x = samples[k]
             if np.isfinite(x):
-                if ist[d, I_GAP_START] >= 0:
-                    gap = n - ist[d, I_GAP_START]
-                    ist[d, I_GAP_START] = -1
-                    ist[d, I_GAP_END] = n
-                    if gap >= ist[d, I_RESET_GAP]:
-                        _restart(fst, ist, d, n)
-                fst[d, F_HOLD] = x
+                if gap_start >= 0:
+                    gap = n - gap_start
+                    gap_start = -1
+                    gap_end = n
+                    if gap >= reset_gap:
+                        # The filter starts again here: the averages forget what came
+                        # before, no block is open, no pulse waits. The template and the
+                        # counted pulses stay.
+                        start = n
+                        started = 0
+                        b_start = p_pos = -1
+                        s_peak = s_beat = z_mean = 0.0
+                hold = x
             else:
-                if ist[d, I_STARTED] == 0:
-                    ist[d, I_N] = n + 1  # nothing to hold yet: time passes, no state
-                    ist[d, I_START] = ist[d, I_GAP_END] = n + 1
+                if started == 0:
+                    n += 1  # nothing to hold yet: time passes, no state
+                    start = gap_end = n
                     continue
-                if ist[d, I_GAP_START] < 0:
-                    ist[d, I_GAP_START] = n
-                x = fst[d, F_HOLD]
-            if ist[d, I_STARTED] == 0:
+                if gap_start < 0:
+                    gap_start = n
+                x = hold
+            if started == 0:
                 # The filter starts as if the first sample had always been there (no step).
-                for s in range(SECTIONS):
-                    fst[d, F_Z + 2 * s] = sos_zi[d, s, 0] * x
-                    fst[d, F_Z + 2 * s + 1] = sos_zi[d, s, 1] * x
-                ist[d, I_STARTED] = 1
-            rings[d, R_RAW, n % RING] = x
-            y = x
-            for s in range(SECTIONS):
-                z0 = F_Z + 2 * s
-                out = sos[d, s, 0] * y + fst[d, z0]
-                fst[d, z0] = sos[d, s, 1] * y - sos[d, s, 4] * out + fst[d, z0 + 1]
-                fst[d, z0 + 1] = sos[d, s, 2] * y - sos[d, s, 5] * out
-                y = out
-            rings[d, R_FILT, n % RING] = y
+                z0, z1 = sos_zi[d, 0, 0] * x, sos_zi[d, 0, 1] * x
+                z2, z3 = sos_zi[d, 1, 0] * x, sos_zi[d, 1, 1] * x
+                started = 1
+            at = n & MASK
+            raw[at] = x
+            # The two biquads, transposed direct form II (scipy.signal.sosfilt's).
+            out = b00 * x + z0
+            z0 = b01 * x - a01 * out + z1
+            z1 = b02 * x - a02 * out
+            y = b10 * out + z2
+            z2 = b11 * out - a11 * y + z3
+            z3 = b12 * out - a12 * y
+            filt[at] = y
             square = y * y if y > 0.0 else 0.0
-            rings[d, R_SQUARE, n % RING] = square
-            start = ist[d, I_START]
+            squares[at] = square
             # Running mean of the squared wave: a plain mean over its first span, then
             # exponential with that span (the window's mean over 10 s, made causal).
-            since = n - start + 1
-            weight = max(1.0 / since, fst[d, F_OFFSET_W])
-            fst[d, F_Z_MEAN] += weight * (square - fst[d, F_Z_MEAN])
+            weight = max(1.0 / (n - start + 1), offset_w)
+            z_mean += weight * (square - z_mean)
             # The beat average centred on c = n - lag spans [n - w_beat + 1, n]; the peak
             # average centred on c spans [c - h_peak, c - h_peak + w_peak - 1]. Samples
             # before the (re)start count as zero.
-            total = fst[d, F_S_BEAT] + square
+            s_beat += square
             if n - w_beat >= start:
-                total -= rings[d, R_SQUARE, (n - w_beat) % RING]
-            fst[d, F_S_BEAT] = max(total, 0.0)
+                s_beat = max(s_beat - squares[(n - w_beat) & MASK], 0.0)
             c = n - lag
             enter = c - h_peak + w_peak - 1
-            total = fst[d, F_S_PEAK]
             if enter >= start:
-                total += rings[d, R_SQUARE, enter % RING]
+                s_peak += squares[enter & MASK]
             if enter - w_peak >= start:
-                total -= rings[d, R_SQUARE, (enter - w_peak) % RING]
-            fst[d, F_S_PEAK] = max(total, 0.0)
-            ist[d, I_N] = n + 1
+                s_peak = max(s_peak - squares[(enter - w_peak) & MASK], 0.0)
+            decided_at = n
+            n += 1
             if c < start:
                 continue
-            inside = (
-                fst[d, F_S_PEAK] / w_peak
-                > fst[d, F_S_BEAT] / w_beat + BEAT_OFFSET * fst[d, F_Z_MEAN]
-            )
-            b_start = ist[d, I_B_START]
-            dist = ist[d, I_REFRACTORY]
+            inside = s_peak * inv_peak > s_beat * inv_beat + BEAT_OFFSET * z_mean
             if inside:
-                v = rings[d, R_FILT, c % RING]
+                v = filt[c & MASK]
                 if b_start < 0:
-                    ist[d, I_B_START] = b_start = c
-                    fst[d, F_B_MAX] = -np.inf
-                if v > fst[d, F_B_MAX]:
-                    fst[d, F_B_MAX] = v
-                    ist[d, I_B_ARG] = c
+                    b_start = c
+                    b_max = -np.inf
+                if v > b_max:
+                    b_max = v
+                    b_arg = c
             elif b_start >= 0:
                 # A block of interest closed: if it lasted the peak average's width, its
                 # highest sample is a pulse; of two closer than `dist` the larger stays.
-                ist[d, I_B_START] = -1
                 if c - b_start >= w_peak:
-                    arg, value = ist[d, I_B_ARG], fst[d, F_B_MAX]
-                    pending = ist[d, I_P_POS]
-                    if pending >= 0 and arg - pending < dist:
-                        if value > fst[d, F_P_VAL]:
-                            ist[d, I_P_POS], fst[d, F_P_VAL] = arg, value
+                    if p_pos >= 0 and b_arg - p_pos < dist:
+                        if b_max > p_val:
+                            p_pos, p_val = b_arg, b_max
                     else:
-                        if pending >= 0:  # (a block longer than `dist` held it)
+                        if p_pos >= 0:  # (a block longer than `dist` held it)
                             count = _emit(
-                                fst, ist, rings, template, recent, rfeat, d, n, out_rows,
-                                out_pos, out_amp, out_corr, out_dec, count, row,
+                                ist, rings, template, recent, rfeat, d, decided_at, p_pos,
+                                p_val, gap_end, gap_start >= 0, out_rows, out_pos, out_amp,
+                                out_corr, out_dec, count, row,
                             )  # fmt: skip
-                        ist[d, I_P_POS], fst[d, F_P_VAL] = arg, value
+                            dist = ist[d, I_REFRACTORY]
+                        p_pos, p_val = b_arg, b_max
+                b_start = -1
             # The waiting pulse is decided once every block that could hold a pulse within
             # `dist` after it has closed.
-            pending = ist[d, I_P_POS]
-            dist = ist[d, I_REFRACTORY]
-            if pending >= 0 and c >= pending + dist - 1:
-                b_start = ist[d, I_B_START]
-                if b_start < 0 or b_start >= pending + dist:
-                    count = _emit(
-                        fst, ist, rings, template, recent, rfeat, d, n, out_rows, out_pos,
-                        out_amp, out_corr, out_dec, count, row,
-                    )  # fmt: skip
+            if p_pos >= 0 and c >= p_pos + dist - 1 and (b_start < 0 or b_start >= p_pos + dist):
+                count = _emit(
+                    ist, rings, template, recent, rfeat, d, decided_at, p_pos, p_val,
+                    gap_end, gap_start >= 0, out_rows, out_pos, out_amp, out_corr, out_dec,
+                    count, row,
+                )  # fmt: skip
+                p_pos = -1
+                dist = ist[d, I_REFRACTORY]
+        fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3] = z0, z1, z2, z3
+        fst[d, F_S_PEAK], fst[d, F_S_BEAT], fst[d, F_Z_MEAN] = s_peak, s_beat, z_mean
+        fst[d, F_B_MAX], fst[d, F_P_VAL], fst[d, F_HOLD] = b_max, p_val, hold
+        ist[d, I_N], ist[d, I_START], ist[d, I_STARTED] = n, start, started
+        ist[d, I_B_START], ist[d, I_B_ARG], ist[d, I_P_POS] = b_start, b_arg, p_pos
+        ist[d, I_GAP_START], ist[d, I_GAP_END] = gap_start, gap_end
     return (out_rows[:count], out_pos[:count], out_amp[:count], out_corr[:count],
             out_dec[:count])  # fmt: skip

@@ -149,6 +149,18 @@ def test_devices_pushed_together_are_analysed_as_alone() -> None:
         assert_same(joined(together[row]), alone[row])
 
 
+def test_a_device_twice_in_one_batch_continues_itself() -> None:
+    rec = recordings()["data3"]
+    fs, ppg = rec.fs, rec.ppg[: int(60 * rec.fs)]
+    alone = joined(push_frames(ppg, fs))
+    stream, batches = PpgPulseStream(), []
+    for s in range(0, 60, 2):
+        first = ppg[round(s * fs) : round((s + 1) * fs)]
+        second = ppg[round((s + 1) * fs) : round((s + 2) * fs)]
+        batches.append(stream.push([("dev", s, fs, first), ("dev", s + 1, fs, second)]))
+    assert_same(joined(batches), alone)
+
+
 @pytest.mark.parametrize("cut_s", [1, 13, 37, 58])
 def test_a_state_restored_elsewhere_goes_on_with_the_same_pulses(cut_s: int) -> None:
     rec = recordings()["data2"]
@@ -526,4 +538,4 @@ def test_cost_per_device_second(fs: float) -> None:
         f"\n{fs:.0f} Hz, {devices} devices, 1 s frames: stream {stream_us:.2f} µs CPU per "
         f"device-second, window path {window_us:.1f} µs ({window_us / stream_us:.0f}×)"
     )
-    assert stream_us * 2 < window_us
+    assert stream_us * 5 < window_us
