@@ -53,10 +53,10 @@ from stream.records import (
     PatientContext,
 )
 from stream.scoring.scorer import Score, Scorer
-from stream.signal.beat_stream import EcgBeatStream
 from stream.signal.buffers import DeviceBuffers
-from stream.signal.features import analyze_windows, warm_up
-from stream.signal.window import SignalWindow
+from stream.signal.features import warm_up
+from stream.signal.streaming import SignalState
+from stream.signal.window import SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
     alert_line,
     feature_lines,
@@ -92,7 +92,8 @@ class BatchMetrics:
 
 # The stream core's stages, in order, for :class:`StageTimes`.
 STAGES = (
-    "decode", "buffer", "beats", "features", "model_inputs", "inference", "rules", "lines",
+    "decode", "buffer", "signal_state", "features", "model_inputs", "inference", "rules",
+    "lines",
 )  # fmt: skip
 
 
@@ -100,8 +101,9 @@ STAGES = (
 class StageTimes:
     """Wall seconds the pipeline spent in each of :data:`STAGES` since it was created (or
     :meth:`reset`): ``decode`` (validation, pseudonymization, reorder buffer),
-    ``buffer`` (ring buffers, cutting due windows, last-seen clocks), ``beats`` (the ECG
-    beat detectors advanced by each frame, and each window's beats), ``features``,
+    ``buffer`` (ring buffers, cutting due windows, last-seen clocks), ``signal_state``
+    (each frame's ECG, PPG and accelerometer advancing the device's beat and pulse
+    detectors and per-frame statistics), ``features`` (the due windows read from them),
     ``model_inputs`` (resampling, normalization, batching for the models), ``inference``
     (onnxruntime), ``rules`` (rules, NEWS2, alert lifecycle, tracker state) and ``lines``
     (line protocol of vitals, features, scores, NEWS2 and alerts). The pipeline is single
@@ -204,9 +206,11 @@ class Pipeline:
         self.worker = worker
         self.ingest = Ingest(settings, ContextView(self.store.contexts))
         self.buffers: dict[str, DeviceBuffers] = {}
-        # Each device's ECG beat detector runs on across frames; a window takes the beats
-        # it decided by the window's end.
-        self.ecg_beats = EcgBeatStream()
+        # Each device's signal state (beat and pulse detectors, per-frame statistics) runs
+        # on across frames; a window reads its features from it as it stands at the window's
+        # end.
+        self.signal = SignalState()
+        self.ecg_beats = self.signal.beats
         self._advanced: set[str] = set()
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
@@ -307,28 +311,16 @@ class Pipeline:
             touched[frame.device_id] = context
             stages.add("buffer", started)
         due: list[tuple[str, SignalWindow]] = []
-        beats: list[np.ndarray | None] = []
+        analyses: list[WindowAnalysis] = []
         for round_frames, round_due in zip(rounds, due_by_round, strict=True):
             started = time.perf_counter()
-            self.ecg_beats.push(
-                [
-                    (f.device_id, f.t0, ecg.fs, np.asarray(ecg.samples, dtype=float))
-                    for f in round_frames
-                    if (ecg := f.signals.ecg) is not None
-                ]
-            )
+            self.signal.push(*_round_signals(round_frames))
             self._advanced.update(f.device_id for f in round_frames if f.signals.ecg is not None)
-            for device_id, window in round_due:
-                due.append((device_id, window))
-                beats.append(
-                    None
-                    if window.ecg is None
-                    else self.ecg_beats.window_beats(
-                        device_id, window.t_start, window.t_end, window.ecg_fs
-                    )
-                )
-            stages.add("beats", started)
-        scoring_s = self._windows(due, beats, touched, output)
+            started = stages.add("signal_state", started)
+            due += round_due
+            analyses += self.signal.analyze(round_due)
+            stages.add("features", started)
+        scoring_s = self._windows(due, analyses, touched, output)
         return len(due), scoring_s
 
     def _buffer(self, frame: Frame) -> DeviceBuffers:
@@ -354,16 +346,14 @@ class Pipeline:
     def _windows(
         self,
         due: list[tuple[str, SignalWindow]],
-        beats: list[np.ndarray | None],
+        analyses: list[WindowAnalysis],
         contexts: dict[str, PatientContext],
         output: Output,
     ) -> float:
         if not due:
             return 0.0
-        started = time.perf_counter()
-        analyses = analyze_windows([window for _, window in due], beats)
         features = [a.features for a in analyses]
-        scoring_started = self.stages.add("features", started)
+        scoring_started = time.perf_counter()
         inference_before = self.scorer.stats.seconds if self.scorer is not None else 0.0
         scores = (
             self.scorer.score(
@@ -595,13 +585,28 @@ class Pipeline:
             for mapping in (self.buffers, self.trackers, self._persisted, self._unsaved,
                             self.observations, self._partition_of):  # fmt: skip
                 mapping.pop(device_id, None)
-            self.ecg_beats.forget(device_id)
+            self.signal.forget(device_id)
             self.ingest.forget(device_id)
         for partition in partitions - set(self._partition_of.values()):
             self._clocks.pop(partition, None)  # type: ignore[arg-type]
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}
+
+
+def _round_signals(
+    frames: Sequence[Frame],
+) -> tuple[list[tuple[str, float, float, np.ndarray]], ...]:
+    """A round's ECG, PPG and accelerometer frames as ``(device, t0, fs, samples)``."""
+    signals: tuple[list[tuple[str, float, float, np.ndarray]], ...] = ([], [], [])
+    for frame in frames:
+        for out, block in zip(
+            signals, (frame.signals.ecg, frame.signals.ppg, frame.signals.acc), strict=True
+        ):
+            if block is not None:
+                samples = np.asarray(block.samples, dtype=float)
+                out.append((frame.device_id, frame.t0, block.fs, samples))
+    return signals
 
 
 def _pair(records: Sequence[RawRecord], result: Any) -> list[tuple[RawRecord | None, DeadLetter]]:
