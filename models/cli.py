@@ -155,7 +155,9 @@ def train(
     epochs: int = typer.Option(30, "--epochs", min=1),
     out: Annotated[Path | None, typer.Option(help="default: the registry directory")] = None,
     folds: int = typer.Option(3, "--folds", min=0, help="patient-wise CV folds (0: none)"),
-    patients: int = typer.Option(60, "--patients", min=4, help="simulated patients"),
+    patients: int | None = typer.Option(
+        None, "--patients", min=4, help="simulated patients (default: the shipped version's)"
+    ),
     seconds: int = typer.Option(300, "--seconds", min=60, help="simulated seconds per patient"),
     seed: int = typer.Option(7, "--seed"),
     version: str | None = typer.Option(
@@ -168,7 +170,7 @@ def train(
     settings = load_settings()
     if model == "alarm-actionability":
         train_actionability(
-            settings, from_influx, bucket, simulate_into, replace, out, folds, patients,
+            settings, from_influx, bucket, simulate_into, replace, out, folds, patients or 60,
             seconds, seed, version, workers, report_dir,
         )  # fmt: skip
         return
@@ -202,7 +204,7 @@ def train(
                 out or settings.models.directory,
                 epochs=epochs,
                 folds=folds,
-                patients=patients,
+                patients=patients or training.STREAMING[model].patients,
                 seconds=seconds,
                 seed=seed,
                 from_recordings=from_recordings,
@@ -216,7 +218,7 @@ def train(
                 out or settings.models.directory,
                 epochs=epochs,
                 folds=folds,
-                patients=patients,
+                patients=patients or 60,
                 seconds=seconds,
                 seed=seed,
                 from_recordings=from_recordings,

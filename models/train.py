@@ -383,6 +383,8 @@ class StreamingSpec:
     chunk_hops: int
     description: str
     cold_start: str
+    cosine: bool = False  # anneal the learning rate (fit_streaming)
+    patients: int = 60  # simulated patients the shipped version was trained on
 
 
 STREAMING: dict[str, StreamingSpec] = {
@@ -403,6 +405,8 @@ STREAMING: dict[str, StreamingSpec] = {
         "a device without state is fed every whole 1 s hop of its current window (10 s) "
         "from zero state, each hop built from the window cut at its end; then one hop a "
         "window",
+        cosine=True,  # held-out AF F1 0.984 vs 0.977 (LR baseline) with, a tie without
+        patients=100,
     ),
     "deterioration": StreamingSpec(
         "deterioration",
@@ -416,6 +420,7 @@ STREAMING: dict[str, StreamingSpec] = {
         "monitoring time.",
         "a device without state is fed its trend history (up to 10 min, from the first step "
         "with any value) from zero state, then one step each time a 10 s boundary passes",
+        patients=200,  # at 60 the GRU lost to the baseline (F1 0.940 vs 0.973)
     ),
 }
 
@@ -428,10 +433,13 @@ def fit_streaming(
     config: TrainConfig,
     chunk_hops: int,
     progress: Progress | None = None,
+    cosine: bool = False,
 ) -> tuple[StatefulClassifier, list[dict[str, float]], dataset.Normalization]:
     """Truncated backpropagation through time: each batch of patients runs its whole
     sequence chunk by chunk from zero state, the state carried (detached) between chunks,
-    the loss on every trained hop's output; early stopping on validation patients."""
+    the loss on every trained hop's output; early stopping on validation patients.
+    ``cosine``: the learning rate anneals to 0 over the epochs (fine decision boundaries
+    late in training, where a constant rate keeps jumping across them)."""
     seed_everything(config.seed)
     stats = dataset.fit_normalization(seq.x[train_index])
     x = torch.from_numpy(normalize(seq.x, stats))
@@ -441,6 +449,9 @@ def fit_streaming(
     weights = dataset.positive_weights(seq.y[train_index][seq.trained[train_index]])
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.from_numpy(weights), reduction="none")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    schedule = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs) if cosine else None
+    )
     generator = torch.Generator().manual_seed(config.seed)
     hop_steps = seq.steps_per_hop
     history: list[dict[str, float]] = []
@@ -472,6 +483,8 @@ def fit_streaming(
                 optimizer.step()
                 state = [h.detach(), *(c.detach() for c in contexts)]
                 total, count = total + float(loss.detach()), count + 1
+        if schedule is not None:
+            schedule.step()
         model.eval()
         with torch.no_grad():
             logits, _, _ = model.step_logits(x[val_index], *model.zero_state(len(val_index)))
@@ -558,7 +571,7 @@ def run_streaming(
         if progress:
             progress("folds", i, len(splits))
         model, _, stats = fit_streaming(
-            dev_seq, fold_train, fold_val, network, config, spec.chunk_hops
+            dev_seq, fold_train, fold_val, network, config, spec.chunk_hops, cosine=spec.cosine
         )
         val = dev_seq.subset(fold_val)
         y_val, p_val = val.scored_labels(), predict_hops(model, val, stats)[val.scored]
@@ -574,7 +587,7 @@ def run_streaming(
 
     inner_train, inner_val = dataset.sequence_folds(dev_seq, 4, seed + 1)[0]
     model, history, stats = fit_streaming(
-        dev_seq, inner_train, inner_val, network, config, spec.chunk_hops, progress
+        dev_seq, inner_train, inner_val, network, config, spec.chunk_hops, progress, spec.cosine
     )
     val = dev_seq.subset(inner_val)
     y_inner = val.scored_labels()
@@ -659,7 +672,8 @@ def run_streaming(
                 "onnx_parity": "hop by hop with carried state vs torch on whole sequences, "
                 f"{parity.windows} held-out hops",
                 "architecture": network.as_dict(),
-                "training": f"truncated BPTT, {spec.chunk_hops}-hop chunks, state carried",
+                "training": f"truncated BPTT, {spec.chunk_hops}-hop chunks, state carried"
+                + (", cosine learning rate" if spec.cosine else ""),
                 "epochs_run": len(history),
             },
             training_data=TrainingData(
