@@ -12,7 +12,9 @@ features are unchanged up to floating-point summation order.
 - :mod:`~stream.signal.kernels.stats`: per-window statistics (quality indices, activity,
   trends);
 - :mod:`~stream.signal.kernels.beat_series`: beat-indexed series put on a regular grid (EDR,
-  the model's held RR intervals).
+  the model's held RR intervals);
+- :mod:`~stream.signal.kernels.ppg_stream`: the causal Elgendi pulse loop of
+  :mod:`stream.signal.pulse_stream`, many devices' new samples per call.
 
 Kernels are compiled on first use and cached beside their file (``cache=True``); a worker
 compiles them before it consumes (:func:`stream.signal.features.warm_up`). numba's cache
