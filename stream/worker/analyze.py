@@ -3,10 +3,11 @@
 Owns cutting a recording into the windows the worker's buffers would cut, and running
 each through the worker's features, scoring, rules and alert lifecycle
 (:meth:`Pipeline.evaluate_window`), one :class:`WindowResult` per window, with every
-live model's scores (streaming models carry their state from window to window). An ECG's beats
-come, as in the worker, from one detector run on along the recording
-(:class:`~stream.signal.beat_stream.EcgBeatStream`): each window takes the beats decided
-by its end.
+live model's scores (streaming models carry their state from window to window). As in
+the worker, the recording goes hop by hop through one device's carried signal state
+(:class:`~stream.signal.streaming.SignalState`: beat and pulse detectors, per-frame
+statistics), and each window reads its features from that state as it stands at the
+window's end.
 
 >>> import numpy as np
 >>> windows = recording_windows(np.zeros(3000), "ecg", 100.0, window_s=10.0, hop_s=5.0)
@@ -23,8 +24,7 @@ import numpy as np
 from stream.config import Settings
 from stream.records import Alert, PatientContext, Profile
 from stream.scoring.scorer import Score, Scorer
-from stream.signal.beat_stream import EcgBeatStream
-from stream.signal.features import analyze_windows
+from stream.signal.streaming import SignalState
 from stream.signal.window import SignalWindow
 from stream.worker.pipeline import Pipeline
 
@@ -79,17 +79,17 @@ def analyze_recording(
     windows = recording_windows(
         samples, signal, fs, settings.stream.window_s, settings.stream.hop_s
     )
-    beats: list[np.ndarray | None] = [None] * len(windows)
-    if signal == "ecg":
-        stream, pushed = EcgBeatStream(capacity=1), 0
-        for i, window in enumerate(windows):
-            end = round(window.t_end * fs)
-            stream.push([(OFFLINE_CONTEXT.device_id, pushed / fs, fs, samples[pushed:end])])
-            pushed = end
-            beats[i] = stream.window_beats(
-                OFFLINE_CONTEXT.device_id, window.t_start, window.t_end, fs
-            )
-    analyses = analyze_windows(windows, beats)
+    device = OFFLINE_CONTEXT.device_id
+    state, pushed, hop = SignalState(), 0, max(round(settings.stream.hop_s * fs), 1)
+    analyses = []
+    for window in windows:
+        end = round(window.t_end * fs)
+        while pushed < end:  # frames of a hop, as a wearable sends them
+            upto = min(pushed + hop, end)
+            frame = [(device, pushed / fs, fs, samples[pushed:upto])]
+            state.push(*(frame if signal == name else [] for name in ("ecg", "ppg", "acc")))
+            pushed = upto
+        analyses += state.analyze([(device, window)])
     features = [a.features for a in analyses]
     # One device along the recording: streaming models carry their state window to window,
     # as in the worker, and take the beats the worker's features found.
