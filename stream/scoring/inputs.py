@@ -216,31 +216,26 @@ def ecg_hops(
         for row, p in zip(rows, peaks, strict=True)
     ]
     out = np.empty((len(rows), count * hop_out, len(channels)), dtype=np.float32)
+    column = {name: c for c, name in enumerate(channels)}
+    missing = ~np.isfinite(rows)  # once for every hop: rr_channels' gap rule
     for j in range(count):
         end = n_in - (count - 1 - j) * hop_in
-        cut = rows[:, :end]
-        hop = (
-            ecg_channels(
-                cut[:, max(end - context, 0) :],
-                fs_in,
-                [c for c in channels if c == "ecg"] or ["ecg"],
-                fs_out,
-            )
-            if "ecg" in channels
-            else None
-        )
-        rr_names = [c for c in channels if c != "ecg"]
-        for r in range(len(rows)):
-            if hop is not None:
-                out[r, j * hop_out : (j + 1) * hop_out, channels.index("ecg")] = hop[
-                    r, -hop_out:, 0
-                ]
-            if rr_names:
-                held = rr_channels(cut[r], fs_in, fs_out, peaks[r][peaks[r] < end])
-                for name in rr_names:
-                    out[r, j * hop_out : (j + 1) * hop_out, channels.index(name)] = held[name][
-                        -hop_out:
-                    ]
+        span = slice(j * hop_out, (j + 1) * hop_out)
+        if "ecg" in column:
+            # Only the hop and its context are resampled (the same FIR as the window's).
+            tail = resample_ecg(rows[:, max(end - context, 0) : end], fs_in, fs_out)
+            out[:, span, column["ecg"]] = tail[:, -hop_out:]
+        if column.keys() & {"rr_s", "drr_s"}:
+            n_out = output_length(end, fs_in, fs_out)
+            for r in range(len(rows)):
+                # held_rr directly (rr_channels' conversions cost more than it, per row).
+                rr_s, drr_s = held_rr(
+                    peaks[r][peaks[r] < end], missing[r, :end], float(fs_in), float(fs_out), n_out
+                )
+                if "rr_s" in column:
+                    out[r, span, column["rr_s"]] = rr_s[-hop_out:]
+                if "drr_s" in column:
+                    out[r, span, column["drr_s"]] = drr_s[-hop_out:]
     return out[0] if one else out
 
 

@@ -89,23 +89,91 @@ class DeviceState:
     tensors: dict[str, np.ndarray]
 
 
-# A hop boundary within this of a window end counts as reached (window ends are float sums).
-_HOP_EPS = 1e-6
+@dataclass(frozen=True)
+class StateLayout:
+    """How one streaming model's state of a device lies in a float32 row: the
+    probabilities, then each state tensor flattened, in the card's order."""
+
+    classes: int
+    tensors: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> StateLayout:
+        streaming = model.card.streaming
+        if streaming is None:
+            raise ValueError(f"{model.ref} is not a streaming model")
+        return cls(
+            len(model.card.classes), tuple((s.name, tuple(s.shape)) for s in streaming.states)
+        )
+
+    @property
+    def width(self) -> int:
+        return self.classes + sum(math.prod(shape) for _, shape in self.tensors)
+
+    def split(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """State tensors ``[n, *shape]`` from rows ``[n, width]``."""
+        out, at = {}, self.classes
+        for name, shape in self.tensors:
+            size = math.prod(shape)
+            out[name] = rows[:, at : at + size].reshape(len(rows), *shape)
+            at += size
+        return out
+
+    def join(self, probabilities: np.ndarray, tensors: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Rows ``[n, width]`` from probabilities ``[n, classes]`` and the state tensors."""
+        n = len(probabilities)
+        parts = [np.asarray(probabilities, np.float32).reshape(n, -1)]
+        parts += [np.asarray(tensors[name], np.float32).reshape(n, -1) for name, _ in self.tensors]
+        return np.concatenate(parts, axis=1)
+
+
+class _Table:
+    """One model key's states of all devices, a row each (grown as devices come)."""
+
+    def __init__(self, layout: StateLayout, capacity: int = 64) -> None:
+        self.layout = layout
+        self.rows: dict[str, int] = {}
+        self.free: list[int] = list(range(capacity - 1, -1, -1))
+        self.t = np.full(capacity, np.nan)
+        self.data = np.zeros((capacity, layout.width), np.float32)
+
+    def row(self, device: str) -> int:
+        found = self.rows.get(device)
+        if found is not None:
+            return found
+        if not self.free:
+            size = len(self.t)
+            self.t = np.concatenate([self.t, np.full(size, np.nan)])
+            self.data = np.concatenate([self.data, np.zeros_like(self.data)])
+            self.free = list(range(2 * size - 1, size - 1, -1))
+        found = self.rows[device] = self.free.pop()
+        return found
+
+    def drop(self, device: str) -> None:
+        found = self.rows.pop(device, None)
+        if found is not None:
+            self.t[found] = np.nan
+            self.free.append(found)
 
 
 class ModelStates:
-    """Every device's streaming-model state, by device then by model key (``name@version``,
-    ``(shadow)`` appended for a shadow version): what the worker snapshots per device.
+    """Every device's streaming-model state, by model key (``name@version``, ``(shadow)``
+    appended for a shadow version) then device: what the worker snapshots per device.
 
-    :meth:`export` is the durable form (float32 bytes, about 0.6 KB a device for the
-    rhythm and deterioration GRUs together); :meth:`restore` puts it back.
+    Each key's states are rows of one float32 array (:class:`StateLayout`), so a batch's
+    states are gathered and written back with one index. :meth:`export` is the durable
+    form of a device (its rows' float32 bytes, base64, about 0.8 KB for the rhythm and
+    deterioration GRUs together); :meth:`restore` puts it back (kept aside until the
+    key's layout is known, i.e. its model is loaded).
 
     >>> states = ModelStates()
+    >>> states.register("m@1", StateLayout(1, (("initial_h", (1, 2)),)))
     >>> states.put("dev-1", "m@1", DeviceState(5.0, np.array([0.25], np.float32),
     ...     {"initial_h": np.ones((1, 2), np.float32)}))
     >>> blob = states.export("dev-1", {"m@1"})
     >>> again = ModelStates()
     >>> again.restore("dev-1", blob)
+    >>> again.register("m@1", StateLayout(1, (("initial_h", (1, 2)),)))
     >>> kept = again.get("dev-1", "m@1")
     >>> kept.t, kept.probabilities.tolist(), kept.tensors["initial_h"].tolist()
     (5.0, [0.25], [[1.0, 1.0]])
@@ -114,58 +182,83 @@ class ModelStates:
     """
 
     def __init__(self) -> None:
-        self._by_device: dict[str, dict[str, DeviceState]] = {}
+        self._tables: dict[str, _Table] = {}
+        self._pending: dict[str, dict[str, tuple[float, bytes]]] = {}
         self.advanced: set[str] = set()
 
+    def register(self, key: str, layout: StateLayout) -> None:
+        """Make room for a model's states (on loading it); restored rows waiting for this
+        key are put in place."""
+        table = self._tables.get(key)
+        if table is None or table.layout != layout:
+            table = self._tables[key] = _Table(layout)
+        for device, waiting in self._pending.items():
+            if key in waiting:
+                t, data = waiting.pop(key)
+                row = np.frombuffer(data, "<f4")
+                if len(row) == layout.width:  # else: not this layout's; starts cold
+                    index = table.row(device)
+                    table.t[index], table.data[index] = t, row
+
+    def table(self, key: str) -> _Table:
+        return self._tables[key]
+
     def get(self, device: str, key: str) -> DeviceState | None:
-        return self._by_device.get(device, {}).get(key)
+        table = self._tables.get(key)
+        index = table.rows.get(device) if table is not None else None
+        if table is None or index is None:
+            return None
+        row = table.data[index : index + 1]
+        tensors = {name: value[0].copy() for name, value in table.layout.split(row).items()}
+        return DeviceState(float(table.t[index]), row[0, : table.layout.classes].copy(), tensors)
 
     def put(self, device: str, key: str, state: DeviceState) -> None:
-        self._by_device.setdefault(device, {})[key] = state
+        table = self._tables[key]
+        index = table.row(device)
+        table.t[index] = state.t
+        table.data[index] = table.layout.join(
+            state.probabilities[np.newaxis], {k: v[np.newaxis] for k, v in state.tensors.items()}
+        )[0]
         self.advanced.add(device)
 
     def forget(self, device: str) -> None:
-        self._by_device.pop(device, None)
+        for table in self._tables.values():
+            table.drop(device)
+        self._pending.pop(device, None)
         self.advanced.discard(device)
 
     def devices(self) -> list[str]:
-        return list(self._by_device)
+        return sorted(
+            {d for table in self._tables.values() for d in table.rows} | set(self._pending)
+        )
 
     def export(self, device: str, keys: Iterable[str]) -> bytes | None:
         """The device's states of the models ``keys`` (the live ones), ``None`` if none."""
-        wanted = set(keys)
-        states = {k: v for k, v in self._by_device.get(device, {}).items() if k in wanted}
-        if not states:
-            return None
-        return orjson.dumps(
-            {
-                key: {
-                    "t": state.t,
-                    "p": base64.b64encode(state.probabilities.astype("<f4").tobytes()).decode(),
-                    "s": {
-                        name: [
-                            list(value.shape),
-                            base64.b64encode(value.astype("<f4").tobytes()).decode(),
-                        ]
-                        for name, value in state.tensors.items()
-                    },
-                }
-                for key, state in states.items()
-            }
-        )
+        found = {}
+        for key in keys:
+            table = self._tables.get(key)
+            index = table.rows.get(device) if table is not None else None
+            if table is not None and index is not None:
+                found[key] = [
+                    float(table.t[index]),
+                    base64.b64encode(table.data[index].tobytes()).decode(),
+                ]
+        return orjson.dumps(found) if found else None
 
     def restore(self, device: str, blob: bytes) -> None:
         """Put back what :meth:`export` gave (replacing what the device had)."""
-        self._by_device.pop(device, None)
-        for key, value in orjson.loads(blob).items():
-            tensors = {
-                name: np.frombuffer(base64.b64decode(data), "<f4").reshape(shape).copy()
-                for name, (shape, data) in value["s"].items()
-            }
-            probabilities = np.frombuffer(base64.b64decode(value["p"]), "<f4").copy()
-            self._by_device.setdefault(device, {})[key] = DeviceState(
-                float(value["t"]), probabilities, tensors
-            )
+        self.forget(device)
+        waiting = {
+            key: (float(t), base64.b64decode(data)) for key, (t, data) in orjson.loads(blob).items()
+        }
+        self._pending[device] = waiting
+        for key in list(waiting):
+            if key in self._tables:
+                self.register(key, self._tables[key].layout)
+
+
+# A hop boundary within this of a window end counts as reached (window ends are float sums).
+_HOP_EPS = 1e-6
 
 
 def hops_due(model: LoadedModel, state: DeviceState | None, t_end: float) -> int | None:
@@ -181,13 +274,17 @@ def hops_due(model: LoadedModel, state: DeviceState | None, t_end: float) -> int
     >>> hops_due(model, state, 2000.0) is None
     True
     """
-    if state is None:
-        return None
+    due = _due(model, np.array([np.nan if state is None else state.t]), np.array([t_end]))[0]
+    return None if due < 0 else int(due)
+
+
+def _due(model: LoadedModel, t_state: np.ndarray, t_end: np.ndarray) -> np.ndarray:
+    """:func:`hops_due` of many devices at once, -1 for a cold start."""
     hop = model.card.streaming.hop_s
-    due = math.floor(t_end / hop + _HOP_EPS) - math.floor(state.t / hop + _HOP_EPS)
-    if due > round(model.card.inputs[0].window_s / hop):
-        return None
-    return max(due, 0)
+    with np.errstate(invalid="ignore"):
+        due = np.floor(t_end / hop + _HOP_EPS) - np.floor(t_state / hop + _HOP_EPS)
+    cold = ~np.isfinite(due) | (due > round(model.card.inputs[0].window_s / hop))
+    return np.where(cold, -1, np.maximum(np.nan_to_num(due), 0)).astype(np.int64)
 
 
 def validate(model: LoadedModel) -> None:
@@ -229,6 +326,16 @@ class Scorer:
         self.last_refusal = ""
         self._alert_scoring_failed: set[str] = set()
         self.states = ModelStates()
+        for model in self.live.values():
+            self._register(model, shadow=False)
+        for model in self.shadow.values():
+            self._register(model, shadow=True)
+
+    def _register(self, model: LoadedModel, shadow: bool) -> None:
+        """Room for a streaming model's device states (restored ones wait for this)."""
+        if model.card.streaming is not None:
+            key = f"{model.ref}(shadow)" if shadow else model.ref
+            self.states.register(key, StateLayout.of(model))
 
     @classmethod
     def from_registry(cls, settings: Settings) -> Scorer:
@@ -329,54 +436,58 @@ class Scorer:
         states: ModelStates,
     ) -> None:
         """One round (each device at most once): devices grouped by how many hops they
-        are due, one onnxruntime call per group; cold starts from zero state."""
+        are due, one onnxruntime call per group; cold starts from zero state. The states
+        are gathered and written back as rows of the key's table."""
         card = model.card
         key = f"{card.ref}(shadow)" if is_shadow else card.ref
-        groups: dict[int, list[tuple[int, str, DeviceState | None]]] = {}
-        for row, device in zip(rows, devices, strict=True):
-            window = windows[row]
-            if card.inputs[0].kind == "ecg" and window.ecg is None:
-                continue  # nothing to feed: the state waits for the device's next ECG
-            state = states.get(device, key)
-            due = hops_due(model, state, window.t_end)
-            if due is None:
-                state, due = None, cold_hops(model, window)
-            if due == 0 and state is not None:
-                self._append(per_window[row], card, state.probabilities, is_shadow)
-            elif due > 0:
-                groups.setdefault(due, []).append((row, device, state))
-        for count, members in sorted(groups.items()):
-            group_rows = [row for row, _, _ in members]
+        layout = StateLayout.of(model)
+        if key not in states._tables:
+            states.register(key, layout)
+        table = states.table(key)
+        if card.inputs[0].kind == "ecg":  # nothing to feed: the state waits for ECG
+            kept = [
+                (r, d) for r, d in zip(rows, devices, strict=True) if windows[r].ecg is not None
+            ]
+            rows, devices = [r for r, _ in kept], [d for _, d in kept]
+        if not rows:
+            return
+        index = np.array([table.rows.get(d, -1) for d in devices])
+        t_state = np.where(index >= 0, table.t[np.maximum(index, 0)], np.nan)
+        t_end = np.array([windows[r].t_end for r in rows])
+        due = _due(model, t_state, t_end)
+        cold = due < 0
+        for k in np.flatnonzero(cold):
+            due[k] = cold_hops(model, windows[rows[k]])  # 0: too little to start on
+        standing = np.flatnonzero((due == 0) & ~cold)
+        if len(standing):
+            probabilities = table.data[index[standing], : layout.classes]
+            for k, p in zip(standing, probabilities, strict=True):
+                self._append(per_window[rows[k]], card, p, is_shadow)
+        for count in sorted(set(due[due > 0].tolist())):
+            members = np.flatnonzero(due == count)
+            group = [rows[k] for k in members]
             feeds = hop_inputs(
-                model, [windows[r] for r in group_rows], [features[r] for r in group_rows],
-                [r_peaks[r] for r in group_rows], count,
+                model, [windows[r] for r in group], [features[r] for r in group],
+                [r_peaks[r] for r in group], count,
             )  # fmt: skip
-            zero = model.zero_state(1)
-            stacked = {
-                name: np.stack(
-                    [s.tensors[name] if s is not None else zero[name][0] for _, _, s in members]
-                )
-                for name in zero
-            }
+            warm = ~cold[members]
+            # A cold start's row stays zeros: the state before anything was fed.
+            before = np.zeros((len(members), layout.width), np.float32)
+            before[warm] = table.data[index[members][warm]]
             started = time.perf_counter()
-            probabilities, new_state = model.step(feeds, stacked)
+            probabilities, new_state = model.step(feeds, layout.split(before))
             elapsed = time.perf_counter() - started
             self.stats.calls += 1
             self.stats.windows += len(members)
             self.stats.seconds += elapsed
             self.stats.last_latency_s[model.ref] = elapsed
             scores = np.stack([probabilities[c] for c in card.classes], axis=1)
-            for j, (row, device, _) in enumerate(members):
-                states.put(
-                    device,
-                    key,
-                    DeviceState(
-                        windows[row].t_end,
-                        scores[j].astype(np.float32),
-                        {name: value[j].copy() for name, value in new_state.items()},
-                    ),
-                )
-                self._append(per_window[row], card, scores[j], is_shadow)
+            targets = np.array([table.row(devices[k]) for k in members])
+            table.t[targets] = t_end[members]
+            table.data[targets] = layout.join(scores, new_state)
+            states.advanced.update(devices[k] for k in members)
+            for k, p in zip(members, scores, strict=True):
+                self._append(per_window[rows[k]], card, p, is_shadow)
 
     @staticmethod
     def _append(
@@ -386,9 +497,8 @@ class Scorer:
             Score(
                 model=card.name,
                 version=card.version,
-                probabilities={
-                    c: float(p) for c, p in zip(card.classes, probabilities, strict=True)
-                },
+                # tolist: Python floats in one call, not a float() per numpy scalar.
+                probabilities=dict(zip(card.classes, probabilities.tolist(), strict=True)),
                 thresholds=dict(card.thresholds),
                 shadow=shadow,
             )
@@ -512,6 +622,7 @@ class Scorer:
 
     def install(self, model: LoadedModel, shadow: bool = False) -> None:
         """Swap one model in; a single dict assignment, so a batch sees old or new."""
+        self._register(model, shadow)  # before the swap: a batch finds its table ready
         target = self.shadow if shadow else self.live
         target[model.card.name] = model
         self.stats.rollouts_applied += 1
