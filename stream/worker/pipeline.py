@@ -153,6 +153,7 @@ class Output:
     # The ECG beat detectors this batch advanced, as they stand after it (saved with the
     # tracker state, so a restart goes on from exactly the state its commit covers).
     detectors: dict[str, bytes] = field(default_factory=dict)
+    pulse_detectors: dict[str, bytes] = field(default_factory=dict)  # the PPG's, likewise
     # The streaming models' state of the devices this batch scored, likewise (``b""``: a
     # device whose state no live model wants any more).
     models: dict[str, bytes] = field(default_factory=dict)
@@ -212,6 +213,7 @@ class Pipeline:
         self.signal = SignalState()
         self.ecg_beats = self.signal.beats
         self._advanced: set[str] = set()
+        self._pulsed: set[str] = set()
         self.trackers: dict[str, AlertTracker] = {}
         self._persisted: dict[str, tuple[str, float]] = {}
         self._unsaved: dict[str, dict[str, Any]] = {}
@@ -264,7 +266,7 @@ class Pipeline:
             newest_frame_t=self._newest_t,
         )
         output.state = self._take_unsaved()
-        output.detectors = self._take_detectors()
+        output.detectors, output.pulse_detectors = self._take_detectors()
         output.models = self._take_model_states()
         return output
 
@@ -316,6 +318,7 @@ class Pipeline:
             started = time.perf_counter()
             self.signal.push(*_round_signals(round_frames))
             self._advanced.update(f.device_id for f in round_frames if f.signals.ecg is not None)
+            self._pulsed.update(f.device_id for f in round_frames if f.signals.ppg is not None)
             started = stages.add("signal_state", started)
             due += round_due
             analyses += self.signal.analyze(round_due)
@@ -448,15 +451,21 @@ class Pipeline:
             self._unsaved[device_id] = state
             self._persisted[device_id] = (shape, last_t)
 
-    def _take_detectors(self) -> dict[str, bytes]:
-        """The state of the detectors advanced since the last call."""
-        states = {
+    def _take_detectors(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """The state of the ECG and PPG detectors advanced since the last call."""
+        beats = {
             device_id: state
             for device_id in sorted(self._advanced)
-            if (state := self.ecg_beats.export(device_id)) is not None
+            if (state := self.signal.beats.export(device_id)) is not None
+        }
+        pulses = {
+            device_id: state
+            for device_id in sorted(self._pulsed)
+            if (state := self.signal.pulses.export(device_id)) is not None
         }
         self._advanced.clear()
-        return states
+        self._pulsed.clear()
+        return beats, pulses
 
     def _take_model_states(self) -> dict[str, bytes]:
         """The streaming models' state of the devices scored since the last call."""
@@ -487,7 +496,7 @@ class Pipeline:
             self._check_silence(now, output)
         self._emit(output, None if live else now)
         output.state = self._take_unsaved()
-        output.detectors = self._take_detectors()
+        output.detectors, output.pulse_detectors = self._take_detectors()
         output.models = self._take_model_states()
         return output
 
@@ -544,6 +553,7 @@ class Pipeline:
         for device_id, state in output.state.items():
             self.store.trackers[device_id] = state
         self.store.detectors.update(output.detectors)
+        self.store.pulse_detectors.update(output.pulse_detectors)
         for device_id, blob in output.models.items():
             if blob:
                 self.store.models[device_id] = blob
@@ -566,7 +576,10 @@ class Pipeline:
             self._partition_of[device_id] = partition
             detector = self.store.detectors.get(device_id)
             if detector is not None:
-                self.ecg_beats.restore(device_id, detector)
+                self.signal.beats.restore(device_id, detector)
+            pulses = self.store.pulse_detectors.get(device_id)
+            if pulses is not None:
+                self.signal.pulses.restore(device_id, pulses)
             model_state = self.store.models.get(device_id)
             if model_state is not None and self.scorer is not None:
                 self.scorer.states.restore(device_id, model_state)
@@ -578,7 +591,8 @@ class Pipeline:
         partitions = {self._partition_of.get(d) for d in devices}
         for device_id in devices:
             for part in (self.store.contexts, self.store.trackers, self.store.last_seen,
-                         self.store.detectors, self.store.models):  # fmt: skip
+                         self.store.detectors, self.store.pulse_detectors,
+                         self.store.models):  # fmt: skip
                 part.pop(device_id, None)
             if self.scorer is not None:
                 self.scorer.states.forget(device_id)

@@ -53,6 +53,7 @@ def encode(store: StateStore, device_id: str) -> bytes:
     """The device's snapshot: all it has in ``store`` (missing parts as null)."""
     context = store.contexts.get(device_id)
     detector = store.detectors.get(device_id)
+    pulses = store.pulse_detectors.get(device_id)
     models = store.models.get(device_id)
     return orjson.dumps(
         {
@@ -61,6 +62,7 @@ def encode(store: StateStore, device_id: str) -> bytes:
             "tracker": store.trackers.get(device_id),
             "last_seen": store.last_seen.get(device_id),
             "ecg_detector": base64.b64encode(detector).decode() if detector else None,
+            "ppg_detector": base64.b64encode(pulses).decode() if pulses else None,
             "model_state": orjson.Fragment(models) if models else None,
         }
     )
@@ -68,7 +70,8 @@ def encode(store: StateStore, device_id: str) -> bytes:
 
 def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
     """Put a snapshot back into ``store`` (a tombstone, ``None``, removes the device)."""
-    for part in (store.contexts, store.trackers, store.last_seen, store.detectors, store.models):
+    for part in (store.contexts, store.trackers, store.last_seen, store.detectors,
+                 store.pulse_detectors, store.models):  # fmt: skip
         part.pop(device_id, None)
     if value is None:
         return
@@ -83,6 +86,8 @@ def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
         store.last_seen[device_id] = float(snapshot["last_seen"])
     if snapshot.get("ecg_detector"):  # absent from snapshots written before it existed
         store.detectors[device_id] = base64.b64decode(snapshot["ecg_detector"])
+    if snapshot.get("ppg_detector"):  # likewise
+        store.pulse_detectors[device_id] = base64.b64decode(snapshot["ppg_detector"])
     if snapshot.get("model_state"):  # likewise
         store.models[device_id] = orjson.dumps(snapshot["model_state"])
 

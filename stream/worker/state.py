@@ -1,8 +1,8 @@
 """The worker's small durable per-device state, and the mapping views the core reads it by.
 
 Owns :class:`StateStore` (enrolment contexts, alert-tracker state, when each device was
-last heard from, its ECG beat detector's and streaming models' state: plain dicts, made
-durable by the worker as per-device snapshots, :mod:`stream.worker.snapshots`) and
+last heard from, its ECG beat and PPG pulse detectors' and streaming models' state: plain
+dicts, made durable by the worker as per-device snapshots, :mod:`stream.worker.snapshots`) and
 :class:`ContextView` (JSON bytes → :class:`~stream.records.PatientContext`). Raw samples
 never live here: they stay in the worker's local ring buffers (:mod:`stream.signal.buffers`).
 
@@ -36,6 +36,8 @@ class StateStore:
     last_seen: MutableMapping[str, float] = field(default_factory=dict)
     # The ECG beat detector's state (EcgBeatStream.export) as of the last durable batch.
     detectors: MutableMapping[str, bytes] = field(default_factory=dict)
+    # The PPG pulse detector's state (PpgPulseStream.export), likewise.
+    pulse_detectors: MutableMapping[str, bytes] = field(default_factory=dict)
     # The streaming models' state (Scorer.take_states: each GRU's hidden state and conv
     # context by model@version) as of the last durable batch.
     models: MutableMapping[str, bytes] = field(default_factory=dict)

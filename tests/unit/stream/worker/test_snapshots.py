@@ -72,13 +72,15 @@ def test_forgotten_devices_replayed_from_the_start_are_processed_not_dropped(set
 
 
 def test_a_worker_restored_from_snapshots_goes_on_with_the_same_beats(settings):
-    """The ECG beat detectors' state travels in the snapshots: a worker that takes over at
-    the last commit decides exactly the beats the old owner would have."""
+    """The ECG beat and PPG pulse detectors' state travels in the snapshots: a worker that
+    takes over at the last commit decides exactly the beats and pulses the old owner
+    would have."""
     first = Pipeline(settings, scorer=None)
     feed = Feed(first, ward(faults=True))
     feed.run(30)
     devices = first.devices_in({0})
     assert devices and all(first.store.detectors.get(d) for d in devices)
+    assert all(first.store.pulse_detectors.get(d) for d in devices)
     taken_over = Pipeline(settings, scorer=None)
     taken_over.restore(0, {d: snapshots.encode(first.store, d) for d in devices})
     replay = ward(faults=True)
@@ -93,6 +95,9 @@ def test_a_worker_restored_from_snapshots_goes_on_with_the_same_beats(settings):
         beats = first.ecg_beats.recent_beats(device_id)
         assert len(beats) > 20
         assert beats.tolist() == taken_over.ecg_beats.recent_beats(device_id).tolist()
+        pulses = first.signal.pulses.recent_pulses(device_id)
+        assert len(pulses) > 20
+        assert pulses.tolist() == taken_over.signal.pulses.recent_pulses(device_id).tolist()
 
     # Raw samples and the vitals' trend history are not in the snapshots (the buffers
     # refill): once the windows hold only frames after the takeover, the rates and RR
