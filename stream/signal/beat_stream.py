@@ -138,6 +138,11 @@ class EcgBeatStream:
                 grown[:size] = getattr(self, name)
             setattr(self, name, grown)
         self._free.extend(range(capacity - 1, size - 1, -1))
+        # Python mirrors of each slot's rate, origin and sample count (see push).
+        for mirror, fill in (("_rate", math.nan), ("_origin_s", 0.0), ("_count", 0)):
+            values = getattr(self, mirror, [])
+            values.extend([fill] * (capacity - size))
+            setattr(self, mirror, values)
 
     def _slot(self, device: str) -> int:
         slot = self._slots.get(device)
@@ -156,6 +161,7 @@ class EcgBeatStream:
             getattr(self, name)[slot] = 0
         self._sos[slot], self._zi[slot] = sos, zi
         self._origin[slot] = round(t0 * fs) / fs
+        self._rate[slot], self._origin_s[slot], self._count[slot] = fs, float(self._origin[slot]), 0
         f, i = self._fst[slot], self._ist[slot]
         f[k.F_FS] = fs
         f[k.F_OVERDUE] = np.inf
@@ -186,39 +192,66 @@ class EcgBeatStream:
         (device clocks jitter), one after a gap bridges it with missing samples, one more
         than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and samples
         the stream already holds are skipped."""
-        slots = np.empty(len(frames), dtype=np.int64)
+        # Plain Python per frame (a numpy scalar costs more than the arithmetic here): the
+        # slot's rate, origin and sample count are mirrored in lists, and the count follows
+        # every chunk, so a device twice in one batch continues itself.
+        rates, origins, counts = self._rate, self._origin_s, self._count
+        parts: list[BeatBatch] = []
+        first = 0  # the batch's row where the frames gathered for the kernel begin
+        slots: list[int] = []
         chunks: list[np.ndarray] = []
-        bounds = np.zeros(len(frames) + 1, dtype=np.int64)
         for row, (device, t0, fs, samples) in enumerate(frames):
-            slot = self._slot(device)
-            fresh = device not in self._known
+            slot = self._slots.get(device)
             chunk = np.asarray(samples, dtype=np.float64)
-            if fresh or self._fst[slot, k.F_FS] != fs:
-                self._start(slot, fs, t0)
-                self._known.add(device)
-            else:
-                expected = self._origin[slot] + self._ist[slot, k.I_N] / fs
+            fresh = slot is None or device not in self._known
+            restart = fresh or rates[slot] != fs
+            if not restart:
+                expected = origins[slot] + counts[slot] / fs
                 offset = round((t0 - expected) * fs)
                 if abs(offset) <= CLOCK_SNAP_S * fs:
-                    offset = 0
-                if offset > MAX_BRIDGE_S * fs:
-                    self._start(slot, fs, t0)
+                    pass
+                elif offset > MAX_BRIDGE_S * fs:
+                    restart = True
                 elif offset > 0:
                     chunk = np.concatenate((np.full(offset, np.nan), chunk))
-                elif offset < 0:
+                else:
                     chunk = chunk[-offset:]  # already seen
-            slots[row] = slot
+            if restart:
+                slot = self._slot(device)
+                if not fresh and slot in slots:
+                    # The device's earlier frames in this batch belong to the stream this
+                    # one replaces: they are advanced (and their beats timed) first.
+                    parts.append(self._advance(slots, chunks, first))
+                    first, slots, chunks = row, [], []
+                self._start(slot, fs, t0)
+                self._known.add(device)
+            counts[slot] += len(chunk)
+            slots.append(slot)
             chunks.append(chunk)
-            bounds[row + 1] = bounds[row] + len(chunk)
+        parts.append(self._advance(slots, chunks, first))
+        if len(parts) == 1:
+            return parts[0]
+        return BeatBatch(
+            rows=np.concatenate([part.rows for part in parts]),
+            times=np.concatenate([part.times for part in parts]),
+            samples=np.concatenate([part.samples for part in parts]),
+        )
+
+    def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> BeatBatch:
+        """Run the kernel over ``chunks``, one per slot in ``slots``, which are the batch's
+        rows from ``first`` on."""
+        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([len(chunk) for chunk in chunks], out=bounds[1:])
+        slots_a = np.array(slots, dtype=np.int64)
         samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
         rows, positions = k.advance(
-            samples_all, bounds, slots, self._sos, self._zi, self._fst, self._ist,
+            samples_all, bounds, slots_a, self._sos, self._zi, self._fst, self._ist,
             self._filt, self._slopes, self._squares, self._raw, self._held, self._history,
             float(SEARCH_BACK), QRS_MIN_MV,
         )  # fmt: skip
-        beat_slots = slots[rows]
+        beat_slots = slots_a[rows]
         times = self._origin[beat_slots] + positions / self._fst[beat_slots, k.F_FS]
-        return BeatBatch(rows=rows, times=times, samples=positions)
+        return BeatBatch(rows=rows + first, times=times, samples=positions)
 
     def recent_beats(self, device: str) -> np.ndarray:
         """Epoch times (s) of the device's recent counted beats (at most
@@ -326,6 +359,7 @@ class EcgBeatStream:
         self._fst[slot] = fst
         self._ist[slot] = ist.astype(np.int64)
         n = int(self._ist[slot, k.I_N])
+        self._origin_s[slot], self._count[slot] = float(record[3]), n
         positions = np.arange(n - keep, n) % k.RING
         for name, values in (("_filt", filt), ("_slopes", slopes), ("_squares", squares),
                              ("_raw", raw)):  # fmt: skip

@@ -54,6 +54,7 @@ I_COUNTED = 21  # beats counted since the stream (re)started (the recent-beats r
 I_COLUMNS = 22
 
 RING = 512  # samples of history kept per device (1 s at 500 Hz, the highest ECG rate)
+MASK = RING - 1  # a ring position is the absolute index's low bits (RING is a power of 2)
 HELD = 32  # candidates held per device
 HISTORY = 9  # beat positions kept for the overdue rule (8 intervals)
 RECENT = 64  # counted beats kept per device: a 10 s window's at up to 300 bpm, and more
@@ -66,16 +67,51 @@ OVERDUE_FACTOR = 1.66  # 166 % of the recent RR: a beat was missed (Pan–Tompki
 
 
 @njit(cache=True)
-def _median_sorted(values: np.ndarray) -> float:
-    ordered = np.sort(values)
-    mid = ordered.shape[0] // 2
-    return ordered[mid] if ordered.shape[0] % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+def _select(values: np.ndarray, m: int, kth: int) -> float:
+    """The ``kth`` smallest of ``values[:m]``, reordered in place so that none before
+    position ``kth`` is larger (Hoare's selection): the order statistics np.sort or
+    np.median would give, without their copies (an allocation per beat cost more than the
+    arithmetic)."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        pivot = values[(lo + hi) >> 1]
+        i, j = lo, hi
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return values[kth]
 
 
 @njit(cache=True)
-def _restart(fst: np.ndarray, ist: np.ndarray, d: int) -> None:
-    """Forget levels, the beat history and held candidates: learn again from the next
-    sample. The beats counted so far stay in the recent ring (they were beats); whoever
+def _median(values: np.ndarray, m: int) -> float:
+    """The median of ``values[:m]`` (m >= 1, no NaN), reordering them: the middle value,
+    or half the sum of the middle two (exactly np.median's and the sorted mean's)."""
+    half = m >> 1
+    upper = _select(values, m, half)
+    if m & 1:
+        return upper
+    lower = values[0]
+    for q in range(1, half):
+        lower = max(lower, values[q])
+    return (lower + upper) / 2
+
+
+@njit(cache=True)
+def _restart(fst: np.ndarray, ist: np.ndarray, d: int, n: int) -> None:
+    """Forget levels, the beat history and held candidates: learn again from sample
+    ``n``. The beats counted so far stay in the recent ring (they were beats); whoever
     reads intervals from it leaves out those spanning a gap."""
     fst[d, F_SPK_I] = fst[d, F_SPK_F] = fst[d, F_NPK_I] = fst[d, F_NPK_F] = 0.0
     fst[d, F_PEND_VAL] = 0.0
@@ -88,33 +124,41 @@ def _restart(fst: np.ndarray, ist: np.ndarray, d: int) -> None:
     ist[d, I_HELD] = 0
     ist[d, I_BEATS] = 0
     ist[d, I_LEARNING] = 1
-    ist[d, I_LEARN_END] = ist[d, I_N] + ist[d, I_LEARN]
+    ist[d, I_LEARN_END] = n + ist[d, I_LEARN]
 
 
 @njit(cache=True)
-def _raw_r_peak(raw: np.ndarray, d: int, r: int, n: int, back: int) -> int:
-    """The R peak in the raw ECG: the sample furthest from the span's median between
-    ``back`` samples before the band-pass peak ``r`` and two after. The causal band-pass
-    peaks a few samples after a narrow QRS and up to ~110 ms after a wide one."""
+def _raw_r_peak(raw: np.ndarray, scratch: np.ndarray, r: int, n: int, back: int) -> int:
+    """The R peak in the device's raw ECG ring ``raw``: the sample furthest from the span's
+    median between ``back`` samples before the band-pass peak ``r`` and two after. The
+    causal band-pass peaks a few samples after a narrow QRS and up to ~110 ms after a wide
+    one."""
     lo = max(r - back, n - RING + 1, 0)
     hi = min(r + 2, n - 1)
     if hi <= lo:
         return r
-    span = np.empty(hi - lo + 1)
+    m = hi - lo + 1
+    for k in range(m):
+        scratch[k] = raw[(lo + k) & MASK]
+    centre = _median(scratch, m)
+    # The first of the furthest (np.argmax's), read from the ring: the scratch is reordered.
+    best, at = -1.0, lo
     for k in range(lo, hi + 1):
-        span[k - lo] = raw[d, k % RING]
-    centre = np.median(span)
-    return lo + int(np.argmax(np.abs(span - centre)))
+        v = abs(raw[k & MASK] - centre)
+        if v > best:
+            best, at = v, k
+    return at
 
 
 @njit(cache=True)
-def _qrs_amplitude(raw: np.ndarray, d: int, r: int, n: int, qrs_half: int) -> float:
-    """Peak to peak of the raw ECG within ``qrs_half`` of sample ``r``."""
+def _qrs_amplitude(raw: np.ndarray, r: int, n: int, qrs_half: int) -> float:
+    """Peak to peak of the device's raw ECG ring ``raw`` within ``qrs_half`` of sample
+    ``r``."""
     lo = max(r - qrs_half, n - RING + 1, 0)
     hi = min(r + qrs_half, n - 1)
     high, low = -np.inf, np.inf
     for k in range(lo, hi + 1):
-        v = raw[d, k % RING]
+        v = raw[k & MASK]
         high = max(high, v)
         low = min(low, v)
     return high - low if hi >= lo else 0.0
@@ -135,6 +179,7 @@ def _add_beat(
     weight: float,
     n: int,
     qrs_min_mv: float,
+    scratch: np.ndarray,
     out_rows: np.ndarray,
     out_pos: np.ndarray,
     count: int,
@@ -155,8 +200,9 @@ def _add_beat(
     beats += 1
     ist[d, I_BEATS] = beats
     if beats >= 2:
-        rr = np.diff(history[d, :beats]).astype(np.float64)
-        fst[d, F_OVERDUE] = centre + OVERDUE_FACTOR * _median_sorted(rr)
+        for q in range(beats - 1):
+            scratch[q] = history[d, q + 1] - history[d, q]
+        fst[d, F_OVERDUE] = centre + OVERDUE_FACTOR * _median(scratch, beats - 1)
     ist[d, I_LAST_CENTRE] = centre
     ist[d, I_LAST_R] = r
     fst[d, F_LAST_SLOPE] = slope
@@ -215,6 +261,7 @@ def _decide(
     n: int,
     search_back: float,
     qrs_min_mv: float,
+    scratch: np.ndarray,
     out_rows: np.ndarray,
     out_pos: np.ndarray,
     count: int,
@@ -242,7 +289,7 @@ def _decide(
         count = _add_beat(
             fst, ist, history, d, int(held[d, j, H_CENTRE]), int(held[d, j, H_R]),
             held[d, j, H_I], held[d, j, H_F], held[d, j, H_SLOPE], held[d, j, H_QRS],
-            SEARCH_BACK_WEIGHT, n, qrs_min_mv, out_rows, out_pos, count, row,
+            SEARCH_BACK_WEIGHT, n, qrs_min_mv, scratch, out_rows, out_pos, count, row,
         )  # fmt: skip
         kept = 0
         for q in range(j + 1, ist[d, I_HELD]):
@@ -259,7 +306,7 @@ def _decide(
     if is_beat:
         count = _add_beat(
             fst, ist, history, d, centre, r, h_i, h_f, slope, qrs_mv, BEAT_WEIGHT, n,
-            qrs_min_mv, out_rows, out_pos, count, row,
+            qrs_min_mv, scratch, out_rows, out_pos, count, row,
         )  # fmt: skip
         ist[d, I_HELD] = 0
     else:
@@ -279,6 +326,7 @@ def _end_learning(
     n: int,
     search_back: float,
     qrs_min_mv: float,
+    scratch: np.ndarray,
     out_rows: np.ndarray,
     out_pos: np.ndarray,
     count: int,
@@ -305,7 +353,7 @@ def _end_learning(
         count = _decide(
             fst, ist, held, history, d, int(learned[q, H_CENTRE]), int(learned[q, H_R]),
             learned[q, H_I], learned[q, H_F], learned[q, H_SLOPE], learned[q, H_QRS], n,
-            search_back, qrs_min_mv, out_rows, out_pos, count, row,
+            search_back, qrs_min_mv, scratch, out_rows, out_pos, count, row,
         )  # fmt: skip
     return count
 
@@ -323,13 +371,15 @@ def _confirm(
     n: int,
     search_back: float,
     qrs_min_mv: float,
+    scratch: np.ndarray,
     out_rows: np.ndarray,
     out_pos: np.ndarray,
     count: int,
     row: int,
 ) -> int:
     """The waiting candidate outlived the refractory period: find its R peak and slope in
-    the recent filtered signal and decide it (or hold it while learning); new count."""
+    the device's recent filtered signal (``filt``, ``slopes``, ``raw``: its rings) and
+    decide it (or hold it while learning); new count."""
     centre = ist[d, I_PEND_POS]
     h_i = fst[d, F_PEND_VAL]
     ist[d, I_PEND_POS] = -1
@@ -337,18 +387,18 @@ def _confirm(
     half = ist[d, I_HALF]
     best, r, steepest = -np.inf, qrs, 0.0
     for at in range(max(qrs - half, n - RING + 1, 0), min(qrs + half, n - 1) + 1):
-        v = filt[d, at % RING]
+        v = filt[at & MASK]
         if v > best:
             best, r = v, at
         # The causal derivative at `at + 2` is centred on `at`.
         if at + 2 <= n - 1:
-            steepest = max(steepest, slopes[d, (at + 2) % RING])
+            steepest = max(steepest, slopes[(at + 2) & MASK])
     h_f = best
-    r = _raw_r_peak(raw, d, r, n, ist[d, I_R_BACK])
-    qrs_mv = _qrs_amplitude(raw, d, r, n, ist[d, I_QRS_HALF])
+    r = _raw_r_peak(raw, scratch, r, n, ist[d, I_R_BACK])
+    qrs_mv = _qrs_amplitude(raw, r, n, ist[d, I_QRS_HALF])
     if ist[d, I_LEARNING] == 1 and centre >= ist[d, I_LEARN_END]:
         count = _end_learning(
-            fst, ist, held, history, d, n, search_back, qrs_min_mv,
+            fst, ist, held, history, d, n, search_back, qrs_min_mv, scratch,
             out_rows, out_pos, count, row,
         )  # fmt: skip
     if ist[d, I_LEARNING] == 1:
@@ -356,7 +406,7 @@ def _confirm(
         return count
     return _decide(
         fst, ist, held, history, d, centre, r, h_i, h_f, steepest, qrs_mv, n, search_back,
-        qrs_min_mv, out_rows, out_pos, count, row,
+        qrs_min_mv, scratch, out_rows, out_pos, count, row,
     )  # fmt: skip
 
 
@@ -380,97 +430,157 @@ def advance(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Advance each device ``slots[k]`` by ``samples[bounds[k]:bounds[k + 1]]`` (mV, NaN
     for a missing sample). Returns the beats counted: (row ``k`` of the batch, absolute
-    sample index of the R peak), in order of decision."""
+    sample index of the R peak), in order of decision. A device may come more than once:
+    each row goes on from where the one before left it."""
     capacity = samples.shape[0] // 8 + 8 * slots.shape[0] + 8
     out_rows = np.empty(capacity, dtype=np.int64)
     out_pos = np.empty(capacity, dtype=np.int64)
+    scratch = np.empty(RING)  # the R-peak span's and the RR intervals' medians reorder it
     count = 0
     for row in range(slots.shape[0]):
         d = slots[row]
+        refractory = ist[d, I_REFRACTORY]
+        # Each beat emitted is a candidate confirmed in this chunk (at most one per
+        # refractory - 1 samples, and the one waiting) or one held before it, so the output
+        # is grown here, not per sample: an array that may be replaced inside the sample
+        # loop costs the loop its speed (numba's reference counting), as in ppg_stream.
+        length = bounds[row + 1] - bounds[row]
+        needed = count + length // max(refractory - 1, 1) + HELD + 4
+        if needed > out_rows.shape[0]:
+            size = max(2 * out_rows.shape[0], needed)
+            grown = np.empty((2, size), dtype=np.int64)
+            grown[0, :count], grown[1, :count] = out_rows[:count], out_pos[:count]
+            out_rows, out_pos = grown[0], grown[1]
+        # The device's state in locals for its samples (the loop's cost is memory traffic
+        # otherwise), written back after them; a candidate's decision, a few a second,
+        # reads and writes the arrays, so the locals it shares go there around it.
         fs = fst[d, F_FS]
         width = ist[d, I_WIDTH]
-        refractory = ist[d, I_REFRACTORY]
+        learn_span, relearn_gap = ist[d, I_LEARN], ist[d, I_RELEARN_GAP]
+        filt_d, slopes_d, squares_d, raw_d = filt[d], slopes[d], squares[d], raw[d]
+        b00, b01, b02, a01, a02 = (
+            sos[d, 0, 0],
+            sos[d, 0, 1],
+            sos[d, 0, 2],
+            sos[d, 0, 4],
+            sos[d, 0, 5],
+        )
+        b10, b11, b12, a11, a12 = (
+            sos[d, 1, 0],
+            sos[d, 1, 1],
+            sos[d, 1, 2],
+            sos[d, 1, 4],
+            sos[d, 1, 5],
+        )
+        z0, z1, z2, z3 = fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3]
+        integ_sum, prev1, prev2 = fst[d, F_INTEG_SUM], fst[d, F_PREV1], fst[d, F_PREV2]
+        pend_val, hold = fst[d, F_PEND_VAL], fst[d, F_HOLD]
+        learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
+        n, started, pend_pos = ist[d, I_N], ist[d, I_STARTED], ist[d, I_PEND_POS]
+        learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
+        gap_start, gap_end = ist[d, I_GAP_START], ist[d, I_GAP_END]
+        # The band-passed samples 1-4 back, for the derivative (the ring's, as it holds them).
+        f1, f2 = filt_d[(n - 1) & MASK], filt_d[(n - 2) & MASK]
+        f3, f4 = filt_d[(n - 3) & MASK], filt_d[(n - 4) & MASK]
         for k in range(bounds[row], bounds[row + 1]):
-            if count + HELD + 2 >= out_rows.shape[0]:
-                grown_rows = np.empty(2 * out_rows.shape[0], dtype=np.int64)
-                grown_pos = np.empty(2 * out_rows.shape[0], dtype=np.int64)
-                grown_rows[:count] = out_rows[:count]
-                grown_pos[:count] = out_pos[:count]
-                out_rows, out_pos = grown_rows, grown_pos
-            n = ist[d, I_N]
             x = samples[k]
             if np.isfinite(x):
-                if ist[d, I_GAP_START] >= 0:
-                    gap = n - ist[d, I_GAP_START]
-                    ist[d, I_GAP_START] = -1
-                    ist[d, I_GAP_END] = n
-                    if gap >= ist[d, I_RELEARN_GAP]:
-                        _restart(fst, ist, d)
-                fst[d, F_HOLD] = x
+                if gap_start >= 0:
+                    gap = n - gap_start
+                    gap_start = -1
+                    gap_end = n
+                    if gap >= relearn_gap:
+                        _restart(fst, ist, d, n)
+                        pend_pos, pend_val = ist[d, I_PEND_POS], fst[d, F_PEND_VAL]
+                        learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
+                        learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
+                hold = x
             else:
-                if ist[d, I_STARTED] == 0:
-                    ist[d, I_N] = n + 1  # nothing to hold yet: time passes, no state
-                    ist[d, I_GAP_END] = n + 1
-                    if ist[d, I_LEARNING] == 1:
-                        ist[d, I_LEARN_END] = n + 1 + ist[d, I_LEARN]
+                if started == 0:
+                    # Nothing to hold yet: time passes, no state (the ring keeps its value).
+                    f4, f3, f2, f1 = f3, f2, f1, filt_d[n & MASK]
+                    n += 1
+                    gap_end = n
+                    if learning == 1:
+                        learn_end = n + learn_span
                     continue
-                if ist[d, I_GAP_START] < 0:
-                    ist[d, I_GAP_START] = n
-                x = fst[d, F_HOLD]
-            if ist[d, I_STARTED] == 0:
-                for s in range(2):
-                    fst[d, F_Z + 2 * s] = sos_zi[d, s, 0] * x
-                    fst[d, F_Z + 2 * s + 1] = sos_zi[d, s, 1] * x
-                ist[d, I_STARTED] = 1
-            raw[d, n % RING] = x
-            y = x
-            for s in range(2):
-                z0 = F_Z + 2 * s
-                out = sos[d, s, 0] * y + fst[d, z0]
-                fst[d, z0] = sos[d, s, 1] * y - sos[d, s, 4] * out + fst[d, z0 + 1]
-                fst[d, z0 + 1] = sos[d, s, 2] * y - sos[d, s, 5] * out
-                y = out
-            filt[d, n % RING] = y
+                if gap_start < 0:
+                    gap_start = n
+                x = hold
+            if started == 0:
+                z0, z1 = sos_zi[d, 0, 0] * x, sos_zi[d, 0, 1] * x
+                z2, z3 = sos_zi[d, 1, 0] * x, sos_zi[d, 1, 1] * x
+                started = 1
+            at = n & MASK
+            raw_d[at] = x
+            # The two biquads, transposed direct form II (scipy.signal.sosfilt's).
+            out = b00 * x + z0
+            z0 = b01 * x - a01 * out + z1
+            z1 = b02 * x - a02 * out
+            y = b10 * out + z2
+            z2 = b11 * out - a11 * y + z3
+            z3 = b12 * out - a12 * y
+            filt_d[at] = y
             # Five-point derivative (taps [1, 2, 0, -2, -1] * fs / 8), causal: centred two
             # samples back.
             derivative = 0.0
             if n >= 4:
-                derivative = (
-                    y + 2.0 * filt[d, (n - 1) % RING] - 2.0 * filt[d, (n - 3) % RING]
-                    - filt[d, (n - 4) % RING]
-                ) * fs / 8.0  # fmt: skip
-            slopes[d, n % RING] = abs(derivative)
+                derivative = (y + 2.0 * f1 - 2.0 * f3 - f4) * fs / 8.0
+            f4, f3, f2, f1 = f3, f2, f1, y
+            slopes_d[at] = abs(derivative)
             square = derivative * derivative
-            total = fst[d, F_INTEG_SUM] + square
+            total = integ_sum + square
             if n >= width:
-                total -= squares[d, (n - width) % RING]
-            squares[d, n % RING] = square
+                total -= squares_d[(n - width) & MASK]
+            squares_d[at] = square
             total = max(total, 0.0)
-            fst[d, F_INTEG_SUM] = total
+            integ_sum = total
             integration = total / width
-            ist[d, I_N] = n + 1
-            if ist[d, I_LEARNING] == 1:
-                fst[d, F_LEARN_I] += integration
-                fst[d, F_LEARN_F] += abs(y)
+            if learning == 1:
+                learn_i += integration
+                learn_f += abs(y)
             # The candidate waiting out the refractory period is confirmed.
-            if ist[d, I_PEND_POS] >= 0 and n - ist[d, I_PEND_POS] >= refractory:
+            if pend_pos >= 0 and n - pend_pos >= refractory:
+                ist[d, I_PEND_POS], fst[d, F_PEND_VAL] = pend_pos, pend_val
+                ist[d, I_LEARNING], ist[d, I_LEARN_END] = learning, learn_end
+                fst[d, F_LEARN_I], fst[d, F_LEARN_F] = learn_i, learn_f
+                ist[d, I_GAP_START], ist[d, I_GAP_END] = gap_start, gap_end
                 count = _confirm(
-                    fst, ist, filt, slopes, raw, held, history, d, n, search_back,
-                    qrs_min_mv, out_rows, out_pos, count, row,
+                    fst, ist, filt_d, slopes_d, raw_d, held, history, d, n, search_back,
+                    qrs_min_mv, scratch, out_rows, out_pos, count, row,
                 )  # fmt: skip
+                pend_pos = ist[d, I_PEND_POS]
+                learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
+                learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
             # A local maximum of the integration one sample back is a candidate; of two
             # closer than the refractory period the higher stays.
-            prev1, prev2 = fst[d, F_PREV1], fst[d, F_PREV2]
-            if n >= 2 and prev1 > prev2 and prev1 >= integration:
-                pending = ist[d, I_PEND_POS]
-                if pending < 0 or prev1 > fst[d, F_PEND_VAL]:
-                    ist[d, I_PEND_POS] = n - 1
-                    fst[d, F_PEND_VAL] = prev1
-            fst[d, F_PREV2] = prev1
-            fst[d, F_PREV1] = integration
-            if ist[d, I_LEARNING] == 1 and ist[d, I_PEND_POS] < 0 and n >= ist[d, I_LEARN_END]:
+            if (
+                n >= 2
+                and prev1 > prev2
+                and prev1 >= integration
+                and (pend_pos < 0 or prev1 > pend_val)
+            ):
+                pend_pos = n - 1
+                pend_val = prev1
+            prev2 = prev1
+            prev1 = integration
+            if learning == 1 and pend_pos < 0 and n >= learn_end:
+                ist[d, I_PEND_POS], fst[d, F_PEND_VAL] = pend_pos, pend_val
+                ist[d, I_LEARN_END] = learn_end
+                fst[d, F_LEARN_I], fst[d, F_LEARN_F] = learn_i, learn_f
+                ist[d, I_GAP_START], ist[d, I_GAP_END] = gap_start, gap_end
                 count = _end_learning(
-                    fst, ist, held, history, d, n, search_back, qrs_min_mv,
+                    fst, ist, held, history, d, n, search_back, qrs_min_mv, scratch,
                     out_rows, out_pos, count, row,
                 )  # fmt: skip
+                learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
+                learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
+            n += 1
+        fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3] = z0, z1, z2, z3
+        fst[d, F_INTEG_SUM], fst[d, F_PREV1], fst[d, F_PREV2] = integ_sum, prev1, prev2
+        fst[d, F_PEND_VAL], fst[d, F_HOLD] = pend_val, hold
+        fst[d, F_LEARN_I], fst[d, F_LEARN_F] = learn_i, learn_f
+        ist[d, I_N], ist[d, I_STARTED], ist[d, I_PEND_POS] = n, started, pend_pos
+        ist[d, I_LEARNING], ist[d, I_LEARN_END] = learning, learn_end
+        ist[d, I_GAP_START], ist[d, I_GAP_END] = gap_start, gap_end
     return out_rows[:count], out_pos[:count]

@@ -74,6 +74,41 @@ def test_devices_pushed_together_are_analysed_as_alone(record_208: np.ndarray) -
         np.testing.assert_array_equal(np.concatenate(together[row]), alone[row])
 
 
+def test_a_device_twice_in_one_batch_continues_itself(record_208: np.ndarray) -> None:
+    """Two frames of one device in a batch (a backlog caught up): the second goes on from
+    the first, not after a gap."""
+    fs = 360.0
+    ecg = record_208[: int(60 * fs)]
+    alone = stream_beats(ecg, fs)
+    stream, found = EcgBeatStream(), []
+    for s in range(0, 60, 2):
+        first = ecg[int(s * fs) : int((s + 1) * fs)]
+        second = ecg[int((s + 1) * fs) : int((s + 2) * fs)]
+        batch = stream.push([("dev", float(s), fs, first), ("dev", float(s + 1), fs, second)])
+        assert np.all(np.diff(batch.rows) >= 0)  # the first frame's beats first
+        found.append(batch.times)
+    np.testing.assert_array_equal(np.concatenate(found), alone)
+
+
+def test_a_new_stream_later_in_the_batch_ends_the_old_one_first() -> None:
+    """A device's second frame in a batch starts a new stream (more than MAX_BRIDGE_S
+    late, or at another rate): its first frame is still the old stream's."""
+    fs = std.FS
+    ecg = std.render(std.beats_at(np.arange(0.5, 60.0, 0.75)), 60.0)
+    frames = [("dev", float(s), fs, ecg[int(s * fs) : int((s + 1) * fs)]) for s in range(60)]
+    resampled = ecg[::2][int(40 * fs / 2) :]
+    late = [*frames[:20], frames[20], frames[35], ("dev", 40.0, fs / 2, resampled)]
+    apart, together = EcgBeatStream(), EcgBeatStream()
+    expected = [apart.push([frame]).times for frame in late]
+    for frame in late[:20]:
+        together.push([frame])
+    batch = together.push(late[20:])
+    np.testing.assert_array_equal(batch.times, np.concatenate(expected[20:]))
+    # Frame 35 starts a stream still learning when the rate change replaces it.
+    assert set(batch.rows[batch.times < 21.0]) == {0} and set(batch.rows[batch.times > 40]) == {2}
+    np.testing.assert_array_equal(together.recent_beats("dev"), apart.recent_beats("dev"))
+
+
 def test_a_state_restored_elsewhere_goes_on_with_the_same_beats(record_208: np.ndarray) -> None:
     fs = 360.0
     ecg = record_208[: int(90 * fs)]
