@@ -192,13 +192,17 @@ class ModelStates:
         table = self._tables.get(key)
         if table is None or table.layout != layout:
             table = self._tables[key] = _Table(layout)
-        for device, waiting in self._pending.items():
-            if key in waiting:
-                t, data = waiting.pop(key)
-                row = np.frombuffer(data, "<f4")
-                if len(row) == layout.width:  # else: not this layout's; starts cold
-                    index = table.row(device)
-                    table.t[index], table.data[index] = t, row
+        for device in [d for d, waiting in self._pending.items() if key in waiting]:
+            self._place(device, key, *self._pending[device].pop(key))
+            if not self._pending[device]:
+                del self._pending[device]
+
+    def _place(self, device: str, key: str, t: float, data: bytes) -> None:
+        table = self._tables[key]
+        row = np.frombuffer(data, "<f4")
+        if len(row) == table.layout.width:  # else: not this layout's; the device starts cold
+            index = table.row(device)
+            table.t[index], table.data[index] = t, row
 
     def table(self, key: str) -> _Table:
         return self._tables[key]
@@ -251,10 +255,10 @@ class ModelStates:
         waiting = {
             key: (float(t), base64.b64decode(data)) for key, (t, data) in orjson.loads(blob).items()
         }
-        self._pending[device] = waiting
-        for key in list(waiting):
-            if key in self._tables:
-                self.register(key, self._tables[key].layout)
+        for key in [k for k in waiting if k in self._tables]:
+            self._place(device, key, *waiting.pop(key))
+        if waiting:  # models not loaded (yet): placed when they are
+            self._pending[device] = waiting
 
 
 # A hop boundary within this of a window end counts as reached (window ends are float sums).
