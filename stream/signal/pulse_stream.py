@@ -121,7 +121,9 @@ MAX_FS = 256.0  # the ring of recent samples holds 2 s at this rate
 # Systolic peak to decision (see the module doc): the longest refractory span + half the
 # beat average + the band-pass peak's lag behind the systolic peak (at most R_BACK_S).
 DECISION_DELAY_S = REFRACTORY_MAX_S + BEAT_WINDOW_S / 2 + R_BACK_S
-EXPORT_FORMAT = 1  # the layout of PpgPulseStream.export
+# The layout of PpgPulseStream.export. 2: with the second template (format 1 never left a
+# release: the pulse state went into snapshots with format 2).
+EXPORT_FORMAT = 2
 
 
 @lru_cache(maxsize=16)
@@ -166,7 +168,7 @@ class PpgPulseStream:
             "_fst": ((capacity, k.F_COLUMNS), np.float64),
             "_ist": ((capacity, k.I_COLUMNS), np.int64),
             "_rings": ((capacity, k.RINGS, k.RING), np.float64),
-            "_template": ((capacity, k.TEMPLATE), np.float64),
+            "_template": ((capacity, k.TEMPLATES), np.float64),
             "_recent": ((capacity, k.RECENT), np.int64),
             "_features": ((capacity, k.RECENT, k.P_COLUMNS), np.float64),
             "_sos": ((capacity, k.SECTIONS, 6), np.float64),
@@ -376,7 +378,7 @@ class PpgPulseStream:
     def export(self, device: str) -> bytes | None:
         """The device's detector state as bytes (about 5 KB at 100 Hz), or ``None`` if
         unknown: a flat float64 record (:data:`EXPORT_FORMAT`, then the counts, the origin,
-        the state columns, the recent rings, the template and the recent pulses)."""
+        the state columns, the recent rings, the two templates and the recent pulses)."""
         slot = self._slots.get(device)
         if slot is None or device not in self._known:
             return None
@@ -391,6 +393,7 @@ class PpgPulseStream:
             ist,
             self._rings[slot][:, positions].ravel(),
             self._template[slot, :width],
+            self._template[slot, k.TEMPLATE : k.TEMPLATE + width],
             self._recent[slot],
             self._features[slot].ravel(),
         )
@@ -403,11 +406,13 @@ class PpgPulseStream:
         if int(record[0]) != EXPORT_FORMAT:
             raise ValueError(f"detector state format {record[0]}, expected {EXPORT_FORMAT}")
         keep, width = int(record[1]), int(record[2])
-        sizes = (k.F_COLUMNS, k.I_COLUMNS, k.RINGS * keep, width, k.RECENT,
+        sizes = (k.F_COLUMNS, k.I_COLUMNS, k.RINGS * keep, width, width, k.RECENT,
                  k.RECENT * k.P_COLUMNS)  # fmt: skip
         if len(record) != 4 + sum(sizes):
             raise ValueError("truncated detector state")
-        fst, ist, rings, template, recent, features = np.split(record[4:], np.cumsum(sizes)[:-1])
+        fst, ist, rings, template, other, recent, features = np.split(
+            record[4:], np.cumsum(sizes)[:-1]
+        )
         slot = self._slot(device)
         self._start(slot, float(fst[k.F_FS]), 0.0)
         self._origin[slot] = record[3]
@@ -418,6 +423,7 @@ class PpgPulseStream:
         positions = np.arange(n - keep, n) % k.RING
         self._rings[slot][:, positions] = rings.reshape(k.RINGS, keep)
         self._template[slot, :width] = template
+        self._template[slot, k.TEMPLATE : k.TEMPLATE + width] = other
         self._recent[slot] = recent.astype(np.int64)
         self._features[slot] = features.reshape(k.RECENT, k.P_COLUMNS)
         self._known.add(device)

@@ -283,12 +283,16 @@ def _coverage(
     arrived: float, present_share: float, window: np.ndarray | None
 ) -> tuple[float, float]:
     """(samples the window spans, share of them present). A frame that never arrived
-    leaves no slot, so the share is counted against the window's span (its array, which
-    the buffers NaN-fill where frames are missing), not against the frames that came."""
+    leaves no statistics, nor does a clock gap of a few samples between two frames (which
+    the beat and pulse streams bridge, not counting the beats beside it), so the share is
+    that of the window's own array (the buffers NaN-fill what is missing), not of the
+    frames that came."""
     if not math.isfinite(arrived) or not math.isfinite(present_share):
         return 0.0, 0.0
-    span = float(len(window)) if window is not None else arrived
-    return span, present_share * arrived / span if span > 0 else 0.0
+    if window is None or len(window) == 0:
+        return arrived, present_share
+    span = float(len(window))
+    return span, float(np.count_nonzero(np.isfinite(window))) / span
 
 
 class _Counted:

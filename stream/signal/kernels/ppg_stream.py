@@ -51,7 +51,8 @@ I_COUNTED = 17  # pulses counted since the stream started (the recent ring's end
 I_TEMPLATED = 18  # pulses averaged into the template (capped at TEMPLATE_WARM)
 I_REFRACTORY = 19  # the refractory span in force: I_DIST, or more at a slow pulse rate
 I_DIST_MAX = 20  # the most the refractory span grows to
-I_COLUMNS = 21
+I_TEMPLATED_OTHER = 21  # pulses averaged into the other shape's template (capped likewise)
+I_COLUMNS = 22
 
 SECTIONS = 2  # biquads of the band-pass (a 2nd-order Butterworth band-pass)
 RING = 512  # samples of history kept per device (2 s at 256 Hz, the highest PPG rate)
@@ -60,6 +61,9 @@ MASK = RING - 1  # a ring position is the absolute index's low bits (RING is a p
 R_RAW, R_FILT, R_SQUARE = 0, 1, 2
 RINGS = 3
 TEMPLATE = 2 * int(0.3 * 256) + 1  # template samples at the highest rate
+# The template array holds two shapes per device: the pulse's (columns 0 .. TEMPLATE - 1)
+# and the other shape's (TEMPLATE ..), see _emit.
+TEMPLATES = 2 * TEMPLATE
 RECENT = 64  # counted pulses kept per device: a 10 s window's at up to 300 bpm, and more
 P_AMP, P_CORR = 0, 1  # columns of a recent pulse's features
 P_COLUMNS = 2
@@ -73,6 +77,12 @@ TEMPLATE_WARM = 8
 TEMPLATE_WEIGHT = 1.0 / 8.0
 TEMPLATE_DRIFT = 1.0 / 32.0
 TEMPLATE_MATCH = 0.8  # the quality index's own line between clean and motion-corrupted
+# A heart with premature beats (bigeminy, ectopics) makes two pulse shapes: the premature
+# beat's weaker, earlier pulse does not look like the others, yet it is a pulse, not an
+# artefact (the window index rarely saw it: its detector missed most of them). A pulse
+# unlike the template is therefore also compared with a second template, the running
+# average of the pulses unlike the first; the better match is its correlation. Artefacts
+# do not repeat a shape, so they match neither.
 BEAT_OFFSET = 0.02  # Elgendi's β: the block threshold is 2 % of the mean squared wave
 # After a few pulses the refractory span is this share of the median of the last intervals
 # (at most I_DIST_MAX, at least I_DIST): the causal band-pass's diastolic lobes come
@@ -100,6 +110,31 @@ def _refractory(ist: np.ndarray, recent: np.ndarray, d: int, newest: int) -> Non
     median = intervals[m // 2] if m % 2 else 0.5 * (intervals[m // 2 - 1] + intervals[m // 2])
     span = int(REFRACTORY_SHARE * median)
     ist[d, I_REFRACTORY] = max(ist[d, I_DIST], min(span, ist[d, I_DIST_MAX]))
+
+
+@njit(cache=True)
+def _correlate(template: np.ndarray, d: int, at: int, segment: np.ndarray, power: float) -> float:
+    """Correlation of the mean-free ``segment`` (of energy ``power``) with the template
+    starting at column ``at`` (NaN while that template is empty)."""
+    cross, t_power = 0.0, 0.0
+    for k in range(segment.shape[0]):
+        cross += segment[k] * template[d, at + k]
+        t_power += template[d, at + k] * template[d, at + k]
+    if t_power == 0.0:
+        return math.nan
+    return cross / max(math.sqrt(power * t_power), 1e-12)
+
+
+@njit(cache=True)
+def _average(
+    template: np.ndarray, d: int, at: int, segment: np.ndarray, power: float, weight: float
+) -> None:
+    """Move the template at column ``at`` towards ``segment`` by ``weight``; each pulse
+    enters with unit energy: the template is a shape, not an amplitude."""
+    if power > 0.0:
+        scale = weight / math.sqrt(power)
+        for k in range(segment.shape[0]):
+            template[d, at + k] = (1.0 - weight) * template[d, at + k] + scale * segment[k]
 
 
 @njit(cache=True)
@@ -148,25 +183,26 @@ def _emit(
     # The pulse's height: its band-passed top above the lowest point before it (the foot).
     amplitude = height - np.min(segment[: half + 1])
     segment -= np.mean(segment)
-    power, cross, t_power = 0.0, 0.0, 0.0
+    power = 0.0
     for k in range(width):
         power += segment[k] * segment[k]
-        cross += segment[k] * template[d, k]
-        t_power += template[d, k] * template[d, k]
+    correlation = _correlate(template, d, 0, segment, power)
     templated = ist[d, I_TEMPLATED]
-    correlation = math.nan
-    if templated > 0:
-        correlation = cross / max(math.sqrt(power * t_power), 1e-12)
     if templated < TEMPLATE_WARM:
         weight = 1.0 / (templated + 1)
         ist[d, I_TEMPLATED] = templated + 1
+        _average(template, d, 0, segment, power, weight)
     else:
-        weight = TEMPLATE_WEIGHT if correlation >= TEMPLATE_MATCH else TEMPLATE_DRIFT
-    if power > 0.0:
-        # Each pulse enters with unit energy: the template is a shape, not an amplitude.
-        scale = weight / math.sqrt(power)
-        for k in range(width):
-            template[d, k] = (1.0 - weight) * template[d, k] + scale * segment[k]
+        matched = correlation >= TEMPLATE_MATCH
+        _average(template, d, 0, segment, power, TEMPLATE_WEIGHT if matched else TEMPLATE_DRIFT)
+        if not matched:
+            other = _correlate(template, d, TEMPLATE, segment, power)
+            if not math.isnan(other):
+                correlation = max(correlation, other)
+            averaged = ist[d, I_TEMPLATED_OTHER]
+            ist[d, I_TEMPLATED_OTHER] = min(averaged + 1, TEMPLATE_WARM)
+            weight = 1.0 / (averaged + 1) if averaged < TEMPLATE_WARM else TEMPLATE_WEIGHT
+            _average(template, d, TEMPLATE, segment, power, weight)
     slot = ist[d, I_COUNTED] % RECENT
     recent[d, slot] = fiducial
     _refractory(ist, recent, d, fiducial)

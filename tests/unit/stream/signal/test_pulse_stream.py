@@ -470,6 +470,27 @@ def test_noisy_recording_where_it_is_clean() -> None:
     assert elg["stream_ppv"] >= elg["window_ppv"] and elg["stream_sens"] >= 0.95, elg
 
 
+def test_premature_beats_pulses_are_pulses_and_artefacts_are_not() -> None:
+    """Bigeminy: every other pulse is a premature beat's, earlier, weaker and shaped
+    otherwise. Such pulses match the second template (the other shape), so a steady
+    bigeminy keeps its correlations high."""
+    fs = 64.0
+    t = np.arange(int(60 * fs)) / fs
+    normal = np.arange(0.5, 59.0, 1.6)  # a sinus beat every 1.6 s, a premature one 0.6 s after
+    premature = normal + 0.6
+    wave = pulse(t, normal)
+    for p in premature:
+        wave += 0.6 * np.exp(-(((t - p) / 0.06) ** 2) / 2)  # narrower, no diastolic wave
+    wave += 0.01 * np.random.default_rng(3).standard_normal(len(t))
+    found = joined(push_frames(wave, fs, 1.0))
+    late = found["times"] >= 20.0  # both templates learnt
+    assert len(found["times"][late]) >= 2 * 20
+    assert np.median(found["correlations"][late]) > 0.9
+    assert np.mean(found["correlations"][late] >= 0.8) > 0.9
+    # That artefacts still match neither template: the real noisy stretch of
+    # test_template_correlation_separates_clean_from_noisy_stretches.
+
+
 def test_template_correlation_separates_clean_from_noisy_stretches() -> None:
     """The pulses' correlations with the running template read as the window quality
     index's template correlation does: high on clean PPG, low in data2's noisy start."""
