@@ -107,7 +107,7 @@ def _time_per_call(call: object, repeats: int) -> float:
 
 
 def benchmark(
-    model: SequenceClassifier,
+    model: SequenceClassifier | StatefulClassifier,
     onnx_path: Path,
     steps: int,
     channels: int,
@@ -125,13 +125,16 @@ def benchmark(
             session = ort.InferenceSession(
                 str(onnx_path), session_options(n_threads), providers=["CPUExecutionProvider"]
             )
-            name = session.get_inputs()[0].name
+            name, *states = session.get_inputs()
             torch.set_num_threads(n_threads)
             for batch in batches:
                 x = rng.standard_normal((batch, steps, channels)).astype(np.float32)
                 tensor = torch.from_numpy(x)
+                # A streaming graph's state inputs (batch first): zeros, a cold start.
+                feeds = {name.name: x}
+                feeds.update({s.name: np.zeros((batch, *s.shape[1:]), np.float32) for s in states})
                 cases = {
-                    "onnxruntime": lambda x=x, s=session, n=name: s.run(None, {n: x}),
+                    "onnxruntime": lambda f=feeds, s=session: s.run(None, f),
                     "pytorch": lambda t=tensor: _torch_call(model, t),
                 }
                 for runtime, call in cases.items():
@@ -144,8 +147,12 @@ def benchmark(
     return results
 
 
-def _torch_call(model: SequenceClassifier, x: torch.Tensor) -> torch.Tensor:
+def _torch_call(
+    model: SequenceClassifier | StatefulClassifier, x: torch.Tensor
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
     with torch.inference_mode():
+        if isinstance(model, StatefulClassifier):
+            return model(x, *model.zero_state(len(x)))
         return model(x)
 
 
