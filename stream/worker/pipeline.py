@@ -46,6 +46,7 @@ from stream.alerts.lifecycle import AlertTracker
 from stream.config import Settings
 from stream.records import (
     SIGNALS,
+    WAVEFORMS,
     Alert,
     DeadLetter,
     Frame,
@@ -277,7 +278,8 @@ class Pipeline:
         # A batch may hold several frames of a device (a catch-up after an outage): its
         # k-th frames form round k. Each round's ECG advances the detectors in one call,
         # and the windows a round's frames made due take the beats decided by then.
-        rounds: list[list[Frame]] = []
+        # Per round, each waveform's (device, t0, fs, samples), in WAVEFORMS order.
+        rounds: list[tuple[list[tuple[str, float, float, np.ndarray]], ...]] = []
         due_by_round: list[list[tuple[str, SignalWindow]]] = []
         frames_seen: Counter[str] = Counter()
         stages = self.stages
@@ -290,13 +292,15 @@ class Pipeline:
             started = stages.add("lines", started)
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
-            buffers = self._buffer(frame)
+            buffers, waveforms = self._buffer(frame)
             round_ = frames_seen[frame.device_id]
             frames_seen[frame.device_id] += 1
             if round_ == len(rounds):
-                rounds.append([])
+                rounds.append(tuple([] for _ in WAVEFORMS))
                 due_by_round.append([])
-            rounds[round_].append(frame)
+            for signal_frames, name in zip(rounds[round_], WAVEFORMS, strict=True):
+                if name in waveforms:
+                    signal_frames.append((frame.device_id, frame.t0, *waveforms[name]))
             # Cut this device's due windows now, frame by frame: a catch-up batch (after an
             # outage or a restart) holds many seconds per device, and asking only once the
             # whole batch is buffered would skip all but its last windows — and their alerts.
@@ -314,11 +318,11 @@ class Pipeline:
             stages.add("buffer", started)
         due: list[tuple[str, SignalWindow]] = []
         analyses: list[WindowAnalysis] = []
-        for round_frames, round_due in zip(rounds, due_by_round, strict=True):
+        for (ecg, ppg, acc), round_due in zip(rounds, due_by_round, strict=True):
             started = time.perf_counter()
-            self.signal.push(*_round_signals(round_frames))
-            self._advanced.update(f.device_id for f in round_frames if f.signals.ecg is not None)
-            self._pulsed.update(f.device_id for f in round_frames if f.signals.ppg is not None)
+            self.signal.push(ecg, ppg, acc)
+            self._advanced.update(device for device, *_ in ecg)
+            self._pulsed.update(device for device, *_ in ppg)
             started = stages.add("signal_state", started)
             due += round_due
             analyses += self.signal.analyze(round_due)
@@ -326,18 +330,25 @@ class Pipeline:
         scoring_s = self._windows(due, analyses, touched, output)
         return len(due), scoring_s
 
-    def _buffer(self, frame: Frame) -> DeviceBuffers:
+    def _buffer(self, frame: Frame) -> tuple[DeviceBuffers, dict[str, tuple[float, np.ndarray]]]:
+        """The frame into the device's buffers; returns them and the frame's waveforms as
+        arrays (``name → (fs, samples)``), converted once for the buffers and the signal
+        state."""
         buffers = self.buffers.get(frame.device_id)
         if buffers is None:
             stream = self.settings.stream
             buffers = self.buffers[frame.device_id] = DeviceBuffers(
                 window_s=stream.window_s, hop_s=stream.hop_s, lateness_s=stream.lateness_s
             )
+        waveforms = {}
         for name in SIGNALS:
             block = getattr(frame.signals, name)
             if block is not None:
-                buffers.append(name, frame.t0, block.fs, np.asarray(block.samples, dtype=float))
-        return buffers
+                samples = np.asarray(block.samples, dtype=float)
+                buffers.append(name, frame.t0, block.fs, samples)
+                if name in WAVEFORMS:
+                    waveforms[name] = (float(block.fs), samples)
+        return buffers, waveforms
 
     def _observe(self, device_id: str, observations: Observations) -> None:
         # Manual observations arrive sparsely; each new one updates only what it carries.
@@ -606,21 +617,6 @@ class Pipeline:
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}
-
-
-def _round_signals(
-    frames: Sequence[Frame],
-) -> tuple[list[tuple[str, float, float, np.ndarray]], ...]:
-    """A round's ECG, PPG and accelerometer frames as ``(device, t0, fs, samples)``."""
-    signals: tuple[list[tuple[str, float, float, np.ndarray]], ...] = ([], [], [])
-    for frame in frames:
-        for out, block in zip(
-            signals, (frame.signals.ecg, frame.signals.ppg, frame.signals.acc), strict=True
-        ):
-            if block is not None:
-                samples = np.asarray(block.samples, dtype=float)
-                out.append((frame.device_id, frame.t0, block.fs, samples))
-    return signals
 
 
 def _pair(records: Sequence[RawRecord], result: Any) -> list[tuple[RawRecord | None, DeadLetter]]:
