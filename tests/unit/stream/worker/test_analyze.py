@@ -27,3 +27,24 @@ def test_analyze_recording_cuts_windows_like_the_worker(settings):
     for result in results:
         assert all(result.t_start <= b < result.t_end for b in result.beats_s)
         assert 11 <= len(result.beats_s) <= 15  # 80 bpm over 10 s
+
+
+def test_streaming_models_carry_their_state_along_the_recording(settings):
+    """analyze scores a recording as the worker scores a device: the streaming models go
+    on from window to window (one hop fed each), they do not start cold every window."""
+    from stream.scoring.scorer import Scorer
+
+    fs = 128.0
+    t = np.arange(int(20 * fs)) / fs
+    ecg = np.where((t % 0.75) < 0.02, 1.5, 0.0) + 0.01 * np.sin(2 * np.pi * 0.3 * t)
+    scorer = Scorer.from_registry(settings)
+    streaming = [m for m in scorer.live.values() if m.card.streaming is not None]
+    assert {m.card.name for m in streaming} == {"rhythm", "deterioration"}
+    results = analyze_recording(settings, scorer, ecg, "ecg", fs)
+    assert len(results) == 11 and results[-1].t_end == 20.0
+    for model in streaming:
+        # Rhythm fed every hop up to the last window; deterioration at its cold start
+        # (10 s) and when the 20 s step boundary passed.
+        state = scorer.states.get("offline", model.ref)
+        assert state is not None and state.t == 20.0, model.ref
+    assert all({"rhythm", "deterioration"} <= {s.model for s in r.scores} for r in results)
