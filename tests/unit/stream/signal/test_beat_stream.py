@@ -9,11 +9,13 @@ what each case was built with), and MIT-BIH record 208 against NeuroKit2's detec
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
 
 from stream.signal.beat_stream import DECISION_DELAY_S, EcgBeatStream
+from stream.signal.beats import detect_r_peaks
 from stream.signal.rhythm import RATE_SPAN_S, heart_rate
 from tests.unit.stream.signal import standard_ecg as std
 
@@ -295,3 +297,40 @@ def test_record_208_beats_and_rate_against_neurokit2(record_208: np.ndarray) -> 
         f"{sensitivity:.4f}, PPV {ppv:.4f}, |rate error| {errors_a.mean():.2f} bpm"
     )
     assert sensitivity >= 0.99 and ppv >= 0.99, (sensitivity, ppv)
+
+
+# ---------------------------------------------------------------------------------------
+# Cost: 1,000 devices in 1 s frames, against re-running the detector over each window
+
+
+@pytest.mark.slow
+def test_cost_per_device_second(record_208: np.ndarray) -> None:
+    """µs of CPU per device-second at 250 Hz (record 208 read as 250 Hz: the cost depends
+    on the rate, not the waveform's), against the window path: the same detector from a
+    fresh state over each device's 10 s window, every second."""
+    fs, devices, seconds, warm = 250.0, 1000, 12, 2
+    step = int(fs)
+    rng = np.random.default_rng(7)
+    offsets = rng.integers(0, len(record_208) - (seconds + 10) * step, devices)
+    signals = np.stack([record_208[o : o + (seconds + 10) * step] for o in offsets])
+    stream = EcgBeatStream(capacity=devices)
+    names = [f"dev-{d}" for d in range(devices)]
+    spent = 0.0
+    for second in range(seconds):
+        frames = [(names[d], float(second), fs, signals[d, second * step : (second + 1) * step])
+                  for d in range(devices)]  # fmt: skip
+        began = time.process_time()
+        stream.push(frames)
+        if second >= warm:
+            spent += time.process_time() - began
+    stream_us = 1e6 * spent / (devices * (seconds - warm))
+    detect_r_peaks(signals[0, : 10 * step], fs)  # compiled before timing
+    began = time.process_time()
+    for d in range(100):
+        detect_r_peaks(signals[d, : 10 * step], fs)
+    window_us = 1e6 * (time.process_time() - began) / 100
+    print(
+        f"\n{fs:.0f} Hz, {devices} devices, 1 s frames: stream {stream_us:.2f} µs CPU per "
+        f"device-second, window path {window_us:.1f} µs ({window_us / stream_us:.0f}×)"
+    )
+    assert stream_us * 5 < window_us
