@@ -192,3 +192,20 @@ def test_a_graph_without_the_cards_state_output_is_refused(tmp_path):
     )
     with pytest.raises(ModelError, match="lack the state"):
         registry.load(path)
+
+
+def test_a_vitals_cold_start_feeds_the_history_from_its_first_value(settings):
+    """Deterioration (10 s steps): a new device has seconds of trend, not 10 min; the
+    steps before its first value are not fed as imputed means."""
+    from stream.scoring.inputs import cold_hops
+
+    model = Scorer.from_registry(settings).live["deterioration"]
+    assert model.card.streaming is not None and model.card.streaming.hop_s == 10.0
+
+    def with_history(seconds: int) -> SignalWindow:
+        hr = np.full(600, np.nan)
+        if seconds:
+            hr[-seconds:] = 70.0
+        return SignalWindow(t_start=590.0, t_end=600.0, trends={"hr": hr}, trend_fs=1.0)
+
+    assert [cold_hops(model, with_history(s)) for s in (0, 5, 25, 600)] == [1, 1, 3, 60]
