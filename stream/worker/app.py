@@ -115,7 +115,10 @@ class Worker:
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
         self.pipeline.save(output)
-        await self.save_snapshots({*output.state, *output.enrolled, *output.detectors})
+        await self.save_snapshots(
+            {*output.state, *output.enrolled, *output.detectors, *output.pulse_detectors,
+             *output.models}
+        )  # fmt: skip
         self.ledger.durable(records)
         self.ledger.durable(self.frames_records(output.unheld))
 
