@@ -157,6 +157,15 @@ def _outvoted(rate: float, first: float, second: float) -> bool:
     return not _agree(rate, 0.5 * (first + second))
 
 
+def _split(rate: float, first: float, second: float) -> bool:
+    """Three estimates none of which agrees with another: no source can be believed on
+    its own (the median of them is then read, as doubtful)."""
+    values = (rate, first, second)
+    if not all(math.isfinite(v) for v in values):
+        return False
+    return not (_agree(rate, first) or _agree(rate, second) or _agree(first, second))
+
+
 def _agree(a: float, b: float) -> bool:
     return max(a, b) <= min(a, b) * (1 + HR_SOURCES_AGREE)
 
@@ -192,14 +201,20 @@ def heart_rate(
     # a good PPG and the device, agreeing with each other, both contradict is artefact
     # (electrode movement, a missed low-amplitude beat) more often than the heart; a pulse
     # deficit that large is VT, which the rhythm rules alarm on.
+    # Getting up after a fall, the ECG's last two beats read step artefact as 176 bpm while
+    # the PPG's read 111 and the device 79: three sources, none agreeing with another,
+    # so none is believed alone (the ECG's outvote above needs the other two to agree).
+    good_ppg_hr = ppg_hr if quality.ppg == "good" else math.nan
+    split = _split(ecg_hr, good_ppg_hr, device_hr)
     if (
         quality.ecg == "good"
         and not quality.moving
         and math.isfinite(ecg_hr)
-        and not _outvoted(ecg_hr, ppg_hr if quality.ppg == "good" else math.nan, device_hr)
+        and not _outvoted(ecg_hr, good_ppg_hr, device_hr)
+        and not split
     ):
         return Reading(ecg_hr, "ecg", Trust.GOOD)
-    if quality.ppg == "good" and math.isfinite(ppg_hr):
+    if quality.ppg == "good" and math.isfinite(ppg_hr) and not split:
         return Reading(ppg_hr, "ppg", Trust.GOOD)
     waveforms_absent = quality.ecg == "absent" and quality.ppg == "absent"
     if waveforms_absent and math.isfinite(device_hr):

@@ -34,6 +34,17 @@ def test_an_ecg_rate_that_a_good_ppg_and_the_device_both_contradict_is_not_belie
     assert conditions_of("tachycardia", run(disputed_by_one))
 
 
+def test_three_heart_rates_none_agreeing_are_read_as_their_doubtful_median() -> None:
+    """Getting up after a fall, the last two beats read 176 bpm on the ECG (step
+    artefact), 111 on the PPG and 79 on the device: none is believed alone, the median
+    (111) raises no tachycardia. A true tachycardia the PPG follows still alarms."""
+    split = quiet_features(ecg_hr_bpm=176.0, ppg_hr_bpm=111.0, hr_device=79.0)
+    assert conditions_of("tachycardia", run(split)) == []
+    followed = quiet_features(ecg_hr_bpm=176.0, ppg_hr_bpm=165.0, hr_device=120.0)
+    [fired] = conditions_of("tachycardia", run(followed))
+    assert "(ecg)" in fired.message and fired.priority == "high"
+
+
 def test_poor_ecg_falls_back_to_good_ppg_and_raises_poor_signal() -> None:
     window = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=160.0, ppg_hr_bpm=72.0)
     conditions = run(window)
