@@ -4,7 +4,7 @@ Owns :class:`FrameStats`: for every ECG, PPG and accelerometer frame of a device
 *slot* of running sums and extremes (the compiled loops are
 :mod:`stream.signal.kernels.frame_stats`), kept in a ring of the last
 :data:`~stream.signal.kernels.frame_stats.SLOTS` frames. A window's statistics are then
-combined from the slots of the frames ending inside it, without reading its samples
+combined from the slots of the frames inside it, without reading its samples
 again. All devices of a batch are summarized in one compiled call per signal, and all due
 windows combined in one more.
 
@@ -24,9 +24,10 @@ windows combined in one more.
   four values exactly when frames are whole seconds (the trailing and edge spans are
   counted in whole frames).
 
-A window covers the frames that *end* within it, so its span is whole frames: exact for
-the worker's windows (they end at frame ends, and frames are a second), approximate by up
-to a frame otherwise. Like the raw-sample rings this replaces, the slots are not durable: a
+A window covers the frames whose middle falls within it (device clocks jitter by up to
+the buffers' 20 ms snap, far less than half a frame), so its span is whole frames: exact
+for the worker's windows (they end at frame ends, and frames are a second), approximate by
+up to half a frame otherwise. Like the raw-sample rings this replaces, the slots are not durable: a
 worker that takes a device over fills them again within a window.
 
 Example (two seconds of a still, upright wearer at 25 Hz, then its window)::

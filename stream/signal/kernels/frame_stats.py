@@ -285,18 +285,26 @@ def advance_acc(
 
 
 @njit(cache=True)
+def _middle(slot: np.ndarray) -> float:
+    """The middle of a slot's frame (columns 0 and 1 are every signal's start and end).
+    A frame belongs to the window its middle falls in: device clocks jitter by up to the
+    buffers' 20 ms snap, far less than half a frame."""
+    return 0.5 * (slot[0] + slot[1])
+
+
+@njit(cache=True)
 def _window_slots(
     slots: np.ndarray, heads: np.ndarray, row: int, t_start: float, t_end: float,
-    t1_column: int, out: np.ndarray,
+    out: np.ndarray,
 ) -> int:  # fmt: skip
-    """The slots of ``row`` whose frame ends in ``(t_start, t_end]`` (10 ms slack for
-    clock jitter), oldest first, into ``out``; returns how many."""
+    """The slots of ``row`` whose frame's middle is in ``(t_start, t_end]``, oldest first,
+    into ``out``; returns how many."""
     count = 0
     held = min(heads[row], SLOTS)
     for back in range(held - 1, -1, -1):
         k = (heads[row] - 1 - back) % SLOTS
-        end = slots[row, k, t1_column]
-        if end > t_start + 0.01 and end <= t_end + 0.01:
+        middle = _middle(slots[row, k])
+        if middle > t_start and middle <= t_end:
             out[count] = k
             count += 1
     return count
@@ -326,7 +334,7 @@ def combine_ecg(
     picked = np.empty(SLOTS, dtype=np.int64)
     for w in range(rows.shape[0]):
         row = rows[w]
-        count = _window_slots(slots, heads, row, t_start[w], t_end[w], E_T1, picked)
+        count = _window_slots(slots, heads, row, t_start[w], t_end[w], picked)
         if count == 0:
             continue
         s = slots[row]
@@ -405,7 +413,7 @@ def combine_ppg(
     picked = np.empty(SLOTS, dtype=np.int64)
     for w in range(rows.shape[0]):
         row = rows[w]
-        count = _window_slots(slots, heads, row, t_start[w], t_end[w], P_T1, picked)
+        count = _window_slots(slots, heads, row, t_start[w], t_end[w], picked)
         if count == 0:
             continue
         s = slots[row]
@@ -424,7 +432,7 @@ def combine_ppg(
             if s[k, P_PRESENT] > 0:
                 lo = min(lo, s[k, P_MIN])
                 hi = max(hi, s[k, P_MAX])
-            if s[k, P_T1] > t_end[w] - tail_s + 0.01:
+            if _middle(s[k]) > t_end[w] - tail_s:
                 tn += s[k, P_PRESENT]
                 t1 += s[k, P_S1]
                 t2 += s[k, P_S2]
@@ -469,7 +477,7 @@ def combine_acc(
     picked = np.empty(SLOTS, dtype=np.int64)
     for w in range(rows.shape[0]):
         row = rows[w]
-        count = _window_slots(slots, heads, row, t_start[w], t_end[w], A_T1, picked)
+        count = _window_slots(slots, heads, row, t_start[w], t_end[w], picked)
         s = slots[row]
         n = m1 = m2 = peak = 0.0
         tn = t1 = t2 = 0.0
@@ -481,15 +489,15 @@ def combine_acc(
             m1 += s[k, A_M1]
             m2 += s[k, A_M2]
             peak = max(peak, s[k, A_MAX])
-            if s[k, A_T1] > t_end[w] - trailing_s + 0.01:
+            if _middle(s[k]) > t_end[w] - trailing_s:
                 tn += s[k, A_N]
                 t1 += s[k, A_M1]
                 t2 += s[k, A_M2]
-            if s[k, A_T0] < t_start[w] + edge_s - 0.01:
+            if _middle(s[k]) < t_start[w] + edge_s:
                 first[0] += s[k, A_X]
                 first[1] += s[k, A_Y]
                 first[2] += s[k, A_Z]
-            if s[k, A_T1] > t_end[w] - edge_s + 0.01:
+            if _middle(s[k]) > t_end[w] - edge_s:
                 last[0] += s[k, A_X]
                 last[1] += s[k, A_Y]
                 last[2] += s[k, A_Z]
