@@ -150,6 +150,17 @@ class _Ring:
         return rows, rows >= 0
 
 
+def _by_rate(
+    frames: Sequence[tuple[str, float, float, np.ndarray]],
+) -> dict[float, list[tuple[str, float, float, np.ndarray]]]:
+    """Frames grouped by rate: a rate's filters are designed once and its devices run in
+    one call."""
+    groups: dict[float, list[tuple[str, float, float, np.ndarray]]] = {}
+    for frame in frames:
+        groups.setdefault(float(frame[2]), []).append(frame)
+    return groups
+
+
 def _packed(
     ring: _Ring, frames: Sequence[tuple[str, float, float, np.ndarray]], width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -181,10 +192,7 @@ class FrameStats:
     def push_ecg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
         """Summarize each ``(device, t0, fs, samples)`` ECG frame (mV, NaN = missing);
         devices of one rate are summarized in one call."""
-        by_rate: dict[float, list[tuple[str, float, float, np.ndarray]]] = {}
-        for frame in frames:
-            by_rate.setdefault(float(frame[2]), []).append(frame)
-        for fs, group in by_rate.items():
+        for fs, group in _by_rate(frames).items():
             samples, bounds, rows, t0, t1 = _packed(self._ecg, group, 1)
             sos, zi = _design(fs)
             k.advance_ecg(
@@ -195,10 +203,7 @@ class FrameStats:
 
     def push_ppg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
         """Summarize each ``(device, t0, fs, samples)`` PPG frame (NaN = missing)."""
-        by_rate: dict[float, list[tuple[str, float, float, np.ndarray]]] = {}
-        for frame in frames:
-            by_rate.setdefault(float(frame[2]), []).append(frame)
-        for fs, group in by_rate.items():
+        for fs, group in _by_rate(frames).items():
             samples, bounds, rows, t0, t1 = _packed(self._ppg, group, 1)
             sos, zi = _design_ppg(fs)
             k.advance_ppg(

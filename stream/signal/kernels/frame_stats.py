@@ -84,6 +84,26 @@ def _biquad(x: float, sos: np.ndarray, z: np.ndarray, at: int) -> float:
 
 
 @njit(cache=True)
+def _open_slot(slots: np.ndarray, heads: np.ndarray, row: int, t0: float, t1: float) -> np.ndarray:
+    """The device's next slot (the ring's oldest), emptied and dated ``[t0, t1)``; column
+    0 and 1 are every signal's start and end."""
+    slot = slots[row, heads[row] % SLOTS]
+    heads[row] += 1
+    slot[:] = 0.0
+    slot[0] = t0
+    slot[1] = t1
+    return slot
+
+
+@njit(cache=True)
+def _start_filters(z: np.ndarray, at: int, zi: np.ndarray, x: float) -> None:
+    """Each band's two sections in ``z[at:]`` as if the signal had always been ``x``."""
+    for b in range(zi.shape[0]):
+        for q in range(4):
+            z[at + 4 * b + q] = zi[b, q] * x
+
+
+@njit(cache=True)
 def advance_ecg(
     samples: np.ndarray,
     bounds: np.ndarray,
@@ -110,11 +130,7 @@ def advance_ecg(
         row = rows[r]
         z = state[row]
         fs = (bounds[r + 1] - bounds[r]) / (t1[r] - t0[r])
-        slot = slots[row, heads[row] % SLOTS]
-        heads[row] += 1
-        slot[:] = 0.0
-        slot[E_T0] = t0[r]
-        slot[E_T1] = t1[r]
+        slot = _open_slot(slots, heads, row, t0[r], t1[r])
         for i in range(bounds[r], bounds[r + 1]):
             x = samples[i]
             t = t0[r] + (i - bounds[r]) / fs
@@ -124,9 +140,7 @@ def advance_ecg(
                 continue
             slot[E_PRESENT] += 1.0
             if z[S_STARTED] == 0.0:
-                for b in range(BANDS):
-                    for q in range(4):
-                        z[S_Z + 4 * b + q] = zi[b, q] * x
+                _start_filters(z, S_Z, zi, x)
                 z[S_STARTED] = 1.0
                 z[S_CAND_T] = math.nan
             qrs = _biquad(_biquad(x, sos[0, 0], z, S_Z), sos[0, 1], z, S_Z + 2)
@@ -222,11 +236,7 @@ def advance_ppg(
     for r in range(rows.shape[0]):
         row = rows[r]
         z = state[row]
-        slot = slots[row, heads[row] % SLOTS]
-        heads[row] += 1
-        slot[:] = 0.0
-        slot[P_T0] = t0[r]
-        slot[P_T1] = t1[r]
+        slot = _open_slot(slots, heads, row, t0[r], t1[r])
         for i in range(bounds[r], bounds[r + 1]):
             x = samples[i]
             slot[P_N] += 1.0
@@ -234,9 +244,7 @@ def advance_ppg(
                 continue
             slot[P_PRESENT] += 1.0
             if z[Q_STARTED] == 0.0:
-                for b in range(PPG_BANDS):
-                    for q in range(4):
-                        z[Q_Z + 4 * b + q] = zi[b, q] * x
+                _start_filters(z, Q_Z, zi, x)
                 z[Q_STARTED] = 1.0
                 z[Q_LAST] = math.nan
             if x == z[Q_LAST]:
@@ -265,11 +273,7 @@ def advance_acc(
     ``bounds[r + 1]`` of ``samples``) into its next slot."""
     for r in range(rows.shape[0]):
         row = rows[r]
-        slot = slots[row, heads[row] % SLOTS]
-        heads[row] += 1
-        slot[:] = 0.0
-        slot[A_T0] = t0[r]
-        slot[A_T1] = t1[r]
+        slot = _open_slot(slots, heads, row, t0[r], t1[r])
         for i in range(bounds[r], bounds[r + 1]):
             x, y, z = samples[i, 0], samples[i, 1], samples[i, 2]
             if math.isnan(x) or math.isnan(y) or math.isnan(z):
