@@ -5,8 +5,10 @@ and integration history, signal and noise levels, held candidates for search-bac
 recent beats) in arrays indexed by a slot, advanced by each frame's new samples once, all
 devices of a batch in one compiled call (:func:`stream.signal.kernels.ecg_stream.advance`).
 A stream cut into frames of any length yields exactly the beats of the whole stream, and a
-device's state exports to bytes and restores elsewhere (a worker restart, a partition
-move) with the same beats after it.
+device's state exports to bytes and restores elsewhere (a worker restart, a partition move)
+with the same beats after it. The slot table, the frames' clock rules and the moving of a
+device are :class:`stream.signal.device_streams.DeviceStreams`'s, which it shares with the
+PPG pulse stream.
 
 The detector is Pan and Tompkins' (1985) in its original causal form: a 5–15 Hz
 2nd-order Butterworth band-pass (one pass, not zero-phase), the five-point derivative,
@@ -49,12 +51,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import scipy.signal
 
-from stream.signal.buffers import CLOCK_SNAP_S
+from stream.signal.device_streams import DeviceStreams
 from stream.signal.kernels import ecg_stream as k
 
 ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
@@ -87,14 +87,6 @@ DECISION_DELAY_S = 0.3  # R peak to decision (see the module doc)
 EXPORT_FORMAT = 1  # the layout of EcgBeatStream.export
 
 
-@lru_cache(maxsize=16)
-def _design(fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Second-order sections of the causal QRS band-pass and their unit-step initial state."""
-    low, high = ECG_BAND
-    sos = scipy.signal.butter(2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
-    return sos, scipy.signal.sosfilt_zi(sos)
-
-
 @dataclass(frozen=True, slots=True)
 class BeatBatch:
     """The beats one :meth:`EcgBeatStream.push` counted: row of the pushed batch, epoch
@@ -105,65 +97,26 @@ class BeatBatch:
     samples: np.ndarray
 
 
-class EcgBeatStream:
+class EcgBeatStream(DeviceStreams):
     """Causal beat detection for a fleet of devices (see the module doc)."""
 
-    def __init__(self, capacity: int = 64) -> None:
-        self._slots: dict[str, int] = {}
-        self._known: set[str] = set()  # devices whose slot holds a started stream
-        self._free: list[int] = []
-        self._allocate(capacity)
+    KIND, KERNEL, BAND = "ECG", k, ECG_BAND
+    MAX_FS, MAX_BRIDGE_S, DECISION_DELAY_S = MAX_FS, MAX_BRIDGE_S, DECISION_DELAY_S
+    _CLEARED = ("_filt", "_slopes", "_squares", "_raw", "_held", "_history")
 
     # -- storage ---------------------------------------------------------------------------
 
-    def _allocate(self, capacity: int) -> None:
-        old = getattr(self, "_fst", None)
-        size = 0 if old is None else old.shape[0]
-        arrays = {
-            "_fst": ((capacity, k.F_COLUMNS), np.float64),
-            "_ist": ((capacity, k.I_COLUMNS), np.int64),
+    def _arrays(self, capacity: int) -> dict[str, tuple[tuple[int, ...], type]]:
+        return {
             "_filt": ((capacity, k.RING), np.float64),
             "_slopes": ((capacity, k.RING), np.float64),
             "_squares": ((capacity, k.RING), np.float64),
             "_raw": ((capacity, k.RING), np.float64),
             "_held": ((capacity, k.HELD, k.H_COLUMNS), np.float64),
             "_history": ((capacity, k.HISTORY + k.RECENT), np.int64),
-            "_sos": ((capacity, 2, 6), np.float64),
-            "_zi": ((capacity, 2, 2), np.float64),
-            "_origin": ((capacity,), np.float64),
         }
-        for name, (shape, dtype) in arrays.items():
-            grown = np.zeros(shape, dtype=dtype)
-            if old is not None:
-                grown[:size] = getattr(self, name)
-            setattr(self, name, grown)
-        self._free.extend(range(capacity - 1, size - 1, -1))
-        # Python mirrors of each slot's rate, origin and sample count (see push).
-        for mirror, fill in (("_rate", math.nan), ("_origin_s", 0.0), ("_count", 0)):
-            values = getattr(self, mirror, [])
-            values.extend([fill] * (capacity - size))
-            setattr(self, mirror, values)
 
-    def _slot(self, device: str) -> int:
-        slot = self._slots.get(device)
-        if slot is None:
-            if not self._free:
-                self._allocate(2 * self._fst.shape[0])
-            slot = self._slots[device] = self._free.pop()
-        return slot
-
-    def _start(self, slot: int, fs: float, t0: float) -> None:
-        """A new stream in ``slot`` at rate ``fs`` whose sample 0 is at ``t0``."""
-        if not 0 < fs <= MAX_FS:
-            raise ValueError(f"ECG rate {fs} Hz outside (0, {MAX_FS}]")
-        sos, zi = _design(float(fs))
-        for name in ("_fst", "_ist", "_filt", "_slopes", "_squares", "_raw", "_held", "_history"):
-            getattr(self, name)[slot] = 0
-        self._sos[slot], self._zi[slot] = sos, zi
-        self._origin[slot] = round(t0 * fs) / fs
-        self._rate[slot], self._origin_s[slot], self._count[slot] = fs, float(self._origin[slot]), 0
-        f, i = self._fst[slot], self._ist[slot]
-        f[k.F_FS] = fs
+    def _configure(self, f: np.ndarray, i: np.ndarray, fs: float) -> None:
         f[k.F_OVERDUE] = np.inf
         width = round(0.15 * fs)
         i[k.I_WIDTH] = width
@@ -192,45 +145,9 @@ class EcgBeatStream:
         (device clocks jitter), one after a gap bridges it with missing samples, one more
         than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and samples
         the stream already holds are skipped."""
-        # Plain Python per frame (a numpy scalar costs more than the arithmetic here): the
-        # slot's rate, origin and sample count are mirrored in lists, and the count follows
-        # every chunk, so a device twice in one batch continues itself.
-        rates, origins, counts = self._rate, self._origin_s, self._count
-        parts: list[BeatBatch] = []
-        first = 0  # the batch's row where the frames gathered for the kernel begin
-        slots: list[int] = []
-        chunks: list[np.ndarray] = []
-        for row, (device, t0, fs, samples) in enumerate(frames):
-            slot = self._slots.get(device)
-            chunk = np.asarray(samples, dtype=np.float64)
-            fresh = slot is None or device not in self._known
-            restart = fresh or rates[slot] != fs
-            if not restart:
-                expected = origins[slot] + counts[slot] / fs
-                offset = round((t0 - expected) * fs)
-                if abs(offset) <= CLOCK_SNAP_S * fs:
-                    pass
-                elif offset > MAX_BRIDGE_S * fs:
-                    restart = True
-                elif offset > 0:
-                    chunk = np.concatenate((np.full(offset, np.nan), chunk))
-                else:
-                    chunk = chunk[-offset:]  # already seen
-            if restart:
-                slot = self._slot(device)
-                if not fresh and slot in slots:
-                    # The device's earlier frames in this batch belong to the stream this
-                    # one replaces: they are advanced (and their beats timed) first.
-                    parts.append(self._advance(slots, chunks, first))
-                    first, slots, chunks = row, [], []
-                self._start(slot, fs, t0)
-                self._known.add(device)
-            counts[slot] += len(chunk)
-            slots.append(slot)
-            chunks.append(chunk)
-        parts.append(self._advance(slots, chunks, first))
-        if len(parts) == 1:
-            return parts[0]
+        return self._push(frames)
+
+    def _join(self, parts: list[BeatBatch]) -> BeatBatch:
         return BeatBatch(
             rows=np.concatenate([part.rows for part in parts]),
             times=np.concatenate([part.times for part in parts]),
@@ -240,10 +157,7 @@ class EcgBeatStream:
     def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> BeatBatch:
         """Run the kernel over ``chunks``, one per slot in ``slots``, which are the batch's
         rows from ``first`` on."""
-        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
-        np.cumsum([len(chunk) for chunk in chunks], out=bounds[1:])
-        slots_a = np.array(slots, dtype=np.int64)
-        samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
+        samples_all, bounds, slots_a = self._gather(slots, chunks)
         rows, positions = k.advance(
             samples_all, bounds, slots_a, self._sos, self._zi, self._fst, self._ist,
             self._filt, self._slopes, self._squares, self._raw, self._held, self._history,
@@ -263,8 +177,8 @@ class EcgBeatStream:
     def recent_samples(self, device: str) -> tuple[np.ndarray, float, float]:
         """(epoch times of the recent beats, the stream's origin, its rate); the beats'
         absolute sample indices are ``(times - origin) * fs``."""
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
+        slot = self._live(device)
+        if slot is None:
             return np.zeros(0), 0.0, math.nan
         counted = int(self._ist[slot, k.I_COUNTED])
         ring = self._history[slot, k.HISTORY :]
@@ -289,36 +203,22 @@ class EcgBeatStream:
     def decided_until(self, device: str) -> float:
         """Epoch time up to which the device's beats are decided (the end of its samples
         less the decision delay): the fast bradycardia path's wait counts to here."""
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
-            return math.nan
-        fs = self._fst[slot, k.F_FS]
-        return float(self._origin[slot] + self._ist[slot, k.I_N] / fs - DECISION_DELAY_S)
+        return super().decided_until(device)
 
     def in_gap(self, device: str) -> bool:
         """Whether the device's last sample was missing."""
-        slot = self._slots.get(device)
-        return slot is not None and device in self._known and self._ist[slot, k.I_GAP_START] >= 0
+        slot = self._live(device)
+        return slot is not None and self._ist[slot, k.I_GAP_START] >= 0
 
     # -- moving a device -------------------------------------------------------------------
-
-    def forget(self, device: str) -> None:
-        """Drop a device's state (its partition moved away)."""
-        slot = self._slots.pop(device, None)
-        if slot is not None:
-            self._known.discard(device)
-            self._free.append(slot)
-
-    def devices(self) -> list[str]:
-        return sorted(self._known)
 
     def export(self, device: str) -> bytes | None:
         """The device's detector state as bytes (about 3 KB at 128 Hz, 5 KB at 250 Hz), or
         ``None`` if unknown: a flat float64 record (:data:`EXPORT_FORMAT`, then the
         counts, the origin, the state columns, the recent rings, the held candidates and
         the beat history), cheap to build once per frame."""
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
+        slot = self._live(device)
+        if slot is None:
             return None
         ist = self._ist[slot]
         fs = self._fst[slot, k.F_FS]
@@ -327,7 +227,7 @@ class EcgBeatStream:
         positions = np.arange(n - keep, n) % k.RING
         held = int(ist[k.I_HELD])
         parts = (
-            np.array([EXPORT_FORMAT, keep, held, self._origin[slot]]),
+            self._header(slot, keep, held, EXPORT_FORMAT),
             self._fst[slot],
             ist,
             self._filt[slot, positions],
@@ -342,24 +242,12 @@ class EcgBeatStream:
     def restore(self, device: str, blob: bytes) -> None:
         """Continue a device from :meth:`export`'s bytes (every integer in them is below
         2**53, so exact in float64)."""
-        record = np.frombuffer(blob, dtype=np.float64)
-        if int(record[0]) != EXPORT_FORMAT:
-            raise ValueError(f"detector state format {record[0]}, expected {EXPORT_FORMAT}")
-        keep, held = int(record[1]), int(record[2])
+        keep, held = self._counts(blob, EXPORT_FORMAT)
         sizes = (k.F_COLUMNS, k.I_COLUMNS, keep, keep, keep, keep,
                  held * k.H_COLUMNS, k.HISTORY + k.RECENT)  # fmt: skip
-        if len(record) != 4 + sum(sizes):
-            raise ValueError("truncated detector state")
-        fst, ist, filt, slopes, squares, raw, held_rows, history = np.split(
-            record[4:], np.cumsum(sizes)[:-1]
-        )
-        slot = self._slot(device)
-        self._start(slot, float(fst[k.F_FS]), 0.0)
-        self._origin[slot] = record[3]
-        self._fst[slot] = fst
-        self._ist[slot] = ist.astype(np.int64)
-        n = int(self._ist[slot, k.I_N])
-        self._origin_s[slot], self._count[slot] = float(record[3]), n
+        fst, ist, filt, slopes, squares, raw, held_rows, history = self._open(blob, sizes)
+        slot = self._resume(device, blob, fst, ist)
+        n = self._count[slot]
         positions = np.arange(n - keep, n) % k.RING
         for name, values in (("_filt", filt), ("_slopes", slopes), ("_squares", squares),
                              ("_raw", raw)):  # fmt: skip

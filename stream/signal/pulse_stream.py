@@ -7,7 +7,10 @@ template correlation) in arrays indexed by a slot, advanced by each frame's new 
 once, all devices of a batch in one compiled call
 (:func:`stream.signal.kernels.ppg_stream.advance`). A stream cut into frames of any length
 yields exactly the pulses of the whole stream, and a device's state exports to bytes and
-restores elsewhere (a worker restart, a partition move) with the same pulses after it.
+restores elsewhere (a worker restart, a partition move) with the same pulses after it. The
+slot table, the frames' clock rules and the moving of a device are
+:class:`stream.signal.device_streams.DeviceStreams`'s, which it shares with the ECG beat
+stream.
 
 The detector is Elgendi et al.'s (2013, PLoS One 8:e76585), the window detector of
 :func:`stream.signal.beats.elgendi` made causal: the same 0.5–8 Hz 2nd-order Butterworth
@@ -81,13 +84,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import scipy.signal
 
 from stream.signal.beats import PPG_BAND
-from stream.signal.buffers import CLOCK_SNAP_S
+from stream.signal.device_streams import DeviceStreams
 from stream.signal.kernels import ppg_stream as k
 
 # Elgendi et al. 2013 (the best of their parameter search): W1 = 111 ms (a systolic peak's
@@ -126,15 +127,6 @@ DECISION_DELAY_S = REFRACTORY_MAX_S + BEAT_WINDOW_S / 2 + R_BACK_S
 EXPORT_FORMAT = 2
 
 
-@lru_cache(maxsize=16)
-def _design(fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Second-order sections of the causal PPG band-pass and their unit-step initial state
-    (the window band-pass's design: :func:`stream.signal.filters.bandpass`)."""
-    low, high = PPG_BAND
-    sos = scipy.signal.butter(2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
-    return sos, scipy.signal.sosfilt_zi(sos)
-
-
 @dataclass(frozen=True, slots=True)
 class PulseBatch:
     """The pulses one :meth:`PpgPulseStream.push` counted, in order of decision per
@@ -150,63 +142,31 @@ class PulseBatch:
     decided: np.ndarray
 
 
-class PpgPulseStream:
+_FIELDS = ("rows", "times", "samples", "amplitudes", "correlations", "decided")
+
+
+class PpgPulseStream(DeviceStreams):
     """Causal pulse detection for a fleet of devices (see the module doc)."""
 
-    def __init__(self, capacity: int = 64) -> None:
-        self._slots: dict[str, int] = {}
-        self._known: set[str] = set()  # devices whose slot holds a started stream
-        self._free: list[int] = []
-        self._allocate(capacity)
+    # The window band-pass's design (stream.signal.filters.bandpass), run forward only.
+    KIND, KERNEL, BAND = "PPG", k, PPG_BAND
+    MAX_FS, MAX_BRIDGE_S, DECISION_DELAY_S = MAX_FS, MAX_BRIDGE_S, DECISION_DELAY_S
+    # As before DeviceStreams (outputs unchanged): a device's earlier frames in a batch run
+    # after a later frame restarted its stream. EcgBeatStream advances them first.
+    _RESTART_SPLITS_BATCH = False
+    _CLEARED = ("_rings", "_template", "_recent", "_features")
 
     # -- storage ---------------------------------------------------------------------------
 
-    def _allocate(self, capacity: int) -> None:
-        old = getattr(self, "_fst", None)
-        size = 0 if old is None else old.shape[0]
-        arrays = {
-            "_fst": ((capacity, k.F_COLUMNS), np.float64),
-            "_ist": ((capacity, k.I_COLUMNS), np.int64),
+    def _arrays(self, capacity: int) -> dict[str, tuple[tuple[int, ...], type]]:
+        return {
             "_rings": ((capacity, k.RINGS, k.RING), np.float64),
             "_template": ((capacity, k.TEMPLATES), np.float64),
             "_recent": ((capacity, k.RECENT), np.int64),
             "_features": ((capacity, k.RECENT, k.P_COLUMNS), np.float64),
-            "_sos": ((capacity, k.SECTIONS, 6), np.float64),
-            "_zi": ((capacity, k.SECTIONS, 2), np.float64),
-            "_origin": ((capacity,), np.float64),
         }
-        for name, (shape, dtype) in arrays.items():
-            grown = np.zeros(shape, dtype=dtype)
-            if old is not None:
-                grown[:size] = getattr(self, name)
-            setattr(self, name, grown)
-        self._free.extend(range(capacity - 1, size - 1, -1))
-        # Python mirrors of each slot's rate, origin and sample count (see push).
-        for mirror, fill in (("_rate", math.nan), ("_origin_s", 0.0), ("_count", 0)):
-            values = getattr(self, mirror, [])
-            values.extend([fill] * (capacity - size))
-            setattr(self, mirror, values)
 
-    def _slot(self, device: str) -> int:
-        slot = self._slots.get(device)
-        if slot is None:
-            if not self._free:
-                self._allocate(2 * self._fst.shape[0])
-            slot = self._slots[device] = self._free.pop()
-        return slot
-
-    def _start(self, slot: int, fs: float, t0: float) -> None:
-        """A new stream in ``slot`` at rate ``fs`` whose sample 0 is at ``t0``."""
-        if not 0 < fs <= MAX_FS:
-            raise ValueError(f"PPG rate {fs} Hz outside (0, {MAX_FS}]")
-        sos, zi = _design(float(fs))
-        for name in ("_fst", "_ist", "_rings", "_template", "_recent", "_features"):
-            getattr(self, name)[slot] = 0
-        self._sos[slot], self._zi[slot] = sos, zi
-        self._origin[slot] = round(t0 * fs) / fs
-        self._rate[slot], self._origin_s[slot], self._count[slot] = fs, float(self._origin[slot]), 0
-        f, i = self._fst[slot], self._ist[slot]
-        f[k.F_FS] = fs
+    def _configure(self, f: np.ndarray, i: np.ndarray, fs: float) -> None:
         f[k.F_OFFSET_W] = 1.0 / max(OFFSET_SPAN_S * fs, 1.0)
         beat = max(round(BEAT_WINDOW_S * fs), 1)
         i[k.I_W_PEAK] = max(round(PEAK_WINDOW_S * fs), 1)
@@ -232,37 +192,12 @@ class PpgPulseStream:
         (device clocks jitter), one after a gap bridges it with missing samples, one more
         than :data:`MAX_BRIDGE_S` late or at another rate starts a new stream, and samples
         the stream already holds are skipped."""
-        # Plain Python per frame (a numpy scalar costs more than the arithmetic here): the
-        # slot's rate, origin and sample count are mirrored in lists, and the count follows
-        # every chunk, so a device twice in one batch continues itself.
-        slots: list[int] = []
-        chunks: list[np.ndarray] = []
-        rates, origins, counts = self._rate, self._origin_s, self._count
-        for device, t0, fs, samples in frames:
-            slot = self._slots.get(device)
-            if slot is None or device not in self._known:
-                slot = self._slot(device)
-                self._start(slot, fs, t0)
-                self._known.add(device)
-            elif rates[slot] != fs:
-                self._start(slot, fs, t0)
-            chunk = np.asarray(samples, dtype=np.float64)
-            offset = round((t0 - origins[slot] - counts[slot] / fs) * fs)
-            if abs(offset) <= CLOCK_SNAP_S * fs:
-                pass
-            elif offset > MAX_BRIDGE_S * fs:
-                self._start(slot, fs, t0)
-            elif offset > 0:
-                chunk = np.concatenate((np.full(offset, np.nan), chunk))
-            else:
-                chunk = chunk[-offset:]  # already seen
-            counts[slot] += len(chunk)
-            slots.append(slot)
-            chunks.append(chunk)
-        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
-        np.cumsum([len(chunk) for chunk in chunks], out=bounds[1:])
-        slots_a = np.array(slots, dtype=np.int64)
-        samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
+        return self._push(frames)
+
+    def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> PulseBatch:
+        """Run the kernel over ``chunks``, one per slot in ``slots``, which are the batch's
+        rows from ``first`` on."""
+        samples_all, bounds, slots_a = self._gather(slots, chunks)
         rows, positions, amplitudes, correlations, decided = k.advance(
             samples_all, bounds, slots_a, self._sos, self._zi, self._fst, self._ist,
             self._rings, self._template, self._recent, self._features,
@@ -270,12 +205,17 @@ class PpgPulseStream:
         pulse_slots = slots_a[rows]
         origin, rate = self._origin[pulse_slots], self._fst[pulse_slots, k.F_FS]
         return PulseBatch(
-            rows=rows,
+            rows=rows + first,
             times=origin + positions / rate,
             samples=positions,
             amplitudes=amplitudes,
             correlations=correlations,
             decided=origin + (decided + 1) / rate,
+        )
+
+    def _join(self, parts: list[PulseBatch]) -> PulseBatch:
+        return PulseBatch(
+            *(np.concatenate([getattr(part, name) for part in parts]) for name in _FIELDS)
         )
 
     def recent_pulses(self, device: str) -> np.ndarray:
@@ -288,16 +228,16 @@ class PpgPulseStream:
         """(epoch times of the recent pulses, the stream's origin, its rate); the pulses'
         absolute sample indices are ``(times - origin) * fs``."""
         times, _, _ = self.recent_features(device)
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
+        slot = self._live(device)
+        if slot is None:
             return times, 0.0, math.nan
         return times, float(self._origin[slot]), float(self._fst[slot, k.F_FS])
 
     def recent_features(self, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(epoch times, heights, template correlations) of the device's recent pulses,
         oldest first."""
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
+        slot = self._live(device)
+        if slot is None:
             return np.zeros(0), np.zeros(0), np.zeros(0)
         counted = int(self._ist[slot, k.I_COUNTED])
         held = min(counted, k.RECENT)
@@ -334,28 +274,14 @@ class PpgPulseStream:
     def decided_until(self, device: str) -> float:
         """Epoch time up to which the device's pulses are decided (the end of its samples
         less :data:`DECISION_DELAY_S`): a wait since the last pulse counts to here."""
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
-            return math.nan
-        fs = self._fst[slot, k.F_FS]
-        return float(self._origin[slot] + self._ist[slot, k.I_N] / fs - DECISION_DELAY_S)
+        return super().decided_until(device)
 
     def in_gap(self, device: str) -> bool:
         """Whether the device's last sample was missing."""
-        slot = self._slots.get(device)
-        return slot is not None and device in self._known and self._ist[slot, k.I_GAP_START] >= 0
+        slot = self._live(device)
+        return slot is not None and self._ist[slot, k.I_GAP_START] >= 0
 
     # -- moving a device -------------------------------------------------------------------
-
-    def forget(self, device: str) -> None:
-        """Drop a device's state (its partition moved away)."""
-        slot = self._slots.pop(device, None)
-        if slot is not None:
-            self._known.discard(device)
-            self._free.append(slot)
-
-    def devices(self) -> list[str]:
-        return sorted(self._known)
 
     def _keep(self, slot: int) -> int:
         """Samples of the rings a restored detector reads: the beat average's span, the
@@ -379,8 +305,8 @@ class PpgPulseStream:
         """The device's detector state as bytes (about 5 KB at 100 Hz), or ``None`` if
         unknown: a flat float64 record (:data:`EXPORT_FORMAT`, then the counts, the origin,
         the state columns, the recent rings, the two templates and the recent pulses)."""
-        slot = self._slots.get(device)
-        if slot is None or device not in self._known:
+        slot = self._live(device)
+        if slot is None:
             return None
         ist = self._ist[slot]
         n = int(ist[k.I_N])
@@ -388,7 +314,7 @@ class PpgPulseStream:
         positions = np.arange(n - keep, n) % k.RING
         width = 2 * int(ist[k.I_HALF]) + 1
         parts = (
-            np.array([EXPORT_FORMAT, keep, width, self._origin[slot]]),
+            self._header(slot, keep, width, EXPORT_FORMAT),
             self._fst[slot],
             ist,
             self._rings[slot][:, positions].ravel(),
@@ -402,24 +328,12 @@ class PpgPulseStream:
     def restore(self, device: str, blob: bytes) -> None:
         """Continue a device from :meth:`export`'s bytes (every integer in them is below
         2**53, so exact in float64)."""
-        record = np.frombuffer(blob, dtype=np.float64)
-        if int(record[0]) != EXPORT_FORMAT:
-            raise ValueError(f"detector state format {record[0]}, expected {EXPORT_FORMAT}")
-        keep, width = int(record[1]), int(record[2])
+        keep, width = self._counts(blob, EXPORT_FORMAT)
         sizes = (k.F_COLUMNS, k.I_COLUMNS, k.RINGS * keep, width, width, k.RECENT,
                  k.RECENT * k.P_COLUMNS)  # fmt: skip
-        if len(record) != 4 + sum(sizes):
-            raise ValueError("truncated detector state")
-        fst, ist, rings, template, other, recent, features = np.split(
-            record[4:], np.cumsum(sizes)[:-1]
-        )
-        slot = self._slot(device)
-        self._start(slot, float(fst[k.F_FS]), 0.0)
-        self._origin[slot] = record[3]
-        self._fst[slot] = fst
-        self._ist[slot] = ist.astype(np.int64)
-        n = int(self._ist[slot, k.I_N])
-        self._origin_s[slot], self._count[slot] = float(record[3]), n
+        fst, ist, rings, template, other, recent, features = self._open(blob, sizes)
+        slot = self._resume(device, blob, fst, ist)
+        n = self._count[slot]
         positions = np.arange(n - keep, n) % k.RING
         self._rings[slot][:, positions] = rings.reshape(k.RINGS, keep)
         self._template[slot, :width] = template

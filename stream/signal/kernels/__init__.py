@@ -15,9 +15,12 @@ features are unchanged up to floating-point summation order.
   the model's held RR intervals);
 - :mod:`~stream.signal.kernels.ppg_stream`: the causal Elgendi pulse loop of
   :mod:`stream.signal.pulse_stream`, many devices' new samples per call.
+- :mod:`~stream.signal.kernels.stream_common`: what the causal stream loops (``ecg_stream``,
+  ``ppg_stream``) share: the band-pass step, gap bookkeeping, output growth.
 
 Kernels are compiled on first use and cached beside their file (``cache=True``); a worker
 compiles them before it consumes (:func:`stream.signal.features.warm_up`). numba's cache
 notices a change to a kernel's own file only, not to a kernel it calls in another file:
-a kernel and the kernels it calls share one module.
+a kernel and the kernels it calls share one module (but for ``stream_common``, whose
+change must be followed by touching ``ecg_stream`` and ``ppg_stream``).
 """

@@ -7,13 +7,17 @@ where the previous call left them, so a stream cut into frames of any length giv
 the beats of the whole stream. The state lives in arrays indexed by a device's slot (the
 layout constants below); the loop over a batch's devices is one compiled call, because a
 second of ECG is a few hundred samples and a Python call per device would cost more than
-the arithmetic.
+the arithmetic. The band-pass step, the gap bookkeeping and the output growth it
+shares with :mod:`~stream.signal.kernels.ppg_stream` are
+:mod:`~stream.signal.kernels.stream_common`'s.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from stream.signal.kernels import stream_common as common
 
 # Float state columns.
 F_Z = 0  # 4 values: the two biquads' transposed direct-form II state
@@ -438,9 +442,8 @@ def advance(
         needed = count + length // max(refractory - 1, 1) + HELD + 4
         if needed > out_rows.shape[0]:
             size = max(2 * out_rows.shape[0], needed)
-            grown = np.empty((2, size), dtype=np.int64)
-            grown[0, :count], grown[1, :count] = out_rows[:count], out_pos[:count]
-            out_rows, out_pos = grown[0], grown[1]
+            out_rows = common.grown(out_rows, count, size)
+            out_pos = common.grown(out_pos, count, size)
         # The device's state in locals for its samples (the loop's cost is memory traffic
         # otherwise), written back after them; a candidate's decision, a few a second,
         # reads and writes the arrays, so the locals it shares go there around it.
@@ -448,21 +451,7 @@ def advance(
         width = ist[d, I_WIDTH]
         learn_span, relearn_gap = ist[d, I_LEARN], ist[d, I_RELEARN_GAP]
         filt_d, slopes_d, squares_d, raw_d = filt[d], slopes[d], squares[d], raw[d]
-        b00, b01, b02, a01, a02 = (
-            sos[d, 0, 0],
-            sos[d, 0, 1],
-            sos[d, 0, 2],
-            sos[d, 0, 4],
-            sos[d, 0, 5],
-        )
-        b10, b11, b12, a11, a12 = (
-            sos[d, 1, 0],
-            sos[d, 1, 1],
-            sos[d, 1, 2],
-            sos[d, 1, 4],
-            sos[d, 1, 5],
-        )
-        z0, z1, z2, z3 = fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3]
+        bp, z = common.sections(sos, sos_zi, d), common.load_state(fst, d, F_Z)
         integ_sum, prev1, prev2 = fst[d, F_INTEG_SUM], fst[d, F_PREV1], fst[d, F_PREV2]
         pend_val, hold = fst[d, F_PEND_VAL], fst[d, F_HOLD]
         learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
@@ -475,15 +464,12 @@ def advance(
         for k in range(bounds[row], bounds[row + 1]):
             x = samples[k]
             if np.isfinite(x):
-                if gap_start >= 0:
-                    gap = n - gap_start
-                    gap_start = -1
-                    gap_end = n
-                    if gap >= relearn_gap:
-                        _restart(fst, ist, d, n)
-                        pend_pos, pend_val = ist[d, I_PEND_POS], fst[d, F_PEND_VAL]
-                        learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
-                        learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
+                gap, gap_start, gap_end = common.gap_closed(n, gap_start, gap_end)
+                if gap >= relearn_gap:
+                    _restart(fst, ist, d, n)
+                    pend_pos, pend_val = ist[d, I_PEND_POS], fst[d, F_PEND_VAL]
+                    learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
+                    learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
                 hold = x
             else:
                 if started == 0:
@@ -494,22 +480,10 @@ def advance(
                     if learning == 1:
                         learn_end = n + learn_span
                     continue
-                if gap_start < 0:
-                    gap_start = n
-                x = hold
-            if started == 0:
-                z0, z1 = sos_zi[d, 0, 0] * x, sos_zi[d, 0, 1] * x
-                z2, z3 = sos_zi[d, 1, 0] * x, sos_zi[d, 1, 1] * x
-                started = 1
+                x, gap_start = common.gap_sample(hold, n, gap_start)
             at = n & MASK
             raw_d[at] = x
-            # The two biquads, transposed direct form II (scipy.signal.sosfilt's).
-            out = b00 * x + z0
-            z0 = b01 * x - a01 * out + z1
-            z1 = b02 * x - a02 * out
-            y = b10 * out + z2
-            z2 = b11 * out - a11 * y + z3
-            z3 = b12 * out - a12 * y
+            y, z, started = common.band_pass(x, z, started, bp)
             filt_d[at] = y
             # Five-point derivative (taps [1, 2, 0, -2, -1] * fs / 8), causal: centred two
             # samples back.
@@ -568,7 +542,7 @@ def advance(
                 learning, learn_end = ist[d, I_LEARNING], ist[d, I_LEARN_END]
                 learn_i, learn_f = fst[d, F_LEARN_I], fst[d, F_LEARN_F]
             n += 1
-        fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3] = z0, z1, z2, z3
+        common.store_state(fst, d, F_Z, z)
         fst[d, F_INTEG_SUM], fst[d, F_PREV1], fst[d, F_PREV2] = integ_sum, prev1, prev2
         fst[d, F_PEND_VAL], fst[d, F_HOLD] = pend_val, hold
         fst[d, F_LEARN_I], fst[d, F_LEARN_F] = learn_i, learn_f

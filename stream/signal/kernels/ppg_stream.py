@@ -7,7 +7,9 @@ span and the running pulse template advance sample by sample from where the prev
 left them, so a stream cut into frames of any length gives exactly the pulses of the whole
 stream. The state lives in arrays indexed by a device's slot (the layout constants below);
 the loop over a batch's devices is one compiled call, because a second of PPG is some tens
-of samples and a Python call per device would cost more than the arithmetic.
+of samples and a Python call per device would cost more than the arithmetic. The band-pass
+step, the gap bookkeeping and the output growth it shares with
+:mod:`~stream.signal.kernels.ecg_stream` are :mod:`~stream.signal.kernels.stream_common`'s.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from stream.signal.kernels import stream_common as common
 
 # Float state columns.
 F_Z = 0  # 4 values: the two biquads' transposed direct-form II state
@@ -54,7 +58,6 @@ I_DIST_MAX = 20  # the most the refractory span grows to
 I_TEMPLATED_OTHER = 21  # pulses averaged into the other shape's template (capped likewise)
 I_COLUMNS = 22
 
-SECTIONS = 2  # biquads of the band-pass (a 2nd-order Butterworth band-pass)
 RING = 512  # samples of history kept per device (2 s at 256 Hz, the highest PPG rate)
 MASK = RING - 1  # a ring position is the absolute index's low bits (RING is a power of 2)
 # Rings, one row each: the raw PPG (gaps held), the band-passed wave, its clipped square.
@@ -252,34 +255,18 @@ def advance(
         needed = count + (bounds[row + 1] - bounds[row]) // (ist[d, I_W_PEAK] + 1) + 4
         if needed > out_rows.shape[0]:
             size = max(2 * out_rows.shape[0], needed)
-            grown_i = np.empty((3, size), dtype=np.int64)
-            grown_f = np.empty((2, size))
-            grown_i[0, :count], grown_i[1, :count] = out_rows[:count], out_pos[:count]
-            grown_i[2, :count] = out_dec[:count]
-            grown_f[0, :count], grown_f[1, :count] = out_amp[:count], out_corr[:count]
-            out_rows, out_pos, out_dec = grown_i[0], grown_i[1], grown_i[2]
-            out_amp, out_corr = grown_f[0], grown_f[1]
+            out_rows = common.grown(out_rows, count, size)
+            out_pos = common.grown(out_pos, count, size)
+            out_dec = common.grown(out_dec, count, size)
+            out_amp = common.grown(out_amp, count, size)
+            out_corr = common.grown(out_corr, count, size)
         # The device's state in locals for its samples (the loop's cost is memory traffic
         # otherwise), written back after them; pulses, rare, read the rest from the arrays.
         w_peak, w_beat = ist[d, I_W_PEAK], ist[d, I_W_BEAT]
         h_peak, lag, reset_gap = ist[d, I_H_PEAK], ist[d, I_LAG], ist[d, I_RESET_GAP]
         inv_peak, inv_beat = 1.0 / w_peak, 1.0 / w_beat
         raw, filt, squares = rings[d, R_RAW], rings[d, R_FILT], rings[d, R_SQUARE]
-        b00, b01, b02, a01, a02 = (
-            sos[d, 0, 0],
-            sos[d, 0, 1],
-            sos[d, 0, 2],
-            sos[d, 0, 4],
-            sos[d, 0, 5],
-        )
-        b10, b11, b12, a11, a12 = (
-            sos[d, 1, 0],
-            sos[d, 1, 1],
-            sos[d, 1, 2],
-            sos[d, 1, 4],
-            sos[d, 1, 5],
-        )
-        z0, z1, z2, z3 = fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3]
+        bp, z = common.sections(sos, sos_zi, d), common.load_state(fst, d, F_Z)
         s_peak, s_beat, z_mean = fst[d, F_S_PEAK], fst[d, F_S_BEAT], fst[d, F_Z_MEAN]
         b_max, p_val, hold = fst[d, F_B_MAX], fst[d, F_P_VAL], fst[d, F_HOLD]
         offset_w = fst[d, F_OFFSET_W]
@@ -290,41 +277,25 @@ def advance(
         for k in range(bounds[row], bounds[row + 1]):
             x = samples[k]
             if np.isfinite(x):
-                if gap_start >= 0:
-                    gap = n - gap_start
-                    gap_start = -1
-                    gap_end = n
-                    if gap >= reset_gap:
-                        # The filter starts again here: the averages forget what came
-                        # before, no block is open, no pulse waits. The template and the
-                        # counted pulses stay.
-                        start = n
-                        started = 0
-                        b_start = p_pos = -1
-                        s_peak = s_beat = z_mean = 0.0
+                gap, gap_start, gap_end = common.gap_closed(n, gap_start, gap_end)
+                if gap >= reset_gap:
+                    # The filter starts again here: the averages forget what came
+                    # before, no block is open, no pulse waits. The template and the
+                    # counted pulses stay.
+                    start = n
+                    started = 0
+                    b_start = p_pos = -1
+                    s_peak = s_beat = z_mean = 0.0
                 hold = x
             else:
                 if started == 0:
                     n += 1  # nothing to hold yet: time passes, no state
                     start = gap_end = n
                     continue
-                if gap_start < 0:
-                    gap_start = n
-                x = hold
-            if started == 0:
-                # The filter starts as if the first sample had always been there (no step).
-                z0, z1 = sos_zi[d, 0, 0] * x, sos_zi[d, 0, 1] * x
-                z2, z3 = sos_zi[d, 1, 0] * x, sos_zi[d, 1, 1] * x
-                started = 1
+                x, gap_start = common.gap_sample(hold, n, gap_start)
             at = n & MASK
             raw[at] = x
-            # The two biquads, transposed direct form II (scipy.signal.sosfilt's).
-            out = b00 * x + z0
-            z0 = b01 * x - a01 * out + z1
-            z1 = b02 * x - a02 * out
-            y = b10 * out + z2
-            z2 = b11 * out - a11 * y + z3
-            z3 = b12 * out - a12 * y
+            y, z, started = common.band_pass(x, z, started, bp)
             filt[at] = y
             square = y * y if y > 0.0 else 0.0
             squares[at] = square
@@ -384,7 +355,7 @@ def advance(
                 )  # fmt: skip
                 p_pos = -1
                 dist = ist[d, I_REFRACTORY]
-        fst[d, F_Z], fst[d, F_Z + 1], fst[d, F_Z + 2], fst[d, F_Z + 3] = z0, z1, z2, z3
+        common.store_state(fst, d, F_Z, z)
         fst[d, F_S_PEAK], fst[d, F_S_BEAT], fst[d, F_Z_MEAN] = s_peak, s_beat, z_mean
         fst[d, F_B_MAX], fst[d, F_P_VAL], fst[d, F_HOLD] = b_max, p_val, hold
         ist[d, I_N], ist[d, I_START], ist[d, I_STARTED] = n, start, started

@@ -1,0 +1,247 @@
+"""Per-device causal detector state in slot-indexed arrays, advanced by frames.
+
+Owns :class:`DeviceStreams`, the storage and clock rules the ECG beat stream
+(:class:`stream.signal.beat_stream.EcgBeatStream`) and the PPG pulse stream
+(:class:`stream.signal.pulse_stream.PpgPulseStream`) share: a device's state lives in one
+slot of arrays that grow as devices come (a detector names its arrays), a frame's samples
+continue the device's stream by the worker's buffers' clock rules (snap within
+:data:`~stream.signal.buffers.CLOCK_SNAP_S`, bridge a gap with missing samples, start a new
+stream past the detector's ``MAX_BRIDGE_S`` or at another rate, skip samples already held),
+and a device is forgotten, listed, exported and restored by slot. What the state means, its
+compiled loop and its export layout stay with each detector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import scipy.signal
+
+from stream.signal.buffers import CLOCK_SNAP_S
+
+
+@lru_cache(maxsize=32)
+def band_pass_design(low: float, high: float, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order sections of a causal 2nd-order Butterworth band-pass (``high`` capped
+    at 0.45 ``fs``) and their unit-step initial state."""
+    sos = scipy.signal.butter(2, (low, min(high, 0.45 * fs)), btype="bandpass", fs=fs, output="sos")
+    return sos, scipy.signal.sosfilt_zi(sos)
+
+
+class DeviceStreams:
+    """Slot-indexed state of a fleet of devices' causal detectors (see the module doc).
+
+    Every detector has ``_fst`` (its float state columns, ``KERNEL.F_COLUMNS`` of them,
+    the rate at ``KERNEL.F_FS``), ``_ist`` (its integer columns, ``KERNEL.I_COLUMNS``, the
+    sample count at ``KERNEL.I_N``), ``_sos`` and ``_zi`` (the two biquads of its band-pass,
+    :mod:`stream.signal.kernels.stream_common`'s) and ``_origin`` (epoch time of sample 0).
+    A detector names its compiled kernel module (:attr:`KERNEL`), its other arrays
+    (:meth:`_arrays`) and those a new stream clears (:attr:`_CLEARED`), its rate limit and
+    band (:attr:`BAND`), how a new stream's columns start (:meth:`_configure`) and how chunks
+    run (:meth:`_advance`)."""
+
+    KIND = ""  # the signal's name in errors
+    BAND = (0.0, 0.0)  # Hz: the detector's band-pass
+    KERNEL: Any = None  # the compiled kernel module: its column and size constants
+    MAX_FS = math.inf
+    MAX_BRIDGE_S = 10.0
+    DECISION_DELAY_S = 0.0
+    _CLEARED: tuple[str, ...] = ()
+    # Whether a device's earlier frames in a batch are advanced before a frame of the same
+    # batch restarts its stream (else they are advanced after the restart, with it).
+    _RESTART_SPLITS_BATCH = True
+
+    _fst: np.ndarray
+    _ist: np.ndarray
+    _sos: np.ndarray
+    _zi: np.ndarray
+    _origin: np.ndarray
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._slots: dict[str, int] = {}
+        self._known: set[str] = set()  # devices whose slot holds a started stream
+        self._free: list[int] = []
+        self._allocate(capacity)
+
+    # -- what a detector says --------------------------------------------------------------
+
+    def _arrays(self, capacity: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+        """Name -> (shape, dtype) of the detector's own slot-indexed arrays (beyond the
+        common ones) at ``capacity`` slots."""
+        raise NotImplementedError
+
+    def _configure(self, f: np.ndarray, i: np.ndarray, fs: float) -> None:
+        """Set a new stream's float and integer columns (cleared, the rate set)."""
+        raise NotImplementedError
+
+    def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> Any:
+        """Run the kernel over ``chunks``, one per slot in ``slots``, which are the
+        batch's rows from ``first`` on; returns the batch of what was decided."""
+        raise NotImplementedError
+
+    def _join(self, parts: list[Any]) -> Any:
+        """One batch of ``parts`` (more than one), in order."""
+        raise NotImplementedError
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _allocate(self, capacity: int) -> None:
+        old = getattr(self, "_fst", None)
+        size = 0 if old is None else old.shape[0]
+        arrays = {
+            "_fst": ((capacity, self.KERNEL.F_COLUMNS), np.float64),
+            "_ist": ((capacity, self.KERNEL.I_COLUMNS), np.int64),
+            **self._arrays(capacity),
+            "_sos": ((capacity, 2, 6), np.float64),
+            "_zi": ((capacity, 2, 2), np.float64),
+            "_origin": ((capacity,), np.float64),
+        }
+        for name, (shape, dtype) in arrays.items():
+            grown = np.zeros(shape, dtype=dtype)
+            if old is not None:
+                grown[:size] = getattr(self, name)
+            setattr(self, name, grown)
+        self._free.extend(range(capacity - 1, size - 1, -1))
+        # Python mirrors of each slot's rate, origin and sample count (see push).
+        for mirror, fill in (("_rate", math.nan), ("_origin_s", 0.0), ("_count", 0)):
+            values = getattr(self, mirror, [])
+            values.extend([fill] * (capacity - size))
+            setattr(self, mirror, values)
+
+    def _slot(self, device: str) -> int:
+        slot = self._slots.get(device)
+        if slot is None:
+            if not self._free:
+                self._allocate(2 * self._fst.shape[0])
+            slot = self._slots[device] = self._free.pop()
+        return slot
+
+    def _live(self, device: str) -> int | None:
+        """The device's slot if it holds a started stream, else ``None``."""
+        slot = self._slots.get(device)
+        return None if slot is None or device not in self._known else slot
+
+    def _start(self, slot: int, fs: float, t0: float) -> None:
+        """A new stream in ``slot`` at rate ``fs`` whose sample 0 is at ``t0``."""
+        if not 0 < fs <= self.MAX_FS:
+            raise ValueError(f"{self.KIND} rate {fs} Hz outside (0, {self.MAX_FS}]")
+        sos, zi = band_pass_design(*self.BAND, float(fs))
+        for name in ("_fst", "_ist", *self._CLEARED):
+            getattr(self, name)[slot] = 0
+        self._sos[slot], self._zi[slot] = sos, zi
+        self._origin[slot] = round(t0 * fs) / fs
+        self._rate[slot], self._origin_s[slot], self._count[slot] = fs, float(self._origin[slot]), 0
+        self._fst[slot, self.KERNEL.F_FS] = fs
+        self._configure(self._fst[slot], self._ist[slot], fs)
+
+    # -- the stream ------------------------------------------------------------------------
+
+    def _push(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> Any:
+        """Advance each ``(device, t0, fs, samples)`` by the clock rules (the detectors'
+        ``push`` says them) and return the batch of what was decided."""
+        # Plain Python per frame (a numpy scalar costs more than the arithmetic here): the
+        # slot's rate, origin and sample count are mirrored in lists, and the count follows
+        # every chunk, so a device twice in one batch continues itself.
+        rates, origins, counts = self._rate, self._origin_s, self._count
+        snap, bridge = CLOCK_SNAP_S, self.MAX_BRIDGE_S
+        parts: list[Any] = []
+        first = 0  # the batch's row where the frames gathered for the kernel begin
+        slots: list[int] = []
+        chunks: list[np.ndarray] = []
+        for row, (device, t0, fs, samples) in enumerate(frames):
+            slot = self._slots.get(device)
+            chunk = np.asarray(samples, dtype=np.float64)
+            fresh = slot is None or device not in self._known
+            restart = fresh or rates[slot] != fs
+            if not restart:
+                expected = origins[slot] + counts[slot] / fs
+                offset = round((t0 - expected) * fs)
+                if abs(offset) <= snap * fs:
+                    pass
+                elif offset > bridge * fs:
+                    restart = True
+                elif offset > 0:
+                    chunk = np.concatenate((np.full(offset, np.nan), chunk))
+                else:
+                    chunk = chunk[-offset:]  # already seen
+            if restart:
+                slot = self._slot(device)
+                if not fresh and slot in slots and self._RESTART_SPLITS_BATCH:
+                    # The device's earlier frames in this batch belong to the stream this
+                    # one replaces: they are advanced (and their output timed) first.
+                    parts.append(self._advance(slots, chunks, first))
+                    first, slots, chunks = row, [], []
+                self._start(slot, fs, t0)
+                self._known.add(device)
+            counts[slot] += len(chunk)
+            slots.append(slot)
+            chunks.append(chunk)
+        parts.append(self._advance(slots, chunks, first))
+        return parts[0] if len(parts) == 1 else self._join(parts)
+
+    @staticmethod
+    def _gather(slots: list[int], chunks: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The kernel's inputs: (all samples, each chunk's bounds in them, the slots)."""
+        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([len(chunk) for chunk in chunks], out=bounds[1:])
+        samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
+        return samples_all, bounds, np.array(slots, dtype=np.int64)
+
+    def decided_until(self, device: str) -> float:
+        """Epoch time up to which the device's output is decided (the end of its samples
+        less the detector's ``DECISION_DELAY_S``)."""
+        slot = self._live(device)
+        if slot is None:
+            return math.nan
+        fs = self._fst[slot, self.KERNEL.F_FS]
+        n = self._ist[slot, self.KERNEL.I_N]
+        return float(self._origin[slot] + n / fs - self.DECISION_DELAY_S)
+
+    # -- moving a device -------------------------------------------------------------------
+
+    def forget(self, device: str) -> None:
+        """Drop a device's state (its partition moved away)."""
+        slot = self._slots.pop(device, None)
+        if slot is not None:
+            self._known.discard(device)
+            self._free.append(slot)
+
+    def devices(self) -> list[str]:
+        return sorted(self._known)
+
+    def _header(self, slot: int, a: int, b: int, export_format: int) -> np.ndarray:
+        """An export's first four values: the format, two counts, the origin."""
+        return np.array([export_format, a, b, self._origin[slot]])
+
+    @staticmethod
+    def _open(blob: bytes, sizes: Sequence[int]) -> list[np.ndarray]:
+        """An export's parts after its header, of ``sizes`` (the caller's, from the
+        header's counts: :meth:`_counts`); a record of another length is truncated."""
+        record = np.frombuffer(blob, dtype=np.float64)
+        if len(record) != 4 + sum(sizes):
+            raise ValueError("truncated detector state")
+        return np.split(record[4:], np.cumsum(sizes)[:-1])
+
+    @staticmethod
+    def _counts(blob: bytes, export_format: int) -> tuple[int, int]:
+        """An export's two counts, once its format is ``export_format``."""
+        record = np.frombuffer(blob, dtype=np.float64)
+        if int(record[0]) != export_format:
+            raise ValueError(f"detector state format {record[0]}, expected {export_format}")
+        return int(record[1]), int(record[2])
+
+    def _resume(self, device: str, blob: bytes, fst: np.ndarray, ist: np.ndarray) -> int:
+        """Start the device's slot again with an export's origin and state columns; returns
+        the slot (the caller fills the rest, then the device is known)."""
+        origin = float(np.frombuffer(blob, dtype=np.float64)[3])
+        slot = self._slot(device)
+        self._start(slot, float(fst[self.KERNEL.F_FS]), 0.0)
+        self._origin[slot] = origin
+        self._fst[slot] = fst
+        self._ist[slot] = ist.astype(np.int64)
+        self._origin_s[slot], self._count[slot] = origin, int(self._ist[slot, self.KERNEL.I_N])
+        return slot
