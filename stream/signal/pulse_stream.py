@@ -151,9 +151,6 @@ class PpgPulseStream(DeviceStreams):
     # The window band-pass's design (stream.signal.filters.bandpass), run forward only.
     KIND, KERNEL, BAND = "PPG", k, PPG_BAND
     MAX_FS, MAX_BRIDGE_S, DECISION_DELAY_S = MAX_FS, MAX_BRIDGE_S, DECISION_DELAY_S
-    # As before DeviceStreams (outputs unchanged): a device's earlier frames in a batch run
-    # after a later frame restarted its stream. EcgBeatStream advances them first.
-    _RESTART_SPLITS_BATCH = False
     _CLEARED = ("_rings", "_template", "_recent", "_features")
 
     # -- storage ---------------------------------------------------------------------------

@@ -161,6 +161,24 @@ def test_a_device_twice_in_one_batch_continues_itself() -> None:
     assert_same(joined(batches), alone)
 
 
+def test_a_new_stream_later_in_the_batch_ends_the_old_one_first() -> None:
+    """A device's later frame in a batch starts a new stream (more than MAX_BRIDGE_S late):
+    its earlier frames are still the old stream's, as when pushed one by one (the ECG
+    stream's rule; before, they ran on the restarted stream)."""
+    rec = recordings()["data3"]
+    fs, ppg = rec.fs, rec.ppg[: int(60 * rec.fs)]
+    frames = [("dev", float(s), fs, ppg[round(s * fs) : round((s + 1) * fs)]) for s in range(60)]
+    late = [*frames[:20], frames[20], frames[21], frames[45], frames[46]]  # 45 s: > 10 s late
+    apart, together = PpgPulseStream(), PpgPulseStream()
+    expected = [apart.push([frame]).times for frame in late]
+    for frame in late[:20]:
+        together.push([frame])
+    batch = together.push(late[20:])
+    np.testing.assert_array_equal(batch.times, np.concatenate(expected[20:]))
+    np.testing.assert_array_equal(together.recent_pulses("dev"), apart.recent_pulses("dev"))
+    assert len(np.concatenate(expected[20:22])) > 0  # the old stream's frames gave pulses
+
+
 @pytest.mark.parametrize("cut_s", [1, 13, 37, 58])
 def test_a_state_restored_elsewhere_goes_on_with_the_same_pulses(cut_s: int) -> None:
     rec = recordings()["data2"]
