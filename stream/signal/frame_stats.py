@@ -43,7 +43,7 @@ Example (two seconds of a still, upright wearer at 25 Hz, then its window)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -181,6 +181,26 @@ def _packed(
     return packed, bounds, rows, t0, t1
 
 
+def _windows(
+    ring: _Ring,
+    combine: Callable[..., np.ndarray],
+    columns: int,
+    devices: Sequence[str],
+    t_start: np.ndarray,
+    t_end: np.ndarray,
+    *extra: float,
+) -> np.ndarray:
+    """``combine`` (a ``combine_*`` kernel) of each device's window; NaN rows for devices
+    the ring does not know."""
+    rows, known = ring.lookup(devices)
+    out = np.full((len(devices), columns), np.nan)
+    if known.any():
+        starts = np.asarray(t_start, dtype=float)[known]
+        ends = np.asarray(t_end, dtype=float)[known]
+        out[known] = combine(ring.slots, ring.heads, rows[known], starts, ends, *extra)
+    return out
+
+
 class FrameStats:
     """Every device's per-frame ECG and accelerometer slots (see the module doc)."""
 
@@ -223,29 +243,14 @@ class FrameStats:
     ) -> np.ndarray:
         """Each window's ECG statistics, columns ``W_*`` of
         :mod:`stream.signal.kernels.frame_stats` (NaN rows for devices without ECG)."""
-        rows, known = self._ecg.lookup(devices)
-        out = np.full((len(devices), k.W_COLUMNS), np.nan)
-        if known.any():
-            out[known] = k.combine_ecg(
-                self._ecg.slots, self._ecg.heads, rows[known],
-                np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
-            )  # fmt: skip
-        return out
+        return _windows(self._ecg, k.combine_ecg, k.W_COLUMNS, devices, t_start, t_end)
 
     def ppg_windows(
         self, devices: Sequence[str], t_start: np.ndarray, t_end: np.ndarray, tail_s: float
     ) -> np.ndarray:
         """Each window's PPG statistics, columns ``G_*`` (the tail's spread over the frames
         of the trailing ``tail_s``; NaN rows for devices without PPG)."""
-        rows, known = self._ppg.lookup(devices)
-        out = np.full((len(devices), k.G_COLUMNS), np.nan)
-        if known.any():
-            out[known] = k.combine_ppg(
-                self._ppg.slots, self._ppg.heads, rows[known],
-                np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
-                tail_s,
-            )  # fmt: skip
-        return out
+        return _windows(self._ppg, k.combine_ppg, k.G_COLUMNS, devices, t_start, t_end, tail_s)
 
     def acc_windows(
         self,
@@ -257,15 +262,9 @@ class FrameStats:
     ) -> np.ndarray:
         """Each window's accelerometer summary, columns ``V_*`` (magnitude std, maximum,
         trailing std, cosine of the posture change; NaN without accelerometer)."""
-        rows, known = self._acc.lookup(devices)
-        out = np.full((len(devices), k.V_COLUMNS), np.nan)
-        if known.any():
-            out[known] = k.combine_acc(
-                self._acc.slots, self._acc.heads, rows[known],
-                np.asarray(t_start, dtype=float)[known], np.asarray(t_end, dtype=float)[known],
-                trailing_s, edge_s,
-            )  # fmt: skip
-        return out
+        return _windows(
+            self._acc, k.combine_acc, k.V_COLUMNS, devices, t_start, t_end, trailing_s, edge_s
+        )
 
     def second_detector(self, device: str) -> tuple[np.ndarray, float]:
         """The second QRS detector's recent peaks (epoch s, oldest first) and the time up

@@ -314,6 +314,32 @@ def _window_slots(
     return count
 
 
+@njit(cache=True)
+def _pinned(s: np.ndarray, picked: np.ndarray, count: int, lo: float, hi: float) -> float:
+    """Samples pinned at the window's extremes ``lo``/``hi``: those of the frames whose own
+    extreme is the window's (ECG and PPG slots share the columns 3-7: present, min, max,
+    near min, near max)."""
+    tolerance = PINNED_TOLERANCE * (hi - lo)
+    pinned = 0.0
+    for c in range(count):
+        k = picked[c]
+        if s[k, E_PRESENT] > 0 and s[k, E_MAX] >= hi - tolerance:
+            pinned += s[k, E_NEAR_MAX]
+        if s[k, E_PRESENT] > 0 and s[k, E_MIN] <= lo + tolerance:
+            pinned += s[k, E_NEAR_MIN]
+    return pinned
+
+
+# The PPG slots keep the ECG's column layout where _pinned and _extremes read them.
+assert (P_PRESENT, P_MIN, P_MAX, P_NEAR_MIN, P_NEAR_MAX) == (
+    E_PRESENT,
+    E_MIN,
+    E_MAX,
+    E_NEAR_MIN,
+    E_NEAR_MAX,
+)
+
+
 # Combined ECG window columns.
 W_PRESENT = 0  # share of samples present
 W_SPAN = 1  # peak to peak (mV)
@@ -362,15 +388,7 @@ def combine_ecg(
             # A stretch carried in from before the window counts only its part inside.
             inside = s[k, E_LONGEST_FLAT] if c > 0 else min(s[k, E_LONGEST_FLAT], s[k, E_N])
             longest = max(longest, inside)
-        pinned = 0.0
-        if hi >= lo:
-            tolerance = PINNED_TOLERANCE * (hi - lo)
-            for c in range(count):
-                k = picked[c]
-                if s[k, E_PRESENT] > 0 and s[k, E_MAX] >= hi - tolerance:
-                    pinned += s[k, E_NEAR_MAX]
-                if s[k, E_PRESENT] > 0 and s[k, E_MIN] <= lo + tolerance:
-                    pinned += s[k, E_NEAR_MIN]
+        pinned = _pinned(s, picked, count, lo, hi) if hi >= lo else 0.0
         out[w, W_SAMPLES] = n
         out[w, W_PRESENT] = present / n if n > 0 else 0.0
         if present > 0:
@@ -444,14 +462,7 @@ def combine_ppg(
         out[w, G_PRESENT] = present / n if n > 0 else 0.0
         if present == 0:
             continue
-        pinned = 0.0
-        tolerance = PINNED_TOLERANCE * (hi - lo)
-        for c in range(count):
-            k = picked[c]
-            if s[k, P_PRESENT] > 0 and s[k, P_MAX] >= hi - tolerance:
-                pinned += s[k, P_NEAR_MAX]
-            if s[k, P_PRESENT] > 0 and s[k, P_MIN] <= lo + tolerance:
-                pinned += s[k, P_NEAR_MIN]
+        pinned = _pinned(s, picked, count, lo, hi)
         mean = s1 / present
         out[w, G_SPAN] = hi - lo
         out[w, G_PINNED] = pinned / present
