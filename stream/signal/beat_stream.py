@@ -200,6 +200,9 @@ class EcgBeatStream(DeviceStreams):
         inside = times[(times >= t_start) & (times < t_end)]
         return np.round((inside - t_start) * fs).astype(np.int64)
 
+    def _recent_ring(self) -> np.ndarray:
+        return self._history[:, k.HISTORY :]
+
     def decided_until(self, device: str) -> float:
         """Epoch time up to which the device's beats are decided (the end of its samples
         less the decision delay): the fast bradycardia path's wait counts to here."""

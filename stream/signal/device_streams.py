@@ -22,6 +22,7 @@ import numpy as np
 import scipy.signal
 
 from stream.signal.buffers import CLOCK_SNAP_S
+from stream.signal.kernels import window_reads
 
 
 @lru_cache(maxsize=32)
@@ -190,6 +191,37 @@ class DeviceStreams:
         np.cumsum([len(chunk) for chunk in chunks], out=bounds[1:])
         samples_all = np.concatenate(chunks) if chunks else np.zeros(0)
         return samples_all, bounds, np.array(slots, dtype=np.int64)
+
+    def live_slots(self, devices: Sequence[str]) -> np.ndarray:
+        """Each device's slot if it holds a started stream, else -1 (for the batch reads)."""
+        slots, known = self._slots, self._known
+        return np.array([slots[d] if d in known else -1 for d in devices], dtype=np.int64)
+
+    def _recent_ring(self) -> np.ndarray:
+        """The slot-indexed ring of recent output positions (the detector's)."""
+        raise NotImplementedError
+
+    def window_times(
+        self, slots: np.ndarray, t_start: np.ndarray, t_end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(epoch times, ring columns, offsets) of the recent output of each window's slot
+        (:meth:`live_slots`) within ``[t_start, t_end)``, packed, oldest first: the batch
+        form of the detector's per-device window reads, equal to them bit for bit."""
+        k = self.KERNEL
+        return window_reads.ring_times(
+            self._recent_ring(), self._ist[:, k.I_COUNTED], self._origin, self._fst[:, k.F_FS],
+            slots, np.asarray(t_start, dtype=np.float64), np.asarray(t_end, dtype=np.float64),
+        )  # fmt: skip
+
+    def decided_until_many(self, slots: np.ndarray) -> np.ndarray:
+        """:meth:`decided_until` of each slot (nan for -1)."""
+        k = self.KERNEL
+        safe = np.maximum(slots, 0)
+        decided = (
+            self._origin[safe] + self._ist[safe, k.I_N] / self._fst[safe, k.F_FS]
+            - self.DECISION_DELAY_S
+        )  # fmt: skip
+        return np.where(slots >= 0, decided, math.nan)
 
     def decided_until(self, device: str) -> float:
         """Epoch time up to which the device's output is decided (the end of its samples

@@ -51,6 +51,7 @@ import scipy.signal
 
 from stream.signal.beats import ECG_BAND, ECG_FLAT_MV
 from stream.signal.kernels import frame_stats as k
+from stream.signal.kernels import window_reads
 
 # The ECG quality bands (Hz), as stream.signal.quality.ECG_BANDS: QRS (also the kurtosis
 # signal), wide QRS, baseline wander and the total. A 10 s window's FFT has no power below
@@ -276,6 +277,18 @@ class FrameStats:
         held = min(count, k.PEAKS)
         order = np.arange(count - held, count) % k.PEAKS
         return self._ecg.peaks[row, order], float(self._ecg.state[row, k.S_DECIDED])
+
+    def second_detector_windows(
+        self, devices: Sequence[str], t_start: np.ndarray, t_end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`second_detector` of many windows at once: the peaks within each window
+        ``[t_start, t_end)`` packed (times, offsets), and each device's decided time."""
+        rows, known = self._ecg.lookup(devices)
+        times, offsets = window_reads.epoch_in_windows(
+            self._ecg.peaks, self._ecg.peak_heads, rows, t_start, t_end
+        )
+        decided = np.where(known, self._ecg.state[np.maximum(rows, 0), k.S_DECIDED], np.nan)
+        return times, offsets, decided
 
     def forget(self, device: str) -> None:
         self._ecg.forget(device)

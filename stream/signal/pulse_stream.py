@@ -268,6 +268,14 @@ class PpgPulseStream(DeviceStreams):
         """Heights of the device's pulses within ``[t_start, t_end)``."""
         return self._window(device, t_start, t_end)[1]
 
+    def _recent_ring(self) -> np.ndarray:
+        return self._recent
+
+    def correlations_at(self, slots: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Template correlations of the pulses :meth:`window_times` read (per pulse: its
+        window's slot and its ring column)."""
+        return self._features[slots, columns, k.P_CORR]
+
     def decided_until(self, device: str) -> float:
         """Epoch time up to which the device's pulses are decided (the end of its samples
         less :data:`DECISION_DELAY_S`): a wait since the last pulse counts to here."""

@@ -38,7 +38,7 @@ from stream.signal.filters import bandpass, fill_missing
 from stream.signal.frame_stats import FrameStats
 from stream.signal.kernels import frame_stats as fk
 from stream.signal.kernels import rhythm_batch as rk
-from stream.signal.kernels import stats
+from stream.signal.kernels import window_reads
 from stream.signal.pulse_stream import DECISION_DELAY_S as PULSE_DECISION_DELAY_S
 from stream.signal.pulse_stream import GAP_MARGIN_S as PULSE_GAP_MARGIN_S
 from stream.signal.pulse_stream import PpgPulseStream
@@ -97,238 +97,340 @@ class SignalState:
 
     def analyze(self, due: Sequence[tuple[str, SignalWindow]]) -> list[WindowAnalysis]:
         """The features of each ``(device, window)`` (windows ending at the device's
-        newest frame, as the worker cuts them), from the state."""
-        if not due:
+        newest frame, as the worker cuts them), from the state: columns of all windows at
+        once, per-window Python only where a window has a gap or needs the ECG-derived
+        respiration."""
+        n = len(due)
+        if not n:
             return []
         devices = [device for device, _ in due]
-        t_start = np.array([w.t_start for _, w in due])
-        t_end = np.array([w.t_end for _, w in due])
-        ecg_stats = self.frames.ecg_windows(devices, t_start, t_end)
-        ppg_stats = self.frames.ppg_windows(devices, t_start, t_end, SIGNAL_LOST_S)
+        windows = [window for _, window in due]
+        t_start = np.array([w.t_start for w in windows])
+        t_end = np.array([w.t_end for w in windows])
+        table = _Table(n)
+        ecg = self._ecg(devices, windows, t_start, t_end, table)
+        pulses = self._ppg(devices, windows, t_start, t_end, table)
         acc_stats = self.frames.acc_windows(devices, t_start, t_end, STILL_SPAN_S, POSTURE_EDGE_S)
-        features = [dict.fromkeys(FEATURE_NAMES, NAN) for _ in due]
-        # Beat and pulse sequences for the one rhythm call: (window, kind) → row.
-        sequences: list[np.ndarray] = []
-        rates: list[float] = []
-        ends: list[float] = []
-        owners: list[tuple[int, str]] = []
-        beats_s: list[np.ndarray] = [np.zeros(0)] * len(due)
-        pulses_s: list[np.ndarray] = [np.zeros(0)] * len(due)
-        r_peaks: list[np.ndarray | None] = [None] * len(due)
-        motion: list[list[float]] = [[] for _ in due]
-        for i, (device, window) in enumerate(due):
-            f = features[i]
-            if window.ecg is not None and len(window.ecg) > 0:
-                peaks = self._ecg(device, window, ecg_stats[i], f, motion[i])
-                r_peaks[i] = peaks.all_peaks
-                if peaks.counted is not None:
-                    sequences.append(peaks.counted)
-                    rates.append(window.ecg_fs)
-                    ends.append(peaks.end)
-                    owners.append((i, "ecg"))
-                    beats_s[i] = window.t_start + peaks.counted / window.ecg_fs
-            if window.ppg is not None and len(window.ppg) > 0:
-                pulses = self._ppg(device, window, ppg_stats[i], f, motion[i])
-                if pulses is not None:
-                    sequences.append(pulses.counted)
-                    rates.append(window.ppg_fs)
-                    ends.append(pulses.end)
-                    owners.append((i, "ppg"))
-                    pulses_s[i] = window.t_start + pulses.counted / window.ppg_fs
-            _activity(acc_stats[i], f, motion[i])
-            if motion[i]:
-                f["motion"] = float(max(motion[i]))
-            _vitals(window, f)
+        _activity(acc_stats, table)
+        sequences = [*ecg.counted_sequences(), *pulses.counted_sequences()]
         if sequences:
-            positions, offsets = rk.pack(sequences)
-            rows = rk.rhythm_batch(positions, offsets, np.array(rates), np.array(ends))
-            for (i, kind), row in zip(owners, rows, strict=True):
-                _rates(kind, row, features[i])
-        return [
-            WindowAnalysis(features=f, beats_s=b, pulses_s=p, r_peaks=r)
-            for f, b, p, r in zip(features, beats_s, pulses_s, r_peaks, strict=True)
-        ]
+            positions, offsets = rk.pack([s for _, s, _, _ in sequences])
+            rows = rk.rhythm_batch(
+                positions, offsets, np.array([fs for _, _, fs, _ in sequences]),
+                np.array([end for *_, end in sequences]),
+            )  # fmt: skip
+            _rates(rows[: len(ecg.counted)], ecg.owners(), _ECG_RATES, table)
+            _rates(rows[len(ecg.counted) :], pulses.owners(), _PPG_RATES, table)
+        motion = table.motion_feature()
+        if motion is not None:
+            table.values[:, _F["motion"]] = motion
+        features = table.values.tolist()
+        analyses = []
+        for i, window in enumerate(windows):
+            f = dict(zip(FEATURE_NAMES, features[i], strict=True))
+            if i in ecg.edr:
+                f["resp_rate"] = ecg.edr[i]
+            _vitals(window, f)
+            analyses.append(
+                WindowAnalysis(
+                    features=f,
+                    beats_s=ecg.seconds(i, window.t_start),
+                    pulses_s=pulses.seconds(i, window.t_start),
+                    r_peaks=ecg.all_peaks[i],
+                )
+            )
+        return analyses
 
     # -- ECG --------------------------------------------------------------------------------
 
     def _ecg(
         self,
-        device: str,
-        window: SignalWindow,
-        st: np.ndarray,
-        f: dict[str, float],
-        motion: list[float],
+        devices: list[str],
+        windows: list[SignalWindow],
+        t_start: np.ndarray,
+        t_end: np.ndarray,
+        table: _Table,
     ) -> _Counted:
-        fs = window.ecg_fs
-        samples, valid = _coverage(st[fk.W_SAMPLES], st[fk.W_PRESENT], window.ecg)
-        span = st[fk.W_SPAN]
-        usable = valid >= 0.2 and samples >= fs and math.isfinite(span) and span >= ECG_FLAT_MV
-        peaks = (
-            self.beats.window_beats(device, window.t_start, window.t_end, fs)
-            if usable
-            else np.zeros(0, dtype=np.int64)
-        )
-        counted = _Counted(all_peaks=peaks, counted=None, end=NAN)
-        if valid == 0.0 or samples < fs:
-            f.update(ecg_sqi=0.0, ecg_flat=NAN, ecg_lead_off=NAN, ecg_saturated=0.0)
-            motion.append(0.0)
-            return counted
-        pinned = st[fk.W_PINNED]
-        flat = bool(span < ECG_FLAT_MV)
-        saturated = not flat and pinned > SATURATED_FRACTION
-        lost = st[fk.W_TAIL_FLAT] >= SIGNAL_LOST_S * fs
-        lead_off = flat or pinned > PINNED_FRACTION or lost
-        f.update(ecg_flat=float(flat), ecg_saturated=float(saturated), ecg_lead_off=float(lead_off))
-        if lead_off:
-            f["ecg_sqi"] = 0.0
-            motion.append(0.0)
-            return counted
-        contact_lost = valid == 1.0 and st[fk.W_LONGEST_FLAT] >= CONTACT_LOSS_S * fs
-        b_sqi = self._agreement(device, window)
-        k_sqi = st[fk.W_KURTOSIS]
-        p_sqi = st[fk.W_P_SQI]
-        bas_sqi = st[fk.W_BAS_SQI]
-        score = min(
-            b_sqi,
-            _unit((k_sqi - 3.0) / 2.0),
-            _unit((p_sqi - 0.3) / 0.2),
-            _unit(bas_sqi / 0.2),
-        )
-        f["ecg_sqi"] = _unit(valid * score)
-        motion.append(float(k_sqi < 4.0 or b_sqi < 0.7 or bas_sqi < 0.1 or contact_lost))
-        if valid < 1.0 and window.ecg is not None:
-            margin = int(GAP_MARGIN_S * fs)
-            peaks = peaks[in_longest_run(np.isfinite(window.ecg), peaks, margin)]
+        n = len(windows)
+        st = self.frames.ecg_windows(devices, t_start, t_end)
+        present = np.array([w.ecg is not None and len(w.ecg) > 0 for w in windows])
+        fs = np.array([w.ecg_fs for w in windows])
+        samples, valid = _coverages(st[:, fk.W_SAMPLES], st[:, fk.W_PRESENT], windows, "ecg")
+        span = st[:, fk.W_SPAN]
+        with np.errstate(invalid="ignore"):
+            usable = present & (valid >= 0.2) & (samples >= fs) & (span >= ECG_FLAT_MV)
+            silent = present & ((valid == 0.0) | (samples < fs))
+            live = present & ~silent
+            pinned = st[:, fk.W_PINNED]
+            flat = span < ECG_FLAT_MV
+            saturated = ~flat & (pinned > SATURATED_FRACTION)
+            tail_flat = st[:, fk.W_TAIL_FLAT]
+            lost = tail_flat >= SIGNAL_LOST_S * fs
+            lead_off = flat | (pinned > PINNED_FRACTION) | lost
+        col = table.values
+        col[silent, _F["ecg_sqi"]] = 0.0
+        col[silent, _F["ecg_saturated"]] = 0.0
+        table.motion(silent, 0.0)
+        col[live, _F["ecg_flat"]] = flat[live]
+        col[live, _F["ecg_saturated"]] = saturated[live]
+        col[live, _F["ecg_lead_off"]] = lead_off[live]
+        off = live & lead_off
+        col[off, _F["ecg_sqi"]] = 0.0
+        table.motion(off, 0.0)
+        judged = live & ~lead_off
+        slots = self.beats.live_slots(devices)
+        times, _, offsets = self.beats.window_times(np.where(usable, slots, -1), t_start, t_end)
+        counts = np.diff(offsets)
+        peaks = np.rint((times - np.repeat(t_start, counts)) * np.repeat(fs, counts))
+        peaks = peaks.astype(np.int64)
+        if judged.any():
+            # bSQI where both detectors have decided (Python min: a nan bound is skipped).
+            second, second_offsets, decided = self.frames.second_detector_windows(
+                devices, t_start, t_end
+            )
+            ends = t_end.copy()
+            for bound in (decided, self.beats.decided_until_many(slots)):
+                with np.errstate(invalid="ignore"):
+                    ends = np.where(bound < ends, bound, ends)
+            all_times, _, all_offsets = self.beats.window_times(slots, t_start, t_end)
+            b_sqi = window_reads.agreement_batch(
+                all_times, all_offsets, second, second_offsets, ends, AGREEMENT_S
+            )
+            k_sqi, p_sqi, bas_sqi = st[:, fk.W_KURTOSIS], st[:, fk.W_P_SQI], st[:, fk.W_BAS_SQI]
+            score = _python_min(
+                b_sqi, _unit((k_sqi - 3.0) / 2.0), _unit((p_sqi - 0.3) / 0.2), _unit(bas_sqi / 0.2)
+            )
+            col[judged, _F["ecg_sqi"]] = _unit(valid * score)[judged]
+            with np.errstate(invalid="ignore"):
+                contact_lost = (valid == 1.0) & (st[:, fk.W_LONGEST_FLAT] >= CONTACT_LOSS_S * fs)
+                artefact = (k_sqi < 4.0) | (b_sqi < 0.7) | (bas_sqi < 0.1) | contact_lost
+            table.motion(judged, artefact.astype(float))
         # The wait since the last beat counts to where the beats are decided and the signal
         # is still there (not over a lost tail, nor with gaps).
-        end = NAN
-        if valid == 1.0:
-            tail = st[fk.W_TAIL_FLAT] if st[fk.W_TAIL_FLAT] >= _LOST_TAIL_MIN_S * fs else 0.0
-            length = samples - max(tail, round(DECISION_DELAY_S * fs))
-            end = length - 1.0
-        if (
-            len(peaks) >= 6
-            and (peaks[-1] - peaks[0]) / fs >= 6.0
-            and not math.isfinite(window.resp)
-        ):
-            raw, _ = fill_missing(window.ecg)
-            filtered = bandpass(raw, fs, *ECG_BAND)
-            f["resp_rate"] = edr_rate(filtered[peaks], peaks / fs)
-        return _Counted(all_peaks=counted.all_peaks, counted=peaks, end=end)
-
-    def _agreement(self, device: str, window: SignalWindow) -> float:
-        """bSQI: the beat stream's beats against the second detector's peaks, where both
-        have decided."""
-        beats = self.beats.recent_beats(device)
-        peaks, decided = self.frames.second_detector(device)
-        end = min(window.t_end, decided, self.beats.decided_until(device))
-        a = beats[(beats >= window.t_start) & (beats < end)]
-        b = peaks[(peaks >= window.t_start) & (peaks < end)]
-        return float(stats.agreement(a, b, AGREEMENT_S))
+        with np.errstate(invalid="ignore"):
+            tail = np.where(tail_flat >= _LOST_TAIL_MIN_S * fs, tail_flat, 0.0)
+        ends_at = np.where(
+            valid == 1.0, samples - np.maximum(tail, np.rint(DECISION_DELAY_S * fs)) - 1.0, NAN
+        )
+        counted = _Counted(n, peaks, offsets, fs, ends_at, present)
+        for i in np.flatnonzero(judged):
+            window = windows[i]
+            kept = counted.peaks_of(i)
+            if valid[i] < 1.0 and window.ecg is not None:
+                margin = int(GAP_MARGIN_S * fs[i])
+                kept = kept[in_longest_run(np.isfinite(window.ecg), kept, margin)]
+            counted.count(i, kept)
+            if (
+                len(kept) >= 6
+                and (kept[-1] - kept[0]) / fs[i] >= 6.0
+                and not math.isfinite(window.resp)
+            ):
+                raw, _ = fill_missing(window.ecg)
+                filtered = bandpass(raw, fs[i], *ECG_BAND)
+                counted.edr[int(i)] = edr_rate(filtered[kept], kept / fs[i])
+        return counted
 
     # -- PPG --------------------------------------------------------------------------------
 
     def _ppg(
         self,
-        device: str,
-        window: SignalWindow,
-        st: np.ndarray,
-        f: dict[str, float],
-        motion: list[float],
-    ) -> _Counted | None:
-        fs = window.ppg_fs
-        samples, valid = _coverage(st[fk.G_SAMPLES], st[fk.G_PRESENT], window.ppg)
-        if valid == 0.0 or samples < fs:
-            f["ppg_sqi"] = 0.0
-            motion.append(0.0)
-            return None
-        span = st[fk.G_SPAN]
-        usable = valid >= 0.2 and span > 0
-        pulses = (
-            self.pulses.window_pulses(device, window.t_start, window.t_end, fs)
-            if usable
-            else np.zeros(0, dtype=np.int64)
+        devices: list[str],
+        windows: list[SignalWindow],
+        t_start: np.ndarray,
+        t_end: np.ndarray,
+        table: _Table,
+    ) -> _Counted:
+        n = len(windows)
+        st = self.frames.ppg_windows(devices, t_start, t_end, SIGNAL_LOST_S)
+        present = np.array([w.ppg is not None and len(w.ppg) > 0 for w in windows])
+        fs = np.array([w.ppg_fs for w in windows])
+        samples, valid = _coverages(st[:, fk.G_SAMPLES], st[:, fk.G_PRESENT], windows, "ppg")
+        span = st[:, fk.G_SPAN]
+        with np.errstate(invalid="ignore"):
+            silent = present & ((valid == 0.0) | (samples < fs))
+            live = present & ~silent
+            usable = live & (valid >= 0.2) & (span > 0)
+            pinned = st[:, fk.G_PINNED]
+            flat = (span == 0) | (st[:, fk.G_REPEATED] > 0.9)
+            saturated = ~flat & (pinned > SATURATED_FRACTION)
+            tail = np.maximum(np.trunc(SIGNAL_LOST_S * fs), 2.0)
+            lost = (samples > 2 * tail) & (st[:, fk.G_TAIL_STD] < PPG_DROPOUT * st[:, fk.G_STD])
+            lead_off = flat | (pinned > PINNED_FRACTION) | lost
+        col = table.values
+        col[silent, _F["ppg_sqi"]] = 0.0
+        table.motion(silent, 0.0)
+        slots = self.pulses.live_slots(devices)
+        times, columns, offsets = self.pulses.window_times(
+            np.where(usable, slots, -1), t_start, t_end
         )
-        pinned = st[fk.G_PINNED]
-        flat = bool(span == 0 or st[fk.G_REPEATED] > 0.9)
-        saturated = not flat and pinned > SATURATED_FRACTION
-        tail = max(int(SIGNAL_LOST_S * fs), 2)
-        lost = samples > 2 * tail and st[fk.G_TAIL_STD] < PPG_DROPOUT * st[fk.G_STD]
-        lead_off = flat or pinned > PINNED_FRACTION or lost
-        if lead_off or len(pulses) < 3:
-            f["ppg_sqi"] = 0.0
-            motion.append(float(not lead_off))
-            if lead_off:
-                return None
-        else:
-            correlations = self.pulses.window_correlations(device, window.t_start, window.t_end)
-            finite = correlations[np.isfinite(correlations)]
-            correlation = float(np.mean(finite)) if len(finite) else 0.0
-            band_share = st[fk.G_BAND_SHARE]
+        counts = np.diff(offsets)
+        pulses = np.rint((times - np.repeat(t_start, counts)) * np.repeat(fs, counts))
+        pulses = pulses.astype(np.int64)
+        few = live & (lead_off | (counts < 3))
+        col[few, _F["ppg_sqi"]] = 0.0
+        table.motion(few, (~lead_off).astype(float))
+        good = live & ~few
+        if good.any():
+            correlations = self.pulses.correlations_at(np.repeat(slots, counts), columns)
+            correlation = window_reads.finite_means(correlations, offsets)
+            band_share = st[:, fk.G_BAND_SHARE]
             score = 0.7 * _unit((correlation - 0.65) / 0.25) + 0.3 * _unit((band_share - 0.3) / 0.5)
-            f["ppg_sqi"] = _unit(valid * score * (0.5 if saturated else 1.0))
-            motion.append(float(correlation < 0.8))
-        if valid < 1.0 and window.ppg is not None:
-            margin = int(PULSE_GAP_MARGIN_S * fs)
-            pulses = pulses[in_longest_run(np.isfinite(window.ppg), pulses, margin)]
-        end = NAN
-        if valid == 1.0:
-            # As for the ECG: the wait counts to where pulses are decided.
-            lost_tail = tail if lost else 0
-            end = samples - max(lost_tail, round(PULSE_DECISION_DELAY_S * fs)) - 1.0
-        return _Counted(all_peaks=pulses, counted=pulses, end=end)
+            sqi = _unit(valid * score * np.where(saturated, 0.5, 1.0))
+            col[good, _F["ppg_sqi"]] = sqi[good]
+            table.motion(good, (correlation < 0.8).astype(float))
+        # As for the ECG: the wait counts to where pulses are decided.
+        lost_tail = np.where(lost, tail, 0.0)
+        ends_at = np.where(
+            valid == 1.0,
+            samples - np.maximum(lost_tail, np.rint(PULSE_DECISION_DELAY_S * fs)) - 1.0,
+            NAN,
+        )
+        counted = _Counted(n, pulses, offsets, fs, ends_at, present)
+        for i in np.flatnonzero(live & ~lead_off):
+            kept = counted.peaks_of(i)
+            window = windows[i]
+            if valid[i] < 1.0 and window.ppg is not None:
+                margin = int(PULSE_GAP_MARGIN_S * fs[i])
+                kept = kept[in_longest_run(np.isfinite(window.ppg), kept, margin)]
+            counted.count(i, kept)
+        return counted
 
 
-def _coverage(
-    arrived: float, present_share: float, window: np.ndarray | None
-) -> tuple[float, float]:
-    """(samples the window spans, share of them present). A frame that never arrived
+# Feature columns by name, and the rate columns each kind of sequence fills.
+_F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_ECG_RATES = (
+    ("ecg_hr_bpm", rk.HEART_RATE),
+    ("ecg_hr_recent_bpm", rk.RECENT_HEART_RATE),
+    *((key, rk.RR_COLUMNS[key]) for key in RR_KEYS),
+)
+_PPG_RATES = (
+    ("ppg_hr_bpm", rk.HEART_RATE),
+    ("ppg_hr_recent_bpm", rk.RECENT_HEART_RATE),
+    ("ppg_run_rate_bpm", rk.PULSE_RUN_RATE),
+)
+
+
+class _Table:
+    """The batch's feature columns (nan until set) and each window's motion votes."""
+
+    def __init__(self, n: int) -> None:
+        self.values = np.full((n, len(FEATURE_NAMES)), NAN)
+        self._motion = np.full(n, NAN)  # the largest vote so far; nan: none
+
+    def motion(self, rows: np.ndarray, votes: np.ndarray | float) -> None:
+        """Votes (0/1) of the ``rows`` (a mask) for motion; a window's feature is their
+        largest."""
+        if not rows.any():
+            return
+        vote = votes[rows] if isinstance(votes, np.ndarray) else votes
+        self._motion[rows] = np.fmax(self._motion[rows], vote)
+
+    def motion_feature(self) -> np.ndarray | None:
+        return self._motion if np.isfinite(self._motion).any() else None
+
+
+class _Counted:
+    """A batch's detected beats (or pulses) per window, packed: ``all`` (window sample
+    indices, before gaps are taken into account), those counted for rates (only windows
+    that count any) and the last sample each window's wait counts to."""
+
+    def __init__(
+        self,
+        n: int,
+        peaks: np.ndarray,
+        offsets: np.ndarray,
+        fs: np.ndarray,
+        ends: np.ndarray,
+        present: np.ndarray,
+    ) -> None:
+        self._peaks = peaks
+        self._offsets = offsets
+        self._fs = fs
+        self._ends = ends
+        self.all_peaks: list[np.ndarray | None] = [
+            self.peaks_of(i) if present[i] else None for i in range(n)
+        ]
+        self.counted: dict[int, np.ndarray] = {}
+        self.edr: dict[int, float] = {}  # ECG-derived respiration of windows that read one
+
+    def peaks_of(self, i: int) -> np.ndarray:
+        return self._peaks[self._offsets[i] : self._offsets[i + 1]]
+
+    def count(self, i: int, kept: np.ndarray) -> None:
+        self.counted[int(i)] = kept
+
+    def counted_sequences(self) -> list[tuple[int, np.ndarray, float, float]]:
+        """(window, counted positions, rate, wait end) of each window that counts."""
+        return [(i, s, float(self._fs[i]), float(self._ends[i])) for i, s in self.counted.items()]
+
+    def owners(self) -> np.ndarray:
+        return np.fromiter(self.counted, dtype=np.int64, count=len(self.counted))
+
+    def seconds(self, i: int, t_start: float) -> np.ndarray:
+        kept = self.counted.get(i)
+        if kept is None:
+            return np.zeros(0)
+        return t_start + kept / self._fs[i]
+
+
+def _coverages(
+    arrived: np.ndarray, present_share: np.ndarray, windows: list[SignalWindow], name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(samples each window spans, share of them present). A frame that never arrived
     leaves no statistics, nor does a clock gap of a few samples between two frames (which
     the beat and pulse streams bridge, not counting the beats beside it), so the share is
     that of the window's own array (the buffers NaN-fill what is missing), not of the
     frames that came."""
-    if not math.isfinite(arrived) or not math.isfinite(present_share):
-        return 0.0, 0.0
-    if window is None or len(window) == 0:
-        return arrived, present_share
-    span = float(len(window))
-    return span, float(np.count_nonzero(np.isfinite(window))) / span
+    known = np.isfinite(arrived) & np.isfinite(present_share)
+    samples = np.where(known, arrived, 0.0)
+    valid = np.where(known, present_share, 0.0)
+    for i in np.flatnonzero(known):
+        values = getattr(windows[i], name)
+        if values is not None and len(values) > 0:
+            samples[i] = len(values)
+            valid[i] = np.count_nonzero(np.isfinite(values)) / len(values)
+    return samples, valid
 
 
-class _Counted:
-    """A window's detected beats (``all_peaks``, window sample indices), those counted
-    for rates (``counted``; None: none) and the last sample the wait counts to."""
-
-    __slots__ = ("all_peaks", "counted", "end")
-
-    def __init__(self, all_peaks: np.ndarray, counted: np.ndarray | None, end: float) -> None:
-        self.all_peaks = all_peaks
-        self.counted = counted
-        self.end = end
+def _unit(value: np.ndarray) -> np.ndarray:
+    """Clipped to [0, 1] (nan stays nan)."""
+    return np.minimum(np.maximum(value, 0.0), 1.0)
 
 
-def _rates(kind: str, row: np.ndarray, f: dict[str, float]) -> None:
-    if kind == "ecg":
-        f["ecg_hr_bpm"] = float(row[rk.HEART_RATE])
-        f["ecg_hr_recent_bpm"] = float(row[rk.RECENT_HEART_RATE])
-        for key in RR_KEYS:
-            f[key] = float(row[rk.RR_COLUMNS[key]])
-    else:
-        f["ppg_hr_bpm"] = float(row[rk.HEART_RATE])
-        f["ppg_hr_recent_bpm"] = float(row[rk.RECENT_HEART_RATE])
-        f["ppg_run_rate_bpm"] = float(row[rk.PULSE_RUN_RATE])
+def _python_min(first: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Python's ``min`` of each row: a later nan never wins, a leading nan stays."""
+    out = first.copy()
+    with np.errstate(invalid="ignore"):
+        for other in others:
+            out = np.where(other < out, other, out)
+    return out
 
 
-def _activity(st: np.ndarray, f: dict[str, float], motion: list[float]) -> None:
-    spread, impact, trailing, cosine = (float(v) for v in st)
-    if math.isnan(spread):
+def _rates(
+    rows: np.ndarray, owners: np.ndarray, columns: tuple[tuple[str, int], ...], table: _Table
+) -> None:
+    for name, column in columns:
+        table.values[owners, _F[name]] = rows[:, column]
+
+
+def _activity(st: np.ndarray, table: _Table) -> None:
+    spread, impact, trailing, cosine = st.T
+    moved = np.isfinite(spread)
+    if not moved.any():
         return
-    f["activity_g"] = spread
-    f["impact_g"] = impact
-    f["still"] = float(trailing < STILL_STD_G)
-    f["posture_change_deg"] = math.degrees(math.acos(min(max(cosine, -1.0), 1.0)))
-    jolted = math.isfinite(impact) and impact >= JOLT_G
-    motion.append(float(spread > MOTION_ACTIVITY_G or jolted))
+    col = table.values
+    col[moved, _F["activity_g"]] = spread[moved]
+    col[moved, _F["impact_g"]] = impact[moved]
+    with np.errstate(invalid="ignore"):
+        col[moved, _F["still"]] = trailing[moved] < STILL_STD_G
+        jolted = np.isfinite(impact) & (impact >= JOLT_G)
+        votes = ((spread > MOTION_ACTIVITY_G) | jolted).astype(float)
+    for i in np.flatnonzero(moved):
+        # math, not numpy: the same acos as the window function, to the last bit.
+        col[i, _F["posture_change_deg"]] = math.degrees(
+            math.acos(min(max(float(cosine[i]), -1.0), 1.0))
+        )
+    table.motion(moved, votes)
 
 
 def _vitals(window: SignalWindow, f: dict[str, float]) -> None:
