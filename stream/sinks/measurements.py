@@ -28,14 +28,25 @@ measurement        tags                                         written by
 =================  ===========================================  ==========================
 
 The fields of each are documented on its function.
+
+The worker writes the per-patient measurements of a whole batch, so beside each
+per-item builder stands a bulk one that gives the same bytes for less:
+:func:`frame_lines` (a batch's ``vitals`` and ``raw``), :func:`window_lines` (a window's
+``features``, ``quality``, ``vitals`` and ``scores``), :func:`series_news2_line`. They
+share a :class:`PatientSeries`, the escaped series keys of one patient's device, built
+once (:func:`patient_series`) rather than once per line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import compress
+from math import isfinite
+from operator import add, attrgetter, itemgetter
+from typing import Any, NamedTuple, Protocol
 
-from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame
-from stream.sinks.lines import FieldValue, line, to_ns
+from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame, PatientContext
+from stream.sinks.lines import FieldValue, field_prefix, float_fields, line, series_key, to_ns
 
 # The ``verdict`` tag of an acknowledgement that carried none (made before verdicts
 # existed, or by a client that sends none): a tag cannot be empty, and "none" stays
@@ -278,3 +289,247 @@ def pipeline_line(worker: str, metrics: Mapping[str, float | int], t: float) -> 
     'pipeline,worker=w-1 frames_per_s=50.0,lag=3i 5000000000'
     """
     return line("pipeline", {"worker": worker}, dict(metrics), t)
+
+
+# -- bulk builders: the same bytes as the per-item ones above, for a batch -------------------
+
+# Bounds of the caches below (patients' devices, feature-name layouts): past one, it starts
+# again, so a worker that sees devices come and go does not grow without end.
+MAX_CACHED_SERIES = 65_536
+MAX_CACHED_LAYOUTS = 64
+
+
+class ScoreLike(Protocol):
+    """What :func:`window_lines` reads of a :class:`stream.scoring.scorer.Score`."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def shadow(self) -> bool: ...
+    @property
+    def probabilities(self) -> Mapping[str, float]: ...
+
+
+class PatientSeries:
+    """The escaped series keys (``measurement,tag=value,...``) of one patient's device.
+
+    A device's tags do not change from one second to the next: escaping and sorting them
+    once per device, not once per line, is most of what the bulk builders save.
+
+    >>> series = patient_series("w7", "p-1", "d1")
+    >>> series.vitals
+    'vitals,device=d1,patient=p-1,ward=w7'
+    >>> series.scores_key("af", "1.2.0", False)
+    'scores,device=d1,model=af,patient=p-1,shadow=false,version=1.2.0,ward=w7'
+    """
+
+    __slots__ = ("_scores", "features", "news2", "quality", "raw", "tags", "vitals")
+
+    def __init__(self, ward: str, patient: str, device: str) -> None:
+        self.tags = patient_tags(ward, patient, device)
+        items = tuple(self.tags.items())
+        self.vitals = series_key("vitals", items)
+        self.raw = series_key("raw", items)
+        self.features = series_key("features", items)
+        self.quality = series_key("quality", items)
+        self.news2 = series_key("news2", items)
+        self._scores: dict[tuple[str, str, str], str] = {}
+
+    def scores_key(self, model: str, version: str, shadow: bool) -> str:
+        """The ``scores`` series key of one model version (:func:`score_line`'s tags)."""
+        # The tag's text, not the flag, keys the cache: True and 1 hash alike but are
+        # written "true" and "1".
+        shadow_tag = "true" if shadow is True else "false" if shadow is False else str(shadow)
+        shadow_tag = shadow_tag.lower()
+        key = (model, version, shadow_tag)
+        head = self._scores.get(key)
+        if head is None:
+            tags = {**self.tags, "model": model, "version": version, "shadow": shadow_tag}
+            head = self._scores[key] = series_key("scores", tuple(tags.items()))
+        return head
+
+
+_SERIES: dict[tuple[str, str, str], PatientSeries] = {}
+
+
+def patient_series(ward: str, patient: str, device: str) -> PatientSeries:
+    """The :class:`PatientSeries` of these :func:`patient_tags` (cached)."""
+    key = (ward, patient, device)
+    series = _SERIES.get(key)
+    if series is None:
+        if len(_SERIES) >= MAX_CACHED_SERIES:
+            _SERIES.clear()
+        series = _SERIES[key] = PatientSeries(ward, patient, device)
+    return series
+
+
+_vital_blocks = attrgetter(*VITALS)
+_VITAL_PREFIXES = tuple(field_prefix(name) for name in VITALS)
+
+
+def frame_lines(frames: Iterable[tuple[Frame, PatientContext]], raw: bool = False) -> list[str]:
+    """A batch's :func:`vitals_lines` and, with ``raw``, :func:`raw_lines`, frame after
+    frame, tagged with each context's ward and patient and the frame's device.
+
+    >>> frame = Frame.model_validate({"device_id": "d1", "seq": 0, "t0": 100.0, "signals": {
+    ...     "hr": {"fs": 1, "unit": "bpm", "samples": [70]},
+    ...     "spo2": {"fs": 1, "unit": "%", "samples": [97]}}})
+    >>> context = PatientContext(device_id="d1", patient="p-1", ward="w7", profile={})
+    >>> frame_lines([(frame, context)])
+    ['vitals,device=d1,patient=p-1,ward=w7 hr=70.0,spo2=97.0 100000000000']
+    """
+    lines: list[str] = []
+    for frame, context in frames:
+        series = patient_series(context.ward, context.patient, frame.device_id)
+        text = _one_instant_vitals(frame, series.vitals)
+        if text is None:  # several samples of a vital: the general case
+            lines += vitals_lines(frame, series.tags)
+        elif text:
+            lines.append(text)
+        if raw:
+            lines += raw_lines(frame, series.tags)
+    return lines
+
+
+def _one_instant_vitals(frame: Frame, head: str) -> str | None:
+    """:func:`vitals_lines` of a frame whose every vital holds one sample (the usual 1 Hz
+    vitals in one-second frames): its one line, ``""`` for none; ``None`` for a frame that
+    is not such."""
+    encoded = []
+    for prefix, block in zip(_VITAL_PREFIXES, _vital_blocks(frame.signals), strict=True):
+        if block is None:
+            continue
+        samples = block.samples
+        if len(samples) != 1:
+            return None
+        value = float(samples[0])  # type: ignore[arg-type]
+        if value - value == 0.0:  # finite
+            encoded.append(prefix + repr(value))
+    if not encoded:
+        return ""
+    # As vitals_lines: sample time to whole microseconds, then the line's to_ns of that.
+    t_ns = round(frame.t0 * 1_000_000) * 1000
+    return f"{head} {','.join(encoded)} {round(t_ns / 1e9 * 1_000_000) * 1000}"
+
+
+class _FeatureLayout(NamedTuple):
+    """Where feature_lines' fields sit in one order of feature names."""
+
+    prefixes: tuple[str, ...]  # each feature's ``name=``
+    physiology: Callable[[Sequence[Any]], Sequence[Any]]  # picks the features line's
+    quality: Callable[[Sequence[Any]], Sequence[Any]]  # picks the quality line's
+    derived: tuple[tuple[str, int], ...]  # (``ecg_hr=``, position of ecg_hr_bpm), ppg
+
+
+def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """``itemgetter(*positions)``, a sequence whatever the count (itemgetter of one
+    position returns the item, of none cannot be made)."""
+    if len(positions) > 1:
+        return itemgetter(*positions)
+    return lambda items: [items[i] for i in positions]
+
+
+_FEATURE_LAYOUTS: dict[tuple[str, ...], _FeatureLayout] = {}
+# feature_lines' derived ``vitals`` fields: field name → the feature it copies.
+_DERIVED_VITALS = (("ecg_hr", "ecg_hr_bpm"), ("ppg_hr", "ppg_hr_bpm"))
+
+
+def _feature_layout(names: tuple[str, ...]) -> _FeatureLayout:
+    layout = _FEATURE_LAYOUTS.get(names)
+    if layout is None:
+        if len(_FEATURE_LAYOUTS) >= MAX_CACHED_LAYOUTS:
+            _FEATURE_LAYOUTS.clear()
+        position = {name: i for i, name in enumerate(names)}
+        layout = _FEATURE_LAYOUTS[names] = _FeatureLayout(
+            prefixes=tuple(field_prefix(name) for name in names),
+            physiology=_picker([i for i, k in enumerate(names) if k not in QUALITY_FEATURES]),
+            quality=_picker([position[k] for k in QUALITY_FEATURES if k in position]),
+            derived=tuple(
+                (field_prefix(field), position[feature])
+                for field, feature in _DERIVED_VITALS
+                if feature in position
+            ),
+        )
+    return layout
+
+
+def window_lines(
+    series: PatientSeries, features: Mapping[str, float], scores: Sequence[ScoreLike], t: float
+) -> list[str]:
+    """One window's :func:`feature_lines` and then each score's :func:`score_line`, in
+    that order, as those write them.
+
+    >>> series = patient_series("w7", "p-1", "d1")
+    >>> for text in window_lines(series, {"ecg_hr_bpm": 72.0, "ecg_sqi": 0.9}, [], 5.0):
+    ...     print(text)
+    features,device=d1,patient=p-1,ward=w7 ecg_hr_bpm=72.0 5000000000
+    quality,device=d1,patient=p-1,ward=w7 ecg_sqi=0.9 5000000000
+    vitals,device=d1,patient=p-1,ward=w7 ecg_hr=72.0 5000000000
+    """
+    layout = _feature_layout(tuple(features))
+    values = list(map(float, features.values()))
+    texts = list(map(add, layout.prefixes, map(repr, values)))
+    finite = list(map(isfinite, values))
+    stamp = f" {round(t * 1_000_000) * 1000}"  # to_ns
+    lines = []
+    physiology = ",".join(compress(layout.physiology(texts), layout.physiology(finite)))
+    if physiology:
+        lines.append(f"{series.features} {physiology}{stamp}")
+    quality = ",".join(compress(layout.quality(texts), layout.quality(finite)))
+    if quality:
+        lines.append(f"{series.quality} {quality}{stamp}")
+    derived = ",".join([prefix + repr(values[i]) for prefix, i in layout.derived if finite[i]])
+    if derived:
+        lines.append(f"{series.vitals} {derived}{stamp}")
+    for score in scores:
+        probabilities = score.probabilities
+        classes = list(probabilities.values())
+        if all(type(p) is float for p in classes):
+            fields = float_fields(list(map(field_prefix, probabilities)), classes)
+            if fields:
+                head = series.scores_key(score.model, score.version, score.shadow)
+                lines.append(f"{head} {fields}{stamp}")
+        else:  # integers, flags, strings: line's own typing
+            text = score_line(
+                score.model, score.version, score.shadow, probabilities, series.tags, t
+            )
+            if text is not None:
+                lines.append(text)
+    return lines
+
+
+# A NEWS2 response's field text (a few distinct values).
+_STRING_FIELDS: dict[str, str] = {}
+
+
+def series_news2_line(
+    series: PatientSeries,
+    aggregate: int,
+    subscores: Mapping[str, int],
+    partial: bool,
+    response: str,
+    t: float,
+) -> str | None:
+    """:func:`news2_line` with the series' tags, without its dictionaries.
+
+    >>> series = patient_series("w7", "p-1", "d1")
+    >>> print(series_news2_line(series, 2, {"resp": 2}, True, "low", 5.0))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    news2,device=d1,patient=p-1,ward=w7
+    aggregate=2i,partial=true,response="low",score_resp=2i 5000000000
+    """
+    if type(aggregate) is not int or type(partial) is not bool or type(response) is not str:
+        return news2_line(aggregate, subscores, partial, response, series.tags, t)
+    text = _STRING_FIELDS.get(response)
+    if text is None:
+        if len(_STRING_FIELDS) >= MAX_CACHED_LAYOUTS:
+            _STRING_FIELDS.clear()
+        escaped = response.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        text = _STRING_FIELDS[response] = f'"{escaped}"'
+    encoded = [
+        f"aggregate={aggregate}i,partial={'true' if partial else 'false'},response={text}",
+        *[f"{field_prefix('score_' + k)}{int(v)}i" for k, v in subscores.items()],
+    ]
+    return f"{series.news2} {','.join(encoded)} {round(t * 1_000_000) * 1000}"
