@@ -39,14 +39,21 @@ once (:func:`patient_series`) rather than once per line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import compress
-from math import isfinite
 from operator import add, attrgetter, itemgetter
 from typing import Any, NamedTuple, Protocol
 
 from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame, PatientContext
-from stream.sinks.lines import FieldValue, field_prefix, float_fields, line, series_key, to_ns
+from stream.sinks.lines import (
+    NON_FINITE,
+    FieldValue,
+    field_prefix,
+    float_reprs,
+    line,
+    series_key,
+    to_ns,
+)
 
 # The ``verdict`` tag of an acknowledgement that carried none (made before verdicts
 # existed, or by a client that sends none): a tag cannot be empty, and "none" stays
@@ -369,7 +376,7 @@ _vital_blocks = attrgetter(*VITALS)
 _VITAL_PREFIXES = tuple(field_prefix(name) for name in VITALS)
 
 
-def frame_lines(frames: Iterable[tuple[Frame, PatientContext]], raw: bool = False) -> list[str]:
+def frame_lines(frames: Sequence[tuple[Frame, PatientContext]], raw: bool = False) -> list[str]:
     """A batch's :func:`vitals_lines` and, with ``raw``, :func:`raw_lines`, frame after
     frame, tagged with each context's ward and patient and the frame's device.
 
@@ -380,55 +387,95 @@ def frame_lines(frames: Iterable[tuple[Frame, PatientContext]], raw: bool = Fals
     >>> frame_lines([(frame, context)])
     ['vitals,device=d1,patient=p-1,ward=w7 hr=70.0,spo2=97.0 100000000000']
     """
-    lines: list[str] = []
+    # The usual frame holds one sample of each vital (1 Hz vitals, one-second frames): its
+    # one line takes the frame's values, all frames' formatted in one float_reprs call.
+    # Frames with several samples of a vital (prefixes None) take vitals_lines.
+    values: list[float] = []
+    plan: list[tuple[Frame, PatientSeries, list[str] | None, int]] = []
     for frame, context in frames:
         series = patient_series(context.ward, context.patient, frame.device_id)
-        text = _one_instant_vitals(frame, series.vitals)
-        if text is None:  # several samples of a vital: the general case
+        start = len(values)
+        prefixes: list[str] | None = []
+        for prefix, block in zip(_VITAL_PREFIXES, _vital_blocks(frame.signals), strict=True):
+            if block is None:
+                continue
+            samples = block.samples
+            if len(samples) != 1:
+                prefixes = None
+                del values[start:]
+                break
+            prefixes.append(prefix)  # type: ignore[union-attr]
+            values.append(samples[0])  # type: ignore[arg-type]
+        plan.append((frame, series, prefixes, start))
+    texts = float_reprs(list(map(float, values)))  # float(): as vitals_lines
+    lines: list[str] = []
+    for frame, series, prefixes, start in plan:
+        if prefixes is None:
             lines += vitals_lines(frame, series.tags)
-        elif text:
-            lines.append(text)
+        elif prefixes:
+            own = texts[start : start + len(prefixes)]
+            fields = ",".join(compress(map(add, prefixes, own), map(NON_FINITE.__ne__, own)))
+            if fields:
+                # As vitals_lines: the sample time to whole microseconds, then the line's
+                # to_ns of that.
+                t_ns = round(frame.t0 * 1_000_000) * 1000
+                lines.append(f"{series.vitals} {fields} {round(t_ns / 1e9 * 1_000_000) * 1000}")
         if raw:
             lines += raw_lines(frame, series.tags)
     return lines
 
 
-def _one_instant_vitals(frame: Frame, head: str) -> str | None:
-    """:func:`vitals_lines` of a frame whose every vital holds one sample (the usual 1 Hz
-    vitals in one-second frames): its one line, ``""`` for none; ``None`` for a frame that
-    is not such."""
-    encoded = []
-    for prefix, block in zip(_VITAL_PREFIXES, _vital_blocks(frame.signals), strict=True):
-        if block is None:
-            continue
-        samples = block.samples
-        if len(samples) != 1:
-            return None
-        value = float(samples[0])  # type: ignore[arg-type]
-        if value - value == 0.0:  # finite
-            encoded.append(prefix + repr(value))
-    if not encoded:
-        return ""
-    # As vitals_lines: sample time to whole microseconds, then the line's to_ns of that.
-    t_ns = round(frame.t0 * 1_000_000) * 1000
-    return f"{head} {','.join(encoded)} {round(t_ns / 1e9 * 1_000_000) * 1000}"
+class _FieldsShape(NamedTuple):
+    """One line's field set for one pattern of finite values: a ``%`` template of its
+    finite fields and the picker of their texts (one text, or a tuple: ``%`` takes both)."""
+
+    template: str
+    pick: Callable[[Sequence[str]], Any]
 
 
-class _FeatureLayout(NamedTuple):
-    """Where feature_lines' fields sit in one order of feature names."""
+class _FeatureLayout:
+    """Where :func:`feature_lines`' fields sit in one order of feature names, and the
+    shapes of its three lines for each pattern of finite features met so far."""
 
-    prefixes: tuple[str, ...]  # each feature's ``name=``
-    physiology: Callable[[Sequence[Any]], Sequence[Any]]  # picks the features line's
-    quality: Callable[[Sequence[Any]], Sequence[Any]]  # picks the quality line's
-    derived: tuple[tuple[str, int], ...]  # (``ecg_hr=``, position of ecg_hr_bpm), ppg
+    __slots__ = ("derived", "names", "physiology", "prefixes", "quality", "shapes")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        position = {name: i for i, name in enumerate(names)}
+        self.names = names
+        self.prefixes = tuple(field_prefix(name) for name in names)
+        # (field prefix, feature position) of each line, in its field order.
+        self.physiology = [
+            (self.prefixes[i], i) for i, k in enumerate(names) if k not in QUALITY_FEATURES
+        ]
+        self.quality = [
+            (self.prefixes[position[k]], position[k]) for k in QUALITY_FEATURES if k in position
+        ]
+        self.derived = [
+            (field_prefix(field), position[feature])
+            for field, feature in _DERIVED_VITALS
+            if feature in position
+        ]
+        self.shapes: dict[tuple[bool, ...], tuple[_FieldsShape | None, ...]] = {}
+
+    def shape(self, finite: tuple[bool, ...]) -> tuple[_FieldsShape | None, ...]:
+        """The ``features``, ``quality`` and ``vitals`` field shapes for these finite
+        features (``None``: the line has no field)."""
+        shapes = self.shapes.get(finite)
+        if shapes is None:
+            if len(self.shapes) >= MAX_CACHED_LAYOUTS:
+                self.shapes.clear()
+            shapes = self.shapes[finite] = tuple(
+                _fields_shape([(prefix, i) for prefix, i in fields if finite[i]])
+                for fields in (self.physiology, self.quality, self.derived)
+            )
+        return shapes
 
 
-def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """``itemgetter(*positions)``, a sequence whatever the count (itemgetter of one
-    position returns the item, of none cannot be made)."""
-    if len(positions) > 1:
-        return itemgetter(*positions)
-    return lambda items: [items[i] for i in positions]
+def _fields_shape(fields: Sequence[tuple[str, int]]) -> _FieldsShape | None:
+    if not fields:
+        return None
+    template = ",".join(prefix.replace("%", "%%") + "%s" for prefix, _ in fields)
+    return _FieldsShape(template, itemgetter(*[i for _, i in fields]))
 
 
 _FEATURE_LAYOUTS: dict[tuple[str, ...], _FeatureLayout] = {}
@@ -441,18 +488,20 @@ def _feature_layout(names: tuple[str, ...]) -> _FeatureLayout:
     if layout is None:
         if len(_FEATURE_LAYOUTS) >= MAX_CACHED_LAYOUTS:
             _FEATURE_LAYOUTS.clear()
-        position = {name: i for i, name in enumerate(names)}
-        layout = _FEATURE_LAYOUTS[names] = _FeatureLayout(
-            prefixes=tuple(field_prefix(name) for name in names),
-            physiology=_picker([i for i, k in enumerate(names) if k not in QUALITY_FEATURES]),
-            quality=_picker([position[k] for k in QUALITY_FEATURES if k in position]),
-            derived=tuple(
-                (field_prefix(field), position[feature])
-                for field, feature in _DERIVED_VITALS
-                if feature in position
-            ),
-        )
+        layout = _FEATURE_LAYOUTS[names] = _FeatureLayout(names)
     return layout
+
+
+_CLASS_PREFIXES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _class_prefixes(classes: tuple[str, ...]) -> tuple[str, ...]:
+    prefixes = _CLASS_PREFIXES.get(classes)
+    if prefixes is None:
+        if len(_CLASS_PREFIXES) >= MAX_CACHED_LAYOUTS:
+            _CLASS_PREFIXES.clear()
+        prefixes = _CLASS_PREFIXES[classes] = tuple(map(field_prefix, classes))
+    return prefixes
 
 
 def window_lines(
@@ -470,33 +519,39 @@ def window_lines(
     """
     layout = _feature_layout(tuple(features))
     values = list(map(float, features.values()))
-    texts = list(map(add, layout.prefixes, map(repr, values)))
-    finite = list(map(isfinite, values))
-    stamp = f" {round(t * 1_000_000) * 1000}"  # to_ns
-    lines = []
-    physiology = ",".join(compress(layout.physiology(texts), layout.physiology(finite)))
-    if physiology:
-        lines.append(f"{series.features} {physiology}{stamp}")
-    quality = ",".join(compress(layout.quality(texts), layout.quality(finite)))
-    if quality:
-        lines.append(f"{series.quality} {quality}{stamp}")
-    derived = ",".join([prefix + repr(values[i]) for prefix, i in layout.derived if finite[i]])
-    if derived:
-        lines.append(f"{series.vitals} {derived}{stamp}")
+    count = len(values)
+    # The scores' probabilities (when all floats, as models give) join the features' in
+    # one float_reprs call; the others keep score_line's own typing.
+    typed: list[Any] = []
     for score in scores:
         probabilities = score.probabilities
         classes = list(probabilities.values())
         if all(type(p) is float for p in classes):
-            fields = float_fields(list(map(field_prefix, probabilities)), classes)
-            if fields:
-                head = series.scores_key(score.model, score.version, score.shadow)
-                lines.append(f"{head} {fields}{stamp}")
-        else:  # integers, flags, strings: line's own typing
+            typed.append((score, _class_prefixes(tuple(probabilities)), len(values)))
+            values += classes
+        else:
+            typed.append((score, None, 0))
+    texts = float_reprs(values)
+    stamp = f" {round(t * 1_000_000) * 1000}"  # to_ns
+    lines = []
+    heads = (series.features, series.quality, series.vitals)
+    finite = tuple(map(NON_FINITE.__ne__, texts[:count]))
+    for head, shape in zip(heads, layout.shape(finite), strict=True):
+        if shape is not None:
+            lines.append(f"{head} {shape.template % shape.pick(texts)}{stamp}")
+    for score, prefixes, start in typed:
+        if prefixes is None:  # integers, flags, strings
             text = score_line(
-                score.model, score.version, score.shadow, probabilities, series.tags, t
+                score.model, score.version, score.shadow, score.probabilities, series.tags, t
             )
             if text is not None:
                 lines.append(text)
+            continue
+        own = texts[start : start + len(prefixes)]
+        fields = ",".join(compress(map(add, prefixes, own), map(NON_FINITE.__ne__, own)))
+        if fields:
+            head = series.scores_key(score.model, score.version, score.shadow)
+            lines.append(f"{head} {fields}{stamp}")
     return lines
 
 
