@@ -28,14 +28,32 @@ measurement        tags                                         written by
 =================  ===========================================  ==========================
 
 The fields of each are documented on its function.
+
+The worker writes the per-patient measurements of a whole batch, so beside each
+per-item builder stands a bulk one that gives the same bytes for less:
+:func:`frame_lines` (a batch's ``vitals`` and ``raw``), :func:`window_lines` (a window's
+``features``, ``quality``, ``vitals`` and ``scores``), :func:`series_news2_line`. They
+share a :class:`PatientSeries`, the escaped series keys of one patient's device, built
+once (:func:`patient_series`) rather than once per line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from itertools import compress
+from operator import add, attrgetter, itemgetter
+from typing import Any, NamedTuple, Protocol
 
-from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame
-from stream.sinks.lines import FieldValue, line, to_ns
+from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame, PatientContext
+from stream.sinks.lines import (
+    NON_FINITE,
+    FieldValue,
+    field_prefix,
+    float_reprs,
+    line,
+    series_key,
+    to_ns,
+)
 
 # The ``verdict`` tag of an acknowledgement that carried none (made before verdicts
 # existed, or by a client that sends none): a tag cannot be empty, and "none" stays
@@ -278,3 +296,295 @@ def pipeline_line(worker: str, metrics: Mapping[str, float | int], t: float) -> 
     'pipeline,worker=w-1 frames_per_s=50.0,lag=3i 5000000000'
     """
     return line("pipeline", {"worker": worker}, dict(metrics), t)
+
+
+# -- bulk builders: the same bytes as the per-item ones above, for a batch -------------------
+
+# Bounds of the caches below (patients' devices, feature-name layouts): past one, it starts
+# again, so a worker that sees devices come and go does not grow without end.
+MAX_CACHED_SERIES = 65_536
+MAX_CACHED_LAYOUTS = 64
+
+
+class ScoreLike(Protocol):
+    """What :func:`window_lines` reads of a :class:`stream.scoring.scorer.Score`."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def shadow(self) -> bool: ...
+    @property
+    def probabilities(self) -> Mapping[str, float]: ...
+
+
+class PatientSeries:
+    """The escaped series keys (``measurement,tag=value,...``) of one patient's device.
+
+    A device's tags do not change from one second to the next: escaping and sorting them
+    once per device, not once per line, is most of what the bulk builders save.
+
+    >>> series = patient_series("w7", "p-1", "d1")
+    >>> series.vitals
+    'vitals,device=d1,patient=p-1,ward=w7'
+    >>> series.scores_key("af", "1.2.0", False)
+    'scores,device=d1,model=af,patient=p-1,shadow=false,version=1.2.0,ward=w7'
+    """
+
+    __slots__ = ("_scores", "features", "news2", "quality", "raw", "tags", "vitals")
+
+    def __init__(self, ward: str, patient: str, device: str) -> None:
+        self.tags = patient_tags(ward, patient, device)
+        items = tuple(self.tags.items())
+        self.vitals = series_key("vitals", items)
+        self.raw = series_key("raw", items)
+        self.features = series_key("features", items)
+        self.quality = series_key("quality", items)
+        self.news2 = series_key("news2", items)
+        self._scores: dict[tuple[str, str, str], str] = {}
+
+    def scores_key(self, model: str, version: str, shadow: bool) -> str:
+        """The ``scores`` series key of one model version (:func:`score_line`'s tags)."""
+        # The tag's text, not the flag, keys the cache: True and 1 hash alike but are
+        # written "true" and "1".
+        shadow_tag = "true" if shadow is True else "false" if shadow is False else str(shadow)
+        shadow_tag = shadow_tag.lower()
+        key = (model, version, shadow_tag)
+        head = self._scores.get(key)
+        if head is None:
+            tags = {**self.tags, "model": model, "version": version, "shadow": shadow_tag}
+            head = self._scores[key] = series_key("scores", tuple(tags.items()))
+        return head
+
+
+_SERIES: dict[tuple[str, str, str], PatientSeries] = {}
+
+
+def patient_series(ward: str, patient: str, device: str) -> PatientSeries:
+    """The :class:`PatientSeries` of these :func:`patient_tags` (cached)."""
+    key = (ward, patient, device)
+    series = _SERIES.get(key)
+    if series is None:
+        if len(_SERIES) >= MAX_CACHED_SERIES:
+            _SERIES.clear()
+        series = _SERIES[key] = PatientSeries(ward, patient, device)
+    return series
+
+
+_vital_blocks = attrgetter(*VITALS)
+_VITAL_PREFIXES = tuple(field_prefix(name) for name in VITALS)
+
+
+def frame_lines(frames: Sequence[tuple[Frame, PatientContext]], raw: bool = False) -> list[str]:
+    """A batch's :func:`vitals_lines` and, with ``raw``, :func:`raw_lines`, frame after
+    frame, tagged with each context's ward and patient and the frame's device.
+
+    >>> frame = Frame.model_validate({"device_id": "d1", "seq": 0, "t0": 100.0, "signals": {
+    ...     "hr": {"fs": 1, "unit": "bpm", "samples": [70]},
+    ...     "spo2": {"fs": 1, "unit": "%", "samples": [97]}}})
+    >>> context = PatientContext(device_id="d1", patient="p-1", ward="w7", profile={})
+    >>> frame_lines([(frame, context)])
+    ['vitals,device=d1,patient=p-1,ward=w7 hr=70.0,spo2=97.0 100000000000']
+    """
+    # The usual frame holds one sample of each vital (1 Hz vitals, one-second frames): its
+    # one line takes the frame's values, all frames' formatted in one float_reprs call.
+    # Frames with several samples of a vital (prefixes None) take vitals_lines.
+    values: list[float] = []
+    plan: list[tuple[Frame, PatientSeries, list[str] | None, int]] = []
+    for frame, context in frames:
+        series = patient_series(context.ward, context.patient, frame.device_id)
+        start = len(values)
+        prefixes: list[str] | None = []
+        for prefix, block in zip(_VITAL_PREFIXES, _vital_blocks(frame.signals), strict=True):
+            if block is None:
+                continue
+            samples = block.samples
+            if len(samples) != 1:
+                prefixes = None
+                del values[start:]
+                break
+            prefixes.append(prefix)  # type: ignore[union-attr]
+            values.append(samples[0])  # type: ignore[arg-type]
+        plan.append((frame, series, prefixes, start))
+    texts = float_reprs(list(map(float, values)))  # float(): as vitals_lines
+    lines: list[str] = []
+    for frame, series, prefixes, start in plan:
+        if prefixes is None:
+            lines += vitals_lines(frame, series.tags)
+        elif prefixes:
+            own = texts[start : start + len(prefixes)]
+            fields = ",".join(compress(map(add, prefixes, own), map(NON_FINITE.__ne__, own)))
+            if fields:
+                # As vitals_lines: the sample time to whole microseconds, then the line's
+                # to_ns of that.
+                t_ns = round(frame.t0 * 1_000_000) * 1000
+                lines.append(f"{series.vitals} {fields} {round(t_ns / 1e9 * 1_000_000) * 1000}")
+        if raw:
+            lines += raw_lines(frame, series.tags)
+    return lines
+
+
+class _FieldsShape(NamedTuple):
+    """One line's field set for one pattern of finite values: a ``%`` template of its
+    finite fields and the picker of their texts (one text, or a tuple: ``%`` takes both)."""
+
+    template: str
+    pick: Callable[[Sequence[str]], Any]
+
+
+class _FeatureLayout:
+    """Where :func:`feature_lines`' fields sit in one order of feature names, and the
+    shapes of its three lines for each pattern of finite features met so far."""
+
+    __slots__ = ("derived", "names", "physiology", "prefixes", "quality", "shapes")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        position = {name: i for i, name in enumerate(names)}
+        self.names = names
+        self.prefixes = tuple(field_prefix(name) for name in names)
+        # (field prefix, feature position) of each line, in its field order.
+        self.physiology = [
+            (self.prefixes[i], i) for i, k in enumerate(names) if k not in QUALITY_FEATURES
+        ]
+        self.quality = [
+            (self.prefixes[position[k]], position[k]) for k in QUALITY_FEATURES if k in position
+        ]
+        self.derived = [
+            (field_prefix(field), position[feature])
+            for field, feature in _DERIVED_VITALS
+            if feature in position
+        ]
+        self.shapes: dict[tuple[bool, ...], tuple[_FieldsShape | None, ...]] = {}
+
+    def shape(self, finite: tuple[bool, ...]) -> tuple[_FieldsShape | None, ...]:
+        """The ``features``, ``quality`` and ``vitals`` field shapes for these finite
+        features (``None``: the line has no field)."""
+        shapes = self.shapes.get(finite)
+        if shapes is None:
+            if len(self.shapes) >= MAX_CACHED_LAYOUTS:
+                self.shapes.clear()
+            shapes = self.shapes[finite] = tuple(
+                _fields_shape([(prefix, i) for prefix, i in fields if finite[i]])
+                for fields in (self.physiology, self.quality, self.derived)
+            )
+        return shapes
+
+
+def _fields_shape(fields: Sequence[tuple[str, int]]) -> _FieldsShape | None:
+    if not fields:
+        return None
+    template = ",".join(prefix.replace("%", "%%") + "%s" for prefix, _ in fields)
+    return _FieldsShape(template, itemgetter(*[i for _, i in fields]))
+
+
+_FEATURE_LAYOUTS: dict[tuple[str, ...], _FeatureLayout] = {}
+# feature_lines' derived ``vitals`` fields: field name → the feature it copies.
+_DERIVED_VITALS = (("ecg_hr", "ecg_hr_bpm"), ("ppg_hr", "ppg_hr_bpm"))
+
+
+def _feature_layout(names: tuple[str, ...]) -> _FeatureLayout:
+    layout = _FEATURE_LAYOUTS.get(names)
+    if layout is None:
+        if len(_FEATURE_LAYOUTS) >= MAX_CACHED_LAYOUTS:
+            _FEATURE_LAYOUTS.clear()
+        layout = _FEATURE_LAYOUTS[names] = _FeatureLayout(names)
+    return layout
+
+
+_CLASS_PREFIXES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _class_prefixes(classes: tuple[str, ...]) -> tuple[str, ...]:
+    prefixes = _CLASS_PREFIXES.get(classes)
+    if prefixes is None:
+        if len(_CLASS_PREFIXES) >= MAX_CACHED_LAYOUTS:
+            _CLASS_PREFIXES.clear()
+        prefixes = _CLASS_PREFIXES[classes] = tuple(map(field_prefix, classes))
+    return prefixes
+
+
+def window_lines(
+    series: PatientSeries, features: Mapping[str, float], scores: Sequence[ScoreLike], t: float
+) -> list[str]:
+    """One window's :func:`feature_lines` and then each score's :func:`score_line`, in
+    that order, as those write them.
+
+    >>> series = patient_series("w7", "p-1", "d1")
+    >>> for text in window_lines(series, {"ecg_hr_bpm": 72.0, "ecg_sqi": 0.9}, [], 5.0):
+    ...     print(text)
+    features,device=d1,patient=p-1,ward=w7 ecg_hr_bpm=72.0 5000000000
+    quality,device=d1,patient=p-1,ward=w7 ecg_sqi=0.9 5000000000
+    vitals,device=d1,patient=p-1,ward=w7 ecg_hr=72.0 5000000000
+    """
+    layout = _feature_layout(tuple(features))
+    values = list(map(float, features.values()))
+    count = len(values)
+    # The scores' probabilities (when all floats, as models give) join the features' in
+    # one float_reprs call; the others keep score_line's own typing.
+    typed: list[Any] = []
+    for score in scores:
+        probabilities = score.probabilities
+        classes = list(probabilities.values())
+        if all(type(p) is float for p in classes):
+            typed.append((score, _class_prefixes(tuple(probabilities)), len(values)))
+            values += classes
+        else:
+            typed.append((score, None, 0))
+    texts = float_reprs(values)
+    stamp = f" {round(t * 1_000_000) * 1000}"  # to_ns
+    lines = []
+    heads = (series.features, series.quality, series.vitals)
+    finite = tuple(map(NON_FINITE.__ne__, texts[:count]))
+    for head, shape in zip(heads, layout.shape(finite), strict=True):
+        if shape is not None:
+            lines.append(f"{head} {shape.template % shape.pick(texts)}{stamp}")
+    for score, prefixes, start in typed:
+        if prefixes is None:  # integers, flags, strings
+            text = score_line(
+                score.model, score.version, score.shadow, score.probabilities, series.tags, t
+            )
+            if text is not None:
+                lines.append(text)
+            continue
+        own = texts[start : start + len(prefixes)]
+        fields = ",".join(compress(map(add, prefixes, own), map(NON_FINITE.__ne__, own)))
+        if fields:
+            head = series.scores_key(score.model, score.version, score.shadow)
+            lines.append(f"{head} {fields}{stamp}")
+    return lines
+
+
+# A NEWS2 response's field text (a few distinct values).
+_STRING_FIELDS: dict[str, str] = {}
+
+
+def series_news2_line(
+    series: PatientSeries,
+    aggregate: int,
+    subscores: Mapping[str, int],
+    partial: bool,
+    response: str,
+    t: float,
+) -> str | None:
+    """:func:`news2_line` with the series' tags, without its dictionaries.
+
+    >>> series = patient_series("w7", "p-1", "d1")
+    >>> print(series_news2_line(series, 2, {"resp": 2}, True, "low", 5.0))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    news2,device=d1,patient=p-1,ward=w7
+    aggregate=2i,partial=true,response="low",score_resp=2i 5000000000
+    """
+    if type(aggregate) is not int or type(partial) is not bool or type(response) is not str:
+        return news2_line(aggregate, subscores, partial, response, series.tags, t)
+    text = _STRING_FIELDS.get(response)
+    if text is None:
+        if len(_STRING_FIELDS) >= MAX_CACHED_LAYOUTS:
+            _STRING_FIELDS.clear()
+        escaped = response.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        text = _STRING_FIELDS[response] = f'"{escaped}"'
+    encoded = [
+        f"aggregate={aggregate}i,partial={'true' if partial else 'false'},response={text}",
+        *[f"{field_prefix('score_' + k)}{int(v)}i" for k, v in subscores.items()],
+    ]
+    return f"{series.news2} {','.join(encoded)} {round(t * 1_000_000) * 1000}"

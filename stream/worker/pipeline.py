@@ -60,12 +60,10 @@ from stream.signal.streaming import SignalState
 from stream.signal.window import SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
     alert_line,
-    feature_lines,
-    news2_line,
-    patient_tags,
-    raw_lines,
-    score_line,
-    vitals_lines,
+    frame_lines,
+    patient_series,
+    series_news2_line,
+    window_lines,
 )
 from stream.worker.ingest import Ingest, Position, RawRecord, reason_kind
 from stream.worker.state import ContextView, StateStore
@@ -283,13 +281,12 @@ class Pipeline:
         due_by_round: list[list[tuple[str, SignalWindow]]] = []
         frames_seen: Counter[str] = Counter()
         stages = self.stages
+        started = time.perf_counter()
+        # Every frame's lines come before any window's: build them in one call.
+        output.lines += frame_lines(frames, raw=self.settings.stream.raw_retention)
+        stages.add("lines", started)
         for frame, context in frames:
             started = time.perf_counter()
-            tags = patient_tags(context.ward, context.patient, frame.device_id)
-            output.lines += vitals_lines(frame, tags)
-            if self.settings.stream.raw_retention:
-                output.lines += raw_lines(frame, tags)
-            started = stages.add("lines", started)
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
             buffers, waveforms = self._buffer(frame)
@@ -405,14 +402,8 @@ class Pipeline:
         started = time.perf_counter()
         device_id = context.device_id
         t = window.t_end
-        tags = patient_tags(context.ward, context.patient, device_id)
-        lines = feature_lines(features, tags, t)
-        for score in scores:
-            text = score_line(
-                score.model, score.version, score.shadow, score.probabilities, tags, t
-            )
-            if text is not None:
-                lines.append(text)
+        series = patient_series(context.ward, context.patient, device_id)
+        lines = window_lines(series, features, scores, t)
         started = self.stages.add("lines", started)
         tracker = self.tracker(device_id)
         if tracker.seen(t):
@@ -429,8 +420,8 @@ class Pipeline:
         self._persist(device_id, tracker)
         started = self.stages.add("rules", started)
         if news2 is not None:
-            text = news2_line(
-                news2.aggregate, news2.subscores, news2.partial, str(news2.response), tags, t
+            text = series_news2_line(
+                series, news2.aggregate, news2.subscores, news2.partial, str(news2.response), t
             )
             if text is not None:
                 lines.append(text)
