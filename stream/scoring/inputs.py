@@ -476,6 +476,15 @@ def _held_rr_hops(
                     drr_out[r, at] = np.nan
 
 
+def warm_up() -> None:
+    """Compile :func:`_held_rr_hops` (or load it from numba's cache) on a tiny batch."""
+    rows = np.zeros((1, 4))
+    no_peaks = np.zeros(0, dtype=np.int64)
+    out = np.empty((1, 2), dtype=np.float32)
+    ends, n_outs, bounds = np.array([4]), np.array([2]), np.zeros(2, dtype=np.int64)
+    _held_rr_hops(rows, no_peaks, bounds, ends, n_outs, 2.0, 1.0, 2, out, out.copy())
+
+
 def _peaks_of(
     rows: np.ndarray, fs: float, r_peaks: Sequence[np.ndarray | None]
 ) -> list[np.ndarray]:

@@ -49,7 +49,13 @@ from stream.records import Alert, ModelRollout
 from stream.scoring import registry
 from stream.scoring.actionability import ACTIONABLE, actionability_line, alert_rows
 from stream.scoring.explain import explain_alerting
-from stream.scoring.inputs import batch_inputs, cold_hops, model_inputs, streaming_feeds
+from stream.scoring.inputs import (
+    batch_inputs,
+    cold_hops,
+    model_inputs,
+    streaming_feeds,
+    warm_up,
+)
 from stream.scoring.registry import LoadedModel, ModelError
 from stream.signal.window import SignalWindow
 
@@ -367,6 +373,7 @@ class Scorer:
             self._register(model, shadow=False)
         for model in self.shadow.values():
             self._register(model, shadow=True)
+        warm_up()  # the batch hop builder's kernel, before the first batch waits for it
 
     def _register(self, model: LoadedModel, shadow: bool) -> None:
         """Room for a streaming model's device states (restored ones wait for this)."""
