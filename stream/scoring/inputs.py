@@ -34,7 +34,10 @@ ends where the hop ends, reading only its last ``HOP_CONTEXT_S + hop_s`` of ECG 
 anti-alias filter sees real samples on its left) and the window's beats for the RR
 channels; a cold start feeds every whole hop of the window, each built the same way from
 the window cut at its end. Training builds every hop of a recording with the same
-function, so the hop a model learnt on is the hop the stream feeds it.
+function, so the hop a model learnt on is the hop the stream feeds it. The scorer builds a
+batch's hops with :func:`streaming_feeds`: the same numbers as :func:`hop_inputs` window by
+window (tested so), as arrays for all due devices at once (the RR channels of every window
+in one compiled call, the vitals from their histories' newest steps only).
 
 Example::
 
@@ -50,6 +53,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 from scipy.signal import firwin, resample_poly
 
 from stream.scoring.registry import LoadedModel, ModelInput
@@ -424,6 +428,189 @@ def hop_inputs(
             feeds[spec.name] = out
         else:
             feeds[spec.name] = vitals_inputs(windows, features, spec)[:, -steps:]
+    return feeds
+
+
+@njit(cache=True)
+def _held_rr_hops(
+    rows: np.ndarray,
+    peaks: np.ndarray,
+    bounds: np.ndarray,
+    ends: np.ndarray,
+    n_outs: np.ndarray,
+    fs_in: float,
+    fs_out: float,
+    hop_out: int,
+    rr_out: np.ndarray,
+    drr_out: np.ndarray,
+) -> None:
+    """:func:`held_rr`'s last ``hop_out`` values of every row's cut at each of ``ends``
+    (``n_outs`` output samples each), for all rows in one call: row ``r``'s peaks are
+    ``peaks[bounds[r]:bounds[r + 1]]`` (ascending), its missing samples its non-finite
+    ones; hop ``j``'s values go to ``[r, j * hop_out:]`` of ``rr_out`` and ``drr_out``."""
+    n_rows, n_in = rows.shape
+    gaps = np.zeros(n_in + 1, dtype=np.int64)
+    for r in range(n_rows):
+        for i in range(n_in):  # missing samples before each sample: held_rr's gap rule
+            gaps[i + 1] = gaps[i] + (0 if np.isfinite(rows[r, i]) else 1)
+        first, last = bounds[r], bounds[r + 1]
+        for j in range(ends.shape[0]):
+            m = 0  # the peaks before the cut
+            while first + m < last and peaks[first + m] < ends[j]:
+                m += 1
+            rr = np.full(m, np.nan)
+            for k in range(1, m):
+                if gaps[peaks[first + k]] == gaps[peaks[first + k - 1]]:
+                    rr[k] = (peaks[first + k] - peaks[first + k - 1]) / fs_in
+            beat = -1
+            for o in range(n_outs[j] - hop_out, n_outs[j]):
+                t = o / fs_out
+                while beat + 1 < m and peaks[first + beat + 1] / fs_in <= t:
+                    beat += 1
+                at = j * hop_out + o - (n_outs[j] - hop_out)
+                if beat >= 0:
+                    rr_out[r, at] = rr[beat]
+                    drr_out[r, at] = rr[beat] - rr[beat - 1] if beat >= 1 else np.nan
+                else:
+                    rr_out[r, at] = np.nan
+                    drr_out[r, at] = np.nan
+
+
+def warm_up() -> None:
+    """Compile :func:`_held_rr_hops` (or load it from numba's cache) on a tiny batch."""
+    rows = np.zeros((1, 4))
+    no_peaks = np.zeros(0, dtype=np.int64)
+    out = np.empty((1, 2), dtype=np.float32)
+    ends, n_outs, bounds = np.array([4]), np.array([2]), np.zeros(2, dtype=np.int64)
+    _held_rr_hops(rows, no_peaks, bounds, ends, n_outs, 2.0, 1.0, 2, out, out.copy())
+
+
+def _peaks_of(
+    rows: np.ndarray, fs: float, r_peaks: Sequence[np.ndarray | None]
+) -> list[np.ndarray]:
+    """Each row's R peaks: the window features' when given, else detected here."""
+    return [
+        detect_r_peaks(row, fs) if p is None else np.asarray(p, np.int64)
+        for row, p in zip(rows, r_peaks, strict=True)
+    ]
+
+
+def _ecg_hops_batch(
+    rows: np.ndarray,
+    fs_in: float,
+    channels: Sequence[str],
+    fs_out: float,
+    hop_s: float,
+    r_peaks: Sequence[np.ndarray | None],
+    count: int,
+) -> np.ndarray:
+    """:func:`ecg_hops` of 2-D ``rows``, the same numbers, with the RR channels of every
+    row and hop in one compiled call (:func:`held_rr` per row cost more than its work)."""
+    hop_in, hop_out = round(hop_s * fs_in), round(hop_s * fs_out)
+    context = round((HOP_CONTEXT_S + hop_s) * fs_in)
+    n_rows, n_in = rows.shape
+    if count * hop_in > n_in:
+        raise ValueError(f"{count} hops of {hop_s} s do not fit a window of {n_in / fs_in} s")
+    out = np.empty((n_rows, count * hop_out, len(channels)), dtype=np.float32)
+    column = {name: c for c, name in enumerate(channels)}
+    ends = [n_in - (count - 1 - j) * hop_in for j in range(count)]
+    if "ecg" in column:
+        for j, end in enumerate(ends):
+            # Only the hop and its context are resampled (the same FIR as the window's).
+            tail = resample_ecg(rows[:, max(end - context, 0) : end], fs_in, fs_out)
+            out[:, j * hop_out : (j + 1) * hop_out, column["ecg"]] = tail[:, -hop_out:]
+    if column.keys() & {"rr_s", "drr_s"}:
+        peaks = _peaks_of(rows, fs_in, r_peaks)
+        bounds = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in peaks], out=bounds[1:])
+        flat = np.concatenate(peaks) if peaks else np.zeros(0, np.int64)
+        rr = np.empty((n_rows, count * hop_out), dtype=np.float32)
+        drr = np.empty_like(rr)
+        n_outs = np.array([output_length(end, fs_in, fs_out) for end in ends], dtype=np.int64)
+        _held_rr_hops(
+            rows, flat.astype(np.int64, copy=False), bounds, np.array(ends, dtype=np.int64),
+            n_outs, float(fs_in), float(fs_out), hop_out, rr, drr,
+        )  # fmt: skip
+        for name, values in (("rr_s", rr), ("drr_s", drr)):
+            if name in column:
+                out[:, :, column[name]] = values
+    return out
+
+
+def _vitals_hops(
+    windows: Sequence[SignalWindow],
+    features: Sequence[Mapping[str, float]],
+    spec: ModelInput,
+    steps: int,
+) -> np.ndarray:
+    """The last ``steps`` of :func:`vitals_inputs` (the same numbers), resampling only the
+    histories' tails those steps come from: a hop is one 10 s mean of a 10 min history."""
+    if steps > spec.steps:
+        raise ValueError(f"{steps} steps of a {spec.steps}-step input")
+    out = np.full((len(windows), steps, len(spec.channels)), np.nan)
+    for c, channel in enumerate(spec.channels):
+        trend = TREND_OF_FEATURE.get(channel, channel)
+        histories = [w.trends.get(trend) for w in windows]
+        for i, history in enumerate(histories):
+            if history is None or len(history) == 0:
+                out[i, -1, c] = features[i].get(channel, np.nan)
+        for (n, fs), rows in group_by_length(histories, [w.trend_fs for w in windows]).items():
+            needed = _tail_samples(n, fs, spec.fs, steps)
+            stacked = np.stack([np.asarray(histories[i][n - needed :], float) for i in rows])
+            tail = _resample(stacked, fs, spec.fs)[:, -steps:]
+            out[rows, steps - tail.shape[1] :, c] = tail
+    return out
+
+
+def _tail_samples(n: int, fs_in: float, fs_out: float, steps: int) -> int:
+    """How many of a history's last samples give :func:`_resample`'s last ``steps``
+    outputs exactly (all ``n`` unless a whole-block mean or the same rate).
+
+    >>> [_tail_samples(n, 1.0, fs_out, steps) for n, fs_out, steps in
+    ...  [(600, 0.1, 1), (600, 1.0, 3), (5, 0.1, 1), (600, 0.3, 1)]]
+    [10, 3, 5, 600]
+    """
+    if n < 2:
+        return n
+    if same_rate(fs_in, fs_out):
+        return min(n, steps)
+    ratio = fs_in / fs_out
+    if ratio > 1 and same_rate(ratio, round(ratio)):
+        # Blocks are cut from the newest sample back: the last steps blocks are the last
+        # steps * step samples.
+        return steps * round(ratio) if n >= steps * round(ratio) else n
+    return n  # interpolated: every output depends on the whole time axis's length
+
+
+def streaming_feeds(
+    model: LoadedModel,
+    windows: Sequence[SignalWindow],
+    features: Sequence[Mapping[str, float]],
+    r_peaks: Sequence[np.ndarray | None],
+    count: int,
+) -> dict[str, np.ndarray]:
+    """:func:`hop_inputs`, the same numbers, built for the whole batch as arrays: the RR
+    channels of all windows in one compiled call, and the vitals from the histories' last
+    steps only. The scorer feeds a batch's due devices with it; :func:`hop_inputs` (one
+    window at a time inside) is the reference it is tested against."""
+    streaming = model.card.streaming
+    if streaming is None:
+        raise ValueError(f"{model.ref} is not a streaming model")
+    feeds = {}
+    for spec in model.card.inputs:
+        steps = count * round(streaming.hop_s * spec.fs)
+        if spec.kind == "ecg":
+            out = np.empty((len(windows), steps, len(spec.channels)), np.float32)
+            signals = [w.ecg for w in windows]
+            for (_, fs), rows in group_by_length(signals, [w.ecg_fs for w in windows]).items():
+                stacked = np.stack([signals[i] for i in rows]).astype(np.float64, copy=False)
+                out[rows] = _ecg_hops_batch(
+                    stacked, fs, spec.channels, spec.fs, streaming.hop_s,
+                    [r_peaks[i] for i in rows], count,
+                )  # fmt: skip
+            feeds[spec.name] = out
+        else:
+            feeds[spec.name] = _vitals_hops(windows, features, spec, steps)
     return feeds
 
 

@@ -32,12 +32,14 @@ Example::
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -47,16 +49,29 @@ from stream.records import Alert, ModelRollout
 from stream.scoring import registry
 from stream.scoring.actionability import ACTIONABLE, actionability_line, alert_rows
 from stream.scoring.explain import explain_alerting
-from stream.scoring.inputs import batch_inputs, cold_hops, hop_inputs, model_inputs
+from stream.scoring.inputs import (
+    batch_inputs,
+    cold_hops,
+    model_inputs,
+    streaming_feeds,
+    warm_up,
+)
 from stream.scoring.registry import LoadedModel, ModelError
 from stream.signal.window import SignalWindow
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Score:
-    """One model's probabilities for one window, with the exact version that made them."""
+class Score(NamedTuple):
+    """One model's probabilities for one window, with the exact version that made them.
+
+    A named tuple: immutable like the frozen dataclass it was, at half the cost to make
+    (the scorer makes one per window and model, every batch).
+
+    >>> score = Score("rhythm", "2.0.0", {"af": 0.25}, {"af": 0.7})
+    >>> score.ref, score.probabilities["af"], score.shadow
+    ('rhythm@2.0.0', 0.25, False)
+    """
 
     model: str
     version: str
@@ -249,6 +264,30 @@ class ModelStates:
                 ]
         return orjson.dumps(found) if found else None
 
+    def export_many(self, devices: Sequence[str], keys: Iterable[str]) -> dict[str, bytes | None]:
+        """:meth:`export` of each of ``devices``, byte for byte: each key's rows of all of
+        them gathered at once (the worker exports every device it scored, every batch)."""
+        found: dict[str, dict[str, list]] = {device: {} for device in devices}
+        for key in keys:  # in the order export takes them: the same JSON
+            table = self._tables.get(key)
+            if table is None:
+                continue
+            held = [(device, row) for device in devices
+                    if (row := table.rows.get(device)) is not None]  # fmt: skip
+            if not held:
+                continue
+            index = np.array([row for _, row in held])
+            data = table.data[index].tobytes()
+            width = table.data.itemsize * table.layout.width
+            times = table.t[index].tolist()
+            for j, (device, _) in enumerate(held):
+                # binascii: base64.b64encode's own call, without its wrapper's cost.
+                encoded = binascii.b2a_base64(data[j * width : (j + 1) * width], newline=False)
+                found[device][key] = [times[j], encoded.decode()]
+        return {
+            device: orjson.dumps(states) if states else None for device, states in found.items()
+        }
+
     def restore(self, device: str, blob: bytes) -> None:
         """Put back what :meth:`export` gave (replacing what the device had)."""
         self.forget(device)
@@ -334,6 +373,7 @@ class Scorer:
             self._register(model, shadow=False)
         for model in self.shadow.values():
             self._register(model, shadow=True)
+        warm_up()  # the batch hop builder's kernel, before the first batch waits for it
 
     def _register(self, model: LoadedModel, shadow: bool) -> None:
         """Room for a streaming model's device states (restored ones wait for this)."""
@@ -422,8 +462,8 @@ class Scorer:
     def take_states(self) -> dict[str, bytes]:
         """The durable state of every device whose streaming state advanced since the last
         call (``b""`` for one that has none left worth keeping)."""
-        keys = self.state_keys()
-        taken = {d: self.states.export(d, keys) or b"" for d in sorted(self.states.advanced)}
+        exported = self.states.export_many(sorted(self.states.advanced), self.state_keys())
+        taken = {device: blob or b"" for device, blob in exported.items()}
         self.states.advanced.clear()
         return taken
 
@@ -465,12 +505,11 @@ class Scorer:
         standing = np.flatnonzero((due == 0) & ~cold)
         if len(standing):
             probabilities = table.data[index[standing], : layout.classes]
-            for k, p in zip(standing, probabilities, strict=True):
-                self._append(per_window[rows[k]], card, p, is_shadow)
+            self._append([per_window[rows[k]] for k in standing], card, probabilities, is_shadow)
         for count in sorted(set(due[due > 0].tolist())):
             members = np.flatnonzero(due == count)
             group = [rows[k] for k in members]
-            feeds = hop_inputs(
+            feeds = streaming_feeds(
                 model, [windows[r] for r in group], [features[r] for r in group],
                 [r_peaks[r] for r in group], count,
             )  # fmt: skip
@@ -490,23 +529,24 @@ class Scorer:
             table.t[targets] = t_end[members]
             table.data[targets] = layout.join(scores, new_state)
             states.advanced.update(devices[k] for k in members)
-            for k, p in zip(members, scores, strict=True):
-                self._append(per_window[rows[k]], card, p, is_shadow)
+            self._append([per_window[rows[k]] for k in members], card, scores, is_shadow)
 
     @staticmethod
     def _append(
-        scores: list[Score], card: registry.ModelCard, probabilities: np.ndarray, shadow: bool
+        targets: list[list[Score]],
+        card: registry.ModelCard,
+        probabilities: np.ndarray,
+        shadow: bool,
     ) -> None:
-        scores.append(
-            Score(
-                model=card.name,
-                version=card.version,
-                # tolist: Python floats in one call, not a float() per numpy scalar.
-                probabilities=dict(zip(card.classes, probabilities.tolist(), strict=True)),
-                thresholds=dict(card.thresholds),
-                shadow=shadow,
-            )
-        )
+        """A :class:`Score` for each row of ``probabilities`` (``[rows, classes]``) onto
+        each of ``targets`` (a window's scores each)."""
+        # One copy of the thresholds for the batch's scores of this model (the card's own
+        # dict is not handed out), and Python floats of all rows in one tolist.
+        thresholds = dict(card.thresholds)
+        classes, name, version = card.classes, card.name, card.version
+        for scores, row in zip(targets, probabilities.tolist(), strict=True):
+            probability = dict(zip(classes, row, strict=True))
+            scores.append(Score(name, version, probability, thresholds, shadow))
 
     def _score_model(
         self,

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.signal.device_streams import DeviceStreams
+from stream.signal.device_streams import DeviceStreams, Run
 from stream.signal.kernels import ecg_stream as k
 
 ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
@@ -241,6 +241,33 @@ class EcgBeatStream(DeviceStreams):
             self._history[slot],
         )
         return np.concatenate(parts, dtype=np.float64).tobytes()
+
+    def export_many(self, devices: Sequence[str]) -> dict[str, bytes]:
+        """:meth:`export` of every known device among ``devices`` (the unknown are left
+        out), byte for byte, in the given order: each state array gathered for all of them
+        at once and the records cut from one buffer, because per device the indexing cost
+        more than the bytes (the worker exports every device it advanced, every batch)."""
+        known, slots = self._live_slots(devices)
+        ist = self._ist[slots]
+        fs = self._fst[slots, k.F_FS]
+        n = ist[:, k.I_N]
+        lookback = np.maximum(ist[:, k.I_WIDTH], np.ceil(_LOOKBACK_S * fs).astype(np.int64))
+        keep = np.minimum(np.minimum(n, k.RING), lookback + 8)
+        held = ist[:, k.I_HELD]
+        header = self._headers(slots, keep, held, EXPORT_FORMAT)
+        every = np.arange(len(known))
+        history = k.HISTORY + k.RECENT
+        runs = [
+            Run(header.ravel(), 4 * every, 0, 4, 4),
+            Run(self._fst.ravel(), slots * k.F_COLUMNS, 0, k.F_COLUMNS, k.F_COLUMNS),
+            Run(self._ist.ravel(), slots * k.I_COLUMNS, 0, k.I_COLUMNS, k.I_COLUMNS),
+            *(Run(getattr(self, name).ravel(), slots * k.RING, n - keep, keep, k.RING)
+              for name in ("_filt", "_slopes", "_squares", "_raw")),
+            Run(self._held.ravel(), slots * k.HELD * k.H_COLUMNS, 0, held * k.H_COLUMNS,
+                k.HELD * k.H_COLUMNS),
+            Run(self._history.ravel(), slots * history, 0, history, history),
+        ]  # fmt: skip
+        return self._pack(known, runs)
 
     def restore(self, device: str, blob: bytes) -> None:
         """Continue a device from :meth:`export`'s bytes (every integer in them is below

@@ -88,7 +88,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.signal.beats import PPG_BAND
-from stream.signal.device_streams import DeviceStreams
+from stream.signal.device_streams import DeviceStreams, Run
 from stream.signal.kernels import ppg_stream as k
 
 # Elgendi et al. 2013 (the best of their parameter search): W1 = 111 ms (a systolic peak's
@@ -329,6 +329,41 @@ class PpgPulseStream(DeviceStreams):
             self._features[slot].ravel(),
         )
         return np.concatenate(parts, dtype=np.float64).tobytes()
+
+    def export_many(self, devices: Sequence[str]) -> dict[str, bytes]:
+        """:meth:`export` of every known device among ``devices`` (the unknown are left
+        out), byte for byte, in the given order: each state array gathered for all of them
+        at once and the records cut from one buffer, because per device the indexing cost
+        more than the bytes (the worker exports every device it advanced, every batch)."""
+        known, slots = self._live_slots(devices)
+        ist = self._ist[slots]
+        n, lag, half = ist[:, k.I_N], ist[:, k.I_LAG], ist[:, k.I_HALF]
+        oldest = n - lag
+        for column in (k.I_P_POS, k.I_B_START):
+            position = ist[:, column]
+            oldest = np.where(position >= 0, np.minimum(oldest, position), oldest)
+        needed = np.maximum(
+            np.maximum(ist[:, k.I_W_BEAT] + 1, lag + ist[:, k.I_H_PEAK] + 2),
+            n - oldest + half + ist[:, k.I_R_BACK] + 1,
+        )
+        keep = np.minimum(np.minimum(n, k.RING), needed)  # _keep's, for every slot
+        width = 2 * half + 1
+        header = self._headers(slots, keep, width, EXPORT_FORMAT)
+        every = np.arange(len(known))
+        rings, templates = k.RINGS * k.RING, k.TEMPLATES
+        features = k.RECENT * k.P_COLUMNS
+        runs = [
+            Run(header.ravel(), 4 * every, 0, 4, 4),
+            Run(self._fst.ravel(), slots * k.F_COLUMNS, 0, k.F_COLUMNS, k.F_COLUMNS),
+            Run(self._ist.ravel(), slots * k.I_COLUMNS, 0, k.I_COLUMNS, k.I_COLUMNS),
+            *(Run(self._rings.ravel(), slots * rings + r * k.RING, n - keep, keep, k.RING)
+              for r in range(k.RINGS)),
+            Run(self._template.ravel(), slots * templates, 0, width, templates),
+            Run(self._template.ravel(), slots * templates + k.TEMPLATE, 0, width, templates),
+            Run(self._recent.ravel(), slots * k.RECENT, 0, k.RECENT, k.RECENT),
+            Run(self._features.ravel(), slots * features, 0, features, features),
+        ]  # fmt: skip
+        return self._pack(known, runs)
 
     def restore(self, device: str, blob: bytes) -> None:
         """Continue a device from :meth:`export`'s bytes (every integer in them is below

@@ -16,7 +16,7 @@ from stream.config import load_settings
 from stream.records import ModelRollout
 from stream.scoring import registry
 from stream.scoring.registry import ModelCard, ModelError
-from stream.scoring.scorer import Scorer
+from stream.scoring.scorer import DeviceState, ModelStates, Scorer, StateLayout
 from stream.signal.window import SignalWindow
 
 FS = 64.0  # the model's rate: a window at this rate is fed as is (no resampling)
@@ -209,3 +209,40 @@ def test_a_vitals_cold_start_feeds_the_history_from_its_first_value(settings):
         return SignalWindow(t_start=590.0, t_end=600.0, trends={"hr": hr}, trend_fs=1.0)
 
     assert [cold_hops(model, with_history(s)) for s in (0, 5, 25, 600)] == [1, 1, 3, 60]
+
+
+def test_export_many_is_each_devices_export_byte_for_byte() -> None:
+    """Two models' tables, devices in both, one or none of them (and one only waiting for
+    its model): ``export_many`` is ``export`` of each, and restores to the same rows."""
+    rng = np.random.default_rng(2)
+    layouts = {
+        "rhythm@2": StateLayout(2, (("initial_h", (1, 32)), ("context_1", (4, 3)))),
+        "deterioration@2": StateLayout(1, (("initial_h", (1, 32)),)),
+    }
+    states = ModelStates()
+    for key, layout in layouts.items():
+        states.register(key, layout)
+    devices = [f"dev-{i}" for i in range(40)]
+    for i, device in enumerate(devices):
+        for j, (key, layout) in enumerate(layouts.items()):
+            if i % 7 and (i + j) % 3:  # some devices in one table, some in both, some in none
+                tensors = {name: rng.normal(size=shape).astype(np.float32)
+                           for name, shape in layout.tensors}  # fmt: skip
+                probabilities = rng.random(layout.classes).astype(np.float32)
+                states.put(
+                    device, key, DeviceState(1e9 + rng.random() * 100, probabilities, tensors)
+                )
+    states.restore("waiting", orjson.dumps({"other@1": [1.0, ""]}))
+    keys = {*layouts, "retired@1"}
+    asked = [*devices[::-1], "waiting", "unknown"]
+    many = states.export_many(asked, keys)
+    assert list(many) == asked
+    assert many == {device: states.export(device, keys) for device in asked}
+    assert many["unknown"] is None and sum(blob is None for blob in many.values()) > 2
+    again = ModelStates()
+    for key, layout in layouts.items():
+        again.register(key, layout)
+    for device, blob in many.items():
+        if blob is not None:
+            again.restore(device, blob)
+    assert again.export_many(asked, keys) == many
