@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import gc
 
 import orjson
 import pytest
 
+import stream.worker.ingest as ingest_module
 from stream.config import load_settings
 from stream.worker.ingest import (
     UNENROLLED_PATIENT,
@@ -228,3 +230,28 @@ def test_bad_enrolment_is_dead_lettered_without_echoing_the_patient_id(settings)
     assert letter.source_topic == settings.topics.enrolments and letter.offset == 5
     assert "MRN-7" not in letter.to_json().decode() and letter.payload_b64 == ""
     assert "dev-1" not in ingest.contexts
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_batch_decodes_with_the_collector_paused_and_leaves_it_as_found(
+    settings, monkeypatch, enabled
+):
+    seen: list[bool] = []
+    reference = ingest_module.decode_frame
+
+    def watched(value, settings_, now):
+        seen.append(gc.isenabled())
+        return reference(value, settings_, now)
+
+    monkeypatch.setattr(ingest_module, "decode_frame", watched)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        result = Ingest(settings).frames(
+            [raw(frame_dict(seq=s, t0=T0 + s), s) for s in range(3)], NOW
+        )
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False, False]
+    assert seqs(result) == [0, 1, 2]
