@@ -130,6 +130,12 @@ class StreamSettings(_Group):
     # How often durable progress is committed: what a new owner replays, and how soon
     # the group's committed offsets show a failover is over (Faust's default 2.8 s).
     commit_interval_s: float = Field(1.0, gt=0)
+    # How often the devices' detector and model state is checkpointed to the snapshot topic
+    # (and the records it covers become committable): exporting and publishing every
+    # device's few KB with every batch would cost more than analysing its second. A new
+    # owner replays at most this much from the commit (alerts again under the same
+    # alert_id, which consumers dedupe on; points overwrite themselves).
+    checkpoint_s: float = Field(5.0, gt=0, description="state snapshot and commit interval")
     rebalance_timeout_s: float = Field(
         20.0, gt=0, description="how long a rebalance waits for members to rejoin"
     )

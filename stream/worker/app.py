@@ -9,10 +9,10 @@ registers them on a Faust app:
   ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
   broker* → lines written durably (to InfluxDB, or while it is down to the sink's fsync'd
   local spool, drained back by a timer; the sink blocks only when the spool is full)
-  → the snapshots of the devices whose state changed published (broker-acknowledged) to
-  the compacted snapshot topic (:mod:`stream.worker.snapshots`) → only then are the
-  batch's records marked
-  durable in the :class:`~stream.worker.delivery.CommitLedger`, which alone decides what
+  → every ``stream.checkpoint_s``, a checkpoint: the snapshots of the devices whose state
+  changed published (broker-acknowledged) to the compacted snapshot topic
+  (:mod:`stream.worker.snapshots`) → only then are the records of the batches it covers
+  marked durable in the :class:`~stream.worker.delivery.CommitLedger`, which alone decides what
   the consumer commits (:func:`~stream.worker.delivery.guard_commits`): each partition up
   to its first record not durable yet. A batch that cannot be made durable (the spool's
   disk fails, a bug) stays open in the ledger and the worker stops with an error; its
@@ -94,12 +94,22 @@ class Worker:
         self.loaded: set[int] = set()  # partitions whose devices' snapshots are in memory
         self._loading = asyncio.Lock()
         self._revoked: set[int] = set()
+        # Since the last checkpoint: records whose output is durable (committable once the
+        # state they produced is), and devices whose snapshot moved.
+        self._pending: list[Record] = []
+        self._dirty: set[str] = set()
+        self._checkpointed_at = time.monotonic()
+        # One checkpoint at a time (a device's snapshots go out in the order they were
+        # taken), and none from the timer while a batch is between processing and its
+        # durable output (a checkpoint then would publish state ahead of that output).
+        self._checkpointing = asyncio.Lock()
+        self._in_batch = False
 
     # -- the delivery of one output ------------------------------------------------------
     async def deliver(self, output: Output, records: Sequence[Record] = ()) -> None:
-        """Publish alerts and dead letters (broker-acknowledged), then write durably, then
-        publish the snapshots of the devices whose state moved; only then may ``records``
-        and the held frames this output carries be committed."""
+        """Publish alerts and dead letters (broker-acknowledged), then write durably; then
+        ``records`` and the held frames this output carries wait for the next checkpoint
+        (:meth:`checkpoint`), after which they may be committed."""
         sent = []
         alerts, deadletters = self.topics["alerts"], self.topics["deadletter"]
         for alert in output.alerts:
@@ -115,12 +125,34 @@ class Worker:
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
         self.pipeline.save(output)
-        await self.save_snapshots(
-            {*output.state, *output.enrolled, *output.detectors, *output.pulse_detectors,
-             *output.models}
-        )  # fmt: skip
-        self.ledger.durable(records)
-        self.ledger.durable(self.frames_records(output.unheld))
+        self._dirty.update(output.state)
+        self._dirty.update(output.enrolled)
+        self._pending += records
+        self._pending += self.frames_records(output.unheld)
+
+    def checkpoint_due(self) -> bool:
+        return time.monotonic() - self._checkpointed_at >= self.settings.stream.checkpoint_s
+
+    async def checkpoint(self) -> None:
+        """The devices' state as it stands, for those whose state moved, published to the
+        snapshot topic (broker-acknowledged); only then are the records of the outputs
+        delivered before it durable in the ledger, hence committable.
+
+        Taken between batches (by the agent after a batch's delivery, or by the timer
+        when no batch is under way), the state is that of every batch delivered. A tick's
+        output still on its way may be in it too: its released frames' records stay open
+        (they join the pending records only once that output is durable), so no commit
+        passes them, and a replay from the commit feeds the detectors samples they already
+        hold (skipped) and raises the tick's alerts again under the same ids. A failure
+        leaves the records open: the worker stops and a restart replays them from the
+        previous checkpoint's state."""
+        async with self._checkpointing:
+            devices = self._dirty | self.pipeline.checkpoint()
+            pending = self._pending
+            self._dirty, self._pending = set(), []
+            self._checkpointed_at = time.monotonic()
+            await self.save_snapshots(devices)
+            self.ledger.durable(pending)
 
     async def save_snapshots(self, devices: set[str]) -> None:
         if not devices:
@@ -164,7 +196,12 @@ class Worker:
         lost, self._revoked = self._revoked - partitions, set()
         if not lost:
             return
-        self.pipeline.forget(self.pipeline.devices_in(lost))
+        gone = self.pipeline.devices_in(lost)
+        self.pipeline.forget(gone)
+        # Their next owner starts from the commit with the last checkpoint's snapshots: a
+        # snapshot published from here now would overwrite them with nothing.
+        self._dirty -= set(gone)
+        self._pending = [r for r in self._pending if r[1] not in lost]
         self.loaded -= lost
         self.ledger.forget(
             (topic, p) for topic in (self.settings.topics.frames, self.settings.topics.enrolments)
@@ -184,10 +221,16 @@ class Worker:
         taken = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
         self.ledger.taken(taken)
         await self.ensure_loaded({partition for _, partition, _ in taken})
-        output = self.pipeline.process(records)
-        held = set(self.frames_records(output.held))
-        self.record(output)
-        await self.deliver(output, [record for record in taken if record not in held])
+        self._in_batch = True
+        try:
+            output = self.pipeline.process(records)
+            held = set(self.frames_records(output.held))
+            self.record(output)
+            await self.deliver(output, [record for record in taken if record not in held])
+        finally:
+            self._in_batch = False
+        if self.checkpoint_due():
+            await self.checkpoint()
 
     def record(self, output: Output) -> None:
         if output.metrics is not None:
@@ -288,15 +331,19 @@ class Worker:
 
     # -- timers --------------------------------------------------------------------------
     async def check_devices(self) -> None:
-        """Frames held past the reorder bound, and silent devices."""
+        """Frames held past the reorder bound, and silent devices; a checkpoint when one
+        is due and no batch came to make it (a quiet stream still gets committed)."""
         output = self.pipeline.tick()
-        if output.alerts or output.lines or output.unheld:
-            self.record(output)
-            try:
+        try:
+            if output.alerts or output.lines or output.unheld or output.state:
+                self.record(output)
                 await self.deliver(output)
-            except Exception as exc:
-                # Released frames' records are still open in the ledger: a restart replays them.
-                await self.stop("the frames and alerts of a tick", exc)
+            idle = not self._in_batch and (self._pending or self._dirty)
+            if idle and self.checkpoint_due():
+                await self.checkpoint()
+        except Exception as exc:
+            # Released frames' records are still open in the ledger: a restart replays them.
+            await self.stop("the frames and alerts of a tick", exc)
 
     async def drain_spool(self) -> None:
         # Batches spooled while InfluxDB was down go back as soon as it answers again.

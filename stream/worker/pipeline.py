@@ -149,13 +149,6 @@ class Output:
     held: list[Position] = field(default_factory=list)
     unheld: list[Position] = field(default_factory=list)
     enrolled: list[str] = field(default_factory=list)  # devices whose context changed
-    # The ECG beat detectors this batch advanced, as they stand after it (saved with the
-    # tracker state, so a restart goes on from exactly the state its commit covers).
-    detectors: dict[str, bytes] = field(default_factory=dict)
-    pulse_detectors: dict[str, bytes] = field(default_factory=dict)  # the PPG's, likewise
-    # The streaming models' state of the devices this batch scored, likewise (``b""``: a
-    # device whose state no live model wants any more).
-    models: dict[str, bytes] = field(default_factory=dict)
 
 
 def live_scores(
@@ -265,8 +258,6 @@ class Pipeline:
             newest_frame_t=self._newest_t,
         )
         output.state = self._take_unsaved()
-        output.detectors, output.pulse_detectors = self._take_detectors()
-        output.models = self._take_model_states()
         return output
 
     def _accept(
@@ -453,6 +444,27 @@ class Pipeline:
             self._unsaved[device_id] = state
             self._persisted[device_id] = (shape, last_t)
 
+    def checkpoint(self) -> set[str]:
+        """Put the state of the ECG and PPG detectors and of the streaming models that
+        advanced since the last checkpoint into the store, as it stands now; returns the
+        devices whose state that was.
+
+        The worker calls it every ``stream.checkpoint_s``, between batches, once every
+        output so far is durable, and then publishes those devices' snapshots: the state
+        then covers exactly the records processed, which become committable. Exporting
+        every device's detectors with every batch cost more than analysing its second.
+        """
+        detectors, pulses = self._take_detectors()
+        models = self._take_model_states()
+        self.store.detectors.update(detectors)
+        self.store.pulse_detectors.update(pulses)
+        for device_id, blob in models.items():
+            if blob:
+                self.store.models[device_id] = blob
+            else:
+                self.store.models.pop(device_id, None)
+        return {*detectors, *pulses, *models}
+
     def _take_detectors(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
         """The state of the ECG and PPG detectors advanced since the last call (all
         devices' at once: exported one by one they cost more than some stages)."""
@@ -491,8 +503,6 @@ class Pipeline:
             self._check_silence(now, output)
         self._emit(output, None if live else now)
         output.state = self._take_unsaved()
-        output.detectors, output.pulse_detectors = self._take_detectors()
-        output.models = self._take_model_states()
         return output
 
     def _silence_clocks(self, now: float) -> tuple[dict[int, float], float]:
@@ -543,17 +553,10 @@ class Pipeline:
         self.stages.add("lines", started)
 
     def save(self, output: Output) -> None:
-        """Store the tracker, detector and model state an output reached; call once it is
-        durable."""
+        """Store the tracker state an output reached; call once it is durable (the
+        detectors' and models' state goes to the store at :meth:`checkpoint`)."""
         for device_id, state in output.state.items():
             self.store.trackers[device_id] = state
-        self.store.detectors.update(output.detectors)
-        self.store.pulse_detectors.update(output.pulse_detectors)
-        for device_id, blob in output.models.items():
-            if blob:
-                self.store.models[device_id] = blob
-            else:
-                self.store.models.pop(device_id, None)
 
     # -- ownership ----------------------------------------------------------------------
     def devices_in(self, partitions: set[int]) -> list[str]:
@@ -595,6 +598,8 @@ class Pipeline:
                             self.observations, self._partition_of):  # fmt: skip
                 mapping.pop(device_id, None)
             self.signal.forget(device_id)
+            self._advanced.discard(device_id)  # no checkpoint of a device gone elsewhere
+            self._pulsed.discard(device_id)
             self.ingest.forget(device_id)
         for partition in partitions - set(self._partition_of.values()):
             self._clocks.pop(partition, None)  # type: ignore[arg-type]

@@ -12,9 +12,10 @@ nothing here waits on a recovery phase, a fetcher or a stream buffer.
 - One record per device, keyed by the device id exactly as producers key frames, so a
   device's snapshot lives in the partition number its frames come from (the snapshot
   topic has as many partitions as the frames topic: checked when read).
-- Written by the worker after a batch's alerts and points are durable and before its
-  records may be committed (:mod:`stream.worker.app`); the topic is compacted, so reading
-  a partition from the start gives the newest snapshot of each of its devices.
+- Written by the worker at each checkpoint (every ``stream.checkpoint_s``), after the
+  alerts and points of the batches it covers are durable and before their records may be
+  committed (:mod:`stream.worker.app`); the topic is compacted, so reading a partition
+  from the start gives the newest snapshot of each of its devices.
 - Read lazily: the first record of a partition this worker has not loaded waits for that
   partition's snapshots, and for the partition of the (compacted) enrolments topic
   (:class:`PartitionReader`), so no frame is processed on empty state, nor as

@@ -5,9 +5,10 @@ scenario's patients, then quiet ones) feeds a fresh :class:`~stream.worker.pipel
 with the shipped models, one fleet-sized batch per second and a timer tick after it, as
 the worker and ``vitalstream evaluate`` drive it. Frames are rendered and encoded by the
 simulator outside the measured calls. After a warm-up (the 10 s windows full, kernels
-compiled), the suite measures the process's CPU time over ``Pipeline.process`` and
-``Pipeline.tick``, and splits it by the pipeline's own
-:class:`~stream.worker.pipeline.StageTimes` (each stage's share of the calls' wall time):
+compiled), the suite measures the process's CPU time over ``Pipeline.process``,
+``Pipeline.tick`` and, every ``stream.checkpoint_s``, ``Pipeline.checkpoint``, and splits
+it by the pipeline's own :class:`~stream.worker.pipeline.StageTimes` (each stage's share
+of the calls' wall time):
 decode, buffer, features, model inputs, inference, rules, lines. A device-second is one
 device's second of signals (one frame); the figure to beat is ``us_per_device_second``.
 
@@ -52,6 +53,7 @@ def measure(devices: int, seconds: int, warmup: int) -> dict[str, Any]:
         offset += 1
         pipeline.save(pipeline.enrol(RawRecord(device_id.encode(), payload, 0, offset), START))
     partition = {d: zlib.crc32(d.encode()) % PARTITIONS for d in fleet.device_ids}
+    checkpoint_every = max(round(settings.stream.checkpoint_s), 1)  # seconds of frames
     cpu = wall = 0.0
     frames = windows = alerts = 0
     for second in range(warmup + seconds):
@@ -69,6 +71,8 @@ def measure(devices: int, seconds: int, warmup: int) -> dict[str, Any]:
         pipeline.save(output)
         ticked = pipeline.tick(now=tick.t + 1.5)
         pipeline.save(ticked)
+        if (second + 1) % checkpoint_every == 0:
+            pipeline.checkpoint()  # the detectors' and models' state, as the worker does
         cpu += time.process_time() - cpu_started
         wall += time.perf_counter() - wall_started
         metrics = output.metrics

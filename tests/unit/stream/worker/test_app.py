@@ -1,12 +1,23 @@
-"""The Faust app: its agents, timers and tables are registered, and nothing serves patient state."""
+"""The Faust app: its agents, timers and tables are registered, nothing serves patient
+state, and records are committed only at the checkpoint after their state is published."""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
+import orjson
 import pytest
 from faust.types import TP
 
+from producers.fleet import Fleet
+from producers.scenario import load_scenario
 from stream.config import load_settings
 from stream.worker.app import Worker, create_app
+from stream.worker.ingest import RawRecord
+from stream.worker.pipeline import Pipeline
+
+START = 1_700_000_000.0
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +60,89 @@ async def test_the_consumer_commits_what_the_ledger_says_and_forgets_partitions_
     assert app.consumer._new_offset(tp) == 40  # kept, unless another worker now owns it
     await app.on_partitions_assigned.send({TP(settings.topics.frames, 0)})
     assert app.consumer._new_offset(tp) is None
+
+
+class _Topic:
+    """An in-memory stand-in for a Faust topic's ``send`` (the glue's bookkeeping is what
+    is tested here; tests/integration run the real broker)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, key: bytes, value: bytes) -> asyncio.Future:
+        self.sent.append((key, value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class _Sink:
+    stats = SimpleNamespace(write_failures=0, backpressure=0)
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def write(self, lines: list[str]) -> int:
+        self.lines += lines
+        return len(lines)
+
+
+def _worker(settings, checkpoint_s: float) -> tuple[Worker, dict[str, _Topic], _Sink]:
+    checkpointing = settings.model_copy(
+        update={"stream": settings.stream.model_copy(update={"checkpoint_s": checkpoint_s})}
+    )
+    topics = {name: _Topic() for name in ("alerts", "deadletter", "snapshots")}
+    sink = _Sink()
+    worker = Worker(checkpointing, Pipeline(checkpointing, scorer=None), sink, None, topics)
+    return worker, topics, sink
+
+
+def _frames(fleet: Fleet, partition: int, first_offset: int) -> list[RawRecord]:
+    tick = fleet.tick()
+    return [
+        RawRecord(d.encode(), p, partition, first_offset + i)
+        for i, (d, p) in enumerate(tick.messages)
+    ]
+
+
+async def test_records_become_committable_only_at_the_checkpoint_after_their_snapshots(settings):
+    """A delivered batch's points are written at once, but its records are committed only
+    once a checkpoint has published the state they produced: a restart from the commit
+    then never runs on state older than the records it skips."""
+    worker, topics, sink = _worker(settings, checkpoint_s=3600.0)
+    fleet = Fleet(load_scenario("default"), 2, seed=1, start=START, faults=False)
+    topic = settings.topics.frames
+    offset = 0
+    for _ in range(3):
+        records = _frames(fleet, 0, offset)
+        offset += len(records)
+        taken = [(topic, 0, r.offset) for r in records]
+        worker.ledger.taken(taken)
+        await worker.deliver(worker.pipeline.process(records, now=START + 10), taken)
+    assert sink.lines  # durable at once
+    assert worker.ledger.commit_offset((topic, 0)) == 0  # nothing committable yet
+    assert topics["snapshots"].sent == []
+    await worker.checkpoint()
+    assert worker.ledger.commit_offset((topic, 0)) == offset
+    snapshotted = {key.decode() for key, _ in topics["snapshots"].sent}
+    assert snapshotted == set(fleet.device_ids)
+    value = dict(topics["snapshots"].sent)[fleet.device_ids[0].encode()]
+    assert orjson.loads(value)["ecg_detector"]  # the detectors' state, as of the checkpoint
+
+
+async def test_a_lost_partition_drops_its_records_and_snapshots_waiting_for_a_checkpoint(
+    settings,
+):
+    worker, topics, _ = _worker(settings, checkpoint_s=3600.0)
+    fleet = Fleet(load_scenario("default"), 2, seed=1, start=START, faults=False)
+    topic = settings.topics.frames
+    records = _frames(fleet, 1, 0)
+    taken = [(topic, 1, r.offset) for r in records]
+    worker.ledger.taken(taken)
+    await worker.deliver(worker.pipeline.process(records, now=START + 10), taken)
+    worker.on_revoked({1})
+    worker.on_assigned({0})
+    await worker.checkpoint()
+    # An empty snapshot published now would overwrite what the new owner restores from.
+    assert topics["snapshots"].sent == []
+    assert worker.ledger.commit_offset((topic, 1)) is None

@@ -68,6 +68,7 @@ class Feed:
                 records.insert(1, RawRecord(b"junk", extra[tick.t - START], 0, -1))
             out = self.pipeline.process(records, now=tick.t + 1)
             self.pipeline.save(out)  # what the worker does once the output is durable
+            self.pipeline.checkpoint()  # and, every stream.checkpoint_s, with the detectors
             self.alerts += out.alerts
             self.lines += out.lines
             self.deadletters += out.deadletters
