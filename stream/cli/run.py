@@ -43,6 +43,7 @@ def worker(
     from stream.config import load_settings
     from stream.kafka import ensure_topics, replication, stream_topics
     from stream.worker.app import create_app
+    from stream.worker.collector import settle
 
     settings = load_settings()
     settings.pseudonym_secret  # noqa: B018 - fail now, not at the first enrolment
@@ -53,6 +54,7 @@ def worker(
     )
     ensure_topics(settings, stream_topics(settings))
     app, _ = create_app(settings, datadir=workers_dir)
+    settle()  # models loaded, kernels compiled: freeze them out of the collector's sight
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 

@@ -40,6 +40,7 @@ def measure(devices: int, seconds: int, warmup: int) -> dict[str, Any]:
     from producers.scenario import load_scenario
     from stream.scoring.scorer import Scorer
     from stream.tools.evaluation.runner import evaluation_settings
+    from stream.worker.collector import settle
     from stream.worker.ingest import RawRecord
     from stream.worker.pipeline import Pipeline
 
@@ -47,6 +48,7 @@ def measure(devices: int, seconds: int, warmup: int) -> dict[str, Any]:
         settings = evaluation_settings(Path(tmp) / "registry")  # the shipped models
         scorer = Scorer.from_registry(settings)
         pipeline = Pipeline(settings, scorer, worker="bench")
+    settle()  # the collector policy of a worker process (stream.worker.collector)
     fleet = Fleet(load_scenario(SCENARIO), devices, seed=SEED, start=START, faults=False)
     offset = 0
     for device_id, payload in fleet.enrolments():
