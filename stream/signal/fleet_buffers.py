@@ -53,7 +53,8 @@ _WIDTH = {"ecg": 1, "ppg": 1, "acc": 3}  # samples per instant (the acceleromete
 class Blocks(NamedTuple):
     """One signal's blocks of a round: block ``i`` belongs to the round's device
     ``members[i]``, runs at ``fs[i]`` Hz and is ``values[offsets[i] : offsets[i] +
-    lengths[i]]`` (``(n,)``, or ``(n, 3)`` for the accelerometer)."""
+    lengths[i]]`` (``(n,)``, or ``(n, 3)`` for the accelerometer). ``values`` holds the
+    blocks' samples one after the other, as :meth:`of` and :meth:`from_lists` build it."""
 
     members: np.ndarray
     fs: np.ndarray
