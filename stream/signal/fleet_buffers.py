@@ -113,10 +113,6 @@ class Blocks(NamedTuple):
             values,
         )  # fmt: skip
 
-    def samples(self, i: int) -> np.ndarray:
-        """Block ``i``'s samples (a view)."""
-        return self.values[self.offsets[i] : self.offsets[i] + self.lengths[i]]
-
     def split(self) -> list[np.ndarray]:
         """Every block's samples (views), in order."""
         lengths = self.lengths
