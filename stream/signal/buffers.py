@@ -5,6 +5,9 @@ holding ``window_s + lateness_s`` seconds, and one per vital (``hr``, ``spo2``, 
 ``temp``, ``battery``) holding ``history_s`` seconds at ``trend_fs`` (1 Hz) for slopes and
 the deterioration model. Windows come out as :class:`stream.signal.window.SignalWindow`;
 the signal names are :data:`stream.records.WAVEFORMS` and :data:`stream.records.VITALS`.
+The worker holds all its devices' rings as arrays instead
+(:class:`stream.signal.fleet_buffers.FleetBuffers`, these semantics exactly): this class
+is its reference, checked against it on randomized frame sequences.
 
 Time is absolute: a ring maps sample ``k`` of its signal to ``k / fs`` epoch seconds, so
 frames are placed by their ``t0`` whatever order they arrive in:

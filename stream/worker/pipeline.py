@@ -3,7 +3,7 @@
 Owns the order of the stream core, with no Faust import (:mod:`stream.worker.app` is the
 glue):
 
-    ingest → DeviceBuffers.append → windows whose hop is due
+    ingest → FleetBuffers.write (a round of frames) → windows whose hop is due
     → EcgBeatStream.push (each device's beat detector, on across frames) → window features
     → scoring (one ONNX call per model for the whole batch) → rules.evaluate
     → AlertTracker.update → alerts + line protocol
@@ -54,8 +54,9 @@ from stream.records import (
     PatientContext,
 )
 from stream.scoring.scorer import Score, Scorer
-from stream.signal.buffers import DeviceBuffers
 from stream.signal.features import warm_up
+from stream.signal.fleet_buffers import Blocks, FleetBuffers
+from stream.signal.fleet_buffers import warm_up as fleet_warm_up
 from stream.signal.streaming import SignalState
 from stream.signal.window import SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
@@ -198,7 +199,12 @@ class Pipeline:
         self.store = store or StateStore()
         self.worker = worker
         self.ingest = Ingest(settings, ContextView(self.store.contexts))
-        self.buffers: dict[str, DeviceBuffers] = {}
+        stream = settings.stream
+        fleet_warm_up()  # likewise the ring buffers' kernels
+        # Every device's ring buffers, as arrays (a mapping of the devices held to their rows).
+        self.buffers = FleetBuffers(
+            window_s=stream.window_s, hop_s=stream.hop_s, lateness_s=stream.lateness_s
+        )
         # Each device's signal state (beat and pulse detectors, per-frame statistics) runs
         # on across frames; a window reads its features from it as it stands at the window's
         # end.
@@ -267,9 +273,7 @@ class Pipeline:
         # A batch may hold several frames of a device (a catch-up after an outage): its
         # k-th frames form round k. Each round's ECG advances the detectors in one call,
         # and the windows a round's frames made due take the beats decided by then.
-        # Per round, each waveform's (device, t0, fs, samples), in WAVEFORMS order.
-        rounds: list[tuple[list[tuple[str, float, float, np.ndarray]], ...]] = []
-        due_by_round: list[list[tuple[str, SignalWindow]]] = []
+        rounds: list[list[Frame]] = []
         frames_seen: Counter[str] = Counter()
         stages = self.stages
         started = time.perf_counter()
@@ -280,21 +284,11 @@ class Pipeline:
             started = time.perf_counter()
             if frame.observations is not None:
                 self._observe(frame.device_id, frame.observations)
-            buffers, waveforms = self._buffer(frame)
             round_ = frames_seen[frame.device_id]
             frames_seen[frame.device_id] += 1
             if round_ == len(rounds):
-                rounds.append(tuple([] for _ in WAVEFORMS))
-                due_by_round.append([])
-            for signal_frames, name in zip(rounds[round_], WAVEFORMS, strict=True):
-                if name in waveforms:
-                    signal_frames.append((frame.device_id, frame.t0, *waveforms[name]))
-            # Cut this device's due windows now, frame by frame: a catch-up batch (after an
-            # outage or a restart) holds many seconds per device, and asking only once the
-            # whole batch is buffered would skip all but its last windows — and their alerts.
-            due_by_round[round_] += [
-                (frame.device_id, buffers.window(float(end))) for end in buffers.due_ends()
-            ]
+                rounds.append([])
+            rounds[round_].append(frame)
             end = frame.t0 + frame.duration()
             self.store.last_seen[frame.device_id] = end
             if self._newest_t is None or end > self._newest_t:
@@ -306,8 +300,13 @@ class Pipeline:
             stages.add("buffer", started)
         due: list[tuple[str, SignalWindow]] = []
         analyses: list[WindowAnalysis] = []
-        for (ecg, ppg, acc), round_due in zip(rounds, due_by_round, strict=True):
+        for round_frames in rounds:
+            # Round by round, so a catch-up batch (after an outage or a restart: many
+            # seconds per device) gets all its windows — cut once the whole batch is
+            # buffered, all but its last would be skipped, and their alerts with them.
             started = time.perf_counter()
+            (ecg, ppg, acc), round_due = self._buffer(round_frames)
+            started = stages.add("buffer", started)
             self.signal.push(ecg, ppg, acc)
             self._advanced.update(device for device, *_ in ecg)
             self._pulsed.update(device for device, *_ in ppg)
@@ -318,25 +317,50 @@ class Pipeline:
         scoring_s = self._windows(due, analyses, touched, output)
         return len(due), scoring_s
 
-    def _buffer(self, frame: Frame) -> tuple[DeviceBuffers, dict[str, tuple[float, np.ndarray]]]:
-        """The frame into the device's buffers; returns them and the frame's waveforms as
-        arrays (``name → (fs, samples)``), converted once for the buffers and the signal
-        state."""
-        buffers = self.buffers.get(frame.device_id)
-        if buffers is None:
-            stream = self.settings.stream
-            buffers = self.buffers[frame.device_id] = DeviceBuffers(
-                window_s=stream.window_s, hop_s=stream.hop_s, lateness_s=stream.lateness_s
-            )
-        waveforms = {}
+    def _buffer(
+        self, frames: list[Frame]
+    ) -> tuple[
+        tuple[list[tuple[str, float, float, np.ndarray]], ...], list[tuple[str, SignalWindow]]
+    ]:
+        """One round's frames (each device at most once) into the fleet's buffers; returns
+        each waveform's ``(device, t0, fs, samples)`` for the signal state (in WAVEFORMS
+        order; the samples converted once, views of one array per signal) and the windows
+        the round made due, in frame order, each device's oldest first."""
+        devices = [frame.device_id for frame in frames]
+        starts = [frame.t0 for frame in frames]
+        blocks: dict[str, Blocks] = {}
         for name in SIGNALS:
-            block = getattr(frame.signals, name)
-            if block is not None:
-                samples = np.asarray(block.samples, dtype=float)
-                buffers.append(name, frame.t0, block.fs, samples)
-                if name in WAVEFORMS:
-                    waveforms[name] = (float(block.fs), samples)
-        return buffers, waveforms
+            of_frames = [getattr(frame.signals, name) for frame in frames]
+            members = [i for i, block in enumerate(of_frames) if block is not None]
+            if members:
+                blocks[name] = Blocks.from_lists(
+                    members,
+                    [of_frames[i].fs for i in members],
+                    [of_frames[i].samples for i in members],
+                    triples=name == "acc",
+                )
+        buffers = self.buffers
+        buffers.write(devices, np.array(starts), blocks)
+        waveforms: tuple[list[tuple[str, float, float, np.ndarray]], ...] = tuple(
+            [] for _ in WAVEFORMS
+        )
+        for signal_frames, name in zip(waveforms, WAVEFORMS, strict=True):
+            signal_blocks = blocks.get(name)
+            if signal_blocks is not None:
+                members = signal_blocks.members.tolist()
+                signal_frames += zip(
+                    [devices[i] for i in members],
+                    [starts[i] for i in members],
+                    signal_blocks.fs.tolist(),
+                    signal_blocks.split(),
+                    strict=True,
+                )
+        slots = buffers.slots_of(devices)
+        which, ends = buffers.due(slots)
+        windows = buffers.windows(slots[which], ends)
+        return waveforms, [
+            (devices[i], window) for i, window in zip(which.tolist(), windows, strict=True)
+        ]
 
     def _observe(self, device_id: str, observations: Observations) -> None:
         # Manual observations arrive sparsely; each new one updates only what it carries.
@@ -532,7 +556,7 @@ class Pipeline:
             by_clock.setdefault(clock, {})[device_id] = seen
         for clock, last_seen in by_clock.items():
             for device_id, condition in rules.silent_devices(last_seen, clock, timeout).items():
-                self.buffers.pop(device_id, None)  # its samples are too old to window now
+                self.buffers.drop(device_id)  # its samples are too old to window now
                 tracker = self.tracker(device_id)
                 context = self.ingest.context(device_id)
                 output.alerts += tracker.update_silence(context, clock, condition)
@@ -594,8 +618,9 @@ class Pipeline:
                 part.pop(device_id, None)
             if self.scorer is not None:
                 self.scorer.states.forget(device_id)
-            for mapping in (self.buffers, self.trackers, self._persisted, self._unsaved,
-                            self.observations, self._partition_of):  # fmt: skip
+            self.buffers.drop(device_id)
+            for mapping in (self.trackers, self._persisted, self._unsaved, self.observations,
+                            self._partition_of):  # fmt: skip
                 mapping.pop(device_id, None)
             self.signal.forget(device_id)
             self._advanced.discard(device_id)  # no checkpoint of a device gone elsewhere
