@@ -31,7 +31,9 @@ committed offsets there are recorded as ``committed_at_ready`` and are 0) to the
 which the last offset is committed (:func:`delimit`). The start-up before it is reported
 apart (``startup_cpu_s``). The end overshoots the last commit by less than one
 ``SAMPLE_S`` of an idle worker. Kafka's and influxd's CPU is taken over the same span; they
-are shared with whatever else runs on the machine, which ``load_avg_1m`` qualifies.
+are shared with whatever else runs on the machine, which ``load_avg_1m`` qualifies; a
+service restarted during the drain (tests that stop the shared broker or influxd) is named
+in ``services_restarted``, and such a run's figures are not to be used.
 
 ``per_message`` > 1 preloads gateway batches (:func:`gateway_batch`: one message carrying
 ``per_message`` devices' frames, keyed by gateway id). The worker does not read them yet,
@@ -379,6 +381,16 @@ def _peak_rss_mib(proc: psutil.Process) -> float | None:
     return None
 
 
+def restarted_services(
+    watched: Mapping[str, psutil.Process], now: Mapping[str, psutil.Process]
+) -> list[str]:
+    """The services watched since the start that are gone or run as another process now
+    (a restart mid-drain: their CPU figures stop short, and the drain waited on them)."""
+    return sorted(
+        name for name, proc in watched.items() if name not in now or now[name].pid != proc.pid
+    )
+
+
 @dataclass
 class Drained:
     ready: Mark
@@ -386,6 +398,7 @@ class Drained:
     startup_cpu_s: float
     peak_rss_mib: dict[str, float]
     launched_at: float
+    services_restarted: list[str]
 
 
 def drain(
@@ -400,7 +413,8 @@ def drain(
     total = sum(loaded.end_offsets.values())
     task = progress.add_task("worker draining", total=total) if progress else None
     probe = PartitionProbe(settings)
-    watched = Processes(service_processes(settings))
+    services = service_processes(settings)
+    watched = Processes(dict(services))
     log_path = workdir / "worker.log"
     samples: list[Mark] = []
     proc = None
@@ -432,6 +446,7 @@ def drain(
                     f"worker {why} after committing {mark.committed}/{total} offsets "
                     f"({_progress_text(loaded.end_offsets, committed)}):\n{_log_tail(log_path)}"
                 )
+        restarted = restarted_services(services, service_processes(settings))
         peak = dict(watched.peak_rss)
         exact = _peak_rss_mib(worker)
         if exact is not None:
@@ -440,16 +455,20 @@ def drain(
         if proc is not None:
             _stop(proc)
         probe.close()
-    return Drained(ready, samples, ready.cpu_s[WORKER], peak, launched_at)
+    return Drained(ready, samples, ready.cpu_s[WORKER], peak, launched_at, restarted)
 
 
 # -- the suite ---------------------------------------------------------------------------
 
 
-def _published(settings: Settings) -> dict[str, int]:
-    """Messages the worker published: dead letters are frames it could not read."""
+def _published(settings: Settings) -> dict[str, int | None]:
+    """Messages the worker published: dead letters are frames it could not read (None when
+    the broker does not answer: the figures stand without them)."""
     outputs = {"deadletters": settings.topics.deadletter, "alerts": settings.topics.alerts}
-    return {name: sum(_end_offsets(settings, topic).values()) for name, topic in outputs.items()}
+    try:
+        return {name: sum(_end_offsets(settings, t).values()) for name, t in outputs.items()}
+    except Exception:
+        return dict.fromkeys(outputs)
 
 
 def one_run(
@@ -486,6 +505,8 @@ def one_run(
         startup_cpu_s=drained.startup_cpu_s,
     )  # fmt: skip
     return figures | {
+        # Not empty: Kafka or influxd restarted during the drain; the figures are suspect.
+        "services_restarted": drained.services_restarted,
         "committed_at_ready": drained.ready.committed,
         **published,
         "samples_per_frame": round(loaded.samples / max(loaded.frames, 1), 1),
@@ -508,6 +529,7 @@ SUMMARY_KEYS = (
     "us_per_device_second", "worker_cpu_s", "wall_s", "worker_cpu_percent",
     "kafka_cpu_s", "kafka_us_per_device_second", "influxd_cpu_s",
     "influxd_us_per_device_second", "worker_peak_rss_mib", "startup_cpu_s",
+    "services_restarted",
 )  # fmt: skip
 
 

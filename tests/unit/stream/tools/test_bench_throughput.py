@@ -4,10 +4,12 @@ arithmetic. Nothing is timed and no service is used."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import orjson
+import psutil
 import pytest
 
 from producers.fleet import Fleet
@@ -24,6 +26,7 @@ from stream.tools.bench.throughput import (
     gateway_batch,
     gateway_of,
     messages_of,
+    restarted_services,
     summarize,
 )
 
@@ -161,3 +164,12 @@ def test_more_work_for_the_same_device_seconds_is_a_lower_figure() -> None:
         assert two["device_seconds_per_cpu_s"] == pytest.approx(
             one["device_seconds_per_cpu_s"] / 2, rel=0.01
         )
+
+
+def test_a_service_gone_or_running_as_another_process_counts_as_restarted() -> None:
+    me, parent = psutil.Process(os.getpid()), psutil.Process(os.getppid())
+    watched = {"kafka": me, "influxd": parent}
+    assert restarted_services(watched, {"kafka": me, "influxd": parent}) == []
+    assert restarted_services(watched, {"kafka": psutil.Process(os.getpid())}) == ["influxd"]
+    assert restarted_services(watched, {"kafka": parent, "influxd": parent}) == ["kafka"]
+    assert restarted_services({}, {"kafka": me}) == []  # not running at the start: not watched
