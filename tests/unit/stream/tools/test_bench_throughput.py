@@ -11,10 +11,14 @@ import numpy as np
 import orjson
 import psutil
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from producers.fleet import Fleet
 from producers.scenario import load_scenario
+from stream.cli import bench as bench_cli
 from stream.records import Frame
+from stream.tools.bench import common, suites
 from stream.tools.bench.throughput import (
     GATEWAY_ENV,
     GATEWAY_REFUSED,
@@ -173,3 +177,30 @@ def test_a_service_gone_or_running_as_another_process_counts_as_restarted() -> N
     assert restarted_services(watched, {"kafka": psutil.Process(os.getpid())}) == ["influxd"]
     assert restarted_services(watched, {"kafka": parent, "influxd": parent}) == ["kafka"]
     assert restarted_services({}, {"kafka": me}) == []  # not running at the start: not watched
+
+
+def test_the_command_defaults_to_200_devices_and_refuses_what_the_worker_cannot_read(
+    monkeypatch,
+) -> None:
+    seen: list[dict] = []
+
+    def fake_run(suite: str, options: dict) -> tuple[list, dict]:
+        assert suite == "throughput"
+        seen.append(options)
+        return [], {}
+
+    monkeypatch.setattr(suites, "run_suite", fake_run)
+    monkeypatch.setattr(common, "envelope", lambda *args: {})
+    monkeypatch.delenv(GATEWAY_ENV, raising=False)
+    app = typer.Typer()
+    app.command()(bench_cli.bench)
+    runner = CliRunner()
+    assert runner.invoke(app, ["throughput"]).exit_code == 0
+    assert (seen[-1]["devices"], seen[-1]["seconds"], seen[-1]["per_message"]) == ([200], 60, 1)
+    refused = runner.invoke(app, ["throughput", "--per-message", "8"])
+    assert refused.exit_code != 0 and len(seen) == 1
+    assert "gateway batches are not supported" in " ".join(refused.output.split())
+    assert runner.invoke(app, ["throughput", "--devices", "100,200"]).exit_code != 0
+    monkeypatch.setenv(GATEWAY_ENV, "1")
+    assert runner.invoke(app, ["throughput", "--per-message", "8"]).exit_code == 0
+    assert seen[-1]["per_message"] == 8
