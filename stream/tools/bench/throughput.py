@@ -25,12 +25,12 @@ What is measured, and what is not: before the worker starts, the suite runs the 
 core in memory on a few devices (:func:`prime_kernels`), which leaves the compiled signal
 kernels in numba's on-disk cache; the worker loads them from there instead of compiling
 them while it drains (compiling is start-up, not throughput: on a fresh checkout it took
-tens of CPU-seconds after ``Ready``). Then the worker's CPU from Faust's ``Ready`` (imports, model
-loading, topic checks and joining the group are done; no frame has been fetched: the
-committed offsets there are recorded as ``committed_at_ready`` and are 0) to the sample at
-which the last offset is committed (:func:`delimit`). The start-up before it is reported
-apart (``startup_cpu_s``). The end overshoots the last commit by less than one
-``SAMPLE_S`` of an idle worker. Kafka's and influxd's CPU is taken over the same span; they
+tens of CPU-seconds after ``Ready``). Then the worker's CPU from Faust's ``Ready``
+(imports, model loading, topic checks and joining the group are done; no frame has been
+fetched: the committed offsets there are recorded as ``committed_at_ready`` and are 0) to
+the sample at which the last offset is committed (:func:`delimit`). The start-up before
+it is reported apart (``startup_cpu_s``). The end overshoots the last commit by less than
+one ``SAMPLE_S`` of an idle worker. Kafka's and influxd's CPU is taken over the same span; they
 are shared with whatever else runs on the machine, which ``load_avg_1m`` qualifies; a
 service restarted during the drain (tests that stop the shared broker or influxd) is named
 in ``services_restarted``, and such a run's figures are not to be used.
@@ -353,6 +353,16 @@ def _mark(probe: PartitionProbe, watched: Processes) -> tuple[Mark, dict[int, in
     return Mark(time.time(), sum(by_partition.values()), cpu, rss), by_partition
 
 
+def _reopened(probe: PartitionProbe, settings: Settings) -> PartitionProbe:
+    """A fresh probe after a broker hiccup, or the old one while the broker is still away."""
+    with contextlib.suppress(Exception):
+        probe.close()
+    try:
+        return PartitionProbe(settings)
+    except Exception:
+        return probe
+
+
 def _log_tail(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-2000:]
 
@@ -432,7 +442,11 @@ def drain(
         moved_at, last = time.monotonic(), ready.committed
         while True:
             time.sleep(SAMPLE_S)
-            mark, committed = _mark(probe, watched)
+            try:
+                mark, committed = _mark(probe, watched)
+            except Exception:  # the broker did not answer: this sample is lost, not the run
+                probe = _reopened(probe, settings)
+                continue
             samples.append(mark)
             if task is not None and progress is not None:
                 progress.update(task, completed=mark.committed)
