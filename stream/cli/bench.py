@@ -16,6 +16,8 @@ Suites:
   (stream.tools.bench.analysis);
 - ``failover``: workers SIGKILLed under load, time until their partitions are processed
   again, lost points and alerts (stream.tools.bench.failover);
+- ``throughput``: one worker drains a preloaded backlog of N devices x S seconds, device-
+  seconds per worker CPU-second (stream.tools.bench.throughput);
 - ``report``: docs/benchmarks.md and docs/bench/*.png from the JSON results.
 
 ``--json PATH`` writes ``{"suite", "machine", "versions", "results", "summary"}``; the
@@ -29,7 +31,8 @@ from pathlib import Path
 import typer
 
 SUITES = (
-    "e2e", "ceiling", "headroom", "model", "influx", "producer", "analysis", "failover", "report",
+    "e2e", "ceiling", "headroom", "model", "influx", "producer", "analysis", "failover",
+    "throughput", "report",
 )  # fmt: skip
 # The sweep stops at the first size the worker cannot hold (see stream.tools.bench.e2e.run).
 DEFAULT_DEVICES = "50,100,150,250,500,1000,2000,3000,5000"
@@ -39,6 +42,8 @@ HEADROOM_DEVICES = "5000"
 ANALYSIS_DEVICES = "1000"
 # Failover runs under the demo load (`vitalstream demo`'s 10 devices).
 FAILOVER_DEVICES = "10"
+# Throughput: a backlog one worker drains in a couple of minutes on a 2-core machine.
+THROUGHPUT_DEVICES = "200"
 BENCH_DIR = Path("docs/bench")
 REPORT_PATH = Path("docs/benchmarks.md")
 
@@ -56,7 +61,8 @@ def _counts(text: str) -> list[int]:
 def bench(
     suite: str = typer.Argument(
         ...,
-        help="e2e | ceiling | headroom | model | influx | producer | analysis | failover | report",
+        help="e2e | ceiling | headroom | model | influx | producer | analysis | failover | "
+        "throughput | report",
     ),
     json_path: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--json", help="write the results as JSON here"
@@ -66,9 +72,11 @@ def bench(
         "--devices",
         help=f"fleet sizes (e2e, headroom, producer, analysis), comma-separated (default "
         f"{DEFAULT_DEVICES}; for headroom {HEADROOM_DEVICES}, for analysis {ANALYSIS_DEVICES}, "
-        f"for failover {FAILOVER_DEVICES})",
+        f"for failover {FAILOVER_DEVICES}, for throughput {THROUGHPUT_DEVICES})",
     ),
-    seconds: float = typer.Option(60.0, "--seconds", min=1, help="measured seconds per size"),
+    seconds: float = typer.Option(
+        60.0, "--seconds", min=1, help="measured seconds per size (throughput: preloaded)"
+    ),
     warmup: float = typer.Option(
         20.0, "--warmup", min=0, help="e2e, headroom, analysis: warm-up seconds per size"
     ),
@@ -88,6 +96,9 @@ def bench(
         "count; failover: workers in the group (at least 2)",
     ),
     hog: bool = typer.Option(True, "--hog/--no-hog", help="failover: a busy process beside"),
+    per_message: int = typer.Option(
+        1, "--per-message", min=1, help="throughput: devices' frames per Kafka message"
+    ),
 ) -> None:
     """Run a benchmark suite and print its summary (and write JSON with --json)."""
     import json
@@ -109,13 +120,24 @@ def bench(
     if devices is None:
         devices = {
             "headroom": HEADROOM_DEVICES, "analysis": ANALYSIS_DEVICES,
-            "failover": FAILOVER_DEVICES,
+            "failover": FAILOVER_DEVICES, "throughput": THROUGHPUT_DEVICES,
         }.get(suite, DEFAULT_DEVICES)  # fmt: skip
     options = {
         "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
         "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),
-        "repeat": repeat, "hog": hog,
+        "repeat": repeat, "hog": hog, "per_message": per_message,
     }  # fmt: skip
+    if suite == "throughput":
+        import os
+
+        from stream.tools.bench.throughput import GatewayBatchesUnsupported, check_per_message
+
+        if len(options["devices"]) != 1:
+            raise typer.BadParameter("throughput measures one fleet size: --devices N")
+        try:
+            check_per_message(per_message, os.environ)
+        except GatewayBatchesUnsupported as exc:
+            raise typer.BadParameter(str(exc), param_hint="--per-message") from None
     results, summary = suites.run_suite(suite, options)
     data = envelope(suite, load_settings(), results, summary)
     if json_path is not None:

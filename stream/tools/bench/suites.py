@@ -23,12 +23,13 @@ def ceiling_ratio(e2e_summary: dict[str, Any], bench_dir: Path) -> float | None:
 
 def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
     """``(results, summary)`` of one suite (any but ``report``); ``options`` are the
-    command's: ``devices``, ``seconds``, ``warmup``, ``profile_at``, ``bench_dir``, ``workers``."""
+    command's: ``devices``, ``seconds``, ``warmup``, ``profile_at``, ``bench_dir``, ``workers``,
+    ``per_message``."""
     from stream.config import load_settings
     from stream.services import health
 
     settings = load_settings()
-    if suite in ("e2e", "ceiling", "headroom", "influx", "producer", "failover"):
+    if suite in ("e2e", "ceiling", "headroom", "influx", "producer", "failover", "throughput"):
         health.check_kafka(settings)
         health.check_influx(settings)
     if suite == "e2e":
@@ -69,6 +70,14 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
             settings, options["devices"][0], options["repeat"],
             workers=max(options["workers"][0], 2), hog=options.get("hog", True),
         )  # fmt: skip
+    if suite == "throughput":
+        from stream.tools.bench import throughput
+
+        if len(options["devices"]) != 1:
+            raise ValueError("throughput measures one fleet size: give --devices N")
+        return throughput.run(
+            settings, options["devices"][0], int(options["seconds"]), options["per_message"]
+        )
     if suite == "model":
         from stream.tools.bench import model
 

@@ -1,0 +1,563 @@
+"""Throughput suite: how many device-seconds one worker gets through per CPU-second.
+
+Owns ``vitalstream bench throughput``. Unlike the e2e suite (a live fleet at one frame per
+device per second, where the worker idles whenever it keeps up), the worker here is never
+waiting for data: on fresh topics, bucket and consumer group (:func:`~.common.isolated`),
+
+1. **preload** (:func:`preload`): the frames of ``devices`` simulated wearables for
+   ``seconds`` seconds (:class:`~producers.fleet.Fleet`, the default scenario, network
+   faults off) are rendered and produced to the frames topic before any worker runs,
+   after the devices' enrolments, as ``vitalstream simulate`` sends them (kafka-python,
+   keyed by device id). They are dated in the past (first frame ``seconds +
+   PRELOAD_MARGIN_S`` before now), so the worker meets them as a backlog: its windows
+   and silence clocks follow the frames' own times. The topic's end offsets are recorded;
+2. **drain**: one ``vitalstream worker`` (its own process, as the e2e suite starts it)
+   consumes the backlog. Every ``SAMPLE_S`` the group's committed offsets per partition
+   and the CPU time and RSS of the worker, Kafka and influxd are sampled, until every
+   partition's committed offset reaches its end offset. The worker commits a record only
+   once its output is durable (:mod:`stream.worker.delivery`), so the last commit means
+   every frame's output is in InfluxDB or the sink's spool. No progress by the timeout is
+   an error that says how far the group got. Then the worker is stopped;
+3. **report** (:func:`summarize`): device-seconds (``devices x seconds``, one frame each)
+   per worker CPU-second, and Kafka's and influxd's CPU per device-second.
+
+What is measured, and what is not: before the worker starts, the suite runs the stream
+core in memory on a few devices (:func:`prime_kernels`), which leaves the compiled signal
+kernels in numba's on-disk cache; the worker loads them from there instead of compiling
+them while it drains (compiling is start-up, not throughput: on a fresh checkout it took
+tens of CPU-seconds after ``Ready``). Then the worker's CPU from Faust's ``Ready``
+(imports, model loading, topic checks and joining the group are done; no frame has been
+fetched: the committed offsets there are recorded as ``committed_at_ready`` and are 0) to
+the sample at which the last offset is committed (:func:`delimit`). The start-up before
+it is reported apart (``startup_cpu_s``). The end overshoots the last commit by less than
+one ``SAMPLE_S`` of an idle worker. Kafka's and influxd's CPU is taken over the same span; they
+are shared with whatever else runs on the machine, which ``load_avg_1m`` qualifies; a
+service restarted during the drain (tests that stop the shared broker or influxd) is named
+in ``services_restarted``, and such a run's figures are not to be used.
+
+``per_message`` > 1 preloads gateway batches (:func:`gateway_batch`: one message carrying
+``per_message`` devices' frames, keyed by gateway id). The worker does not read them yet,
+so the suite refuses them (:class:`GatewayBatchesUnsupported`) unless
+``VITALSTREAM_BENCH_GATEWAY_BATCHES=1`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+from rich.progress import Progress
+
+from stream.config import Settings
+from stream.tools.bench.common import child_env, cli, discard, isolated, prepare
+from stream.tools.bench.e2e import READY_TEXT, _stop
+from stream.tools.bench.sampling import OffsetProbe, Processes, service_processes
+
+SCENARIO = "default"
+SEED = 1
+# The first frame is this much older than ``seconds`` before now: the preload itself takes
+# a few seconds, and no frame may be ahead of the clock when the worker reads it.
+PRELOAD_MARGIN_S = 30.0
+SAMPLE_S = 1.0
+READY_POLL_S = 0.05  # the start mark's resolution (see delimit)
+READY_TIMEOUT_S = 180.0
+# The drain fails when the committed offsets have not moved for this long.
+STALL_TIMEOUT_S = 120.0
+# The in-memory pass that fills numba's cache: enough seconds to fill the 10 s windows, so
+# every kernel the worker will call has run once.
+PRIME_DEVICES = 5
+PRIME_SECONDS = 12
+WORKER = "worker"
+GATEWAY_BATCH_VERSION = 1
+GATEWAY_ENV = "VITALSTREAM_BENCH_GATEWAY_BATCHES"
+GATEWAY_REFUSED = "gateway batches are not supported by this worker yet"
+
+
+class GatewayBatchesUnsupported(RuntimeError):
+    """``per_message`` > 1 asked of a worker that reads one device's frame per message."""
+
+
+# -- preload encoding (pure) ---------------------------------------------------------------
+
+
+def gateway_batch(gateway_id: str, frames: Sequence[bytes]) -> bytes:
+    """One Kafka message carrying several devices' frames (each already JSON bytes).
+
+    ``{"v": 1, "gateway_id": ..., "frames": [<frame object>, ...]}``, in the order given.
+    The one place the batch format is written: point it at the real record later.
+
+    >>> orjson.loads(gateway_batch("gw-0001", [b'{"device_id":"a"}', b'{"device_id":"b"}']))
+    {'v': 1, 'gateway_id': 'gw-0001', 'frames': [{'device_id': 'a'}, {'device_id': 'b'}]}
+    """
+    head = b'{"v":%d,"gateway_id":%s,"frames":[' % (GATEWAY_BATCH_VERSION, orjson.dumps(gateway_id))
+    return head + b",".join(frames) + b"]}"
+
+
+def gateway_of(device_ids: Sequence[str], per_message: int) -> dict[str, str]:
+    """Each device's gateway: consecutive runs of ``per_message`` devices share one.
+
+    >>> gateway_of(["a", "b", "c"], 2)
+    {'a': 'gw-0001', 'b': 'gw-0001', 'c': 'gw-0002'}
+    """
+    if per_message < 1:
+        raise ValueError(f"need at least one device per message, got {per_message}")
+    return {device: f"gw-{i // per_message + 1:04d}" for i, device in enumerate(device_ids)}
+
+
+def messages_of(
+    frames: Iterable[tuple[str, bytes]], gateways: Mapping[str, str] | None
+) -> list[tuple[str, bytes]]:
+    """The ``(key, value)`` messages carrying one period's ``(device id, frame)`` pairs.
+
+    Without ``gateways`` each frame is its own message keyed by its device; with them,
+    each gateway's frames (in the order given) make one batch keyed by the gateway,
+    gateways in the order of their first frame.
+
+    >>> messages_of([("a", b"{}"), ("b", b"{}")], None)
+    [('a', b'{}'), ('b', b'{}')]
+    >>> messages_of([("a", b"{}"), ("b", b"{}")], {"a": "g", "b": "g"})
+    [('g', b'{"v":1,"gateway_id":"g","frames":[{},{}]}')]
+    """
+    if gateways is None:
+        return list(frames)
+    grouped: dict[str, list[bytes]] = {}
+    for device_id, payload in frames:
+        grouped.setdefault(gateways[device_id], []).append(payload)
+    return [(gateway, gateway_batch(gateway, batch)) for gateway, batch in grouped.items()]
+
+
+def check_per_message(per_message: int, environ: Mapping[str, str]) -> None:
+    """Refuse gateway batches unless :data:`GATEWAY_ENV` is ``1`` (or ``true``/``yes``)."""
+    if per_message < 1:
+        raise ValueError(f"--per-message must be at least 1, got {per_message}")
+    allowed = environ.get(GATEWAY_ENV, "").strip().lower() in ("1", "true", "yes")
+    if per_message > 1 and not allowed:
+        raise GatewayBatchesUnsupported(
+            f"{GATEWAY_REFUSED} (--per-message {per_message}; set {GATEWAY_ENV}=1 to "
+            "preload them anyway)"
+        )
+
+
+# -- measuring marks and the summary (pure) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A moment of the drain: wall time, the committed frames offsets (summed over the
+    partitions) and the watched processes' CPU seconds (user + system) and RSS (MiB)."""
+
+    t: float
+    committed: int
+    cpu_s: Mapping[str, float]
+    rss_mib: Mapping[str, float] = field(default_factory=dict)
+
+
+def delimit(ready: Mark, samples: Sequence[Mark], total: int) -> tuple[Mark, Mark]:
+    """The measured span: from ``ready`` (the worker's ``Ready``, before any frame is
+    fetched) to the first sample at which all ``total`` offsets are committed.
+
+    >>> ready = Mark(0.0, 0, {"worker": 5.0})
+    >>> marks = [Mark(1.0, 40, {"worker": 6.0}), Mark(2.0, 100, {"worker": 7.0}),
+    ...          Mark(3.0, 100, {"worker": 7.1})]
+    >>> [m.t for m in delimit(ready, marks, 100)]
+    [0.0, 2.0]
+    """
+    done = next((s for s in samples if s.t >= ready.t and s.committed >= total), None)
+    if done is None:
+        raise ValueError(f"no sample has all {total} offsets committed")
+    return ready, done
+
+
+def _cpu_between(start: Mark, end: Mark, name: str) -> float | None:
+    if name not in start.cpu_s or name not in end.cpu_s:
+        return None
+    return end.cpu_s[name] - start.cpu_s[name]
+
+
+def _per_device_second_us(cpu_s: float | None, device_seconds: float) -> float | None:
+    return None if cpu_s is None else round(1e6 * cpu_s / device_seconds, 1)
+
+
+def summarize(
+    devices: int,
+    seconds: float,
+    per_message: int,
+    start: Mark,
+    end: Mark,
+    *,
+    frames: int,
+    messages: int,
+    peak_rss_mib: Mapping[str, float],
+    startup_cpu_s: float,
+) -> dict[str, Any]:
+    """One run's figures over the span ``start``..``end`` (see :func:`delimit`).
+
+    ``device_seconds`` is ``devices x seconds`` (a frame is a device's second);
+    ``device_seconds_per_cpu_s`` is that over the worker's CPU seconds in the span and
+    ``us_per_device_second`` its inverse in µs. Kafka's and influxd's CPU, when watched,
+    come per device-second too.
+
+    >>> s = summarize(10, 6, 1, Mark(0.0, 0, {"worker": 1.0, "kafka": 0.0}),
+    ...               Mark(4.0, 60, {"worker": 3.0, "kafka": 0.3}), frames=60, messages=60,
+    ...               peak_rss_mib={"worker": 300.0}, startup_cpu_s=1.0)
+    >>> s["device_seconds"], s["worker_cpu_s"], s["device_seconds_per_cpu_s"]
+    (60, 2.0, 30.0)
+    >>> s["us_per_device_second"], s["kafka_us_per_device_second"], s["influxd_cpu_s"]
+    (33333.3, 5000.0, None)
+    """
+    device_seconds = devices * seconds
+    if device_seconds <= 0:
+        raise ValueError("nothing was preloaded")
+    worker_cpu = _cpu_between(start, end, WORKER)
+    if not worker_cpu or worker_cpu <= 0:
+        raise ValueError("the worker used no CPU in the measured span")
+    wall = end.t - start.t
+    kafka_cpu = _cpu_between(start, end, "kafka")
+    influxd_cpu = _cpu_between(start, end, "influxd")
+    return {
+        "devices": devices,
+        "seconds": seconds,
+        "per_message": per_message,
+        "device_seconds": device_seconds,
+        "frames": frames,
+        "messages": messages,
+        "offsets_committed": end.committed,
+        "worker_cpu_s": round(worker_cpu, 3),
+        "device_seconds_per_cpu_s": round(device_seconds / worker_cpu, 2),
+        "us_per_device_second": round(1e6 * worker_cpu / device_seconds, 1),
+        "wall_s": round(wall, 2),
+        "device_seconds_per_wall_s": round(device_seconds / wall, 1) if wall > 0 else None,
+        # Share of a core the worker got while draining: below ~100 % it was waiting
+        # (on Kafka, InfluxDB, or other jobs taking the CPU).
+        "worker_cpu_percent": round(100 * worker_cpu / wall, 1) if wall > 0 else None,
+        "kafka_cpu_s": None if kafka_cpu is None else round(kafka_cpu, 3),
+        "kafka_us_per_device_second": _per_device_second_us(kafka_cpu, device_seconds),
+        "influxd_cpu_s": None if influxd_cpu is None else round(influxd_cpu, 3),
+        "influxd_us_per_device_second": _per_device_second_us(influxd_cpu, device_seconds),
+        "startup_cpu_s": round(startup_cpu_s, 3),
+        "worker_peak_rss_mib": round(peak_rss_mib.get(WORKER, 0.0), 1),
+        "peak_rss_mib": {name: round(value, 1) for name, value in peak_rss_mib.items()},
+    }
+
+
+# -- preload (Kafka) ---------------------------------------------------------------------------
+
+
+@dataclass
+class Preloaded:
+    """What :func:`preload` put on the frames topic."""
+
+    frames: int
+    messages: int
+    samples: int
+    bytes: int
+    start: float  # the first frame's time (epoch)
+    end_offsets: dict[int, int]  # frames partition -> end offset
+    seconds: float  # wall time the preload took
+
+
+def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Each partition's end offset (the next offset to be written)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from stream.kafka import client_options
+
+    consumer = KafkaConsumer(**client_options(settings.kafka))
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        consumer.close()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+def preload(
+    settings: Settings,
+    devices: int,
+    seconds: int,
+    per_message: int = 1,
+    on_period: Any = None,
+) -> Preloaded:
+    """Enrol ``devices`` and produce their ``seconds`` of frames, dated in the past;
+    ``on_period()`` is called after each frame period (progress)."""
+    from producers.fleet import Fleet
+    from producers.publisher import Publisher
+    from producers.scenario import load_scenario
+
+    began = time.perf_counter()
+    first = time.time() - seconds - PRELOAD_MARGIN_S
+    fleet = Fleet(load_scenario(SCENARIO), devices, seed=SEED, start=first, faults=False)
+    gateways = gateway_of(fleet.device_ids, per_message) if per_message > 1 else None
+    frames = messages = samples = size = 0
+    with Publisher(settings, client_id="vitalstream-bench-throughput") as publisher:
+        for device_id, payload in fleet.enrolments():
+            publisher.send(settings.topics.enrolments, device_id, payload)
+        for _ in range(seconds):
+            tick = fleet.tick()
+            for key, value in messages_of(tick.messages, gateways):
+                publisher.send(settings.topics.frames, key, value)
+                messages += 1
+                size += len(value)
+            frames += tick.frames
+            samples += tick.samples
+            if on_period is not None:
+                on_period()
+        publisher.flush()
+        if publisher.errors:
+            raise RuntimeError(
+                f"preload: {publisher.errors} messages not delivered ({publisher.last_error})"
+            )
+    ends = _end_offsets(settings, settings.topics.frames)
+    if sum(ends.values()) != messages:
+        raise RuntimeError(f"preload: {messages} messages sent, topic ends at {ends}")
+    return Preloaded(frames, messages, samples, size, first, ends, time.perf_counter() - began)
+
+
+def prime_kernels() -> float:
+    """Run the stream core in memory on :data:`PRIME_DEVICES` devices (the analysis
+    suite's :func:`~stream.tools.bench.analysis.measure`), so numba's on-disk cache holds
+    every kernel before the worker starts; the seconds it took."""
+    from stream.tools.bench.analysis import measure
+
+    began = time.perf_counter()
+    measure(PRIME_DEVICES, 1, PRIME_SECONDS)
+    return time.perf_counter() - began
+
+
+# -- the drain (a worker process) -------------------------------------------------------------
+
+
+class PartitionProbe(OffsetProbe):
+    """The group's committed offset on each partition of the frames topic."""
+
+    def committed_by_partition(self) -> dict[int, int]:
+        committed = self._committed()
+        return {
+            tp.partition: max(committed[tp].offset, 0) if tp in committed else 0
+            for tp in self.partitions
+        }
+
+
+def _mark(probe: PartitionProbe, watched: Processes) -> tuple[Mark, dict[int, int]]:
+    by_partition = probe.committed_by_partition()
+    cpu, rss = watched.cpu_and_rss()
+    return Mark(time.time(), sum(by_partition.values()), cpu, rss), by_partition
+
+
+def _reopened(probe: PartitionProbe, settings: Settings) -> PartitionProbe:
+    """A fresh probe after a broker hiccup, or the old one while the broker is still away."""
+    with contextlib.suppress(Exception):
+        probe.close()
+    try:
+        return PartitionProbe(settings)
+    except Exception:
+        return probe
+
+
+def _log_tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-2000:]
+
+
+def _wait_ready(log_path: Path, proc: subprocess.Popen) -> None:
+    """Poll the log every ``READY_POLL_S`` until Faust's ``Ready`` (the start mark)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        if READY_TEXT in log_path.read_text(errors="replace"):
+            return
+        time.sleep(READY_POLL_S)
+    raise RuntimeError(f"worker did not become ready:\n{_log_tail(log_path)}")
+
+
+def _progress_text(ends: Mapping[int, int], committed: Mapping[int, int]) -> str:
+    """``partition committed/end`` for each partition, for errors."""
+    return ", ".join(f"p{p} {committed.get(p, 0)}/{end}" for p, end in sorted(ends.items()))
+
+
+def _peak_rss_mib(proc: psutil.Process) -> float | None:
+    """The kernel's high-water mark of the process's RSS (``VmHWM``), in MiB."""
+    with contextlib.suppress(OSError, psutil.Error):
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def restarted_services(
+    watched: Mapping[str, psutil.Process], now: Mapping[str, psutil.Process]
+) -> list[str]:
+    """The services watched since the start that are gone or run as another process now
+    (a restart mid-drain: their CPU figures stop short, and the drain waited on them)."""
+    return sorted(
+        name for name, proc in watched.items() if name not in now or now[name].pid != proc.pid
+    )
+
+
+@dataclass
+class Drained:
+    ready: Mark
+    samples: list[Mark]
+    startup_cpu_s: float
+    peak_rss_mib: dict[str, float]
+    launched_at: float
+    services_restarted: list[str]
+
+
+def drain(
+    settings: Settings,
+    loaded: Preloaded,
+    workdir: Path,
+    progress: Progress | None = None,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
+) -> Drained:
+    """Start one worker on the preloaded topic and sample until it has committed every
+    offset; always stops it."""
+    total = sum(loaded.end_offsets.values())
+    task = progress.add_task("worker draining", total=total) if progress else None
+    probe = PartitionProbe(settings)
+    services = service_processes(settings)
+    watched = Processes(dict(services))
+    log_path = workdir / "worker.log"
+    samples: list[Mark] = []
+    proc = None
+    try:
+        launched_at = time.time()
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                cli("worker", "--workers-dir", str(workdir / "faust")),
+                env=child_env(settings), stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        worker = psutil.Process(proc.pid)
+        watched.procs[WORKER] = worker
+        _wait_ready(log_path, proc)
+        ready, committed = _mark(probe, watched)
+        moved_at, last = time.monotonic(), ready.committed
+        while True:
+            time.sleep(SAMPLE_S)
+            try:
+                mark, committed = _mark(probe, watched)
+            except Exception:  # the broker did not answer: this sample is lost, not the run
+                probe = _reopened(probe, settings)
+                continue
+            samples.append(mark)
+            if task is not None and progress is not None:
+                progress.update(task, completed=mark.committed)
+            if all(committed.get(p, 0) >= end for p, end in loaded.end_offsets.items()):
+                break
+            if mark.committed != last:
+                moved_at, last = time.monotonic(), mark.committed
+            if proc.poll() is not None or time.monotonic() - moved_at > stall_timeout_s:
+                why = "exited" if proc.poll() is not None else f"stalled {stall_timeout_s:g} s"
+                raise RuntimeError(
+                    f"worker {why} after committing {mark.committed}/{total} offsets "
+                    f"({_progress_text(loaded.end_offsets, committed)}):\n{_log_tail(log_path)}"
+                )
+        restarted = restarted_services(services, service_processes(settings))
+        peak = dict(watched.peak_rss)
+        exact = _peak_rss_mib(worker)
+        if exact is not None:
+            peak[WORKER] = exact
+    finally:
+        if proc is not None:
+            _stop(proc)
+        probe.close()
+    return Drained(ready, samples, ready.cpu_s[WORKER], peak, launched_at, restarted)
+
+
+# -- the suite ---------------------------------------------------------------------------
+
+
+def _published(settings: Settings) -> dict[str, int | None]:
+    """Messages the worker published: dead letters are frames it could not read (None when
+    the broker does not answer: the figures stand without them)."""
+    outputs = {"deadletters": settings.topics.deadletter, "alerts": settings.topics.alerts}
+    try:
+        return {name: sum(_end_offsets(settings, t).values()) for name, t in outputs.items()}
+    except Exception:
+        return dict.fromkeys(outputs)
+
+
+def one_run(
+    settings: Settings,
+    devices: int,
+    seconds: int,
+    per_message: int = 1,
+    isolate: bool = True,
+    progress: Progress | None = None,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
+) -> dict[str, Any]:
+    """Preload, drain with one worker, summarize; always drops (``isolate``) its topics
+    and bucket. Without ``isolate`` it runs on ``settings``' own topics, group and bucket,
+    which the caller created (tests)."""
+    check_per_message(per_message, os.environ)
+    run = isolated(settings, f"throughput{devices}") if isolate else settings
+    try:
+        if isolate:
+            prepare(run)
+        primed_s = prime_kernels()  # first: the frames' age when the worker meets them is less
+        task = progress.add_task("preload", total=seconds) if progress else None
+        advance = (lambda: progress.advance(task)) if progress and task is not None else None
+        loaded = preload(run, devices, seconds, per_message, on_period=advance)
+        with tempfile.TemporaryDirectory(prefix="vitalstream-throughput-") as tmp:
+            drained = drain(run, loaded, Path(tmp), progress, stall_timeout_s)
+        published = _published(run)
+    finally:
+        if isolate:
+            discard(run)
+    start, end = delimit(drained.ready, drained.samples, loaded.messages)
+    figures = summarize(
+        devices, seconds, per_message, start, end,
+        frames=loaded.frames, messages=loaded.messages, peak_rss_mib=drained.peak_rss_mib,
+        startup_cpu_s=drained.startup_cpu_s,
+    )  # fmt: skip
+    return figures | {
+        # Not empty: Kafka or influxd restarted during the drain; the figures are suspect.
+        "services_restarted": drained.services_restarted,
+        "committed_at_ready": drained.ready.committed,
+        **published,
+        "samples_per_frame": round(loaded.samples / max(loaded.frames, 1), 1),
+        "preload_mib": round(loaded.bytes / 2**20, 1),
+        "preload_s": round(loaded.seconds, 2),
+        "kernels_primed_s": round(primed_s, 2),
+        "frames_dated_from": loaded.start,
+        "end_offsets": {str(p): offset for p, offset in sorted(loaded.end_offsets.items())},
+        "ready_after_s": round(drained.ready.t - drained.launched_at, 2),
+        "committed_series": [
+            [round(m.t - start.t, 1), m.committed, round(m.cpu_s.get(WORKER, 0.0), 2)]
+            for m in drained.samples
+        ],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+SUMMARY_KEYS = (
+    "devices", "seconds", "per_message", "device_seconds", "device_seconds_per_cpu_s",
+    "us_per_device_second", "worker_cpu_s", "wall_s", "worker_cpu_percent",
+    "kafka_cpu_s", "kafka_us_per_device_second", "influxd_cpu_s",
+    "influxd_us_per_device_second", "worker_peak_rss_mib", "startup_cpu_s",
+    "services_restarted",
+)  # fmt: skip
+
+
+def run(
+    settings: Settings,
+    devices: int = 200,
+    seconds: int = 60,
+    per_message: int = 1,
+    isolate: bool = True,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One preload-and-drain; ``([result], summary)``."""
+    with Progress() as progress:
+        result = one_run(
+            settings, devices, seconds, per_message, isolate, progress, stall_timeout_s
+        )
+    return [result], {key: result[key] for key in SUMMARY_KEYS}
