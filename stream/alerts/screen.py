@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Protocol
 
@@ -63,7 +64,7 @@ from stream.alerts.limits import (
     TACHYPNOEA,
     Limit,
 )
-from stream.alerts.news2 import PARAMETERS, RCP_2017, Bands
+from stream.alerts.news2 import PARAMETERS, RCP_2017, Bands, response_for
 from stream.alerts.rules import with_overrides
 from stream.alerts.trust import HR_SOURCES_AGREE
 from stream.config import RuleSettings
@@ -90,6 +91,25 @@ RULE_COLUMNS: tuple[str, ...] = (
     *(f"alerting_{response}" for response in RESPONSES),
 )  # fmt: skip
 _RULE = {name: index for index, name in enumerate(RULE_COLUMNS)}
+# The limit checks of a window (Limit.check): a value passes, not even sustain-only, when
+# its signed excess over the limit is below minus the hysteresis margin. Each heart-rate
+# estimate any source could give is checked against both heart-rate limits; the other
+# vitals once per limit. One column per check: the value's limit slot and its sign.
+_HR_ESTIMATES = ("ecg_hr_bpm", "ecg_hr_recent_bpm", "ppg_hr_bpm", "ppg_hr_recent_bpm",
+                 "hr_device")  # fmt: skip
+_HR_COLUMNS = [FEATURE_NAMES.index(name) for name in _HR_ESTIMATES]
+_CHECKS = (
+    *["tachycardia"] * len(_HR_ESTIMATES), *["bradycardia"] * len(_HR_ESTIMATES),
+    "desaturation", "tachypnoea", "bradypnoea", "fever", "hypothermia", "low_battery",
+)  # fmt: skip
+_CHECK_SLOT = {slot: index for index, slot in enumerate(_CHECKS)}  # the non-HR ones
+_CHECK_LIMITS = [_RULE[slot] for slot in _CHECKS]
+_CHECK_MARGINS = [_RULE[f"{slot}_margin"] for slot in _CHECKS]
+# DESATURATION and DESATURATION_SCALE2 are both below-limits: one sign for either scale.
+_SPECS = {"tachycardia": TACHYCARDIA, "bradycardia": BRADYCARDIA, "desaturation": DESATURATION,
+          "tachypnoea": TACHYPNOEA, "bradypnoea": BRADYPNOEA, "fever": FEVER,
+          "hypothermia": HYPOTHERMIA, "low_battery": LOW_BATTERY}  # fmt: skip
+_CHECK_SIGNS = np.array([1.0 if _SPECS[slot].above else -1.0 for slot in _CHECKS])
 # Python's 1 + 0.2, as trust._agree computes it.
 _AGREE = 1 + HR_SOURCES_AGREE
 # The NEWS2 chart rounds to whole numbers, temperature to 0.1 °C (news2.chart_value).
@@ -124,31 +144,56 @@ def rule_row(rules: RuleSettings, profile: Profile) -> np.ndarray:
 
 class RuleRows:
     """Each device's :func:`rule_row`, kept while its context's profile is the same object
-    (contexts are cached by the ingest, so a re-enrolment brings a new one)."""
+    (contexts are cached by the ingest, so a re-enrolment brings a new one). Distinct rows
+    are stored once: :meth:`matrix` of a batch is a take from them (most patients share
+    the ward's rules)."""
 
     def __init__(self, rules: RuleSettings) -> None:
         self.rules = rules
-        self._rows: dict[str, tuple[Profile, np.ndarray]] = {}
+        self._of_device: dict[str, tuple[Profile, int]] = {}
+        self._index: dict[bytes, int] = {}
+        self._table = np.empty((0, len(RULE_COLUMNS)))
 
-    def row(self, context: PatientContext) -> np.ndarray:
-        cached = self._rows.get(context.device_id)
+    def _row_index(self, context: PatientContext) -> int:
+        cached = self._of_device.get(context.device_id)
         if cached is None or cached[0] is not context.profile:
-            cached = (context.profile, rule_row(self.rules, context.profile))
-            self._rows[context.device_id] = cached
+            row = rule_row(self.rules, context.profile)
+            index = self._index.get(row.tobytes())
+            if index is None:
+                index = self._index[row.tobytes()] = len(self._table)
+                self._table = np.vstack([self._table, row])
+            cached = self._of_device[context.device_id] = (context.profile, index)
         return cached[1]
 
+    def row(self, context: PatientContext) -> np.ndarray:
+        """The context's row (a copy)."""
+        index = self._row_index(context)  # before reading the table it may grow
+        return self._table[index].copy()
+
+    def matrix(self, contexts: Iterable[PatientContext]) -> np.ndarray:
+        """``(windows, RULE_COLUMNS)``: the row of each window's context."""
+        indices = [self._row_index(context) for context in contexts]
+        return self._table[np.array(indices, dtype=np.intp)]
+
     def forget(self, device_id: str) -> None:
-        self._rows.pop(device_id, None)
+        self._of_device.pop(device_id, None)
 
 
 def feature_matrix(features: Sequence[Mapping[str, float]]) -> np.ndarray:
     """``(windows, FEATURE_NAMES)`` floats; a missing feature is nan, as ``trust.feature``
     reads it."""
+    width = len(FEATURE_NAMES)
     try:
-        rows = [_ALL_FEATURES(f) for f in features]
-    except KeyError:
-        rows = [tuple(f.get(name, NAN) for name in FEATURE_NAMES) for f in features]
-    return np.array(rows, dtype=float).reshape(len(features), len(FEATURE_NAMES))
+        values = chain.from_iterable(map(_ALL_FEATURES, features))
+        flat = np.fromiter(values, dtype=float, count=len(features) * width)
+    except (KeyError, TypeError):  # a feature missing, or None: read one at a time
+        rows = [[_value(f.get(name)) for name in FEATURE_NAMES] for f in features]
+        flat = np.array(rows, dtype=float)
+    return flat.reshape(len(features), width)
+
+
+def _value(value: float | None) -> float:
+    return NAN if value is None else float(value)
 
 
 # -- observations -----------------------------------------------------------------------
@@ -233,8 +278,40 @@ class News2Columns:
     subscores: np.ndarray
     response: np.ndarray
 
+    def results(self) -> list[News2 | None]:
+        """Each window's :data:`News2` (None: NEWS2 off for the patient). The score is a
+        function of the subscores, so each distinct set is built once; the subscores
+        dict is shared between windows: read-only."""
+        # Subscores are ABSENT..3: one base-5 digit each.
+        codes = ((self.subscores + 1) * _NEWS2_DIGITS[:, None]).sum(axis=0).tolist()
+        return [
+            (_NEWS2_BY_CODE.get(code) or _news2_result(code)) if enabled else None
+            for code, enabled in zip(codes, self.enabled.tolist(), strict=True)
+        ]
 
-def news2_of(columns: News2Columns, index: int) -> tuple[int, dict[str, int], bool, str]:
+
+# One window's NEWS2 as News2Result holds it: (aggregate, subscores, partial, response).
+News2 = tuple[int, dict[str, int], bool, str]
+_NEWS2_DIGITS = 5 ** np.arange(len(PARAMETERS), dtype=np.int64)
+_NEWS2_BY_CODE: dict[int, News2] = {}  # at most 5**7 entries
+
+
+def _news2_result(code: int) -> News2:
+    scored = [(code // 5**k) % 5 - 1 for k in range(len(PARAMETERS))]
+    subscores = {name: s for name, s in zip(PARAMETERS, scored, strict=True) if s != ABSENT}
+    aggregate = sum(subscores.values())
+    any_three = 3 in subscores.values()
+    found = (
+        aggregate,
+        subscores,
+        len(subscores) < len(PARAMETERS),
+        response_for(aggregate, any_three, RCP_2017),
+    )
+    _NEWS2_BY_CODE[code] = found
+    return found
+
+
+def news2_of(columns: News2Columns, index: int) -> News2:
     """One window's (aggregate, subscores, partial, response), as ``News2Result`` holds them."""
     scored = columns.subscores[:, index].tolist()
     subscores = {name: s for name, s in zip(PARAMETERS, scored, strict=True) if s != ABSENT}
@@ -261,15 +338,6 @@ def _flag(values: np.ndarray) -> np.ndarray:
 def _agree(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``trust._agree`` (False where either is nan)."""
     return np.maximum(a, b) <= np.minimum(a, b) * _AGREE
-
-
-def _inside(values: np.ndarray, spec: Limit, limits: np.ndarray, margins: np.ndarray) -> np.ndarray:
-    """No reading, or one that ``spec.check`` lets pass (not even sustain-only): its
-    signed excess over the limit is below minus the hysteresis margin."""
-    sign = 1.0 if spec.above else -1.0
-    with np.errstate(invalid="ignore"):
-        excess = sign * (values - limits)
-        return ~np.isfinite(values) | (excess < -margins)
 
 
 def _chart_value(values: np.ndarray, scale: float) -> np.ndarray:
@@ -448,26 +516,26 @@ def screen(
         ppg_poor = ~ppg_absent & ~ppg_good
     quiet = (ecg_good | ecg_absent) & (ppg_good | ppg_absent)
 
-    # Vital-sign limits: every heart-rate estimate a source could offer, the rest as read.
-    def inside(values: np.ndarray, spec: Limit, slot: str) -> np.ndarray:
-        return _inside(values, spec, rule(slot), rule(f"{slot}_margin"))
-
-    for name in ("ecg_hr_bpm", "ecg_hr_recent_bpm", "ppg_hr_bpm", "ppg_hr_recent_bpm",
-                 "hr_device"):  # fmt: skip
-        quiet &= inside(feat(name), TACHYCARDIA, "tachycardia")
-        quiet &= inside(feat(name), BRADYCARDIA, "bradycardia")
-    with np.errstate(invalid="ignore"):
-        spo2 = np.where(feat("spo2") > 0, feat("spo2"), NAN)
-    quiet &= inside(spo2, DESATURATION, "desaturation")  # both scales read below
-    quiet &= inside(feat("resp_rate"), TACHYPNOEA, "tachypnoea")
-    quiet &= inside(feat("resp_rate"), BRADYPNOEA, "bradypnoea")
+    # Vital-sign limits, all at once: every heart-rate estimate a source could offer
+    # against both heart-rate limits, the other vitals as read.
+    values = np.empty((n, len(_CHECKS)))
+    values[:, : len(_HR_ESTIMATES)] = f[:, _HR_COLUMNS]
+    values[:, len(_HR_ESTIMATES) : 2 * len(_HR_ESTIMATES)] = f[:, _HR_COLUMNS]
+    spo2, resp = feat("spo2"), feat("resp_rate")
     core_temp = observations[:, 1]
-    temperature = np.where(
-        np.isnan(core_temp), feat("temp") + rule("skin_temp_offset_c"), core_temp
-    )
-    quiet &= inside(temperature, FEVER, "fever")
-    quiet &= inside(temperature, HYPOTHERMIA, "hypothermia")
-    quiet &= inside(feat("battery"), LOW_BATTERY, "low_battery")
+    with np.errstate(invalid="ignore"):
+        values[:, _CHECK_SLOT["desaturation"]] = np.where(spo2 > 0, spo2, NAN)
+        values[:, _CHECK_SLOT["tachypnoea"]] = resp
+        values[:, _CHECK_SLOT["bradypnoea"]] = resp
+        temperature = np.where(
+            np.isnan(core_temp), feat("temp") + rule("skin_temp_offset_c"), core_temp
+        )
+        values[:, _CHECK_SLOT["fever"]] = temperature
+        values[:, _CHECK_SLOT["hypothermia"]] = temperature
+        values[:, _CHECK_SLOT["low_battery"]] = feat("battery")
+        excess = _CHECK_SIGNS * (values - r[:, _CHECK_LIMITS])
+        inside = ~np.isfinite(values) | (excess < -r[:, _CHECK_MARGINS])
+    quiet &= inside.all(axis=1)
 
     # Rhythm rules, fall, models.
     with np.errstate(invalid="ignore"):

@@ -45,11 +45,10 @@ from stream.alerts import rules
 from stream.alerts.lifecycle import AlertTracker
 from stream.alerts.screen import (
     ModelColumns,
-    News2Columns,
+    News2,
     RuleRows,
     ScreenMismatch,
     feature_matrix,
-    news2_of,
     observation_row,
     screen,
 )
@@ -413,12 +412,13 @@ class Pipeline:
         started = time.perf_counter()
         screened = screen(
             feature_matrix(features),
-            np.stack([self._rule_rows.row(contexts[device_id]) for device_id, _ in due]),
+            self._rule_rows.matrix([contexts[device_id] for device_id, _ in due]),
             ModelColumns.of(scores, self.settings.rules.model_outputs),
             np.array([observation_row(self.observations.get(d)) for d, _ in due], dtype=float),
         )
         quiet = screened.quiet.tolist()
         ecg_good = screened.ecg_good.tolist()
+        news2 = screened.news2.results()
         self.stages.add("rules", started)
         for index, ((device_id, window), feats, window_scores) in enumerate(
             zip(due, features, scores, strict=True)
@@ -426,7 +426,7 @@ class Pipeline:
             context = contexts[device_id]
             if quiet[index]:
                 lines = self._quiet_window(
-                    context, window, feats, window_scores, ecg_good[index], screened.news2, index
+                    context, window, feats, window_scores, ecg_good[index], news2[index]
                 )
                 if lines is not None:
                     output.lines += lines
@@ -484,8 +484,7 @@ class Pipeline:
         features: dict[str, float],
         scores: list[Score],
         ecg_good: bool,
-        news2: News2Columns,
-        index: int,
+        news2: News2 | None,
     ) -> list[str] | None:
         """:meth:`evaluate_window` of a window :func:`~stream.alerts.screen.screen` found
         quiet, without the rules: the same lines (its NEWS2 from the screen's columns) and
@@ -522,10 +521,10 @@ class Pipeline:
         tracker.last_t = t
         self._persist(device_id, tracker, changed=ecg.good_since != good_since)
         if before is not None:
-            self._verify_quiet(context, window, features, scores, before, news2, index)
+            self._verify_quiet(context, window, features, scores, before, news2)
         started = self.stages.add("rules", started)
-        if news2.enabled[index]:
-            aggregate, subscores, partial, response = news2_of(news2, index)
+        if news2 is not None:
+            aggregate, subscores, partial, response = news2
             text = news2_line(aggregate, subscores, partial, response, tags, t)
             if text is not None:
                 lines.append(text)
@@ -539,8 +538,7 @@ class Pipeline:
         features: dict[str, float],
         scores: list[Score],
         before: AlertTracker,
-        news2: News2Columns,
-        index: int,
+        news2: News2 | None,
     ) -> None:
         """``verify_screen``: judge a screened window in full on a copy of its tracker as
         it stood before, and fail unless that finds what the quiet path did: no condition,
@@ -559,13 +557,12 @@ class Pipeline:
             if result is None
             else (result.aggregate, result.subscores, result.partial, str(result.response))
         )
-        found_news2 = news2_of(news2, index) if news2.enabled[index] else None
         shape = orjson.dumps({k: v for k, v in state.items() if k != "last_t"}).decode()
         problems = [
             f"conditions {conditions}" * bool(conditions),
             f"alerts {alerts}" * bool(alerts),
             f"state {state} != {before.to_dict()}" * (state != before.to_dict()),
-            f"NEWS2 {found_news2} != {expected_news2}" * (found_news2 != expected_news2),
+            f"NEWS2 {news2} != {expected_news2}" * (news2 != expected_news2),
             "explanation wanted" * any(not s.shadow and _reaches_threshold(s) for s in scores),
             "persisted shape stale" * (self._persisted[device_id][0] != shape),
         ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+import stream.alerts.screen as screen_module
 from stream.alerts.limits import (
     BRADYCARDIA,
     BRADYPNOEA,
@@ -32,6 +33,7 @@ from stream.alerts.limits import (
 from stream.alerts.rules import ModelScores, evaluate
 from stream.alerts.screen import (
     ABSENT,
+    RULE_COLUMNS,
     ModelColumns,
     RuleRows,
     feature_matrix,
@@ -42,7 +44,7 @@ from stream.alerts.screen import (
 )
 from stream.alerts.trust import assess_quality
 from stream.config import RuleSettings
-from stream.records import Observations, PatientContext
+from stream.records import Observations, PatientContext, Profile
 from stream.signal.window import FEATURE_NAMES
 from tests.unit.stream.alerts.harness import RULES, context, quiet_features
 
@@ -151,14 +153,24 @@ def test_a_patients_override_moves_the_screens_limit(spec, changes, profile):
     assert screened([window], ctx).quiet.tolist() == [True]
 
 
-def test_the_rule_rows_are_cached_per_profile_object():
+def test_the_rule_rows_are_cached_per_profile_object(monkeypatch):
+    built = []
+    monkeypatch.setattr(
+        screen_module,
+        "rule_row",
+        lambda rules, profile: built.append(profile) or rule_row(rules, profile),
+    )
     rows = RuleRows(RULES)
     ctx = context()
-    assert rows.row(ctx) is rows.row(ctx)
-    overridden = context(thresholds={"tachycardia_bpm": 100.0})
-    assert rows.row(overridden) is not rows.row(ctx)
-    column = list(rule_row(RULES, overridden.profile)).index(100.0)
-    assert rows.row(overridden)[column] == 100.0 != rows.row(ctx)[column]
+    assert rows.row(ctx).tolist() == rule_row(RULES, ctx.profile).tolist()
+    other_device = PatientContext(device_id="dev-2", patient="p-2", ward="A", profile=Profile())
+    overridden = context(thresholds={"tachycardia_bpm": 100.0})  # dev-1 re-enrolled
+    matrix = rows.matrix([ctx, ctx, other_device])
+    assert len(built) == 2 and (matrix == rule_row(RULES, ctx.profile)).all()
+    assert rows.matrix([ctx, other_device]).shape == (2, len(RULE_COLUMNS)) and len(built) == 2
+    column = RULE_COLUMNS.index("tachycardia")
+    assert rows.matrix([overridden, other_device])[:, column].tolist() == [100.0, 120.0]
+    assert len(built) == 3
 
 
 @pytest.mark.parametrize(
