@@ -496,14 +496,8 @@ class Pipeline:
         tracker = self.tracker(device_id)
         if tracker.seen(t) or not tracker.idle():
             return None
-        tags = patient_tags(context.ward, context.patient, device_id)
-        lines = feature_lines(features, tags, t)
-        for score in scores:
-            text = score_line(
-                score.model, score.version, score.shadow, score.probabilities, tags, t
-            )
-            if text is not None:
-                lines.append(text)
+        series = patient_series(context.ward, context.patient, device_id)
+        lines = window_lines(series, features, scores, t)
         started = self.stages.add("lines", started)
         before = (
             AlertTracker.from_dict(tracker.to_dict(), self.settings.rules)
@@ -525,7 +519,7 @@ class Pipeline:
         started = self.stages.add("rules", started)
         if news2 is not None:
             aggregate, subscores, partial, response = news2
-            text = news2_line(aggregate, subscores, partial, response, tags, t)
+            text = series_news2_line(series, aggregate, subscores, partial, response, t)
             if text is not None:
                 lines.append(text)
         self.stages.add("lines", started)
