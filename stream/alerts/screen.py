@@ -75,10 +75,17 @@ NAN = math.nan
 _COLUMN = {name: index for index, name in enumerate(FEATURE_NAMES)}
 _ALL_FEATURES = itemgetter(*FEATURE_NAMES)
 
-# The vital-sign limits a window is checked against, in the order rules.evaluate checks
-# them; desaturation is the patient's SpO2 scale's.
-_LIMITS = ("tachycardia", "bradycardia", "desaturation", "tachypnoea", "bradypnoea",
-           "fever", "hypothermia", "low_battery")  # fmt: skip
+
+def _limit_specs(profile: Profile) -> dict[str, Limit]:
+    """The vital-sign limits a window is checked against, by slot, in the order
+    rules.evaluate checks them; desaturation is the patient's SpO2 scale's."""
+    desaturation = DESATURATION_SCALE2 if profile.spo2_scale == 2 else DESATURATION
+    return {"tachycardia": TACHYCARDIA, "bradycardia": BRADYCARDIA,
+            "desaturation": desaturation, "tachypnoea": TACHYPNOEA, "bradypnoea": BRADYPNOEA,
+            "fever": FEVER, "hypothermia": HYPOTHERMIA, "low_battery": LOW_BATTERY}  # fmt: skip
+
+
+_LIMITS = tuple(_limit_specs(Profile()))
 RESPONSES = ("routine", "low", "low-medium", "medium", "high")
 # One context's rules as a row of floats: each limit and its hysteresis margin, then the
 # other thresholds the screen reads, then the patient's NEWS2 profile and, per response
@@ -105,11 +112,9 @@ _CHECKS = (
 _CHECK_SLOT = {slot: index for index, slot in enumerate(_CHECKS)}  # the non-HR ones
 _CHECK_LIMITS = [_RULE[slot] for slot in _CHECKS]
 _CHECK_MARGINS = [_RULE[f"{slot}_margin"] for slot in _CHECKS]
-# DESATURATION and DESATURATION_SCALE2 are both below-limits: one sign for either scale.
-_SPECS = {"tachycardia": TACHYCARDIA, "bradycardia": BRADYCARDIA, "desaturation": DESATURATION,
-          "tachypnoea": TACHYPNOEA, "bradypnoea": BRADYPNOEA, "fever": FEVER,
-          "hypothermia": HYPOTHERMIA, "low_battery": LOW_BATTERY}  # fmt: skip
-_CHECK_SIGNS = np.array([1.0 if _SPECS[slot].above else -1.0 for slot in _CHECKS])
+# Either scale's desaturation is a below-limit: one sign serves both.
+assert DESATURATION.above == DESATURATION_SCALE2.above
+_CHECK_SIGNS = np.array([1.0 if _limit_specs(Profile())[slot].above else -1.0 for slot in _CHECKS])
 # Python's 1 + 0.2, as trust._agree computes it.
 _AGREE = 1 + HR_SOURCES_AGREE
 # The NEWS2 chart rounds to whole numbers, temperature to 0.1 °C (news2.chart_value).
@@ -118,18 +123,12 @@ _CHART_BIAS = 1e-7
 ABSENT = -1  # a NEWS2 parameter not scored
 
 
-def _limit_specs(profile: Profile) -> tuple[Limit, ...]:
-    desaturation = DESATURATION_SCALE2 if profile.spo2_scale == 2 else DESATURATION
-    return (TACHYCARDIA, BRADYCARDIA, desaturation, TACHYPNOEA, BRADYPNOEA, FEVER,
-            HYPOTHERMIA, LOW_BATTERY)  # fmt: skip
-
-
 def rule_row(rules: RuleSettings, profile: Profile) -> np.ndarray:
     """The :data:`RULE_COLUMNS` row of a patient: ``rules`` with the profile's overrides."""
     rules = with_overrides(rules, profile.thresholds)
     limits = [
         float(getattr(rules, field))
-        for spec in _limit_specs(profile)
+        for spec in _limit_specs(profile).values()
         for field in (spec.limit, spec.hysteresis)
     ]
     others = [
