@@ -59,6 +59,26 @@ class FallDetector:
     inactive_since: float | None = None
     fallen: bool = False
 
+    @property
+    def idle(self) -> bool:
+        """No impact being followed: :meth:`update` of a window without an impact of
+        ``fall_impact_g`` then changes nothing and returns None (it only clears
+        ``inactive_since``, already None), which lets the worker skip it for windows
+        :mod:`stream.alerts.screen` clears.
+
+        >>> detector = FallDetector()
+        >>> detector.idle, detector.update(1.0, {"impact_g": 1.0, "still": 0.0}, RuleSettings())
+        (True, None)
+        >>> detector.idle
+        True
+        """
+        return (
+            self.impact_t is None
+            and self.inactive_since is None
+            and not self.fallen
+            and self.impact_g == 0.0
+        )
+
     def update(
         self, t: float, features: Mapping[str, float], rules: RuleSettings
     ) -> Condition | None:

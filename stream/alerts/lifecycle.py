@@ -124,6 +124,12 @@ class AlertTracker:
         """True when a window ending at ``t`` was already processed (a replay)."""
         return self.last_t is not None and t <= self.last_t
 
+    def idle(self) -> bool:
+        """No track open and the fall detector idle: a window without any condition then
+        only moves ``last_t`` (:meth:`update`) and, through ``rules.evaluate``, the ECG's
+        history (``ecg``); nothing else of the state changes."""
+        return not self.tracks and self.fall.idle
+
     def active_alerts(self) -> dict[str, str]:
         """Kind -> alert_id of every active alert."""
         return {kind: track.alert_id for kind, track in self.tracks.items() if track.active}

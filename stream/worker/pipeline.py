@@ -43,6 +43,15 @@ import orjson
 
 from stream.alerts import rules
 from stream.alerts.lifecycle import AlertTracker
+from stream.alerts.screen import (
+    ModelColumns,
+    News2,
+    RuleRows,
+    ScreenMismatch,
+    feature_matrix,
+    observation_row,
+    screen,
+)
 from stream.config import Settings
 from stream.records import (
     SIGNALS,
@@ -213,6 +222,8 @@ class Pipeline:
         self._advanced: set[str] = set()
         self._pulsed: set[str] = set()
         self.trackers: dict[str, AlertTracker] = {}
+        self._rule_rows = RuleRows(settings.rules)  # each device's limits, for the screen
+        self.verify_screen = False  # tests: judge every screened window in full as well
         self._persisted: dict[str, tuple[str, float]] = {}
         self._unsaved: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, Observations] = {}
@@ -397,8 +408,29 @@ class Pipeline:
         )
         self.stages.seconds["inference"] += inference_s
         self.stages.seconds["model_inputs"] += scoring_s - inference_s
-        for (device_id, window), feats, window_scores in zip(due, features, scores, strict=True):
+        # The batch's quiet windows, found as arrays; only the others run the full rules.
+        started = time.perf_counter()
+        screened = screen(
+            feature_matrix(features),
+            self._rule_rows.matrix([contexts[device_id] for device_id, _ in due]),
+            ModelColumns.of(scores, self.settings.rules.model_outputs),
+            np.array([observation_row(self.observations.get(d)) for d, _ in due], dtype=float),
+        )
+        quiet = screened.quiet.tolist()
+        ecg_good = screened.ecg_good.tolist()
+        news2 = screened.news2.results()
+        self.stages.add("rules", started)
+        for index, ((device_id, window), feats, window_scores) in enumerate(
+            zip(due, features, scores, strict=True)
+        ):
             context = contexts[device_id]
+            if quiet[index]:
+                lines = self._quiet_window(
+                    context, window, feats, window_scores, ecg_good[index], news2[index]
+                )
+                if lines is not None:
+                    output.lines += lines
+                    continue
             alerts, lines = self.evaluate_window(context, window, feats, window_scores)
             output.alerts += alerts
             output.lines += lines
@@ -445,6 +477,94 @@ class Pipeline:
         self.stages.add("lines", started)
         return alerts, lines
 
+    def _quiet_window(
+        self,
+        context: PatientContext,
+        window: SignalWindow,
+        features: dict[str, float],
+        scores: list[Score],
+        ecg_good: bool,
+        news2: News2 | None,
+    ) -> list[str] | None:
+        """:meth:`evaluate_window` of a window :func:`~stream.alerts.screen.screen` found
+        quiet, without the rules: the same lines (its NEWS2 from the screen's columns) and
+        the same tracker state. None when the device's tracker is not idle (a track open,
+        a fall being followed) or the window is a replay: the full path judges it."""
+        started = time.perf_counter()
+        device_id = context.device_id
+        t = window.t_end
+        tracker = self.tracker(device_id)
+        if tracker.seen(t) or not tracker.idle():
+            return None
+        series = patient_series(context.ward, context.patient, device_id)
+        lines = window_lines(series, features, scores, t)
+        started = self.stages.add("lines", started)
+        before = (
+            AlertTracker.from_dict(tracker.to_dict(), self.settings.rules)
+            if self.verify_screen
+            else None
+        )
+        # What rules.evaluate and AlertTracker.update would change of an idle tracker
+        # without conditions: the ECG's history (EcgHistory.settled) and last_t.
+        ecg = tracker.ecg
+        good_since = ecg.good_since
+        if not ecg_good:
+            ecg.good_since = None
+        elif good_since is None:
+            ecg.good_since = t
+        tracker.last_t = t
+        self._persist(device_id, tracker, changed=ecg.good_since != good_since)
+        if before is not None:
+            self._verify_quiet(context, window, features, scores, before, news2)
+        started = self.stages.add("rules", started)
+        if news2 is not None:
+            aggregate, subscores, partial, response = news2
+            text = series_news2_line(series, aggregate, subscores, partial, response, t)
+            if text is not None:
+                lines.append(text)
+        self.stages.add("lines", started)
+        return lines
+
+    def _verify_quiet(
+        self,
+        context: PatientContext,
+        window: SignalWindow,
+        features: dict[str, float],
+        scores: list[Score],
+        before: AlertTracker,
+        news2: News2 | None,
+    ) -> None:
+        """``verify_screen``: judge a screened window in full on a copy of its tracker as
+        it stood before, and fail unless that finds what the quiet path did: no condition,
+        no alert, the same tracker state and NEWS2, no explanation asked for."""
+        device_id = context.device_id
+        t = window.t_end
+        live = live_scores(scores)
+        conditions, result = rules.evaluate(
+            context, t, features, live, self.observations.get(device_id), self.settings.rules,
+            fall=before.fall, ecg=before.ecg,
+        )  # fmt: skip
+        alerts = before.update(context, t, conditions, window=(window.t_start, t))
+        state = self.tracker(device_id).to_dict()
+        expected_news2 = (
+            None
+            if result is None
+            else (result.aggregate, result.subscores, result.partial, str(result.response))
+        )
+        shape = orjson.dumps({k: v for k, v in state.items() if k != "last_t"}).decode()
+        problems = [
+            f"conditions {conditions}" * bool(conditions),
+            f"alerts {alerts}" * bool(alerts),
+            f"state {state} != {before.to_dict()}" * (state != before.to_dict()),
+            f"NEWS2 {news2} != {expected_news2}" * (news2 != expected_news2),
+            "explanation wanted" * any(not s.shadow and _reaches_threshold(s) for s in scores),
+            "persisted shape stale" * (self._persisted[device_id][0] != shape),
+        ]
+        if any(problems):
+            raise ScreenMismatch(
+                f"window {device_id}@{t} screened quiet: " + "; ".join(p for p in problems if p)
+            )
+
     # -- state --------------------------------------------------------------------------
     def tracker(self, device_id: str) -> AlertTracker:
         tracker = self.trackers.get(device_id)
@@ -459,10 +579,20 @@ class Pipeline:
             self.trackers[device_id] = tracker
         return tracker
 
-    def _persist(self, device_id: str, tracker: AlertTracker) -> None:
+    def _persist(self, device_id: str, tracker: AlertTracker, changed: bool = True) -> None:
+        """Hand the tracker's state out (``Output.state``) when it changed, else at most
+        every ``_STATE_REFRESH_S`` of window time. ``changed`` False: the caller knows that
+        only ``last_t`` moved since the last call (a quiet window), which spares the check.
+        """
+        last = self._persisted.get(device_id)
+        if not changed and last is not None:
+            last_t = tracker.last_t or 0.0
+            if last_t - last[1] >= _STATE_REFRESH_S:
+                self._unsaved[device_id] = tracker.to_dict()
+                self._persisted[device_id] = (last[0], last_t)
+            return
         state = tracker.to_dict()
         shape = orjson.dumps({k: v for k, v in state.items() if k != "last_t"}).decode()
-        last = self._persisted.get(device_id)
         last_t = state["last_t"] or 0.0
         if last is None or last[0] != shape or last_t - last[1] >= _STATE_REFRESH_S:
             self._unsaved[device_id] = state
