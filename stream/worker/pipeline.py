@@ -4,9 +4,11 @@ Owns the order of the stream core, with no Faust import (:mod:`stream.worker.app
 glue):
 
     ingest → FleetBuffers.write (a round of frames) → windows whose hop is due
-    → EcgBeatStream.push (each device's beat detector, on across frames) → window features
-    → scoring (one ONNX call per model for the whole batch) → rules.evaluate
-    → AlertTracker.update → alerts + line protocol
+    → SignalState.push (each device's beat and pulse detectors and frame statistics, on
+      across frames) → SignalState.analyze (the due windows' features, as columns)
+    → scoring (one ONNX call per model for the whole batch)
+    → screen.screen (windows that provably raise nothing: their lines and bookkeeping only)
+    → rules.evaluate → AlertTracker.update (the others) → alerts + line protocol
 
 Raw samples live in local ring buffers (:mod:`stream.signal.buffers`), never in Faust
 tables. Only small state goes to the :class:`~stream.worker.state.StateStore` the caller
@@ -753,6 +755,7 @@ class Pipeline:
                             self._partition_of):  # fmt: skip
                 mapping.pop(device_id, None)
             self.signal.forget(device_id)
+            self._rule_rows.forget(device_id)
             self._advanced.discard(device_id)  # no checkpoint of a device gone elsewhere
             self._pulsed.discard(device_id)
             self.ingest.forget(device_id)
