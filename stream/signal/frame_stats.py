@@ -284,9 +284,12 @@ class FrameStats:
         """:meth:`second_detector` of many windows at once: the peaks within each window
         ``[t_start, t_end)`` packed (times, offsets), and each device's decided time."""
         rows, known = self._ecg.lookup(devices)
-        times, offsets = window_reads.epoch_in_windows(
-            self._ecg.peaks, self._ecg.peak_heads, rows, t_start, t_end
-        )
+        # Epoch times already: origin 0 and rate 1 leave them as they are.
+        size = len(self._ecg.fs)
+        times, _, offsets = window_reads.ring_times(
+            self._ecg.peaks, self._ecg.peak_heads, np.zeros(size), np.ones(size), rows,
+            t_start, t_end,
+        )  # fmt: skip
         decided = np.where(known, self._ecg.state[np.maximum(rows, 0), k.S_DECIDED], np.nan)
         return times, offsets, decided
 

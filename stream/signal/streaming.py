@@ -153,9 +153,9 @@ class SignalState:
     ) -> _Counted:
         n = len(windows)
         st = self.frames.ecg_windows(devices, t_start, t_end)
-        present = np.array([w.ecg is not None and len(w.ecg) > 0 for w in windows])
-        fs = np.array([w.ecg_fs for w in windows])
-        samples, valid = _coverages(st[:, fk.W_SAMPLES], st[:, fk.W_PRESENT], windows, "ecg")
+        present, fs, samples, valid = _signal(
+            windows, "ecg", st[:, fk.W_SAMPLES], st[:, fk.W_PRESENT]
+        )
         span = st[:, fk.W_SPAN]
         with np.errstate(invalid="ignore"):
             usable = present & (valid >= 0.2) & (samples >= fs) & (span >= ECG_FLAT_MV)
@@ -242,9 +242,9 @@ class SignalState:
     ) -> _Counted:
         n = len(windows)
         st = self.frames.ppg_windows(devices, t_start, t_end, SIGNAL_LOST_S)
-        present = np.array([w.ppg is not None and len(w.ppg) > 0 for w in windows])
-        fs = np.array([w.ppg_fs for w in windows])
-        samples, valid = _coverages(st[:, fk.G_SAMPLES], st[:, fk.G_PRESENT], windows, "ppg")
+        present, fs, samples, valid = _signal(
+            windows, "ppg", st[:, fk.G_SAMPLES], st[:, fk.G_PRESENT]
+        )
         span = st[:, fk.G_SPAN]
         with np.errstate(invalid="ignore"):
             silent = present & ((valid == 0.0) | (samples < fs))
@@ -371,6 +371,15 @@ class _Counted:
         if kept is None:
             return np.zeros(0)
         return t_start + kept / self._fs[i]
+
+
+def _signal(
+    windows: list[SignalWindow], name: str, arrived: np.ndarray, present_share: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each window has the waveform ``name``, its rate, and :func:`_coverages`."""
+    present = np.array([(x := getattr(w, name)) is not None and len(x) > 0 for w in windows])
+    fs = np.array([getattr(w, f"{name}_fs") for w in windows])
+    return (present, fs, *_coverages(arrived, present_share, windows, name))
 
 
 def _coverages(

@@ -6,9 +6,9 @@ windows without a Python call per window:
 - :func:`ring_times`: the times in ``[t_start, t_end)`` of each window's device's recent
   ring (the beat stream's counted beats, the pulse stream's pulses), oldest first, packed
   (CSR: window ``w``'s are ``[offsets[w], offsets[w + 1])``), with the ring column each
-  came from (to gather what the ring carries beside the time);
-- :func:`epoch_in_windows`: likewise for rings that hold epoch times (the second QRS
-  detector's peaks);
+  came from (to gather what the ring carries beside the time); a ring of epoch times
+  (the second QRS detector's peaks) reads with origin 0 and rate 1, which leave every
+  time as it is;
 - :func:`agreement_batch`: bSQI of each window, the first detector's times against the
   second's up to the window's decided end (:func:`stream.signal.kernels.stats.agreement`).
 
@@ -74,43 +74,6 @@ def ring_times(
                     columns[at] = j % width
                     at += 1
     return times, columns, offsets
-
-
-@njit(cache=True)
-def epoch_in_windows(
-    ring: np.ndarray,
-    counts: np.ndarray,
-    rows: np.ndarray,
-    t_start: np.ndarray,
-    t_end: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(times, offsets) of each window's row of a ring of epoch times within
-    ``[t_start, t_end)``, oldest first (negative row: none)."""
-    n = rows.shape[0]
-    width = ring.shape[1]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    total = 0
-    for w in range(n):
-        row = rows[w]
-        if row >= 0:
-            count = counts[row]
-            for j in range(count - min(count, width), count):
-                t = ring[row, j % width]
-                if t >= t_start[w] and t < t_end[w]:
-                    total += 1
-        offsets[w + 1] = total
-    times = np.empty(total, dtype=np.float64)
-    at = 0
-    for w in range(n):
-        row = rows[w]
-        if row >= 0:
-            count = counts[row]
-            for j in range(count - min(count, width), count):
-                t = ring[row, j % width]
-                if t >= t_start[w] and t < t_end[w]:
-                    times[at] = t
-                    at += 1
-    return times, offsets
 
 
 @njit(cache=True)
