@@ -118,6 +118,14 @@ class StreamSettings(_Group):
     batch_within_s: float = 0.2
     signal_loss_s: float = Field(300.0, description="device silent this long -> technical alert")
     raw_retention: bool = Field(False, description="also write raw waveforms to InfluxDB")
+    # The write budget: vitals (device values and the displayed heart rates) and signal
+    # quality are written every second; the window features, model scores and NEWS2 of a
+    # device at most this often (and with every window that raises an alert event, whose
+    # features adjudicated alarms are joined to). Overlapping 10 s windows a second apart
+    # say little the previous one did not; their fields were three quarters of the writes.
+    features_every_s: float = Field(
+        10.0, gt=0, description="window features, model scores and NEWS2 written this often"
+    )
     web_port: int = 6066
     metrics_every_s: float = 5.0
     # Consumer-group liveness. A worker that dies without leaving the group (SIGKILL, power

@@ -505,10 +505,15 @@ def _class_prefixes(classes: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def window_lines(
-    series: PatientSeries, features: Mapping[str, float], scores: Sequence[ScoreLike], t: float
+    series: PatientSeries,
+    features: Mapping[str, float],
+    scores: Sequence[ScoreLike],
+    t: float,
+    full: bool = True,
 ) -> list[str]:
     """One window's :func:`feature_lines` and then each score's :func:`score_line`, in
-    that order, as those write them.
+    that order, as those write them; not ``full`` (the write budget,
+    ``stream.features_every_s``): only its ``quality`` and ``vitals`` lines.
 
     >>> series = patient_series("w7", "p-1", "d1")
     >>> for text in window_lines(series, {"ecg_hr_bpm": 72.0, "ecg_sqi": 0.9}, [], 5.0):
@@ -516,6 +521,8 @@ def window_lines(
     features,device=d1,patient=p-1,ward=w7 ecg_hr_bpm=72.0 5000000000
     quality,device=d1,patient=p-1,ward=w7 ecg_sqi=0.9 5000000000
     vitals,device=d1,patient=p-1,ward=w7 ecg_hr=72.0 5000000000
+    >>> len(window_lines(series, {"ecg_hr_bpm": 72.0, "ecg_sqi": 0.9}, [], 6.0, full=False))
+    2
     """
     layout = _feature_layout(tuple(features))
     values = list(map(float, features.values()))
@@ -534,12 +541,12 @@ def window_lines(
     texts = float_reprs(values)
     stamp = f" {round(t * 1_000_000) * 1000}"  # to_ns
     lines = []
-    heads = (series.features, series.quality, series.vitals)
+    heads = (series.features if full else None, series.quality, series.vitals)
     finite = tuple(map(NON_FINITE.__ne__, texts[:count]))
     for head, shape in zip(heads, layout.shape(finite), strict=True):
-        if shape is not None:
+        if shape is not None and head is not None:
             lines.append(f"{head} {shape.template % shape.pick(texts)}{stamp}")
-    for score, prefixes, start in typed:
+    for score, prefixes, start in typed if full else ():
         if prefixes is None:  # integers, flags, strings
             text = score_line(
                 score.model, score.version, score.shadow, score.probabilities, series.tags, t

@@ -227,6 +227,7 @@ class Pipeline:
         self._rule_rows = RuleRows(settings.rules)  # each device's limits, for the screen
         self.verify_screen = False  # tests: judge every screened window in full as well
         self._persisted: dict[str, tuple[str, float]] = {}
+        self._features_written: dict[str, float] = {}  # each device's last full window end
         self._unsaved: dict[str, dict[str, Any]] = {}
         self.observations: dict[str, Observations] = {}
         self._newest_t: float | None = None
@@ -452,11 +453,9 @@ class Pipeline:
         device_id = context.device_id
         t = window.t_end
         series = patient_series(context.ward, context.patient, device_id)
-        lines = window_lines(series, features, scores, t)
-        started = self.stages.add("lines", started)
         tracker = self.tracker(device_id)
-        if tracker.seen(t):
-            return [], lines  # replay of a window already judged
+        if tracker.seen(t):  # replay of a window already judged
+            return [], window_lines(series, features, scores, t, self._write_due(device_id, t))
         observations = self.observations.get(device_id)
         explain = (
             (lambda score: self.scorer.explain(score, window, features)) if self.scorer else None
@@ -468,7 +467,11 @@ class Pipeline:
         alerts = tracker.update(context, t, conditions, window=(window.t_start, t))
         self._persist(device_id, tracker)
         started = self.stages.add("rules", started)
-        if news2 is not None:
+        # An alert's window writes its features whatever the budget: adjudicated alarms
+        # are joined to them (models/adjudicated.py).
+        full = self._write_due(device_id, t, force=bool(alerts))
+        lines = window_lines(series, features, scores, t, full)
+        if news2 is not None and full:
             text = series_news2_line(
                 series, news2.aggregate, news2.subscores, news2.partial, str(news2.response), t
             )
@@ -499,7 +502,8 @@ class Pipeline:
         if tracker.seen(t) or not tracker.idle():
             return None
         series = patient_series(context.ward, context.patient, device_id)
-        lines = window_lines(series, features, scores, t)
+        full = self._write_due(device_id, t)
+        lines = window_lines(series, features, scores, t, full)
         started = self.stages.add("lines", started)
         before = (
             AlertTracker.from_dict(tracker.to_dict(), self.settings.rules)
@@ -519,7 +523,7 @@ class Pipeline:
         if before is not None:
             self._verify_quiet(context, window, features, scores, before, news2)
         started = self.stages.add("rules", started)
-        if news2 is not None:
+        if news2 is not None and full:
             aggregate, subscores, partial, response = news2
             text = series_news2_line(series, aggregate, subscores, partial, response, t)
             if text is not None:
@@ -566,6 +570,17 @@ class Pipeline:
             raise ScreenMismatch(
                 f"window {device_id}@{t} screened quiet: " + "; ".join(p for p in problems if p)
             )
+
+    def _write_due(self, device_id: str, t: float, force: bool = False) -> bool:
+        """Whether the window ending at ``t`` writes its features, scores and NEWS2 (the
+        write budget: every ``stream.features_every_s`` per device, half a hop early at
+        most for clock jitter, or when ``force``d); marks it written if so."""
+        last = self._features_written.get(device_id)
+        stream = self.settings.stream
+        due = force or last is None or t - last >= stream.features_every_s - 0.5 * stream.hop_s
+        if due:
+            self._features_written[device_id] = t
+        return due
 
     # -- state --------------------------------------------------------------------------
     def tracker(self, device_id: str) -> AlertTracker:
@@ -752,7 +767,7 @@ class Pipeline:
                 self.scorer.states.forget(device_id)
             self.buffers.drop(device_id)
             for mapping in (self.trackers, self._persisted, self._unsaved, self.observations,
-                            self._partition_of):  # fmt: skip
+                            self._partition_of, self._features_written):  # fmt: skip
                 mapping.pop(device_id, None)
             self.signal.forget(device_id)
             self._rule_rows.forget(device_id)

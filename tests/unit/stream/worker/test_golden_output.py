@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -132,4 +133,9 @@ def test_the_golden_run_exercises_what_it_guards() -> None:
     assert {"tachycardia", "device_silent", "sensor_detached"} <= kinds, kinds
     assert len([d for r in records for d in r["deadletters"]]) >= len(JUNK)
     assert any(r["held"] for r in records) and any(r["unheld"] for r in records)
-    assert sum(len(r["lines"]) for r in records) > DEVICES * SECONDS * 4
+    # The write budget: vitals and quality with every window, features (with scores and
+    # NEWS2) about every stream.features_every_s.
+    written = Counter(line.split(",", 1)[0] for r in records for line in r["lines"])
+    assert written["quality"] > DEVICES * SECONDS * 0.8, written
+    assert written["vitals"] > 2 * written["quality"] * 0.9, written
+    assert 0 < written["features"] < written["quality"] / 5, written

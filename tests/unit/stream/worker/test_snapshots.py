@@ -75,6 +75,10 @@ def test_a_worker_restored_from_snapshots_goes_on_with_the_same_beats(settings):
     """The ECG beat and PPG pulse detectors' state travels in the snapshots: a worker that
     takes over at the last commit decides exactly the beats and pulses the old owner
     would have."""
+    # Every window's features written, so both workers' lines can be compared.
+    settings = settings.model_copy(
+        update={"stream": settings.stream.model_copy(update={"features_every_s": 1.0})}
+    )
     first = Pipeline(settings, scorer=None)
     feed = Feed(first, ward(faults=True))
     feed.run(30)
