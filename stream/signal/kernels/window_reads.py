@@ -50,18 +50,10 @@ def ring_times(
     n = slots.shape[0]
     width = ring.shape[1]
     offsets = np.zeros(n + 1, dtype=np.int64)
-    total = 0
-    for w in range(n):
-        slot = slots[w]
-        if slot >= 0:
-            count = counts[slot]
-            for j in range(count - min(count, width), count):
-                t = origins[slot] + ring[slot, j % width] / rates[slot]
-                if t >= t_start[w] and t < t_end[w]:
-                    total += 1
-        offsets[w + 1] = total
-    times = np.empty(total, dtype=np.float64)
-    columns = np.empty(total, dtype=np.int64)
+    # One pass into room for every ring entry of every window (at most ``width`` each),
+    # cut to what was found.
+    times = np.empty(n * width, dtype=np.float64)
+    columns = np.empty(n * width, dtype=np.int64)
     at = 0
     for w in range(n):
         slot = slots[w]
@@ -73,6 +65,8 @@ def ring_times(
                     times[at] = t
                     columns[at] = j % width
                     at += 1
+        offsets[w + 1] = at
+    times, columns = times[:at].copy(), columns[:at].copy()
     return times, columns, offsets
 
 
