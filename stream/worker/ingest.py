@@ -1,6 +1,7 @@
 """Ingest: the one door between untrusted bytes and the rest of the stream.
 
-Owns decoding and validating frames and enrolments, dead-lettering everything malformed
+Owns admitting decoded frames and enrolments (the decoding itself, bytes to columns
+and reasons, is :mod:`stream.worker.decode`'s), dead-lettering everything malformed
 (with a precise one-line reason), de-duplicating by ``(device, seq)``, reordering within
 ``settings.stream.lateness_s``, and pseudonymizing patient ids. The raw patient id never
 leaves this module: downstream code sees only :class:`~stream.records.PatientContext`.
@@ -39,50 +40,37 @@ import gc
 import hashlib
 import heapq
 import hmac
-import re
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
-
-import orjson
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from stream.config import Settings
-from stream.records import (
-    DEVICE_ID_PATTERN,
-    MAX_GATEWAY_FRAMES,
-    SCHEMA_VERSION,
-    SIGNALS,
-    DeadLetter,
-    Enrolment,
-    Frame,
-    PatientContext,
-    Profile,
-)
+from stream.records import DeadLetter, Enrolment, Frame, PatientContext, Profile
 from stream.signal.frames import FrameBatch, Position
+from stream.worker.decode import (
+    Decoded,
+    RawRecord,
+    Rejection,
+    decode_enrolment,
+    decode_frame,
+    decode_records,
+    decode_records_reference,
+    gateway_frames,
+)
+
+__all__ = [
+    "Decoded", "Ingest", "IngestResult", "RawRecord", "Rejection", "dead_letter",
+    "decode_enrolment", "decode_frame", "decode_records", "decode_records_reference",
+    "gateway_frames", "pseudonymize", "reason_kind", "unenrolled_context",
+]  # fmt: skip
 
 UNENROLLED_PATIENT = "unenrolled"
 UNASSIGNED_WARD = "unassigned"
 # Seqs remembered per device to tell a duplicate from a late frame; bounded so a
 # long-running worker's memory does not grow with uptime.
 _RECENT_SEQS = 512
-_MAX_REASON = 200
-_R = TypeVar("_R", Frame, Enrolment)
-
-_GATEWAY_ID = re.compile(DEVICE_ID_PATTERN)
-
-
-class RawRecord(NamedTuple):
-    """One Kafka record as the worker receives it."""
-
-    key: bytes | None
-    value: bytes | None
-    partition: int
-    offset: int
 
 
 def pseudonymize(patient_id: str, secret: bytes) -> str:
@@ -99,68 +87,6 @@ def unenrolled_context(device_id: str) -> PatientContext:
     return PatientContext(
         device_id=device_id, patient=UNENROLLED_PATIENT, ward=UNASSIGNED_WARD, profile=Profile()
     )
-
-
-def _one_line(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _MAX_REASON else flat[: _MAX_REASON - 1] + "…"
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "frame"
-    # pydantic wraps model-validator messages as "Value error, ..."; keep the message only.
-    message = _signal_message(first) or str(first["msg"]).removeprefix("Value error, ")
-    return _one_line(f"invalid: {where}: {message}")
-
-
-def _signal_message(error: ErrorDetails) -> str | None:
-    """A signal's bounds said in its own terms (pydantic says only "less than or equal")."""
-    loc = error["loc"]
-    if len(loc) < 3 or loc[0] != "signals" or loc[1] not in SIGNALS:
-        return None
-    spec = SIGNALS[str(loc[1])]
-    bound = error["type"] in ("greater_than_equal", "less_than_equal")
-    if bound and loc[2] == "samples":
-        return (
-            f"{error['input']!r} is outside the plausible range "
-            f"{spec.lowest:g}..{spec.highest:g} {spec.unit}"
-        )
-    if bound and loc[2] == "fs":
-        return f"sampling rate {error['input']!r} Hz is outside {spec.fs_min:g}..{spec.fs_max:g} Hz"
-    if error["type"] == "tuple_type" and loc[1] == "acc":
-        return "samples must be [x, y, z] triples"
-    return None
-
-
-def _diagnose(value: bytes, exc: ValidationError) -> str:
-    """Name what is wrong with a record pydantic refused: syntax, version, or a field."""
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as json_error:
-        return _one_line(f"bad json: {json_error}")
-    if not isinstance(parsed, dict):
-        return f"bad json: expected an object, got {type(parsed).__name__}"
-    version = parsed.get("v", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        return _one_line(
-            f"unknown schema version: v={version!r}, this worker reads v={SCHEMA_VERSION}"
-        )
-    return _validation_reason(exc)
-
-
-def _parse(model: type[_R], value: bytes | None, limit: int) -> _R | str:
-    """The validated record, or the reason it is refused. The good path parses once."""
-    if value is None:
-        return "empty: record has no value"
-    if len(value) > limit:
-        return f"oversized: {len(value)} bytes > max_frame_bytes {limit}"
-    try:
-        return model.model_validate_json(value)
-    except ValidationError as exc:
-        return _diagnose(value, exc)
-    except (ValueError, RecursionError) as exc:  # pathological nesting or encodings
-        return _one_line(f"bad json: {type(exc).__name__}: {exc}")
 
 
 @contextmanager
@@ -187,110 +113,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def decode_frame(value: bytes | None, settings: Settings, now: float) -> Frame | str:
-    """A validated frame, or the reason it is refused (never raises on input)."""
-    stream = settings.stream
-    frame = _parse(Frame, value, stream.max_frame_bytes)
-    if isinstance(frame, str):
-        return frame
-    ahead = frame.t0 - now
-    if ahead > stream.max_future_skew_s:
-        return (
-            f"future: t0 is {ahead:.0f} s ahead of the worker clock "
-            f"(max {stream.max_future_skew_s:g} s)"
-        )
-    span = frame.duration()
-    if span > stream.max_frame_seconds:
-        return (
-            f"too long: frame covers {span:.1f} s > max_frame_seconds {stream.max_frame_seconds:g}"
-        )
-    return frame
-
-
-class Rejection(NamedTuple):
-    """A frame refused at decode: which record it came in, why, and the refused bytes
-    (the record's, or for a frame inside a gateway batch that frame's alone, with the
-    gateway and the frame's index). ``before_row``: how many good frames of the batch
-    were decoded before it (dead letters keep the records' order)."""
-
-    record: int
-    reason: str
-    payload: bytes | None
-    before_row: int
-    gateway_id: str | None = None
-    frame_index: int | None = None
-
-
-class Decoded(NamedTuple):
-    """A batch of records decoded: the good frames as columns (record order, a gateway
-    batch's frames in their order) and the refused ones."""
-
-    batch: FrameBatch
-    rejected: list[Rejection]
-
-
-def gateway_frames(value: bytes, settings: Settings) -> tuple[str, list[bytes]] | str | None:
-    """A gateway batch's id and its frames (each as JSON bytes, to be validated alone);
-    None when ``value`` is not a gateway batch (a plain frame, or not an object); the
-    reason when it is one that cannot be read."""
-    if b'"gateway_id"' not in value:
-        return None
-    limit = settings.stream.max_frame_bytes * MAX_GATEWAY_FRAMES
-    if len(value) > limit:
-        return f"oversized: {len(value)} bytes > {limit} for a gateway batch"
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError as json_error:
-        return _one_line(f"bad json: {json_error}")
-    if not isinstance(parsed, dict) or "gateway_id" not in parsed:
-        return None
-    version = parsed.get("v", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        return _one_line(
-            f"unknown schema version: v={version!r}, this worker reads v={SCHEMA_VERSION}"
-        )
-    gateway_id, frames = parsed["gateway_id"], parsed.get("frames")
-    if not isinstance(gateway_id, str) or not _GATEWAY_ID.fullmatch(gateway_id):
-        return _one_line(f"invalid: gateway_id: {gateway_id!r} is not a valid id")
-    if not isinstance(frames, list) or not 1 <= len(frames) <= MAX_GATEWAY_FRAMES:
-        return f"invalid: frames: a gateway batch carries 1..{MAX_GATEWAY_FRAMES} frames"
-    extra = set(parsed) - {"v", "gateway_id", "frames"}
-    if extra:
-        return _one_line(f"invalid: {sorted(extra)[0]}: Extra inputs are not permitted")
-    return gateway_id, [orjson.dumps(frame) for frame in frames]
-
-
-def decode_records(records: Sequence[RawRecord], settings: Settings, now: float) -> Decoded:
-    """Every frame of a batch of records, validated one by one (the reference decode:
-    each frame through :func:`decode_frame`), as columns."""
-    good: list[Frame] = []
-    positions: list[Position] = []
-    rejected: list[Rejection] = []
-    for index, record in enumerate(records):
-        position = (record.partition, record.offset)
-        value = record.value
-        gateway = gateway_frames(value, settings) if value is not None else None
-        if isinstance(gateway, str):
-            rejected.append(Rejection(index, gateway, value, len(good)))
-            continue
-        inner = [(None, value)] if gateway is None else list(enumerate(gateway[1]))
-        for frame_index, payload in inner:
-            decoded = decode_frame(payload, settings, now)
-            if isinstance(decoded, str):
-                gateway_id = gateway[0] if gateway is not None else None
-                rejected.append(
-                    Rejection(index, decoded, payload, len(good), gateway_id, frame_index)
-                )
-            else:
-                good.append(decoded)
-                positions.append(position)
-    return Decoded(FrameBatch.from_frames(good, positions), rejected)
-
-
-def decode_enrolment(value: bytes | None, settings: Settings) -> Enrolment | str:
-    return _parse(Enrolment, value, settings.stream.max_frame_bytes)
 
 
 def dead_letter(
