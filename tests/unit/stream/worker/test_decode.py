@@ -264,7 +264,7 @@ def adversarial_frame(draw: st.DrawFn) -> bytes:
     return value
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(adversarial_frame(), min_size=1, max_size=5), st.booleans())
 def test_generated_frames_decode_as_the_reference_decodes_them(
     values: list[bytes], in_gateway: bool
