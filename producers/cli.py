@@ -15,6 +15,19 @@ from pathlib import Path
 
 import typer
 
+from producers.gateways import DEFAULT_PER_MESSAGE, MAX_PER_MESSAGE, PER_MESSAGE_HELP
+
+
+def _carried(per_message: int) -> str:
+    """How frames travel, in words.
+
+    >>> _carried(1), _carried(16)
+    ('one device each', 'gateway batches of up to 16 devices')
+    """
+    return (
+        "one device each" if per_message == 1 else f"gateway batches of up to {per_message} devices"
+    )
+
 
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", err=True, fg="red")
@@ -37,6 +50,9 @@ def simulate(
     faults: bool = typer.Option(True, "--faults/--no-faults", help="late/duplicate/lost frames"),
     labels_out: Path | None = typer.Option(  # noqa: B008 - typer declares options this way
         None, "--labels-out", help="write event labels (JSONL)"
+    ),
+    per_message: int = typer.Option(
+        DEFAULT_PER_MESSAGE, "--per-message", min=1, max=MAX_PER_MESSAGE, help=PER_MESSAGE_HELP
     ),
     as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
 ) -> None:
@@ -84,12 +100,15 @@ def simulate(
             speed=speed,
             stop=stop.is_set,
             on_tick=lambda _tick: progress.advance(task, frame_s),
+            per_message=per_message,
         )
         publisher.flush()
         errors = publisher.errors
     summary = {
         "devices": stats.devices,
         "frames": stats.frames,
+        "messages": stats.messages,
+        "per_message": per_message,
         "samples": stats.samples,
         "errors": errors,
         "topic": settings.topics.frames,
@@ -99,7 +118,8 @@ def simulate(
     if not as_json:
         typer.echo(
             f"{stats.frames} frames ({stats.samples} samples) from {stats.devices} devices "
-            f"in {stats.seconds:.1f} s to {settings.topics.frames}; {errors} delivery errors; "
+            f"in {stats.messages} messages ({_carried(per_message)}) in {stats.seconds:.1f} s "
+            f"to {settings.topics.frames}; {errors} delivery errors; "
             f"scenario {chosen.name}" + (f"; labels in {labels_out}" if labels_out else "")
         )
     if as_json:
@@ -121,12 +141,21 @@ def replay(
         help="epoch seconds of the first frame (default: now, or in the past by "
         "length x (1 - 1/speed) when faster than real time, by the length at speed 0)",
     ),
+    per_message: int = typer.Option(
+        DEFAULT_PER_MESSAGE,
+        "--per-message",
+        min=1,
+        max=MAX_PER_MESSAGE,
+        help=PER_MESSAGE_HELP + ". A replay is one device: N > 1 sends each frame in its "
+        "gateway's batch (gw-0001, carrying that one device), 1 keyed by the device id",
+    ),
     as_json: bool = typer.Option(False, "--json", help="last line: JSON summary"),
 ) -> None:
     """Replay a real recording as device frames, resampled to the device rate."""
     import re
 
     from producers.fleet import paced
+    from producers.gateways import gateways_for, messages_of
     from producers.publisher import Publisher, ensure_topics, producer_topics, stop_on_signals
     from producers.recordings import RecordingError, frames, load_recording, to_device_rate
     from producers.timebase import StartError, choose_start, describe_start
@@ -166,8 +195,10 @@ def replay(
             device_id=device_id, patient_id=patient_id or f"replay-{recording.name}", t=first
         )
         publisher.send(settings.topics.enrolments, device_id, enrolment.to_json())
+        gateways = gateways_for([device_id], per_message)
         for k, _lag in paced(len(payloads), 1.0, speed, stop.is_set):
-            publisher.send(settings.topics.frames, device_id, payloads[k])
+            for key, value in messages_of([(device_id, payloads[k])], gateways):
+                publisher.send(settings.topics.frames, key, value)
             sent += 1
         publisher.flush()
         errors = publisher.errors
@@ -178,6 +209,7 @@ def replay(
         "fs_source": recording.fs,
         "fs_sent": device_fs,
         "frames": sent,
+        "per_message": per_message,
         "samples": int(min(len(samples), sent * device_fs)),
         "errors": errors,
         "topic": settings.topics.frames,

@@ -3,7 +3,8 @@
 Owns turning a :class:`~producers.scenario.Scenario` into enrolments, frames (as orjson
 bytes keyed by device id) and ground-truth labels, plus the network's imperfections
 (clock jitter, late, duplicated and lost frames) and real-time pacing. The signals come
-from :mod:`producers.physiology`; Kafka from :mod:`producers.publisher`.
+from :mod:`producers.physiology`; Kafka from :mod:`producers.publisher`; grouping the
+frames into gateway batches from :mod:`producers.gateways`.
 
 Labels carry each event's category (clinical, technical, artefact, confound:
 :data:`~producers.scenario.EVENT_CATEGORY`) so an alarm evaluation can tell a missed
@@ -24,6 +25,7 @@ import numpy as np
 import orjson
 
 from producers.frames import FrameEncoder
+from producers.gateways import gateways_for, messages_of
 from producers.physiology import Conditions, Physiology
 from producers.scenario import EVENT_CATEGORY, EVENT_KINDS, Baseline, Patient, Scenario
 from producers.waveforms import ACC_FS, ECG_FS, PPG_FS
@@ -394,8 +396,15 @@ def run_fleet(
     speed: float = 1.0,
     stop: Callable[[], bool] | None = None,
     on_tick: Callable[[Tick], None] | None = None,
+    per_message: int = 1,
 ) -> RunStats:
-    """Send enrolments, then ``duration_s`` of frames through ``send(topic, key, value)``."""
+    """Send enrolments, then ``duration_s`` of frames through ``send(topic, key, value)``.
+
+    ``per_message`` 1 sends each frame as its own message keyed by its device; more sends
+    gateway batches of that many devices keyed by gateway (:mod:`producers.gateways`).
+    Enrolments are always keyed by device. ``RunStats.messages`` counts frames messages.
+    """
+    gateways = gateways_for(fleet.device_ids, per_message)
     stats = RunStats(devices=fleet.n)
     began = time.perf_counter()
     for device_id, payload in fleet.enrolments():
@@ -403,16 +412,17 @@ def run_fleet(
     periods = math.ceil(duration_s / fleet.frame_s)
     for _, lag in paced(periods, fleet.frame_s, speed, stop):
         tick = fleet.tick()
-        for device_id, payload in tick.messages:
-            send(frames_topic, device_id, payload)
+        messages = messages_of(tick.messages, gateways)
+        for key, value in messages:
+            send(frames_topic, key, value)
         stats.frames += tick.frames
         stats.samples += tick.samples
-        stats.messages += len(tick.messages)
+        stats.messages += len(messages)
         stats.behind_s = max(stats.behind_s, lag)
         if on_tick is not None:
             on_tick(tick)
-    for device_id, payload in fleet.drain():
-        send(frames_topic, device_id, payload)
+    for key, value in messages_of(fleet.drain(), gateways):
+        send(frames_topic, key, value)
         stats.messages += 1
     stats.seconds = time.perf_counter() - began
     return stats

@@ -3,8 +3,8 @@
 Owns the producer's configuration (options from :func:`stream.kafka.client_options`),
 delivery accounting and clean shutdown; topics are created by
 :func:`stream.kafka.ensure_topics` (re-exported here). Payloads arrive here already
-serialized (orjson bytes); the key is always the device id so one device's frames stay
-in one partition, in order.
+serialized (orjson bytes); the key is the device id, or for a gateway batch the gateway
+id (:mod:`producers.gateways`), so one device's frames stay in one partition, in order.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@
 - :class:`DeadLetter` — a rejected input with its reason (topic ``vitals.deadletter``).
 - :class:`ModelRollout` — a promoted model version (topic ``vitals.control``).
 
-All are JSON (orjson). ``frame_json_schema()`` gives the documented JSON Schema,
-committed as ``docs/frame.schema.json`` and checked against this module by a test.
+All are JSON (orjson). ``frame_json_schema()`` and ``gateway_json_schema()`` give the
+documented JSON Schemas, committed as ``docs/frame.schema.json`` and
+``docs/gateway.schema.json`` and checked against this module by tests.
 
 Example frame::
 
@@ -357,4 +358,22 @@ def frame_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://vitalstream.dev/schemas/frame-v1.json"
     schema["title"] = "VitalStream device frame, version 1"
+    return schema
+
+
+def gateway_json_schema() -> dict[str, Any]:
+    """The gateway batch's JSON Schema, as documented in docs/gateway.schema.json (each
+    inner frame is the frame schema's, under ``$defs``)."""
+    schema = GatewayBatch.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://vitalstream.dev/schemas/gateway-v1.json"
+    schema["title"] = "VitalStream gateway batch, version 1"
+    # The model's docstring speaks to Python readers; the schema's readers are producers.
+    schema["description"] = (
+        "The frames of many devices in one Kafka message on the frames topic, keyed by the "
+        "gateway id (a ward gateway or bedside hub relaying its wearables). The worker "
+        "validates each frame on its own: a frame that does not match is dead-lettered "
+        "alone (its dead letter carries gateway_id and frame_index) and the batch's other "
+        "frames are processed."
+    )
     return schema

@@ -78,11 +78,12 @@ def create_topics(admin: KafkaAdminClient, names: list[str], partitions: int) ->
             time.sleep(1.0)
 
 
-@pytest.fixture
-def isolated_settings(
+@contextlib.contextmanager
+def isolated(
     services: Settings, kafka_admin: KafkaAdminClient, influx_client: InfluxDBClient
 ) -> Iterator[Settings]:
-    """A copy of `services` with fresh topics (created), app id and bucket (created)."""
+    """A copy of `services` with fresh topics (created), app id and bucket (created),
+    dropped on the way out. A test needing two isolated runs takes a second one here."""
     tag = f"t{uuid.uuid4().hex[:8]}"
     topics = {field: f"{tag}.{name}" for field, name in services.topics.model_dump().items()}
     create_topics(kafka_admin, list(topics.values()), services.kafka.partitions)
@@ -95,12 +96,23 @@ def isolated_settings(
             "stream": services.stream.model_copy(update={"app_id": f"vitalstream-{tag}"}),
         }
     )
-    yield settings
-    with contextlib.suppress(Exception):
-        # The worker group's own topics (snapshots, Faust's assignor) too.
-        group = [t for t in kafka_admin.list_topics() if t.startswith(settings.stream.app_id)]
-        kafka_admin.delete_topics([*topics.values(), *group])
-    with contextlib.suppress(Exception):
-        bucket = find_bucket(influx_client, tag, services.influx.org)
-        if bucket is not None:
-            influx_client.buckets_api().delete_bucket(bucket)
+    try:
+        yield settings
+    finally:
+        with contextlib.suppress(Exception):
+            # The worker group's own topics (snapshots, Faust's assignor) too.
+            group = [t for t in kafka_admin.list_topics() if t.startswith(settings.stream.app_id)]
+            kafka_admin.delete_topics([*topics.values(), *group])
+        with contextlib.suppress(Exception):
+            bucket = find_bucket(influx_client, tag, services.influx.org)
+            if bucket is not None:
+                influx_client.buckets_api().delete_bucket(bucket)
+
+
+@pytest.fixture
+def isolated_settings(
+    services: Settings, kafka_admin: KafkaAdminClient, influx_client: InfluxDBClient
+) -> Iterator[Settings]:
+    """A copy of `services` with fresh topics (created), app id and bucket (created)."""
+    with isolated(services, kafka_admin, influx_client) as settings:
+        yield settings

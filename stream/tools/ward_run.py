@@ -210,13 +210,19 @@ def start_simulator(
     start: float,
     seed: int,
     log_path: Path,
+    per_message: int = 1,
 ) -> subprocess.Popen:
-    """``vitalstream simulate`` at 1x from ``start`` (no random faults), logging to a file."""
+    """``vitalstream simulate`` at 1x from ``start`` (no random faults), logging to a file.
+
+    ``per_message`` is explicit, 1 unless asked: the soak and the failover bench kill
+    workers and hand partitions over, measured so far with each device's frames on its
+    own key's partition (as its enrolment and snapshots are)."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             cli("simulate", "--scenario", scenario, "--devices", str(devices),
                 "--duration", str(duration_s), "--speed", "1", "--start", str(start),
-                "--seed", str(seed), "--no-faults", "--json"),
+                "--seed", str(seed), "--no-faults", "--per-message", str(per_message),
+                "--json"),
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

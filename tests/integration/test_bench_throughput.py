@@ -60,3 +60,32 @@ def test_a_small_backlog_is_drained_and_measured(isolated_settings, influx_clien
     assert series[-1][1] == result["messages"]
     assert summary["device_seconds_per_cpu_s"] == result["device_seconds_per_cpu_s"]
     assert summary["devices"] == DEVICES and summary["seconds"] == SECONDS
+
+
+GATEWAY_DEVICES, GATEWAY_SECONDS, PER_MESSAGE = 100, 10, 50
+
+
+def test_a_backlog_of_gateway_batches_is_drained_with_every_point(
+    isolated_settings, influx_client
+) -> None:
+    """``--per-message 50``: each period's 100 frames go as 2 gateway batches; the worker
+    reads them, commits every offset and the bucket holds every vitals point."""
+    settings = isolated_settings
+    results, summary = throughput.run(
+        settings, GATEWAY_DEVICES, GATEWAY_SECONDS, PER_MESSAGE, isolate=False
+    )
+    (result,) = results
+    assert summary["per_message"] == PER_MESSAGE
+    assert result["frames"] == result["device_seconds"] == GATEWAY_DEVICES * GATEWAY_SECONDS
+    assert result["messages"] == GATEWAY_SECONDS * GATEWAY_DEVICES // PER_MESSAGE
+    assert result["offsets_committed"] == sum(result["end_offsets"].values()) == result["messages"]
+    assert result["deadletters"] == 0
+
+    simulation = Simulation(
+        Path(throughput.SCENARIO), GATEWAY_DEVICES, GATEWAY_SECONDS, result["frames_dated_from"],
+        throughput.SEED,
+    )  # fmt: skip
+    _labels, expected_points, frames = simulation.expected()
+    assert frames == result["frames"]
+    missing = expected_points - written_vitals(settings, influx_client)
+    assert missing == set(), f"{len(missing)} of {len(expected_points)} vitals points missing"

@@ -144,8 +144,10 @@ def populated(
     try:
         start = time.time() - DURATION_S - 5
         simulated = subprocess.run(
+            # Per-device keys: each device's enrolment is on its frames' partition, so the
+            # worker has it before the frames (the dashboards resolve a patient's device).
             cli("simulate", "--devices", str(DEVICES), "--duration", str(DURATION_S),
-                "--speed", "0", "--start", str(start), "--json"),
+                "--speed", "0", "--start", str(start), "--per-message", "1", "--json"),
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert simulated.returncode == 0, simulated.stderr[-2000:]

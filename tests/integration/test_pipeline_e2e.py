@@ -100,6 +100,9 @@ def test_a_ward_scenario_through_a_real_worker(isolated_settings, influx_client,
                 "simulate", "--scenario", str(scenario), "--devices", "5",
                 "--duration", str(DURATION_S), "--speed", str(SPEED), "--start", str(start),
                 "--seed", "2", "--labels-out", str(labels_path), "--json",
+                # Per-device keys: the silence check below reasons about a device alone
+                # on its partition.
+                "--per-message", "1",
             ),
             env=env, check=True, timeout=90, capture_output=True,
         )  # fmt: skip

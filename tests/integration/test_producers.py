@@ -17,7 +17,7 @@ from producers.recordings import frames, load_recording, resample, to_device_rat
 from producers.scenario import load_scenario
 from stream.config import Settings
 from stream.kafka import client_options
-from stream.records import Enrolment, Frame
+from stream.records import Enrolment, Frame, GatewayBatch
 from tests.integration.harness import cli, worker_env
 
 pytestmark = pytest.mark.integration
@@ -114,17 +114,24 @@ def test_replay_of_record_208_decodes_to_the_original(isolated_settings: Setting
     assert np.corrcoef(back[inner], recording.samples[inner])[0, 1] > 0.995
 
 
+def _frames_in(value: bytes) -> list[Frame]:
+    """The frames a record carries: a gateway batch's, or the record's own frame."""
+    if b'"gateway_id"' in value:
+        return list(GatewayBatch.from_json(value).frames)
+    return [Frame.from_json(value)]
+
+
 def _never_ahead(records: list, begun: float, ended: float) -> list[Frame]:
     """Each frame's t0 is no later than the moment it was sent (the record's create time,
     stamped by the producer at send) and than the test's own clock."""
     frames_seen = []
     for record in records:
-        frame = Frame.from_json(record.value)
         sent = record.timestamp / 1000.0
         assert begun - 1.0 <= sent <= ended + 1.0  # the producer's clock is this one
-        assert frame.t0 <= sent, f"{frame.device_id} seq {frame.seq} dated ahead"
-        assert frame.t0 <= ended
-        frames_seen.append(frame)
+        for frame in _frames_in(record.value):
+            assert frame.t0 <= sent, f"{frame.device_id} seq {frame.seq} dated ahead"
+            assert frame.t0 <= ended
+            frames_seen.append(frame)
     return frames_seen
 
 
@@ -144,10 +151,15 @@ def test_fast_simulation_and_replay_are_dated_in_the_past(isolated_settings: Set
     ended = time.time()
     assert "simulate: frames dated from" in sim.stderr and "s before now" in sim.stderr
     assert "replay: frames dated from" in replayed.stderr
-    expected = 4 * 60 + 300  # record 208 is 5 minutes: 300 one-second frames
+    # Both by default in gateway batches: the simulator's 4 devices share one gateway (60
+    # messages of 4 frames), the replay's one device has its own (300 one-frame batches:
+    # record 208 is 5 minutes).
+    expected = 60 + 300
     records = _consume(settings, settings.topics.frames, expected, timeout_s=60)
     assert len(records) == expected
+    assert {record.key for record in records} == {b"gw-0001"}
     frames_seen = _never_ahead(records, begun, ended)
+    assert len(frames_seen) == 4 * 60 + 300
     simulated = [f for f in frames_seen if f.device_id != "replay-fast"]
     # Dated over the minute before the run: the last frame a frame period before "now".
     assert min(f.t0 for f in simulated) >= begun - 62

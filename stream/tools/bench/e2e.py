@@ -120,11 +120,20 @@ def worker_name(index: int) -> str:
 
 
 def start_simulator(
-    env: dict[str, str], workdir: Path, devices: int, warmup_s: float, seconds: float
+    env: dict[str, str],
+    workdir: Path,
+    devices: int,
+    warmup_s: float,
+    seconds: float,
+    per_message: int = 1,
 ) -> tuple[subprocess.Popen, Path, Path]:
     """``vitalstream simulate`` for one fleet size: speed 1 (one frame per device per
     second) for ``warmup_s + seconds`` on :func:`bench_scenario`, seed 1. Returns the
-    process, the file its ``--json`` summary goes to and its labels file."""
+    process, the file its ``--json`` summary goes to and its labels file.
+
+    ``per_message`` is explicit, 1 unless asked: the suites' figures so far were measured
+    one frame per message keyed by device, and the headroom suite's pass-through reads
+    each message as one frame."""
     scenario_path = workdir / f"scenario-{devices}.yaml"
     scenario_path.write_text(yaml.safe_dump(bench_scenario(warmup_s, seconds)))
     labels_path = workdir / f"labels-{devices}.jsonl"
@@ -134,7 +143,7 @@ def start_simulator(
             cli(
                 "simulate", "--devices", str(devices), "--duration", str(warmup_s + seconds),
                 "--speed", "1", "--scenario", str(scenario_path), "--seed", "1",
-                "--labels-out", str(labels_path), "--json",
+                "--labels-out", str(labels_path), "--per-message", str(per_message), "--json",
             ),
             env=env, stdout=out, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -8,9 +8,10 @@ waiting for data: on fresh topics, bucket and consumer group (:func:`~.common.is
    ``seconds`` seconds (:class:`~producers.fleet.Fleet`, the default scenario, network
    faults off) are rendered and produced to the frames topic before any worker runs,
    after the devices' enrolments, as ``vitalstream simulate`` sends them (kafka-python,
-   keyed by device id). They are dated in the past (first frame ``seconds +
-   PRELOAD_MARGIN_S`` before now), so the worker meets them as a backlog: its windows
-   and silence clocks follow the frames' own times. The topic's end offsets are recorded;
+   keyed by device id, or by gateway with ``per_message`` > 1: below). They are dated
+   in the past (first frame ``seconds + PRELOAD_MARGIN_S`` before now), so the worker
+   meets them as a backlog: its windows and silence clocks follow the frames' own
+   times. The topic's end offsets are recorded;
 2. **drain**: one ``vitalstream worker`` (its own process, as the e2e suite starts it)
    consumes the backlog. Every ``SAMPLE_S`` the group's committed offsets per partition
    and the CPU time and RSS of the worker, Kafka and influxd are sampled, until every
@@ -35,10 +36,11 @@ are shared with whatever else runs on the machine, which ``load_avg_1m`` qualifi
 service restarted during the drain (tests that stop the shared broker or influxd) is named
 in ``services_restarted``, and such a run's figures are not to be used.
 
-``per_message`` > 1 preloads gateway batches (:func:`gateway_batch`: one message carrying
-``per_message`` devices' frames, keyed by gateway id). The worker does not read them yet,
-so the suite refuses them (:class:`GatewayBatchesUnsupported`) unless
-``VITALSTREAM_BENCH_GATEWAY_BATCHES=1`` is set.
+``per_message`` > 1 preloads gateway batches: consecutive devices share a gateway,
+``per_message`` each, and each gateway's frames of a period go as one message keyed by
+the gateway id, as ``vitalstream simulate --per-message`` sends them
+(:mod:`producers.gateways`). ``frames`` still counts device-seconds; ``messages`` (and the
+offsets to commit) are fewer.
 """
 
 from __future__ import annotations
@@ -48,15 +50,15 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psutil
 from rich.progress import Progress
 
+from producers.gateways import check_per_message
 from stream.config import Settings
 from stream.tools.bench.common import child_env, cli, discard, isolated, prepare
 from stream.tools.bench.e2e import READY_TEXT, _stop
@@ -77,74 +79,6 @@ STALL_TIMEOUT_S = 120.0
 PRIME_DEVICES = 5
 PRIME_SECONDS = 12
 WORKER = "worker"
-GATEWAY_BATCH_VERSION = 1
-GATEWAY_ENV = "VITALSTREAM_BENCH_GATEWAY_BATCHES"
-GATEWAY_REFUSED = "gateway batches are not supported by this worker yet"
-
-
-class GatewayBatchesUnsupported(RuntimeError):
-    """``per_message`` > 1 asked of a worker that reads one device's frame per message."""
-
-
-# -- preload encoding (pure) ---------------------------------------------------------------
-
-
-def gateway_batch(gateway_id: str, frames: Sequence[bytes]) -> bytes:
-    """One Kafka message carrying several devices' frames (each already JSON bytes).
-
-    ``{"v": 1, "gateway_id": ..., "frames": [<frame object>, ...]}``, in the order given.
-    The one place the batch format is written: point it at the real record later.
-
-    >>> orjson.loads(gateway_batch("gw-0001", [b'{"device_id":"a"}', b'{"device_id":"b"}']))
-    {'v': 1, 'gateway_id': 'gw-0001', 'frames': [{'device_id': 'a'}, {'device_id': 'b'}]}
-    """
-    head = b'{"v":%d,"gateway_id":%s,"frames":[' % (GATEWAY_BATCH_VERSION, orjson.dumps(gateway_id))
-    return head + b",".join(frames) + b"]}"
-
-
-def gateway_of(device_ids: Sequence[str], per_message: int) -> dict[str, str]:
-    """Each device's gateway: consecutive runs of ``per_message`` devices share one.
-
-    >>> gateway_of(["a", "b", "c"], 2)
-    {'a': 'gw-0001', 'b': 'gw-0001', 'c': 'gw-0002'}
-    """
-    if per_message < 1:
-        raise ValueError(f"need at least one device per message, got {per_message}")
-    return {device: f"gw-{i // per_message + 1:04d}" for i, device in enumerate(device_ids)}
-
-
-def messages_of(
-    frames: Iterable[tuple[str, bytes]], gateways: Mapping[str, str] | None
-) -> list[tuple[str, bytes]]:
-    """The ``(key, value)`` messages carrying one period's ``(device id, frame)`` pairs.
-
-    Without ``gateways`` each frame is its own message keyed by its device; with them,
-    each gateway's frames (in the order given) make one batch keyed by the gateway,
-    gateways in the order of their first frame.
-
-    >>> messages_of([("a", b"{}"), ("b", b"{}")], None)
-    [('a', b'{}'), ('b', b'{}')]
-    >>> messages_of([("a", b"{}"), ("b", b"{}")], {"a": "g", "b": "g"})
-    [('g', b'{"v":1,"gateway_id":"g","frames":[{},{}]}')]
-    """
-    if gateways is None:
-        return list(frames)
-    grouped: dict[str, list[bytes]] = {}
-    for device_id, payload in frames:
-        grouped.setdefault(gateways[device_id], []).append(payload)
-    return [(gateway, gateway_batch(gateway, batch)) for gateway, batch in grouped.items()]
-
-
-def check_per_message(per_message: int, environ: Mapping[str, str]) -> None:
-    """Refuse gateway batches unless :data:`GATEWAY_ENV` is ``1`` (or ``true``/``yes``)."""
-    if per_message < 1:
-        raise ValueError(f"--per-message must be at least 1, got {per_message}")
-    allowed = environ.get(GATEWAY_ENV, "").strip().lower() in ("1", "true", "yes")
-    if per_message > 1 and not allowed:
-        raise GatewayBatchesUnsupported(
-            f"{GATEWAY_REFUSED} (--per-message {per_message}; set {GATEWAY_ENV}=1 to "
-            "preload them anyway)"
-        )
 
 
 # -- measuring marks and the summary (pure) --------------------------------------------------
@@ -290,13 +224,14 @@ def preload(
     """Enrol ``devices`` and produce their ``seconds`` of frames, dated in the past;
     ``on_period()`` is called after each frame period (progress)."""
     from producers.fleet import Fleet
+    from producers.gateways import gateways_for, messages_of
     from producers.publisher import Publisher
     from producers.scenario import load_scenario
 
     began = time.perf_counter()
     first = time.time() - seconds - PRELOAD_MARGIN_S
     fleet = Fleet(load_scenario(SCENARIO), devices, seed=SEED, start=first, faults=False)
-    gateways = gateway_of(fleet.device_ids, per_message) if per_message > 1 else None
+    gateways = gateways_for(fleet.device_ids, per_message)
     frames = messages = samples = size = 0
     with Publisher(settings, client_id="vitalstream-bench-throughput") as publisher:
         for device_id, payload in fleet.enrolments():
@@ -497,7 +432,7 @@ def one_run(
     """Preload, drain with one worker, summarize; always drops (``isolate``) its topics
     and bucket. Without ``isolate`` it runs on ``settings``' own topics, group and bucket,
     which the caller created (tests)."""
-    check_per_message(per_message, os.environ)
+    check_per_message(per_message)  # before anything is created
     run = isolated(settings, f"throughput{devices}") if isolate else settings
     try:
         if isolate:

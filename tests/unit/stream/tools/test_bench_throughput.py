@@ -1,101 +1,27 @@
-"""Pure parts of the throughput suite: the gateway batch encoding of the preload, the
-refusal of batches the worker cannot read, the measured span's delimiting and the summary's
-arithmetic. Nothing is timed and no service is used."""
+"""Pure parts of the throughput suite: the measured span's delimiting, the summary's
+arithmetic and the command's options (the gateway batches of the preload are the
+producers', tested in tests/unit/producers/test_gateways.py). Nothing is timed and no
+service is used."""
 
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
-import orjson
 import psutil
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from producers.fleet import Fleet
-from producers.scenario import load_scenario
 from stream.cli import bench as bench_cli
-from stream.records import Frame
 from stream.tools.bench import common, suites
 from stream.tools.bench.throughput import (
-    GATEWAY_ENV,
-    GATEWAY_REFUSED,
     WORKER,
-    GatewayBatchesUnsupported,
     Mark,
-    check_per_message,
     delimit,
-    gateway_batch,
-    gateway_of,
-    messages_of,
     restarted_services,
     summarize,
 )
-
-
-def _period(devices: int = 7) -> list[tuple[str, bytes]]:
-    """One frame period of a simulated ward, as the preload sends it."""
-    fleet = Fleet(load_scenario("default"), devices, seed=3, start=time.time() - 100, faults=False)
-    return fleet.tick().messages
-
-
-def test_one_frame_per_message_is_the_simulators_own_messages() -> None:
-    period = _period()
-    assert messages_of(period, None) == period
-    assert {key for key, _ in period} == {Frame.model_validate_json(v).device_id for _, v in period}
-
-
-@pytest.mark.parametrize("per_message", [2, 3, 7, 10])
-def test_gateway_batches_carry_every_frame_once_keyed_by_gateway(per_message: int) -> None:
-    period = _period(7)
-    gateways = gateway_of([device for device, _ in period], per_message)
-    batches = messages_of(period, gateways)
-    assert len(batches) == -(-len(period) // per_message)  # ceil: the last gateway is short
-    carried = []
-    for key, value in batches:
-        batch = orjson.loads(value)
-        assert batch["v"] == 1 and batch["gateway_id"] == key
-        assert set(batch) == {"v", "gateway_id", "frames"}
-        assert len(batch["frames"]) <= per_message
-        # Each frame is the simulator's frame object, unchanged, of a device of this gateway.
-        for frame in batch["frames"]:
-            assert gateways[frame["device_id"]] == key
-            assert Frame.model_validate(frame).device_id == frame["device_id"]
-        carried += [orjson.dumps(frame) for frame in batch["frames"]]
-    # Every frame exactly once, in the simulator's order.
-    assert carried == [orjson.dumps(orjson.loads(value)) for _, value in period]
-
-
-def test_a_gateway_batch_is_the_json_of_its_record() -> None:
-    frames = [orjson.dumps({"device_id": f"d{i}", "x": [i, 0.5]}) for i in range(3)]
-    assert orjson.loads(gateway_batch("gw-7", frames)) == {
-        "v": 1, "gateway_id": "gw-7", "frames": [orjson.loads(f) for f in frames],
-    }  # fmt: skip
-    assert orjson.loads(gateway_batch("gw-\"x\"", [])) == {
-        "v": 1, "gateway_id": 'gw-"x"', "frames": [],
-    }  # fmt: skip
-
-
-def test_gateways_take_consecutive_devices() -> None:
-    devices = [f"d{i}" for i in range(5)]
-    assert list(gateway_of(devices, 1).values()) == [f"gw-{i:04d}" for i in range(1, 6)]
-    assert list(gateway_of(devices, 2).values()) == ["gw-0001"] * 2 + ["gw-0002"] * 2 + ["gw-0003"]
-    with pytest.raises(ValueError):
-        gateway_of(devices, 0)
-
-
-def test_gateway_batches_are_refused_unless_asked_for() -> None:
-    check_per_message(1, {})
-    with pytest.raises(GatewayBatchesUnsupported, match=GATEWAY_REFUSED):
-        check_per_message(4, {})
-    with pytest.raises(GatewayBatchesUnsupported):
-        check_per_message(4, {GATEWAY_ENV: "0"})
-    check_per_message(4, {GATEWAY_ENV: "1"})
-    check_per_message(4, {GATEWAY_ENV: "true"})
-    with pytest.raises(ValueError):
-        check_per_message(0, {GATEWAY_ENV: "1"})
 
 
 def _drain(total: int = 1200, rate: float = 300.0, cpu_per_s: float = 0.8) -> list[Mark]:
@@ -179,7 +105,7 @@ def test_a_service_gone_or_running_as_another_process_counts_as_restarted() -> N
     assert restarted_services({}, {"kafka": me}) == []  # not running at the start: not watched
 
 
-def test_the_command_defaults_to_200_devices_and_refuses_what_the_worker_cannot_read(
+def test_the_command_defaults_to_200_devices_one_per_message_and_takes_gateway_batches(
     monkeypatch,
 ) -> None:
     seen: list[dict] = []
@@ -191,16 +117,13 @@ def test_the_command_defaults_to_200_devices_and_refuses_what_the_worker_cannot_
 
     monkeypatch.setattr(suites, "run_suite", fake_run)
     monkeypatch.setattr(common, "envelope", lambda *args: {})
-    monkeypatch.delenv(GATEWAY_ENV, raising=False)
     app = typer.Typer()
     app.command()(bench_cli.bench)
     runner = CliRunner()
     assert runner.invoke(app, ["throughput"]).exit_code == 0
     assert (seen[-1]["devices"], seen[-1]["seconds"], seen[-1]["per_message"]) == ([200], 60, 1)
-    refused = runner.invoke(app, ["throughput", "--per-message", "8"])
-    assert refused.exit_code != 0 and len(seen) == 1
-    assert "gateway batches are not supported" in " ".join(refused.output.split())
-    assert runner.invoke(app, ["throughput", "--devices", "100,200"]).exit_code != 0
-    monkeypatch.setenv(GATEWAY_ENV, "1")
-    assert runner.invoke(app, ["throughput", "--per-message", "8"]).exit_code == 0
-    assert seen[-1]["per_message"] == 8
+    assert runner.invoke(app, ["throughput", "--per-message", "50"]).exit_code == 0
+    assert seen[-1]["per_message"] == 50
+    for refused in (["--per-message", "0"], ["--per-message", "1001"], ["--devices", "100,200"]):
+        assert runner.invoke(app, ["throughput", *refused]).exit_code != 0
+    assert len(seen) == 2
