@@ -180,7 +180,14 @@ class Worker:
             pending = self._pending
             self._dirty, self._pending = set(), []
             self._checkpointed_at = time.monotonic()
-            await self.save_snapshots(devices, moved)
+            await self.save_snapshots(devices)
+            # A move within this worker: the snapshot on the new partition, then the
+            # directory saying so, then the old one's tombstone. Stopped in between, the
+            # worker finds the device's latest snapshot where the directory says.
+            await self.claim(
+                {d: p for d in moved if (p := self.pipeline.partition_of(d)) is not None}
+            )
+            await self.save_snapshots(set(), moved)
             self.ledger.durable(pending)
 
     async def save_snapshots(self, devices: set[str], moved: dict[str, int] | None = None) -> None:

@@ -790,9 +790,11 @@ class Pipeline:
                     self._moved_from.setdefault(device_id, before)
 
     def take_claims(self) -> dict[str, int]:
-        """Devices first seen or moved since the last call, with their partition now."""
+        """Devices first seen since the last call, with their partition (those that moved
+        within this worker are :meth:`take_moves`')."""
         claims, self._claims = self._claims, {}
-        return {d: p for d, p in claims.items() if self._partition_of.get(d) == p}
+        known, moved = self._partition_of, self._moved_from
+        return {d: p for d, p in claims.items() if known.get(d) == p and d not in moved}
 
     def take_moves(self) -> dict[str, int]:
         """Devices whose partition changed since the last call, with the one they left

@@ -44,6 +44,7 @@ class Broker:
 
     def __init__(self) -> None:
         self.log: dict[str, list[tuple[bytes, bytes | None, int]]] = defaultdict(list)
+        self.sequence: list[tuple[str, bytes, bytes | None, int]] = []  # all topics, in order
 
     def topic(self, name: str) -> Topic:
         return Topic(self, name)
@@ -64,6 +65,7 @@ class Topic:
         if partition is None:
             partition = zlib.crc32(key) % PARTITIONS
         self.broker.log[self.name].append((key, value, partition))
+        self.broker.sequence.append((self.name, key, value, partition))
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -255,6 +257,14 @@ async def test_a_move_between_partitions_of_one_worker_moves_the_snapshot(settin
     # The tombstone came after the device's last snapshot on the old partition.
     on_old = [v for k, v, p in cluster.broker.log["snapshots"] if k == tachy.encode() and p == 0]
     assert on_old[-1] is None and any(v is not None for v in on_old)
+    # In this order, so that a worker stopped in between finds the latest snapshot where
+    # the directory says: the snapshot on the new partition, the directory entry, then
+    # the tombstone on the old one.
+    key = tachy.encode()
+    order = [(t, p, v is None) for t, k, v, p in cluster.broker.sequence if k == key]
+    first_new = order.index(("snapshots", GATEWAY_2, False))
+    claimed = order.index(("directory", zlib.crc32(key) % PARTITIONS, False), first_new)
+    assert order.index(("snapshots", GATEWAY_1, True)) > claimed
     # One lifecycle: triggered once, then resolved under the same id, nothing silent.
     alerts = [a for a in cluster.alerts() if a.device_id == tachy]
     triggered = [a for a in alerts if a.event == "triggered"]
