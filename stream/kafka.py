@@ -38,6 +38,13 @@ def snapshot_topic(settings: Settings) -> str:
     return f"{settings.stream.app_id}-device-state"
 
 
+def directory_topic(settings: Settings) -> str:
+    """The worker group's device directory (:mod:`stream.worker.snapshots`): which
+    partition each device's frames come in on now. The group's own, like the snapshot
+    topic: another group reading the same frames keeps its own directory."""
+    return f"{settings.stream.app_id}-device-directory"
+
+
 def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """Every topic a worker reads or writes, with its configs (for ``ensure_topics``)."""
     topics = settings.topics
@@ -48,6 +55,7 @@ def stream_topics(settings: Settings) -> dict[str, dict[str, str]]:
         topics.deadletter: {},
         topics.control: {},
         snapshot_topic(settings): {"cleanup.policy": "compact"},
+        directory_topic(settings): {"cleanup.policy": "compact"},
     }
 
 

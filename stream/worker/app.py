@@ -19,12 +19,26 @@ registers them on a Faust app:
   restart (by the supervisor: systemd, compose) replays it. Frames the reorder buffer
   holds back are in no output yet: their records stay open until the output that finally
   carries them is durable.
-- ``track_enrolments``: enrolments → pseudonymized contexts (in the device's snapshot; raw
-  ids stay in ingest).
+- ``track_enrolments``: the dead letters of malformed enrolments, published once (by the
+  worker whose group owns the enrolment's partition, committed like frames). The
+  enrolments themselves are reference data every worker needs, whatever partitions it
+  owns (a device's enrolment is on its own key's partition, its frames on its gateway's):
+  each worker follows the whole compacted topic (``follow_enrolments``, no group) into
+  pseudonymized contexts (raw ids stay in ingest).
 - state: no Faust tables (their recovery could hang a surviving worker for minutes). The
   first record of a partition this worker has not loaded waits for that partition's
-  snapshots; a partition lost in a rebalance is forgotten (ledger, devices, order state),
-  one kept across a rebalance keeps its in-memory state (nobody else processed it).
+  snapshots, and for the enrolments and the device directory to be read up to where they
+  stood when the worker started; a partition lost in a rebalance is forgotten (ledger,
+  devices, order state), one kept across a rebalance keeps its in-memory state (nobody
+  else processed it).
+- moves: a device's frames come in on its gateway's partition, which changes when it
+  roams to another gateway. The group's compacted device directory (``follow_directory``,
+  read whole by every worker) says where each device's frames come in now. A device
+  arriving from a partition another worker owns is restored from its snapshot there
+  before its frames are processed (:meth:`Worker.adopt`); the worker it left forgets it
+  (no silence alert, no snapshot) and tombstones its old snapshot. A move between two
+  partitions of one worker keeps the state in memory; the next checkpoint moves the
+  snapshot. See "Gateways, partitions and moves" in ``docs/architecture.md``.
 - rollouts: every worker reads the whole control topic with its own group-less consumer
   (a consumer group would give each rollout to one worker only) and hot-swaps models.
 - timers: reorder-buffer release and ``device_silent`` checks every second; worker
@@ -45,19 +59,20 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
-from stream.kafka import client_options, snapshot_topic
+from stream.kafka import client_options, directory_topic, snapshot_topic
 from stream.records import ModelRollout
 from stream.scoring.scorer import Scorer
 from stream.sinks.influx import InfluxSink
 from stream.sinks.measurements import pipeline_line
 from stream.worker import snapshots
 from stream.worker.delivery import CommitLedger, Record, guard_commits
-from stream.worker.ingest import Position, RawRecord
+from stream.worker.ingest import Position, RawRecord, dead_letter, decode_enrolment
 from stream.worker.metrics import WorkerMetrics
 from stream.worker.pipeline import Output, Pipeline
 
@@ -92,6 +107,19 @@ class Worker:
         self.ledger = CommitLedger()
         self.reader = snapshots.PartitionReader(settings)
         self.loaded: set[int] = set()  # partitions whose devices' snapshots are in memory
+        # Reference data followed whole by every worker: the enrolments (into the
+        # pipeline's contexts) and the device directory (device → where its frames are).
+        self.enrolments = snapshots.TopicFollower(
+            settings, settings.topics.enrolments, self.on_enrolment
+        )
+        self.directory_follower = snapshots.TopicFollower(
+            settings, directory_topic(settings), self.on_directory
+        )
+        self.directory: dict[str, snapshots.DirectoryEntry] = {}
+        # Devices the directory moved to a partition another worker owns, with the one
+        # they left here: forgotten between batches (:meth:`apply_departures`).
+        self._departures: dict[str, int] = {}
+        self._adopting = False  # a decoded batch waits for arrivals' snapshots
         self._loading = asyncio.Lock()
         self._revoked: set[int] = set()
         # Since the last checkpoint: records whose output is durable (committable once the
@@ -147,45 +175,156 @@ class Worker:
         leaves the records open: the worker stops and a restart replays them from the
         previous checkpoint's state."""
         async with self._checkpointing:
-            devices = self._dirty | self.pipeline.checkpoint()
+            moved = self.pipeline.take_moves()
+            devices = self._dirty | self.pipeline.checkpoint() | set(moved)
             pending = self._pending
             self._dirty, self._pending = set(), []
             self._checkpointed_at = time.monotonic()
             await self.save_snapshots(devices)
+            # A move within this worker: the snapshot on the new partition, then the
+            # directory saying so, then the old one's tombstone. Stopped in between, the
+            # worker finds the device's latest snapshot where the directory says.
+            await self.claim(
+                {d: p for d in moved if (p := self.pipeline.partition_of(d)) is not None}
+            )
+            await self.save_snapshots(set(), moved)
             self.ledger.durable(pending)
 
-    async def save_snapshots(self, devices: set[str]) -> None:
-        if not devices:
-            return
+    async def save_snapshots(self, devices: set[str], moved: dict[str, int] | None = None) -> None:
+        """The devices' snapshots, each to the partition its frames come in on now (a
+        gateway's, not its own key's), and a tombstone on the partition each ``moved``
+        device left, so that partition's next owner does not restore stale state."""
         topic, store = self.topics["snapshots"], self.pipeline.store
-        sent = [
-            await topic.send(key=device.encode(), value=snapshots.encode(store, device))
-            for device in sorted(devices)
-        ]
-        await asyncio.gather(*sent)
+        sent = []
+        for device in sorted(devices):
+            partition = self.pipeline.partition_of(device)
+            if partition is None:
+                continue  # not processed here (or moved away): not ours to save
+            value = snapshots.encode(store, device)
+            sent.append(await topic.send(key=device.encode(), value=value, partition=partition))
+        for device, left in sorted((moved or {}).items()):
+            sent.append(await topic.send(key=device.encode(), value=None, partition=left))
+        if sent:
+            await asyncio.gather(*sent)
 
     async def ensure_loaded(self, partitions: set[int]) -> None:
         """The devices of these partitions as their snapshots left them, before any of
         their records is processed here."""
         if partitions <= self.loaded:
             return
+        # Enrolments published before these frames first, or they would be processed as
+        # "unenrolled"; and the directory, or a device that moved would not be restored.
+        await self.enrolments.wait_ready()
+        await self.directory_follower.wait_ready()
         async with self._loading:
             for partition in sorted(partitions - self.loaded):
                 found = await self.reader.read([partition])
-                self.pipeline.restore(partition, found)
-                # Enrolments published before this partition's frames: their contexts
-                # first, or those frames would be processed as "unenrolled" (the agent on
-                # the enrolments topic may not have reached them yet; enrolling is
-                # idempotent, its dead letters are the agent's to publish).
-                enrolments = await self.reader.read([partition], self.settings.topics.enrolments)
-                for device_id, value in enrolments.items():
-                    if value is not None:
-                        self.pipeline.enrol(RawRecord(device_id.encode(), value, partition, -1))
+                # A snapshot left behind by a device the directory places elsewhere (its
+                # old owner died before its tombstone): not this partition's device.
+                stale = {d for d in found if self.placed_elsewhere(d, partition)}
+                self.pipeline.restore(partition, {d: v for d, v in found.items() if d not in stale})
                 self.loaded.add(partition)
                 log.info(
-                    "partition %d: %d device snapshots, %d enrolments loaded",
-                    partition, len(found), len(enrolments),
+                    "partition %d: %d device snapshots loaded (%d of devices now elsewhere)",
+                    partition, len(found) - len(stale), len(stale),
                 )  # fmt: skip
+
+    def placed_elsewhere(self, device_id: str, partition: int) -> bool:
+        entry = self.directory.get(device_id)
+        return entry is not None and entry.partition != partition
+
+    async def adopt(self, arrivals: dict[str, int]) -> None:
+        """Devices first seen here whose directory entry names another partition (their
+        frames came through another gateway before), restored from their snapshot there
+        before any of their frames is processed here; their snapshot copied to the
+        partition they arrived on, then the directory says they are here (on which the
+        worker they left forgets them)."""
+        sources: dict[int, dict[str, int]] = {}
+        for device_id, partition in arrivals.items():
+            entry = self.directory.get(device_id)
+            if entry is not None and entry.partition != partition:
+                sources.setdefault(entry.partition, {})[device_id] = partition
+        if not sources:
+            return
+        copies = []
+        async with self._loading:
+            for source, devices in sorted(sources.items()):
+                found = await self.reader.read([source])
+                for device_id, partition in sorted(devices.items()):
+                    value = found.get(device_id)
+                    self.pipeline.adopt(device_id, value, partition)
+                    if value is not None:
+                        copies.append((device_id, value, partition))
+                log.info(
+                    "%d devices moved here from partition %d (%d with a snapshot)",
+                    len(devices), source, sum(1 for d in devices if found.get(d)),
+                )  # fmt: skip
+        topic = self.topics["snapshots"]
+        sent = [
+            await topic.send(key=device_id.encode(), value=value, partition=partition)
+            for device_id, value, partition in copies
+        ]
+        await asyncio.gather(*sent)
+        await self.claim({d: p for devices in sources.values() for d, p in devices.items()})
+
+    async def claim(self, claims: dict[str, int]) -> None:
+        """Directory entries for devices this worker processes on a partition the
+        directory does not say yet (new devices, moves); broker-acknowledged."""
+        topic, sent = self.topics["directory"], []
+        for device_id, partition in sorted(claims.items()):
+            entry = self.directory.get(device_id)
+            if entry is not None and entry.partition == partition:
+                continue
+            entry = snapshots.DirectoryEntry(partition, self.pipeline.worker, time.time())
+            self.directory[device_id] = entry
+            sent.append(await topic.send(key=device_id.encode(), value=entry.encode()))
+        if sent:
+            await asyncio.gather(*sent)
+
+    async def on_directory(self, record: Any) -> None:
+        """A directory entry (``TopicFollower``): a device known here that it moves to a
+        partition this worker does not own has left; it is forgotten between batches."""
+        if record.key is None:
+            return
+        device_id = record.key.decode()
+        if record.value is None:
+            self.directory.pop(device_id, None)
+            return
+        try:
+            entry = snapshots.DirectoryEntry.decode(record.value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring an unreadable directory entry: %s", exc)
+            return
+        self.directory[device_id] = entry
+        here = self.pipeline.partition_of(device_id)
+        if here is not None and entry.partition != here and entry.partition not in self.loaded:
+            self._departures[device_id] = here
+
+    async def apply_departures(self) -> None:
+        """Forget the devices that moved to another worker's partition (no silence alert,
+        no snapshot of them from here) and tombstone their snapshots on the partitions
+        they left. Between batches only: a batch under way may still carry their frames."""
+        departures, self._departures = self._departures, {}
+        gone = {
+            d: p for d, p in departures.items()
+            if self.pipeline.partition_of(d) == p and self.placed_elsewhere(d, p)
+            and self.directory[d].partition not in self.loaded
+        }  # fmt: skip
+        if not gone:
+            return
+        self.pipeline.forget(sorted(gone), moved=True)
+        self._dirty -= set(gone)
+        log.info("%d devices moved to partitions other workers own: forgotten", len(gone))
+        async with self._checkpointing:  # after any snapshot of theirs under way
+            await self.save_snapshots(set(), gone)
+
+    async def on_enrolment(self, record: Any) -> None:
+        """An enrolment (``TopicFollower``): the device's pseudonymized context, whichever
+        worker processes its frames. Malformed ones are ``track_enrolments``' to
+        dead-letter; a tombstone changes nothing (enrolments are not deleted so)."""
+        if record.value is None:
+            return
+        self.pipeline.enrol(RawRecord(record.key, record.value, record.partition, record.offset))
 
     def on_revoked(self, partitions: set[int]) -> None:
         # Eager rebalancing revokes everything, then assigns; what is assigned back was
@@ -212,8 +351,9 @@ class Worker:
         topic = self.settings.topics.frames
         return [(topic, partition, offset) for partition, offset in positions]
 
-    async def handle(self, batch: Sequence[faust.EventT]) -> None:
-        """One batch of frames, from records to durable alerts, points and state."""
+    async def handle(self, batch: Sequence[faust.EventT], now: float | None = None) -> None:
+        """One batch of frames, from records to durable alerts, points and state
+        (``now``: the wall clock, for tests and replays)."""
         records = [
             RawRecord(e.message.key, e.message.value, e.message.partition, e.message.offset)
             for e in batch
@@ -221,12 +361,20 @@ class Worker:
         taken = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
         self.ledger.taken(taken)
         await self.ensure_loaded({partition for _, partition, _ in taken})
+        await self.apply_departures()
         self._in_batch = True
         try:
-            output = self.pipeline.process(records)
+            ingested = self.pipeline.decode(records, now)
+            self._adopting = True  # no tick between the two halves of the batch
+            try:
+                await self.adopt(self.pipeline.arrivals(ingested))
+            finally:
+                self._adopting = False
+            output = self.pipeline.finish(ingested)
             held = set(self.frames_records(output.held))
             self.record(output)
             await self.deliver(output, [record for record in taken if record not in held])
+            await self.claim(self.pipeline.take_claims())
         finally:
             self._in_batch = False
         if self.checkpoint_due():
@@ -268,21 +416,43 @@ class Worker:
                 await self.stop(f"a batch of {len(batch)} frames", exc)
 
     async def track_enrolments(self, events: faust.StreamT) -> None:
-        """Agent on the enrolments topic: each enrolment becomes a pseudonymized context."""
+        """Agent on the enrolments topic (in the group: each record reaches one worker):
+        malformed enrolments dead-lettered once. The contexts come from the follower
+        every worker runs (:meth:`follow_enrolments`)."""
         async for event in events.events():
             message = event.message
             record = RawRecord(message.key, message.value, message.partition, message.offset)
             taken = [(message.topic, message.partition, message.offset)]
             self.ledger.taken(taken)
             try:
-                await self.ensure_loaded({message.partition})
-                await self.deliver(self.pipeline.enrol(record), taken)
+                await self.deliver(self.enrolment_letters(record), taken)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 await self.stop("an enrolment", exc)
 
+    def enrolment_letters(self, record: RawRecord) -> Output:
+        """The dead letter of a malformed enrolment (as :meth:`Ingest.enrol` makes it),
+        without touching the contexts: the follower may be ahead of this agent, and an
+        older enrolment must not replace a newer one."""
+        output = Output()
+        decoded = decode_enrolment(record.value, self.settings)
+        if isinstance(decoded, str):
+            # It carries the raw patient id: the dead letter keeps the reason and position.
+            redacted = record._replace(value=b"")
+            letter = dead_letter(redacted, decoded, self.settings.topics.enrolments, time.time())
+            output.deadletters.append((record.key, letter))
+        return output
+
     # -- tasks ---------------------------------------------------------------------------
+    async def follow_enrolments(self) -> None:
+        """Every worker reads the whole enrolments topic (no group), for as long as it runs."""
+        await self.enrolments.run()
+
+    async def follow_directory(self) -> None:
+        """Every worker reads the whole device directory (no group), likewise."""
+        await self.directory_follower.run()
+
     async def follow_rollouts(self) -> None:
         """Every worker reads the whole control topic (no group) and hot-swaps models."""
         control = self.settings.topics.control
@@ -331,9 +501,20 @@ class Worker:
 
     # -- timers --------------------------------------------------------------------------
     async def check_devices(self) -> None:
+        # No parameter: Faust passes the app to a timer function that takes one.
+        await self.check_devices_at(None)
+
+    async def check_devices_at(self, now: float | None) -> None:
         """Frames held past the reorder bound, and silent devices; a checkpoint when one
         is due and no batch came to make it (a quiet stream still gets committed)."""
-        output = self.pipeline.tick()
+        if self._adopting:
+            return  # a decoded batch waits for its arrivals: its frames go first
+        try:
+            if not self._in_batch:
+                await self.apply_departures()
+        except Exception as exc:
+            await self.stop("the tombstones of devices that moved away", exc)
+        output = self.pipeline.tick(now)
         try:
             if output.alerts or output.lines or output.unheld or output.state:
                 self.record(output)
@@ -411,11 +592,14 @@ def create_app(
             "alerts": topic(topics.alerts),
             "deadletter": topic(topics.deadletter),
             "snapshots": topic(snapshot_topic(settings)),
+            "directory": topic(directory_topic(settings)),
         },
     )
     # Agents keep the names they always had (Faust otherwise names them by qualname).
     app.agent(topic(topics.frames), name="process_frames")(worker.process_frames)
     app.agent(topic(topics.enrolments), name="track_enrolments")(worker.track_enrolments)
+    app.task(worker.follow_enrolments)
+    app.task(worker.follow_directory)
     app.task(worker.follow_rollouts)
     app.task(worker.serve_metrics)
     app.timer(interval=TICK_S)(worker.check_devices)

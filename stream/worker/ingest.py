@@ -345,12 +345,16 @@ class Ingest:
                 )
             )  # fmt: skip
 
-    def forget(self, device_id: str) -> None:
-        """Drop a device's order state and held frames (its partition moved away)."""
+    def forget(self, device_id: str, release: bool = False) -> None:
+        """Drop a device's order state and held frames (its partition moved away).
+
+        ``release``: the records of the dropped frames are reported as released
+        (:meth:`take_unheld`), so the worker that keeps their partition commits them (the
+        device moved to another partition; its next owner replays nothing of these)."""
         state = self._order.pop(device_id, None)
         if state is not None:
             for item in state.held:
-                self._unhold(item[4], report=False)
+                self._unhold(item[4], report=release)
 
     def take_unheld(self) -> list[Position]:
         """Positions of the records whose last held frame was released since the last call."""

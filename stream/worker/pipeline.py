@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -76,7 +76,7 @@ from stream.sinks.measurements import (
     series_news2_line,
     window_lines,
 )
-from stream.worker.ingest import Ingest, Position, RawRecord, reason_kind
+from stream.worker.ingest import Ingest, IngestResult, Position, RawRecord, reason_kind
 from stream.worker.state import ContextView, StateStore
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,16 @@ class StageTimes:
 
     def reset(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
+
+
+class Ingested(NamedTuple):
+    """A batch through ingest and not processed yet (:meth:`Pipeline.decode`)."""
+
+    records: Sequence[RawRecord]
+    result: IngestResult
+    now: float
+    live: bool  # no clock given: alerts are stamped with the wall clock
+    started: float  # perf_counter at the start of the batch
 
 
 @dataclass
@@ -235,6 +245,13 @@ class Pipeline:
         # end, when it arrived), and each device's partition as its records say.
         self._clocks: dict[int, tuple[float, float]] = {}
         self._partition_of: dict[str, int] = {}
+        # Since the worker last took them: devices whose frames came in on another
+        # partition than before (device → the partition they left, for its stale
+        # snapshot's tombstone), and devices first seen or seen moved (→ their partition,
+        # for the device directory). See "Gateways, partitions and moves" in
+        # docs/architecture.md.
+        self._moved_from: dict[str, int] = {}
+        self._claims: dict[str, int] = {}
         self.stages = StageTimes()
 
     # -- enrolments ---------------------------------------------------------------------
@@ -250,16 +267,28 @@ class Pipeline:
     # -- frames -------------------------------------------------------------------------
     def process(self, records: Sequence[RawRecord], now: float | None = None) -> Output:
         """One batch of frame records; never raises on bad input."""
+        return self.finish(self.decode(records, now))
+
+    def decode(self, records: Sequence[RawRecord], now: float | None = None) -> Ingested:
+        """The first half of :meth:`process`: the batch through ingest. Between the two
+        halves the worker may restore devices that arrive here from another partition
+        (:meth:`arrivals`, :meth:`adopt`) before any of their frames is processed."""
         started = time.perf_counter()
         live = now is None
         now = time.time() if now is None else now
         result = self.ingest.frames(records, now)
         self.stages.add("decode", started)
+        return Ingested(records, result, now, live, started)
+
+    def finish(self, ingested: Ingested) -> Output:
+        """The second half of :meth:`process`: the decoded batch's frames processed."""
+        records, result, now, live, started = ingested
         output = Output(
             deadletters=[(_key_of(r, d), d) for r, d in _pair(records, result)],
             held=result.held,
             unheld=self.ingest.take_unheld(),
         )
+        self._note_partitions(result.batch)
         windows, scoring_s = self._accept(result.batch, result.contexts, now, output)
         self._emit(output, None if live else now)
         reasons = Counter(reason_kind(d.reason) for _, d in output.deadletters)
@@ -660,6 +689,7 @@ class Pipeline:
         released = self.ingest.release_expired(now)
         output.unheld = self.ingest.take_unheld()
         if len(released):
+            self._note_partitions(released)
             contexts = [self.ingest.context(device) for device in released.device_ids]
             self._accept(released, contexts, now, output)
         if self._newest_t is not None:
@@ -726,46 +756,106 @@ class Pipeline:
         """Devices this worker knows on these partitions (by their frames' records)."""
         return [d for d, p in self._partition_of.items() if p in partitions]
 
+    def partition_of(self, device_id: str) -> int | None:
+        """The partition the device's frames last came in on here (None: not known here)."""
+        return self._partition_of.get(device_id)
+
+    def arrivals(self, ingested: Ingested) -> dict[str, int]:
+        """Devices of a decoded batch this worker knows nothing of yet, with the partition
+        their frames come in on: a new device, or one that moved here from a partition
+        another worker owns (its snapshot then restored with :meth:`adopt`)."""
+        batch = ingested.result.batch
+        known = self._partition_of
+        return {
+            device_id: partition
+            for device_id, (partition, _) in zip(batch.device_ids, batch.positions, strict=True)
+            if device_id not in known
+        }
+
+    def adopt(self, device_id: str, snapshot: bytes | None, partition: int) -> None:
+        """A device that moved here from a partition another worker owned, as its snapshot
+        left it (None: no snapshot, it starts afresh), on ``partition`` from now on."""
+        self._restore_one(device_id, snapshot)
+        self._partition_of[device_id] = partition
+
+    def _note_partitions(self, batch: FrameBatch) -> None:
+        """Devices first seen here, or seen on another partition than before (a move: its
+        frames now come through another gateway), before ``_accept`` records the new one."""
+        known = self._partition_of
+        for device_id, (partition, _) in zip(batch.device_ids, batch.positions, strict=True):
+            before = known.get(device_id)
+            if before != partition:
+                self._claims[device_id] = partition
+                if before is not None:
+                    self._moved_from.setdefault(device_id, before)
+
+    def take_claims(self) -> dict[str, int]:
+        """Devices first seen since the last call, with their partition (those that moved
+        within this worker are :meth:`take_moves`')."""
+        claims, self._claims = self._claims, {}
+        known, moved = self._partition_of, self._moved_from
+        return {d: p for d, p in claims.items() if known.get(d) == p and d not in moved}
+
+    def take_moves(self) -> dict[str, int]:
+        """Devices whose partition changed since the last call, with the one they left
+        (not those that came back to it)."""
+        moved, self._moved_from = self._moved_from, {}
+        return {d: p for d, p in moved.items() if self._partition_of.get(d, p) != p}
+
     def restore(self, partition: int, snapshots: dict[str, bytes | None]) -> None:
         """A partition's devices as their snapshots left them (see stream.worker.snapshots),
         before any of its frames is processed here."""
-        from stream.worker import snapshots as durable
-
         self.forget(self.devices_in({partition}))
         for device_id, value in snapshots.items():
-            durable.apply(self.store, device_id, value)
+            self._restore_one(device_id, value)
             self._partition_of[device_id] = partition
-            detector = self.store.detectors.get(device_id)
-            if detector is not None:
-                self.signal.beats.restore(device_id, detector)
-            pulses = self.store.pulse_detectors.get(device_id)
-            if pulses is not None:
-                self.signal.pulses.restore(device_id, pulses)
-            model_state = self.store.models.get(device_id)
-            if model_state is not None and self.scorer is not None:
-                self.scorer.states.restore(device_id, model_state)
 
-    def forget(self, devices: list[str]) -> None:
+    def _restore_one(self, device_id: str, value: bytes | None) -> None:
+        from stream.worker import snapshots as durable
+
+        # Contexts are reference data the worker follows on the enrolments topic (all of
+        # it): newer than the one a snapshot carries, which only fills in for none.
+        context = self.store.contexts.get(device_id)
+        durable.apply(self.store, device_id, value)
+        if context is not None:
+            self.store.contexts[device_id] = context
+        detector = self.store.detectors.get(device_id)
+        if detector is not None:
+            self.signal.beats.restore(device_id, detector)
+        pulses = self.store.pulse_detectors.get(device_id)
+        if pulses is not None:
+            self.signal.pulses.restore(device_id, pulses)
+        model_state = self.store.models.get(device_id)
+        if model_state is not None and self.scorer is not None:
+            self.scorer.states.restore(device_id, model_state)
+
+    def forget(self, devices: list[str], moved: bool = False) -> None:
         """Everything about devices whose partition another worker now owns: it replays
         their frames from the last commit with their snapshots, so nothing here may linger
-        (a seq remembered here would drop the replayed frames as duplicates)."""
+        (a seq remembered here would drop the replayed frames as duplicates). Their
+        enrolment contexts stay: every worker follows all enrolments.
+
+        ``moved``: the devices' frames now come in on a partition another worker owns while
+        this one keeps theirs; frames of theirs held here for a gap are dropped and their
+        records reported released (:meth:`Ingest.take_unheld`), or those records would
+        stay uncommittable for good."""
         partitions = {self._partition_of.get(d) for d in devices}
         for device_id in devices:
-            for part in (self.store.contexts, self.store.trackers, self.store.last_seen,
-                         self.store.detectors, self.store.pulse_detectors,
-                         self.store.models):  # fmt: skip
+            for part in (self.store.trackers, self.store.last_seen, self.store.detectors,
+                         self.store.pulse_detectors, self.store.models):  # fmt: skip
                 part.pop(device_id, None)
             if self.scorer is not None:
                 self.scorer.states.forget(device_id)
             self.buffers.drop(device_id)
             for mapping in (self.trackers, self._persisted, self._unsaved, self.observations,
-                            self._partition_of, self._features_written):  # fmt: skip
+                            self._partition_of, self._features_written, self._moved_from,
+                            self._claims):  # fmt: skip
                 mapping.pop(device_id, None)
             self.signal.forget(device_id)
             self._rule_rows.forget(device_id)
             self._advanced.discard(device_id)  # no checkpoint of a device gone elsewhere
             self._pulsed.discard(device_id)
-            self.ingest.forget(device_id)
+            self.ingest.forget(device_id, release=moved)
         for partition in partitions - set(self._partition_of.values()):
             self._clocks.pop(partition, None)  # type: ignore[arg-type]
 

@@ -9,17 +9,26 @@ reading a partition's snapshots back. It replaces Faust's changelog tables, whos
 could hang a worker that took over a killed one's partitions for minutes (issue 21):
 nothing here waits on a recovery phase, a fetcher or a stream buffer.
 
-- One record per device, keyed by the device id exactly as producers key frames, so a
-  device's snapshot lives in the partition number its frames come from (the snapshot
-  topic has as many partitions as the frames topic: checked when read).
+- One record per device, keyed by the device id, written explicitly to the partition
+  number its frames come in on (a gateway batch's partition is its gateway's, not the
+  device's key hash; the snapshot topic has as many partitions as the frames topic:
+  checked when read). A device whose frames move to another partition leaves a
+  tombstone on the old one, so that partition's next owner does not restore it.
 - Written by the worker at each checkpoint (every ``stream.checkpoint_s``), after the
   alerts and points of the batches it covers are durable and before their records may be
   committed (:mod:`stream.worker.app`); the topic is compacted, so reading a partition
   from the start gives the newest snapshot of each of its devices.
 - Read lazily: the first record of a partition this worker has not loaded waits for that
-  partition's snapshots, and for the partition of the (compacted) enrolments topic
-  (:class:`PartitionReader`), so no frame is processed on empty state, nor as
-  "unenrolled" when its device's enrolment was published before it.
+  partition's snapshots (:class:`PartitionReader`), so no frame is processed on empty
+  state.
+- Reference data every worker follows whole, whatever partitions it owns
+  (:class:`TopicFollower`: every partition from the beginning, no group): the compacted
+  enrolments topic (a device's enrolment is on the partition of its own key, its frames on
+  its gateway's) and the group's device directory (:class:`DirectoryEntry`: which
+  partition each device's frames come in on now, so a worker seeing a device arrive from
+  another partition restores it from that partition's snapshot). Frames wait until both
+  followers have read what their topics held when the worker started, so none is
+  processed "unenrolled" because of ordering.
 
 Pure encode/decode plus the aiokafka reader; the store is :mod:`stream.worker.state`'s.
 
@@ -36,8 +45,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -46,8 +57,11 @@ from stream.config import Settings
 from stream.kafka import client_options, snapshot_topic
 from stream.worker.state import StateStore
 
+log = logging.getLogger(__name__)
+
 FORMAT = 1
 READ_TIMEOUT_S = 60.0
+FOLLOW_POLL_MS = 500
 
 
 def encode(store: StateStore, device_id: str) -> bytes:
@@ -93,6 +107,30 @@ def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
         store.models[device_id] = orjson.dumps(snapshot["model_state"])
 
 
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """Where a device's frames come in now: its partition, the worker that first processed
+    them there, and when (wall time). Written when a worker first processes a device on a
+    partition (a new device, or a move); the newest entry of a device is the truth.
+
+    >>> entry = DirectoryEntry(partition=3, worker="host-12", t=1700000000.0)
+    >>> DirectoryEntry.decode(entry.encode()) == entry
+    True
+    """
+
+    partition: int
+    worker: str
+    t: float
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"partition": self.partition, "worker": self.worker, "t": self.t})
+
+    @classmethod
+    def decode(cls, value: bytes) -> DirectoryEntry:
+        raw = orjson.loads(value)
+        return cls(partition=int(raw["partition"]), worker=str(raw["worker"]), t=float(raw["t"]))
+
+
 class PartitionReader:
     """Reads whole partitions of the worker's keyed topics (group-less aiokafka consumer)."""
 
@@ -112,14 +150,13 @@ class PartitionReader:
             )
             await consumer.start()
             frames = await _partition_count(consumer, self.settings.topics.frames)
-            for topic in (self.topic, self.settings.topics.enrolments):
-                count = await _partition_count(consumer, topic)
-                if count != frames:
-                    await consumer.stop()
-                    raise RuntimeError(
-                        f"{topic} has {count} partitions and {self.settings.topics.frames} "
-                        f"{frames}: a device's state must live in its frames' partition number"
-                    )
+            count = await _partition_count(consumer, self.topic)
+            if count != frames:
+                await consumer.stop()
+                raise RuntimeError(
+                    f"{self.topic} has {count} partitions and {self.settings.topics.frames} "
+                    f"{frames}: a device's state must live in its frames' partition number"
+                )
             self._consumer = consumer
         return self._consumer
 
@@ -155,6 +192,62 @@ class PartitionReader:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+
+OnRecord = Callable[[Any], Awaitable[None]]
+
+
+class TopicFollower:
+    """Follows every partition of a (compacted) topic from the beginning, without a
+    consumer group, for the life of the worker: reference data every worker needs
+    whatever partitions it owns. ``on_record`` gets each aiokafka record in order;
+    :attr:`ready` is set once the follower has read up to the end offsets it found when
+    it started (what the topic held then)."""
+
+    def __init__(self, settings: Settings, topic: str, on_record: OnRecord) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.on_record = on_record
+        self.ready = asyncio.Event()
+
+    async def wait_ready(self, timeout_s: float = READ_TIMEOUT_S) -> None:
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"reading {self.topic} took over {timeout_s:.0f} s") from None
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            **client_options(self.settings.kafka, "aiokafka"),
+        )
+        await consumer.start()
+        try:
+            count = await _partition_count(consumer, self.topic)
+            tps = [TopicPartition(self.topic, p) for p in range(count)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            behind = {tp for tp in tps if ends[tp] > 0}
+            if not behind:
+                self.ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=FOLLOW_POLL_MS)
+                for records in batches.values():
+                    for record in records:
+                        await self.on_record(record)
+                if behind:
+                    for tp in list(behind):
+                        if await consumer.position(tp) >= ends[tp]:
+                            behind.discard(tp)
+                    if not behind:
+                        log.info("%s read to the end (%d partitions)", self.topic, count)
+                        self.ready.set()
+        finally:
+            await consumer.stop()
 
 
 async def _partition_count(consumer: Any, topic: str) -> int:

@@ -44,8 +44,9 @@ def test_the_agents_keep_their_names_and_the_timers_are_registered(settings, tmp
     assert agents == {"process_frames", "track_enrolments"}
     topics = {next(iter(agent.channel.topics)) for agent in app.agents.values()}
     assert topics == {settings.topics.frames, settings.topics.enrolments}
-    # follow_rollouts, serve_metrics and the three timers (devices, spool, metrics)
-    assert len(app._app_tasks) == 5
+    # the enrolments, directory and rollout followers, serve_metrics and the three timers
+    # (devices, spool, metrics)
+    assert len(app._app_tasks) == 7
 
 
 async def test_the_consumer_commits_what_the_ledger_says_and_forgets_partitions_it_lost(
@@ -68,9 +69,13 @@ class _Topic:
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, bytes]] = []
+        self.partitions: list[int | None] = []
 
-    async def send(self, key: bytes, value: bytes) -> asyncio.Future:
+    async def send(
+        self, key: bytes, value: bytes | None, partition: int | None = None
+    ) -> asyncio.Future:
         self.sent.append((key, value))
+        self.partitions.append(partition)
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -91,7 +96,7 @@ def _worker(settings, checkpoint_s: float) -> tuple[Worker, dict[str, _Topic], _
     checkpointing = settings.model_copy(
         update={"stream": settings.stream.model_copy(update={"checkpoint_s": checkpoint_s})}
     )
-    topics = {name: _Topic() for name in ("alerts", "deadletter", "snapshots")}
+    topics = {name: _Topic() for name in ("alerts", "deadletter", "snapshots", "directory")}
     sink = _Sink()
     worker = Worker(checkpointing, Pipeline(checkpointing, scorer=None), sink, None, topics)
     return worker, topics, sink
@@ -126,6 +131,7 @@ async def test_records_become_committable_only_at_the_checkpoint_after_their_sna
     assert worker.ledger.commit_offset((topic, 0)) == offset
     snapshotted = {key.decode() for key, _ in topics["snapshots"].sent}
     assert snapshotted == set(fleet.device_ids)
+    assert set(topics["snapshots"].partitions) == {0}  # their frames' partition, explicitly
     value = dict(topics["snapshots"].sent)[fleet.device_ids[0].encode()]
     assert orjson.loads(value)["ecg_detector"]  # the detectors' state, as of the checkpoint
 

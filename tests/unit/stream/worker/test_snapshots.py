@@ -63,8 +63,11 @@ def test_forgotten_devices_replayed_from_the_start_are_processed_not_dropped(set
     pipeline = Pipeline(settings, scorer=None)
     feed = Feed(pipeline, ward(faults=False))
     feed.run(10)
+    contexts = dict(pipeline.store.contexts)
     pipeline.forget(pipeline.devices_in({0}))
-    assert pipeline.store == StateStore() and not pipeline.buffers and not pipeline.trackers
+    # Enrolment contexts are reference data every worker follows: they stay.
+    assert pipeline.store == StateStore(contexts=contexts) and len(contexts) == 2
+    assert not pipeline.buffers and not pipeline.trackers
     replay = Feed(pipeline, ward(faults=False))
     replay.run(10)
     assert pipeline.ingest.duplicates == 0
