@@ -2,6 +2,9 @@
 
 - :class:`Frame` — what a wearable sends: about one second of all its signals
   (topic ``vitals.raw``, key = device id). Schema version ``v`` = 1.
+- :class:`GatewayBatch` — many wearables' frames in one message, as a ward gateway or a
+  bedside hub relays them (topic ``vitals.raw``, key = gateway id). Each inner frame is
+  validated on its own: a bad one is dead-lettered alone, the others go on.
 - :class:`Enrolment` — which patient wears a device, and the patient's profile
   (topic ``vitals.enrolments``, key = device id, compacted).
 - :class:`Alert` — one lifecycle event of a clinical or technical alert
@@ -134,6 +137,10 @@ RespBlock = _signal_block("resp")
 TempBlock = _signal_block("temp")
 AccBlock = _signal_block("acc")
 BatteryBlock = _signal_block("battery")
+BLOCK_TYPES: dict[str, type[SignalBlock]] = {
+    "ecg": EcgBlock, "ppg": PpgBlock, "hr": HrBlock, "spo2": Spo2Block, "resp": RespBlock,
+    "temp": TempBlock, "acc": AccBlock, "battery": BatteryBlock,
+}  # fmt: skip
 
 
 class Signals(_Record):
@@ -188,6 +195,42 @@ class Frame(_Record):
     def _blocks(self) -> list[SignalBlock]:
         # The fields' values, without a getattr per signal name (this runs per frame).
         return [block for block in vars(self.signals).values() if block is not None]
+
+
+# Frames one gateway batch may carry: a ward's wearables (the bench uses 50; a hub
+# relaying a whole ward of 60 beds every second stays well below).
+MAX_GATEWAY_FRAMES = 1000
+
+
+class GatewayBatch(_Record):
+    """The frames of many devices in one message, keyed by the gateway that relays them.
+
+    The worker does not validate this model as a whole: it reads ``v`` and
+    ``gateway_id``, then validates each of ``frames`` as a :class:`Frame` on its own, so
+    that one bad frame is dead-lettered alone (its :class:`DeadLetter` names the gateway
+    and the frame's index) and the rest of the batch is processed. This model is the
+    schema, for producers and the documentation.
+
+    >>> batch = GatewayBatch(gateway_id="gw-1", frames=[{"device_id": "d1", "seq": 0,
+    ...     "t0": 100.0, "signals": {"hr": {"fs": 1, "unit": "bpm", "samples": [70]}}}])
+    >>> GatewayBatch.from_json(batch.to_json()).frames[0].device_id
+    'd1'
+    """
+
+    v: Literal[1] = SCHEMA_VERSION
+    gateway_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+    frames: list[Frame] = Field(min_length=1, max_length=MAX_GATEWAY_FRAMES)
+
+
+def gateway_batch_json(gateway_id: str, frames: list[bytes]) -> bytes:
+    """A :class:`GatewayBatch` message from frames already encoded, in the order given
+    (producers encode each frame once; this only frames them).
+
+    >>> gateway_batch_json("gw-1", [b'{"device_id":"a"}', b'{"device_id":"b"}'])
+    b'{"v":1,"gateway_id":"gw-1","frames":[{"device_id":"a"},{"device_id":"b"}]}'
+    """
+    head = b'{"v":%d,"gateway_id":%s,"frames":[' % (SCHEMA_VERSION, orjson.dumps(gateway_id))
+    return head + b",".join(frames) + b"]}"
 
 
 class Profile(_Record):
@@ -285,12 +328,18 @@ class Acknowledgement(_Record):
 
 
 class DeadLetter(_Record):
+    """A rejected input: the reason, where it was read, and its bytes (base64). For a
+    frame inside a :class:`GatewayBatch`, the payload is that frame alone and
+    ``gateway_id``/``frame_index`` say which batch and which of its frames."""
+
     reason: str
     source_topic: str
     partition: int
     offset: int
     at: float
     payload_b64: str
+    gateway_id: str | None = None
+    frame_index: int | None = None
 
 
 class ModelRollout(_Record):

@@ -47,6 +47,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from stream.records import PRIORITY_RANK, VITALS, WAVEFORMS, Alert, Frame, PatientContext
+from stream.signal.frames import FrameBatch
 from stream.sinks.lines import (
     NON_FINITE,
     FieldValue,
@@ -378,52 +379,55 @@ _vital_blocks = attrgetter(*VITALS)
 _VITAL_PREFIXES = tuple(field_prefix(name) for name in VITALS)
 
 
-def frame_lines(frames: Sequence[tuple[Frame, PatientContext]], raw: bool = False) -> list[str]:
+def frame_lines(
+    batch: FrameBatch, contexts: Sequence[PatientContext], raw: bool = False
+) -> list[str]:
     """A batch's :func:`vitals_lines` and, with ``raw``, :func:`raw_lines`, frame after
-    frame, tagged with each context's ward and patient and the frame's device.
+    frame, tagged with each row's context's ward and patient and the row's device.
 
     >>> frame = Frame.model_validate({"device_id": "d1", "seq": 0, "t0": 100.0, "signals": {
     ...     "hr": {"fs": 1, "unit": "bpm", "samples": [70]},
     ...     "spo2": {"fs": 1, "unit": "%", "samples": [97]}}})
     >>> context = PatientContext(device_id="d1", patient="p-1", ward="w7", profile={})
-    >>> frame_lines([(frame, context)])
+    >>> frame_lines(FrameBatch.from_frames([frame], [(0, 0)]), [context])
     ['vitals,device=d1,patient=p-1,ward=w7 hr=70.0,spo2=97.0 100000000000']
     """
     # The usual frame holds one sample of each vital (1 Hz vitals, one-second frames): its
-    # one line takes the frame's values, all frames' formatted in one float_reprs call.
-    # Frames with several samples of a vital (prefixes None) take vitals_lines.
-    values: list[float] = []
-    plan: list[tuple[Frame, PatientSeries, list[str] | None, int]] = []
-    for frame, context in frames:
-        series = patient_series(context.ward, context.patient, frame.device_id)
-        start = len(values)
-        prefixes: list[str] | None = []
-        for prefix, block in zip(_VITAL_PREFIXES, _vital_blocks(frame.signals), strict=True):
-            if block is None:
-                continue
-            samples = block.samples
-            if len(samples) != 1:
-                prefixes = None
-                del values[start:]
-                break
-            prefixes.append(prefix)  # type: ignore[union-attr]
-            values.append(samples[0])  # type: ignore[arg-type]
-        plan.append((frame, series, prefixes, start))
-    texts = float_reprs(list(map(float, values)))  # float(): as vitals_lines
+    # one line takes the frame's values, each vital's formatted in one float_reprs call.
+    # Frames with several samples of a vital take vitals_lines.
+    rows = len(batch)
+    general = np.zeros(rows, dtype=bool)
+    columns: list[tuple[str, list[str | None]]] = []
+    for prefix, name in zip(_VITAL_PREFIXES, VITALS, strict=True):
+        blocks = batch.blocks.get(name)
+        if blocks is None:
+            continue
+        general[blocks.members[blocks.lengths != 1]] = True
+        texts: list[str | None] = [None] * rows
+        single = blocks.lengths == 1
+        members = blocks.members[single].tolist()
+        values = blocks.values[blocks.offsets[single]].tolist()
+        for row, text in zip(members, float_reprs(values), strict=True):
+            if text != NON_FINITE:
+                texts[row] = prefix + text
+        columns.append((prefix, texts))
+    general_rows = general.tolist()
+    starts = batch.t0.tolist()
+    devices = batch.device_ids
     lines: list[str] = []
-    for frame, series, prefixes, start in plan:
-        if prefixes is None:
-            lines += vitals_lines(frame, series.tags)
-        elif prefixes:
-            own = texts[start : start + len(prefixes)]
-            fields = ",".join(compress(map(add, prefixes, own), map(NON_FINITE.__ne__, own)))
+    for row, context in enumerate(contexts):
+        series = patient_series(context.ward, context.patient, devices[row])
+        if general_rows[row]:
+            lines += vitals_lines(batch.frame(row), series.tags)
+        else:
+            fields = ",".join([texts[row] for _, texts in columns if texts[row] is not None])
             if fields:
                 # As vitals_lines: the sample time to whole microseconds, then the line's
                 # to_ns of that.
-                t_ns = round(frame.t0 * 1_000_000) * 1000
+                t_ns = round(starts[row] * 1_000_000) * 1000
                 lines.append(f"{series.vitals} {fields} {round(t_ns / 1e9 * 1_000_000) * 1000}")
         if raw:
-            lines += raw_lines(frame, series.tags)
+            lines += raw_lines(batch.frame(row), series.tags)
     return lines
 
 

@@ -39,9 +39,10 @@ import gc
 import hashlib
 import heapq
 import hmac
+import re
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
@@ -52,6 +53,8 @@ from pydantic_core import ErrorDetails
 
 from stream.config import Settings
 from stream.records import (
+    DEVICE_ID_PATTERN,
+    MAX_GATEWAY_FRAMES,
     SCHEMA_VERSION,
     SIGNALS,
     DeadLetter,
@@ -60,6 +63,7 @@ from stream.records import (
     PatientContext,
     Profile,
 )
+from stream.signal.frames import FrameBatch, Position
 
 UNENROLLED_PATIENT = "unenrolled"
 UNASSIGNED_WARD = "unassigned"
@@ -69,8 +73,7 @@ _RECENT_SEQS = 512
 _MAX_REASON = 200
 _R = TypeVar("_R", Frame, Enrolment)
 
-
-Position = tuple[int, int]  # (partition, offset) of a record
+_GATEWAY_ID = re.compile(DEVICE_ID_PATTERN)
 
 
 class RawRecord(NamedTuple):
@@ -206,24 +209,124 @@ def decode_frame(value: bytes | None, settings: Settings, now: float) -> Frame |
     return frame
 
 
+class Rejection(NamedTuple):
+    """A frame refused at decode: which record it came in, why, and the refused bytes
+    (the record's, or for a frame inside a gateway batch that frame's alone, with the
+    gateway and the frame's index). ``before_row``: how many good frames of the batch
+    were decoded before it (dead letters keep the records' order)."""
+
+    record: int
+    reason: str
+    payload: bytes | None
+    before_row: int
+    gateway_id: str | None = None
+    frame_index: int | None = None
+
+
+class Decoded(NamedTuple):
+    """A batch of records decoded: the good frames as columns (record order, a gateway
+    batch's frames in their order) and the refused ones."""
+
+    batch: FrameBatch
+    rejected: list[Rejection]
+
+
+def gateway_frames(value: bytes, settings: Settings) -> tuple[str, list[bytes]] | str | None:
+    """A gateway batch's id and its frames (each as JSON bytes, to be validated alone);
+    None when ``value`` is not a gateway batch (a plain frame, or not an object); the
+    reason when it is one that cannot be read."""
+    if b'"gateway_id"' not in value:
+        return None
+    limit = settings.stream.max_frame_bytes * MAX_GATEWAY_FRAMES
+    if len(value) > limit:
+        return f"oversized: {len(value)} bytes > {limit} for a gateway batch"
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as json_error:
+        return _one_line(f"bad json: {json_error}")
+    if not isinstance(parsed, dict) or "gateway_id" not in parsed:
+        return None
+    version = parsed.get("v", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        return _one_line(
+            f"unknown schema version: v={version!r}, this worker reads v={SCHEMA_VERSION}"
+        )
+    gateway_id, frames = parsed["gateway_id"], parsed.get("frames")
+    if not isinstance(gateway_id, str) or not _GATEWAY_ID.fullmatch(gateway_id):
+        return _one_line(f"invalid: gateway_id: {gateway_id!r} is not a valid id")
+    if not isinstance(frames, list) or not 1 <= len(frames) <= MAX_GATEWAY_FRAMES:
+        return f"invalid: frames: a gateway batch carries 1..{MAX_GATEWAY_FRAMES} frames"
+    extra = set(parsed) - {"v", "gateway_id", "frames"}
+    if extra:
+        return _one_line(f"invalid: {sorted(extra)[0]}: Extra inputs are not permitted")
+    return gateway_id, [orjson.dumps(frame) for frame in frames]
+
+
+def decode_records(records: Sequence[RawRecord], settings: Settings, now: float) -> Decoded:
+    """Every frame of a batch of records, validated one by one (the reference decode:
+    each frame through :func:`decode_frame`), as columns."""
+    good: list[Frame] = []
+    positions: list[Position] = []
+    rejected: list[Rejection] = []
+    for index, record in enumerate(records):
+        position = (record.partition, record.offset)
+        value = record.value
+        gateway = gateway_frames(value, settings) if value is not None else None
+        if isinstance(gateway, str):
+            rejected.append(Rejection(index, gateway, value, len(good)))
+            continue
+        inner = [(None, value)] if gateway is None else list(enumerate(gateway[1]))
+        for frame_index, payload in inner:
+            decoded = decode_frame(payload, settings, now)
+            if isinstance(decoded, str):
+                gateway_id = gateway[0] if gateway is not None else None
+                rejected.append(
+                    Rejection(index, decoded, payload, len(good), gateway_id, frame_index)
+                )
+            else:
+                good.append(decoded)
+                positions.append(position)
+    return Decoded(FrameBatch.from_frames(good, positions), rejected)
+
+
 def decode_enrolment(value: bytes | None, settings: Settings) -> Enrolment | str:
     return _parse(Enrolment, value, settings.stream.max_frame_bytes)
 
 
-def dead_letter(record: RawRecord, reason: str, topic: str, now: float) -> DeadLetter:
+def dead_letter(
+    record: RawRecord,
+    reason: str,
+    topic: str,
+    now: float,
+    payload: bytes | None = None,
+    gateway_id: str | None = None,
+    frame_index: int | None = None,
+) -> DeadLetter:
+    """The dead letter of a record (``payload`` None: the record's value), or of one frame
+    of a gateway batch (``payload``: that frame, with its gateway and index)."""
     return DeadLetter(
         reason=reason,
         source_topic=topic,
         partition=record.partition,
         offset=record.offset,
         at=now,
-        payload_b64=base64.b64encode(record.value or b"").decode(),
+        payload_b64=base64.b64encode(record.value if payload is None else payload).decode()
+        if (record.value if payload is None else payload)
+        else "",
+        gateway_id=gateway_id,
+        frame_index=frame_index,
     )
 
 
 def reason_kind(reason: str) -> str:
     """The bounded label of a reason (``'bad json'`` of ``'bad json: ...'``), for counters."""
     return reason.split(":", 1)[0]
+
+
+# A frame the reorder buffer holds: (seq, wall time held, t0, the frame alone, record).
+_Held = tuple[int, float, float, FrameBatch, Position]
+# A frame released by an admission: a row of the batch being admitted, or a held frame.
+_Released = int | FrameBatch
 
 
 @dataclass
@@ -234,8 +337,7 @@ class _DeviceOrder:
     last_t0: float
     recent: deque[int] = field(default_factory=lambda: deque(maxlen=_RECENT_SEQS))
     recent_set: set[int] = field(default_factory=set)
-    # (seq, wall time held, frame, record position); a heap on seq, which is unique here
-    held: list[tuple[int, float, Frame, Position]] = field(default_factory=list)
+    held: list[_Held] = field(default_factory=list)  # a heap on seq, which is unique here
 
     def remember(self, seq: int) -> None:
         if len(self.recent) == self.recent.maxlen:
@@ -249,10 +351,39 @@ class _DeviceOrder:
 
 @dataclass
 class IngestResult:
-    frames: list[tuple[Frame, PatientContext]] = field(default_factory=list)
+    """A batch's released frames (``batch``, each row's context in ``contexts``), its
+    dead letters and duplicates, and the records whose frames wait for a gap (``held``:
+    a record's position once per frame of it held)."""
+
+    batch: FrameBatch = field(default_factory=FrameBatch.empty)
+    contexts: list[PatientContext] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
-    held: list[Position] = field(default_factory=list)  # records whose frames wait for a gap
+    held: list[Position] = field(default_factory=list)
+
+    @property
+    def frames(self) -> list[tuple[Frame, PatientContext]]:
+        """The released frames as models, with their contexts (tests and tools)."""
+        return list(zip(self.batch.frames(), self.contexts, strict=True))
+
+
+def _assemble(released: list[_Released], batch: FrameBatch) -> FrameBatch:
+    """The released frames in release order: runs of rows of ``batch`` and held frames."""
+    if all(isinstance(item, int) for item in released):
+        return batch.take(released)  # type: ignore[arg-type]
+    pieces: list[FrameBatch] = []
+    rows: list[int] = []
+    for item in released:
+        if isinstance(item, int):
+            rows.append(item)
+            continue
+        if rows:
+            pieces.append(batch.take(rows))
+            rows = []
+        pieces.append(item)
+    if rows:
+        pieces.append(batch.take(rows))
+    return FrameBatch.concat(pieces)
 
 
 class Ingest:
@@ -273,6 +404,9 @@ class Ingest:
         self.duplicates = 0
         self.accepted = 0
         self._unheld: list[Position] = []
+        # Frames held per record: a gateway batch's record may hold several devices'
+        # frames, and is unheld only once the last of them is released.
+        self._holding: Counter[Position] = Counter()
 
     # -- enrolments ---------------------------------------------------------------------
     def enrol(self, record: RawRecord, now: float | None = None) -> PatientContext | DeadLetter:
@@ -304,117 +438,196 @@ class Ingest:
         return self.contexts.get(device_id) or unenrolled_context(device_id)
 
     # -- frames -------------------------------------------------------------------------
-    def frames(self, records: Iterable[RawRecord], now: float | None = None) -> IngestResult:
+    def frames(self, records: Sequence[RawRecord], now: float | None = None) -> IngestResult:
         """Decode, validate, de-duplicate and order a batch of frame records."""
         now = time.time() if now is None else now
         result = IngestResult()
         topic = self.settings.topics.frames
-        released: list[Frame] = []
         with gc_paused():
-            for record in records:
-                decoded = decode_frame(record.value, self.settings, now)
-                if isinstance(decoded, str):
-                    self._reject(result, record, decoded, topic, now)
-                    continue
-                position = (record.partition, record.offset)
-                verdict = self._admit(decoded, now, released, position)
-                if verdict == "held":
-                    result.held.append(position)
-                elif verdict == "duplicate":
-                    result.duplicates += 1
-                    self.duplicates += 1
-                elif verdict is not None:
-                    self._reject(result, record, verdict, topic, now)
-        released.extend(self.release_expired(now))
-        self.accepted += len(released)
-        result.frames = [(frame, self.context(frame.device_id)) for frame in released]
+            decoded = decode_records(records, self.settings, now)
+        batch = decoded.batch
+        rejections = iter(decoded.rejected)
+        rejection = next(rejections, None)
+        released: list[_Released] = []
+        devices, seqs, starts = batch.device_ids, batch.seq.tolist(), batch.t0.tolist()
+        for row in range(len(batch) + 1):
+            # Dead letters in the records' order: those decoded before this row first.
+            while rejection is not None and rejection.before_row <= row:
+                record = records[rejection.record]
+                self._reject(result, record, rejection.reason, topic, now, rejection)
+                rejection = next(rejections, None)
+            if row == len(batch):
+                break
+            verdict = self._admit(batch, row, devices[row], seqs[row], starts[row], now, released)
+            if verdict == "held":
+                result.held.append(batch.positions[row])
+            elif verdict == "duplicate":
+                result.duplicates += 1
+                self.duplicates += 1
+            elif verdict is not None:
+                self._reject_late(result, records, batch, row, verdict, topic, now)
+        released += self._expired(now)
+        result.batch = _assemble(released, batch)
+        self.accepted += len(result.batch)
+        context = self.context
+        result.contexts = [context(device) for device in result.batch.device_ids]
         return result
 
+    def _reject_late(
+        self,
+        result: IngestResult,
+        records: Sequence[RawRecord],
+        batch: FrameBatch,
+        row: int,
+        reason: str,
+        topic: str,
+        now: float,
+    ) -> None:
+        """A frame refused after decoding (late): the dead letter of its record, or of the
+        frame alone when it came in a gateway batch."""
+        position = batch.positions[row]
+        record = next(r for r in records if (r.partition, r.offset) == position)
+        gateway = gateway_frames(record.value, self.settings) if record.value else None
+        if not isinstance(gateway, tuple):
+            self._reject(result, record, reason, topic, now)
+            return
+        frame = batch.frame(row)
+        index = next(
+            (
+                i
+                for i, payload in enumerate(gateway[1])
+                if Frame.model_validate_json(payload) == frame
+            ),
+            None,
+        )
+        rejection = Rejection(0, reason, frame.to_json(), row, gateway[0], index)
+        self._reject(result, record, reason, topic, now, rejection)
+
     def _reject(
-        self, result: IngestResult, record: RawRecord, reason: str, topic: str, now: float
+        self,
+        result: IngestResult,
+        record: RawRecord,
+        reason: str,
+        topic: str,
+        now: float,
+        rejection: Rejection | None = None,
     ) -> None:
         self.rejected[reason_kind(reason)] += 1
-        result.deadletters.append(dead_letter(record, reason, topic, now))
+        if rejection is None or rejection.gateway_id is None:
+            result.deadletters.append(dead_letter(record, reason, topic, now))
+        else:
+            result.deadletters.append(
+                dead_letter(
+                    record, reason, topic, now, rejection.payload, rejection.gateway_id,
+                    rejection.frame_index,
+                )
+            )  # fmt: skip
 
     def forget(self, device_id: str) -> None:
         """Drop a device's order state and held frames (its partition moved away)."""
-        self._order.pop(device_id, None)
+        state = self._order.pop(device_id, None)
+        if state is not None:
+            for item in state.held:
+                self._unhold(item[4], report=False)
 
     def take_unheld(self) -> list[Position]:
-        """Positions of the held frames released since the last call."""
+        """Positions of the records whose last held frame was released since the last call."""
         unheld, self._unheld = self._unheld, []
         return unheld
 
+    def _hold(self, state: _DeviceOrder, item: _Held) -> None:
+        heapq.heappush(state.held, item)
+        self._holding[item[4]] += 1
+
+    def _unhold(self, position: Position, report: bool = True) -> None:
+        self._holding[position] -= 1
+        if self._holding[position] <= 0:
+            del self._holding[position]
+            if report:
+                self._unheld.append(position)
+
     def _admit(
-        self, frame: Frame, now: float, released: list[Frame], position: Position
+        self,
+        batch: FrameBatch,
+        row: int,
+        device_id: str,
+        seq: int,
+        t0: float,
+        now: float,
+        released: list[_Released],
     ) -> str | None:
         """None (released), ``held``, ``duplicate``, or the reason it is refused."""
-        state = self._order.get(frame.device_id)
+        state = self._order.get(device_id)
         if state is None:
-            state = _DeviceOrder(last_seq=frame.seq, last_t0=frame.t0)
-            state.remember(frame.seq)
-            self._order[frame.device_id] = state
-            released.append(frame)
+            state = _DeviceOrder(last_seq=seq, last_t0=t0)
+            state.remember(seq)
+            self._order[device_id] = state
+            released.append(row)
             return None
-        seq = frame.seq
         if seq in state.recent_set or state.is_held(seq):
             return "duplicate"
         if seq < state.last_seq:
-            if frame.t0 > state.last_t0 + self.settings.stream.lateness_s:
+            if t0 > state.last_t0 + self.settings.stream.lateness_s:
                 # Lower seq but newer time: the device restarted its counter.
-                self._order.pop(frame.device_id)
+                self._order.pop(device_id)
                 released.extend(self._drain(state))
-                return self._admit(frame, now, released, position)
+                return self._admit(batch, row, device_id, seq, t0, now, released)
             return f"late: seq {seq} arrived after seq {state.last_seq} was processed"
         if seq == state.last_seq + 1:
-            self._release(state, frame, released)
+            self._release(state, seq, t0, row, released)
             self._release_contiguous(state, released)
         else:
-            heapq.heappush(state.held, (seq, now, frame, position))
+            self._hold(state, (seq, now, t0, batch.take([row]), batch.positions[row]))
             self._release_if_stale(state, now, released)
             return "held"
         return None
 
-    def _release(self, state: _DeviceOrder, frame: Frame, released: list[Frame]) -> None:
-        state.last_seq = frame.seq
-        state.last_t0 = max(state.last_t0, frame.t0)
-        state.remember(frame.seq)
+    def _release(
+        self, state: _DeviceOrder, seq: int, t0: float, frame: _Released, released: list[_Released]
+    ) -> None:
+        state.last_seq = seq
+        state.last_t0 = max(state.last_t0, t0)
+        state.remember(seq)
         released.append(frame)
 
-    def _release_contiguous(self, state: _DeviceOrder, released: list[Frame]) -> None:
+    def _release_contiguous(self, state: _DeviceOrder, released: list[_Released]) -> None:
         while state.held and state.held[0][0] == state.last_seq + 1:
-            _, _, frame, position = heapq.heappop(state.held)
-            self._unheld.append(position)
-            self._release(state, frame, released)
+            seq, _, t0, frame, position = heapq.heappop(state.held)
+            self._unhold(position)
+            self._release(state, seq, t0, frame, released)
 
-    def _release_if_stale(self, state: _DeviceOrder, now: float, released: list[Frame]) -> None:
+    def _release_if_stale(self, state: _DeviceOrder, now: float, released: list[_Released]) -> None:
         lateness = self.settings.stream.lateness_s
         while state.held:
-            newest_t0 = max(item[2].t0 for item in state.held)
-            _, held_since, oldest, position = state.held[0]
-            waited_frame_time = newest_t0 - oldest.t0 >= lateness
+            newest_t0 = max(item[2] for item in state.held)
+            seq, held_since, t0, oldest, position = state.held[0]
+            waited_frame_time = newest_t0 - t0 >= lateness
             waited_wall = now - held_since >= lateness
             if not (waited_frame_time or waited_wall):
                 return
             heapq.heappop(state.held)
-            self._unheld.append(position)
-            self._release(state, oldest, released)
+            self._unhold(position)
+            self._release(state, seq, t0, oldest, released)
             self._release_contiguous(state, released)
 
-    def _drain(self, state: _DeviceOrder) -> list[Frame]:
-        drained = sorted(state.held)
+    def _drain(self, state: _DeviceOrder) -> list[_Released]:
+        drained = sorted(state.held, key=lambda item: item[0])
         state.held.clear()
-        self._unheld += [item[3] for item in drained]
-        return [item[2] for item in drained]
+        for item in drained:
+            self._unhold(item[4])
+        return [item[3] for item in drained]
 
-    def release_expired(self, now: float | None = None) -> list[Frame]:
-        """Frames held past ``lateness_s`` of wall time (a device went quiet after a gap)."""
-        now = time.time() if now is None else now
-        released: list[Frame] = []
+    def _expired(self, now: float) -> list[_Released]:
+        released: list[_Released] = []
         for state in self._order.values():
             if state.held:
                 self._release_if_stale(state, now, released)
         return released
+
+    def release_expired(self, now: float | None = None) -> FrameBatch:
+        """Frames held past ``lateness_s`` of wall time (a device went quiet after a gap)."""
+        now = time.time() if now is None else now
+        return _assemble(self._expired(now), FrameBatch.empty())
 
     def held_frames(self) -> int:
         return sum(len(state.held) for state in self._order.values())

@@ -57,18 +57,17 @@ from stream.alerts.screen import (
 )
 from stream.config import Settings
 from stream.records import (
-    SIGNALS,
     WAVEFORMS,
     Alert,
     DeadLetter,
-    Frame,
     Observations,
     PatientContext,
 )
 from stream.scoring.scorer import Score, Scorer
 from stream.signal.features import warm_up
-from stream.signal.fleet_buffers import Blocks, FleetBuffers
+from stream.signal.fleet_buffers import FleetBuffers
 from stream.signal.fleet_buffers import warm_up as fleet_warm_up
+from stream.signal.frames import FrameBatch
 from stream.signal.streaming import SignalState
 from stream.signal.window import FEATURE_NAMES, SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
@@ -256,9 +255,6 @@ class Pipeline:
         started = time.perf_counter()
         live = now is None
         now = time.time() if now is None else now
-        for record in records:
-            if record.key:  # producers key frames by device id
-                self._partition_of[record.key.decode(errors="replace")] = record.partition
         result = self.ingest.frames(records, now)
         self.stages.add("decode", started)
         output = Output(
@@ -266,11 +262,11 @@ class Pipeline:
             held=result.held,
             unheld=self.ingest.take_unheld(),
         )
-        windows, scoring_s = self._accept(result.frames, now, output)
+        windows, scoring_s = self._accept(result.batch, result.contexts, now, output)
         self._emit(output, None if live else now)
         reasons = Counter(reason_kind(d.reason) for _, d in output.deadletters)
         output.metrics = BatchMetrics(
-            frames=len(result.frames),
+            frames=len(result.batch),
             windows=windows,
             duplicates=result.duplicates,
             deadletter_reasons=dict(reasons),
@@ -283,45 +279,51 @@ class Pipeline:
         return output
 
     def _accept(
-        self, frames: list[tuple[Frame, PatientContext]], now: float, output: Output
+        self,
+        batch: FrameBatch,
+        contexts: Sequence[PatientContext],
+        now: float,
+        output: Output,
     ) -> tuple[int, float]:
-        touched: dict[str, PatientContext] = {}
-        # A batch may hold several frames of a device (a catch-up after an outage): its
-        # k-th frames form round k. Each round's ECG advances the detectors in one call,
-        # and the windows a round's frames made due take the beats decided by then.
-        rounds: list[list[Frame]] = []
-        frames_seen: Counter[str] = Counter()
         stages = self.stages
         started = time.perf_counter()
         # Every frame's lines come before any window's: build them in one call.
-        output.lines += frame_lines(frames, raw=self.settings.stream.raw_retention)
-        stages.add("lines", started)
-        for frame, context in frames:
-            started = time.perf_counter()
-            if frame.observations is not None:
-                self._observe(frame.device_id, frame.observations)
-            round_ = frames_seen[frame.device_id]
-            frames_seen[frame.device_id] += 1
-            if round_ == len(rounds):
-                rounds.append([])
-            rounds[round_].append(frame)
-            end = frame.t0 + frame.duration()
-            self.store.last_seen[frame.device_id] = end
-            if self._newest_t is None or end > self._newest_t:
-                self._newest_t, self._newest_at = end, now
-            partition = self._partition_of.get(frame.device_id)
-            if partition is not None and end > self._clocks.get(partition, (end - 1.0,))[0]:
-                self._clocks[partition] = (end, now)
-            touched[frame.device_id] = context
-            stages.add("buffer", started)
+        output.lines += frame_lines(batch, contexts, raw=self.settings.stream.raw_retention)
+        started = stages.add("lines", started)
+        devices = batch.device_ids
+        touched = dict(zip(devices, contexts, strict=True))
+        for row, observations in sorted(batch.observations.items()):
+            self._observe(devices[row], observations)
+        # A batch may hold several frames of a device (a catch-up after an outage): its
+        # k-th frames form round k. Each round's ECG advances the detectors in one call,
+        # and the windows a round's frames made due take the beats decided by then.
+        rounds = _rounds(devices)
+        ends = batch.ends.tolist()
+        # The last frame of a device in the batch sets when it was last heard from.
+        self.store.last_seen.update(zip(devices, ends, strict=True))
+        if ends:
+            newest = max(ends)
+            if self._newest_t is None or newest > self._newest_t:
+                self._newest_t, self._newest_at = newest, now
+        # Each frame's device is on the partition of the record it came in (a gateway
+        # batch's partition is the gateway's); each partition's clock is its newest frame.
+        partition_of = self._partition_of
+        clocks = self._clocks
+        for device_id, (partition, _), end in zip(devices, batch.positions, ends, strict=True):
+            partition_of[device_id] = partition
+            if end > clocks.get(partition, (end - 1.0,))[0]:
+                clocks[partition] = (end, now)
+        stages.add("buffer", started)
         due: list[tuple[str, SignalWindow]] = []
         analyses: list[WindowAnalysis] = []
-        for round_frames in rounds:
+        for round_rows in rounds:
             # Round by round, so a catch-up batch (after an outage or a restart: many
             # seconds per device) gets all its windows — cut once the whole batch is
             # buffered, all but its last would be skipped, and their alerts with them.
             started = time.perf_counter()
-            (ecg, ppg, acc), round_due = self._buffer(round_frames)
+            (ecg, ppg, acc), round_due = self._buffer(
+                batch if round_rows is None else batch.take(round_rows)
+            )
             started = stages.add("buffer", started)
             self.signal.push(ecg, ppg, acc)
             self._advanced.update(device for device, *_ in ecg)
@@ -334,29 +336,19 @@ class Pipeline:
         return len(due), scoring_s
 
     def _buffer(
-        self, frames: list[Frame]
+        self, batch: FrameBatch
     ) -> tuple[
         tuple[list[tuple[str, float, float, np.ndarray]], ...], list[tuple[str, SignalWindow]]
     ]:
         """One round's frames (each device at most once) into the fleet's buffers; returns
         each waveform's ``(device, t0, fs, samples)`` for the signal state (in WAVEFORMS
-        order; the samples converted once, views of one array per signal) and the windows
-        the round made due, in frame order, each device's oldest first."""
-        devices = [frame.device_id for frame in frames]
-        starts = [frame.t0 for frame in frames]
-        blocks: dict[str, Blocks] = {}
-        for name in SIGNALS:
-            of_frames = [getattr(frame.signals, name) for frame in frames]
-            members = [i for i, block in enumerate(of_frames) if block is not None]
-            if members:
-                blocks[name] = Blocks.from_lists(
-                    members,
-                    [of_frames[i].fs for i in members],
-                    [of_frames[i].samples for i in members],
-                    triples=name == "acc",
-                )
+        order; views of one array per signal) and the windows the round made due, in frame
+        order, each device's oldest first."""
+        devices = batch.device_ids
+        blocks = batch.blocks
         buffers = self.buffers
-        buffers.write(devices, np.array(starts), blocks)
+        buffers.write(devices, batch.t0, blocks)
+        starts = batch.t0.tolist()
         waveforms: tuple[list[tuple[str, float, float, np.ndarray]], ...] = tuple(
             [] for _ in WAVEFORMS
         )
@@ -725,9 +717,9 @@ class Pipeline:
         output = Output()
         released = self.ingest.release_expired(now)
         output.unheld = self.ingest.take_unheld()
-        if released:
-            frames = [(f, self.ingest.context(f.device_id)) for f in released]
-            self._accept(frames, now, output)
+        if len(released):
+            contexts = [self.ingest.context(device) for device in released.device_ids]
+            self._accept(released, contexts, now, output)
         if self._newest_t is not None:
             self._check_silence(now, output)
         self._emit(output, None if live else now)
@@ -837,6 +829,26 @@ class Pipeline:
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}
+
+
+def _rounds(devices: Sequence[str]) -> list[list[int] | None]:
+    """The rows of each round: a device's k-th frame of the batch is in round k. The
+    usual batch (each device once) is one round of all its rows: ``[None]``.
+
+    >>> _rounds(["a", "b"]), _rounds(["a", "b", "a"])
+    ([None], [[0, 1], [2]])
+    """
+    if len(set(devices)) == len(devices):
+        return [None]
+    rounds: list[list[int]] = []
+    seen: Counter[str] = Counter()
+    for row, device in enumerate(devices):
+        round_ = seen[device]
+        seen[device] += 1
+        if round_ == len(rounds):
+            rounds.append([])
+        rounds[round_].append(row)
+    return rounds  # type: ignore[return-value]
 
 
 def _pair(records: Sequence[RawRecord], result: Any) -> list[tuple[RawRecord | None, DeadLetter]]:

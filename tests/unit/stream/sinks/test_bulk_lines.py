@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from stream.records import VITALS, Frame, PatientContext, Signals
+from stream.signal.frames import FrameBatch
 from stream.signal.window import FEATURE_NAMES
 from stream.sinks import lines as lines_module
 from stream.sinks.lines import NON_FINITE, float_reprs, line
@@ -186,7 +187,8 @@ def test_frame_lines_are_the_frames_vitals_and_raw_lines(raw: bool) -> None:
         expected += vitals_lines(frame, tags)
         if raw:
             expected += raw_lines(frame, tags)
-    assert frame_lines(batch, raw=raw) == expected
+    frames = FrameBatch.from_frames([f for f, _ in batch], [(0, i) for i in range(len(batch))])
+    assert frame_lines(frames, [c for _, c in batch], raw=raw) == expected
     assert any(len(b.samples) > 1 for f, _ in batch for b in f._blocks()), "general case met"
 
 
