@@ -125,6 +125,8 @@ class SignalState:
         if motion is not None:
             table.values[:, _F["motion"]] = motion
         features = table.values.tolist()
+        beats_s = ecg.all_seconds(t_start)
+        pulses_s = pulses.all_seconds(t_start)
         analyses = []
         for i, window in enumerate(windows):
             f = dict(zip(FEATURE_NAMES, features[i], strict=True))
@@ -134,8 +136,8 @@ class SignalState:
             analyses.append(
                 WindowAnalysis(
                     features=f,
-                    beats_s=ecg.seconds(i, window.t_start),
-                    pulses_s=pulses.seconds(i, window.t_start),
+                    beats_s=beats_s[i],
+                    pulses_s=pulses_s[i],
                     r_peaks=ecg.all_peaks[i],
                 )
             )
@@ -367,10 +369,35 @@ class _Counted:
         return np.fromiter(self.counted, dtype=np.int64, count=len(self.counted))
 
     def seconds(self, i: int, t_start: float) -> np.ndarray:
+        """Window ``i``'s counted beats (or pulses) in epoch seconds (:meth:`all_seconds`
+        of one window)."""
         kept = self.counted.get(i)
         if kept is None:
             return np.zeros(0)
         return t_start + kept / self._fs[i]
+
+    def all_seconds(self, t_start: np.ndarray) -> list[np.ndarray]:
+        """:meth:`seconds` of every window (``t_start`` of each), the same values from one
+        array: views of it, an empty array for a window that counts none."""
+        found = [_NO_SECONDS] * len(t_start)
+        if not self.counted:
+            return found
+        owners = self.owners()
+        kept = list(self.counted.values())
+        lengths = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+        # The same two operations per element as seconds(): kept / fs, then t_start + that.
+        ratio = np.concatenate(kept) / np.repeat(self._fs[owners], lengths)
+        flat = np.repeat(t_start[owners], lengths) + ratio
+        ends = np.cumsum(lengths).tolist()
+        start = 0
+        for owner, end in zip(owners.tolist(), ends, strict=True):
+            found[owner] = flat[start:end]
+            start = end
+        return found
+
+
+# The beat times of a window without counted beats (empty: every such window shares it).
+_NO_SECONDS = np.zeros(0)
 
 
 def _signal(

@@ -116,3 +116,25 @@ def test_a_moving_wearer_is_motion() -> None:
     assert [f["activity_g"] for f in streaming] == pytest.approx(
         [f["activity_g"] for f in windowed], abs=1e-9
     )
+
+
+def test_all_windows_beat_times_at_once_are_each_windows() -> None:
+    """_Counted.all_seconds (one array for the batch) against seconds (one window)."""
+    from stream.signal.streaming import _Counted
+
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        n = int(rng.integers(0, 12))
+        counts = rng.integers(0, 20, n)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        peaks = rng.integers(0, 2500, int(offsets[-1])).astype(np.int64)
+        fs = rng.choice([64.0, 250.0, 128.5], n)
+        t_start = T0 + rng.uniform(0, 1e4, n)
+        counted = _Counted(n, peaks, offsets, fs, np.full(n, np.nan), np.ones(n, bool))
+        for i in rng.permutation(n)[: int(rng.integers(0, n + 1))]:
+            peaks_of = counted.peaks_of(int(i))
+            counted.count(int(i), peaks_of[rng.random(len(peaks_of)) < 0.7])
+        together = counted.all_seconds(t_start)
+        assert len(together) == n
+        for i in range(n):
+            np.testing.assert_array_equal(together[i], counted.seconds(i, float(t_start[i])))
