@@ -124,15 +124,15 @@ class SignalState:
         motion = table.motion_feature()
         if motion is not None:
             table.values[:, _F["motion"]] = motion
+        for i, rate in ecg.edr.items():
+            table.values[i, _F["resp_rate"]] = rate
+        _vitals_columns(windows, table.values)
         features = table.values.tolist()
         beats_s = ecg.all_seconds(t_start)
         pulses_s = pulses.all_seconds(t_start)
         analyses = []
-        for i, window in enumerate(windows):
+        for i in range(n):
             f = dict(zip(FEATURE_NAMES, features[i], strict=True))
-            if i in ecg.edr:
-                f["resp_rate"] = ecg.edr[i]
-            _vitals(window, f)
             analyses.append(
                 WindowAnalysis(
                     features=f,
@@ -470,6 +470,8 @@ def _activity(st: np.ndarray, table: _Table) -> None:
 
 
 def _vitals(window: SignalWindow, f: dict[str, float]) -> None:
+    """One window's vitals and their trends into its features (:func:`_vitals_columns`
+    of one window; the reference it is tested against)."""
     if math.isfinite(window.resp):
         f["resp_rate"] = float(window.resp)
     f["spo2"] = float(window.spo2)
@@ -478,3 +480,20 @@ def _vitals(window: SignalWindow, f: dict[str, float]) -> None:
     f["battery"] = float(window.battery)
     f["spo2_slope"] = trend_slope(window.trends.get("spo2"), window.trend_fs)
     f["temp_slope"] = trend_slope(window.trends.get("temp"), window.trend_fs)
+
+
+# The device-reported vitals: feature column and the SignalWindow attribute it copies.
+_VITAL_COLUMNS = (("spo2", "spo2"), ("temp", "temp"), ("hr_device", "hr"), ("battery", "battery"))
+
+
+def _vitals_columns(windows: Sequence[SignalWindow], values: np.ndarray) -> None:
+    """:func:`_vitals` of every window, into the feature columns ``values`` (a row per
+    window): the device's respiration rate where it sent one (else the column stands),
+    its latest vitals, and their trends' slopes."""
+    resp = np.array([w.resp for w in windows], dtype=float)
+    sent = np.isfinite(resp)
+    values[sent, _F["resp_rate"]] = resp[sent]
+    for name, attribute in _VITAL_COLUMNS:
+        values[:, _F[name]] = [float(getattr(w, attribute)) for w in windows]
+    for name, vital in (("spo2_slope", "spo2"), ("temp_slope", "temp")):
+        values[:, _F[name]] = [trend_slope(w.trends.get(vital), w.trend_fs) for w in windows]

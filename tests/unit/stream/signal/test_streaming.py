@@ -138,3 +138,43 @@ def test_all_windows_beat_times_at_once_are_each_windows() -> None:
         assert len(together) == n
         for i in range(n):
             np.testing.assert_array_equal(together[i], counted.seconds(i, float(t_start[i])))
+
+
+def test_all_windows_vitals_at_once_are_each_windows() -> None:
+    """_vitals_columns (columns of the batch) against _vitals (one window's dict)."""
+    from stream.signal.streaming import _F, _vitals, _vitals_columns
+    from stream.signal.window import FEATURE_NAMES, SignalWindow
+
+    rng = np.random.default_rng(12)
+
+    def vital(low: float, high: float) -> float:
+        return float(rng.uniform(low, high)) if rng.random() < 0.8 else math.nan
+
+    def history() -> np.ndarray:
+        values = 97.0 + np.cumsum(rng.normal(0, 0.1, 600))
+        values[rng.random(600) < rng.uniform(0, 1)] = np.nan  # some too sparse for a slope
+        return values
+
+    windows = [
+        SignalWindow(
+            t_start=T0 + k,
+            t_end=T0 + k + 10.0,
+            resp=vital(8, 30),
+            spo2=vital(85, 100),
+            temp=vital(35, 40),
+            hr=vital(40, 160),
+            battery=vital(0, 100),
+            trends={name: history() for name in ("spo2", "temp") if rng.random() < 0.8},
+        )
+        for k in range(60)
+    ]
+    values = rng.normal(size=(len(windows), len(FEATURE_NAMES)))
+    expected = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in values.tolist()]
+    for window, f in zip(windows, expected, strict=True):
+        _vitals(window, f)
+    _vitals_columns(windows, values)
+    got = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in values.tolist()]
+    assert np.isfinite(values[:, _F["spo2_slope"]]).any()  # the slopes are not all nan
+    np.testing.assert_array_equal(
+        np.array([list(g.values()) for g in got]), np.array([list(e.values()) for e in expected])
+    )
