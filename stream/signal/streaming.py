@@ -124,18 +124,20 @@ class SignalState:
         motion = table.motion_feature()
         if motion is not None:
             table.values[:, _F["motion"]] = motion
+        for i, rate in ecg.edr.items():
+            table.values[i, _F["resp_rate"]] = rate
+        _vitals_columns(windows, table.values)
         features = table.values.tolist()
+        beats_s = ecg.all_seconds(t_start)
+        pulses_s = pulses.all_seconds(t_start)
         analyses = []
-        for i, window in enumerate(windows):
+        for i in range(n):
             f = dict(zip(FEATURE_NAMES, features[i], strict=True))
-            if i in ecg.edr:
-                f["resp_rate"] = ecg.edr[i]
-            _vitals(window, f)
             analyses.append(
                 WindowAnalysis(
                     features=f,
-                    beats_s=ecg.seconds(i, window.t_start),
-                    pulses_s=pulses.seconds(i, window.t_start),
+                    beats_s=beats_s[i],
+                    pulses_s=pulses_s[i],
                     r_peaks=ecg.all_peaks[i],
                 )
             )
@@ -367,10 +369,35 @@ class _Counted:
         return np.fromiter(self.counted, dtype=np.int64, count=len(self.counted))
 
     def seconds(self, i: int, t_start: float) -> np.ndarray:
+        """Window ``i``'s counted beats (or pulses) in epoch seconds (:meth:`all_seconds`
+        of one window)."""
         kept = self.counted.get(i)
         if kept is None:
             return np.zeros(0)
         return t_start + kept / self._fs[i]
+
+    def all_seconds(self, t_start: np.ndarray) -> list[np.ndarray]:
+        """:meth:`seconds` of every window (``t_start`` of each), the same values from one
+        array: views of it, an empty array for a window that counts none."""
+        found = [_NO_SECONDS] * len(t_start)
+        if not self.counted:
+            return found
+        owners = self.owners()
+        kept = list(self.counted.values())
+        lengths = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+        # The same two operations per element as seconds(): kept / fs, then t_start + that.
+        ratio = np.concatenate(kept) / np.repeat(self._fs[owners], lengths)
+        flat = np.repeat(t_start[owners], lengths) + ratio
+        ends = np.cumsum(lengths).tolist()
+        start = 0
+        for owner, end in zip(owners.tolist(), ends, strict=True):
+            found[owner] = flat[start:end]
+            start = end
+        return found
+
+
+# The beat times of a window without counted beats (empty: every such window shares it).
+_NO_SECONDS = np.zeros(0)
 
 
 def _signal(
@@ -443,6 +470,8 @@ def _activity(st: np.ndarray, table: _Table) -> None:
 
 
 def _vitals(window: SignalWindow, f: dict[str, float]) -> None:
+    """One window's vitals and their trends into its features (:func:`_vitals_columns`
+    of one window; the reference it is tested against)."""
     if math.isfinite(window.resp):
         f["resp_rate"] = float(window.resp)
     f["spo2"] = float(window.spo2)
@@ -451,3 +480,20 @@ def _vitals(window: SignalWindow, f: dict[str, float]) -> None:
     f["battery"] = float(window.battery)
     f["spo2_slope"] = trend_slope(window.trends.get("spo2"), window.trend_fs)
     f["temp_slope"] = trend_slope(window.trends.get("temp"), window.trend_fs)
+
+
+# The device-reported vitals: feature column and the SignalWindow attribute it copies.
+_VITAL_COLUMNS = (("spo2", "spo2"), ("temp", "temp"), ("hr_device", "hr"), ("battery", "battery"))
+
+
+def _vitals_columns(windows: Sequence[SignalWindow], values: np.ndarray) -> None:
+    """:func:`_vitals` of every window, into the feature columns ``values`` (a row per
+    window): the device's respiration rate where it sent one (else the column stands),
+    its latest vitals, and their trends' slopes."""
+    resp = np.array([w.resp for w in windows], dtype=float)
+    sent = np.isfinite(resp)
+    values[sent, _F["resp_rate"]] = resp[sent]
+    for name, attribute in _VITAL_COLUMNS:
+        values[:, _F[name]] = [float(getattr(w, attribute)) for w in windows]
+    for name, vital in (("spo2_slope", "spo2"), ("temp_slope", "temp")):
+        values[:, _F[name]] = [trend_slope(w.trends.get(vital), w.trend_fs) for w in windows]

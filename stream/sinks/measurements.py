@@ -568,6 +568,98 @@ def window_lines(
     return lines
 
 
+class _BriefShape(NamedTuple):
+    """The ``quality`` and ``vitals`` lines of one pattern of finite values among a brief
+    line's columns: a ``%`` template and picker of each (``None``: the line has no field)."""
+
+    quality: _FieldsShape | None
+    vitals: _FieldsShape | None
+
+
+class _BriefLayout:
+    """:func:`brief_window_lines`' columns of one order of feature names: the
+    ``quality`` fields, then the derived ``vitals`` ones, and their shapes per pattern."""
+
+    __slots__ = ("columns", "derived", "quality", "shapes")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        layout = _feature_layout(names)
+        self.quality = [prefix for prefix, _ in layout.quality]
+        self.derived = [prefix for prefix, _ in layout.derived]
+        self.columns = [i for _, i in layout.quality] + [i for _, i in layout.derived]
+        self.shapes: dict[int, _BriefShape] = {}
+
+    def shape(self, pattern: int) -> _BriefShape:
+        """The shapes for ``pattern``: bit ``k`` set when column ``k`` is finite."""
+        shape = self.shapes.get(pattern)
+        if shape is None:
+            finite = [bool(pattern >> k & 1) for k in range(len(self.columns))]
+            quality = [(p, k) for k, p in enumerate(self.quality) if finite[k]]
+            offset = len(self.quality)
+            vitals = [(p, offset + k) for k, p in enumerate(self.derived) if finite[offset + k]]
+            shape = self.shapes[pattern] = _BriefShape(
+                _fields_shape(quality), _fields_shape(vitals)
+            )
+        return shape
+
+
+_BRIEF_LAYOUTS: dict[tuple[str, ...], _BriefLayout] = {}
+
+
+def brief_window_lines(
+    series: Sequence[PatientSeries],
+    names: tuple[str, ...],
+    features: np.ndarray,
+    t: Sequence[float],
+) -> list[list[str]]:
+    """:func:`window_lines` with ``full=False`` (the ``quality`` and ``vitals`` lines) of
+    many windows at once, from their features as a matrix: row ``i`` holds window ``i``'s
+    values in the order of ``names`` (a missing feature nan). All values are formatted in
+    one :func:`float_reprs` call and each window's lines filled into a ``%`` template of
+    its finite fields; the same bytes as :func:`window_lines` of each window's dict.
+
+    >>> names = ("ecg_hr_bpm", "ecg_sqi", "ppg_sqi")
+    >>> rows = np.array([[72.0, 0.9, float("nan")], [float("nan"), 0.5, 0.25]])
+    >>> series = [patient_series("w7", "p-1", "d1")] * 2
+    >>> for lines in brief_window_lines(series, names, rows, [5.0, 6.0]):
+    ...     for text in lines:
+    ...         print(text)
+    quality,device=d1,patient=p-1,ward=w7 ecg_sqi=0.9 5000000000
+    vitals,device=d1,patient=p-1,ward=w7 ecg_hr=72.0 5000000000
+    quality,device=d1,patient=p-1,ward=w7 ecg_sqi=0.5,ppg_sqi=0.25 6000000000
+    """
+    layout = _BRIEF_LAYOUTS.get(names)
+    if layout is None:
+        if len(_BRIEF_LAYOUTS) >= MAX_CACHED_LAYOUTS:
+            _BRIEF_LAYOUTS.clear()
+        layout = _BRIEF_LAYOUTS[names] = _BriefLayout(names)
+    width = len(layout.columns)
+    if not len(t):
+        return []
+    if not width:
+        return [[] for _ in t]
+    picked = np.asarray(features, dtype=float)[:, layout.columns]
+    texts = float_reprs(picked.ravel().tolist())
+    # Which columns of each row are finite, as a bit pattern (float_reprs' NON_FINITE
+    # texts are exactly the non-finite values).
+    patterns = (np.isfinite(picked) @ (1 << np.arange(width, dtype=np.int64))).tolist()
+    shape_of = layout.shape
+    found = []
+    start = 0
+    for window_series, pattern, at in zip(series, patterns, t, strict=True):
+        row = texts[start : start + width]
+        start += width
+        stamp = f" {round(at * 1_000_000) * 1000}"  # to_ns
+        quality, vitals = shape_of(pattern)
+        lines = []
+        if quality is not None:
+            lines.append(f"{window_series.quality} {quality.template % quality.pick(row)}{stamp}")
+        if vitals is not None:
+            lines.append(f"{window_series.vitals} {vitals.template % vitals.pick(row)}{stamp}")
+        found.append(lines)
+    return found
+
+
 # A NEWS2 response's field text (a few distinct values).
 _STRING_FIELDS: dict[str, str] = {}
 

@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -68,9 +69,10 @@ from stream.signal.fleet_buffers import FleetBuffers
 from stream.signal.fleet_buffers import warm_up as fleet_warm_up
 from stream.signal.frames import FrameBatch
 from stream.signal.streaming import SignalState
-from stream.signal.window import SignalWindow, WindowAnalysis
+from stream.signal.window import FEATURE_NAMES, SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
     alert_line,
+    brief_window_lines,
     frame_lines,
     patient_series,
     series_news2_line,
@@ -434,8 +436,9 @@ class Pipeline:
         self.stages.seconds["model_inputs"] += scoring_s - inference_s
         # The batch's quiet windows, found as arrays; only the others run the full rules.
         started = time.perf_counter()
+        matrix = feature_matrix(features)
         screened = screen(
-            feature_matrix(features),
+            matrix,
             self._rule_rows.matrix([contexts[device_id] for device_id, _ in due]),
             ModelColumns.of(scores, self.settings.rules.model_outputs),
             np.array([observation_row(self.observations.get(d)) for d, _ in due], dtype=float),
@@ -444,21 +447,61 @@ class Pipeline:
         ecg_good = screened.ecg_good.tolist()
         news2 = screened.news2.results()
         self.stages.add("rules", started)
+        # Each window's lines, in window order; None for a quiet window that writes only
+        # its quality and vitals (the write budget's usual case), whose lines are built
+        # for all of them at once afterwards (_brief_lines).
+        window_texts: list[list[str] | None] = []
+        brief: list[int] = []
         for index, ((device_id, window), feats, window_scores) in enumerate(
             zip(due, features, scores, strict=True)
         ):
             context = contexts[device_id]
             if quiet[index]:
-                lines = self._quiet_window(
+                full = self._quiet_window(
                     context, window, feats, window_scores, ecg_good[index], news2[index]
                 )
-                if lines is not None:
-                    output.lines += lines
+                if full is not None:
+                    if full:
+                        window_texts.append(
+                            self._full_quiet_lines(context, window, feats, window_scores,
+                                                   news2[index])
+                        )  # fmt: skip
+                    else:
+                        window_texts.append(None)
+                        brief.append(index)
                     continue
             alerts, lines = self.evaluate_window(context, window, feats, window_scores)
             output.alerts += alerts
-            output.lines += lines
+            window_texts.append(lines)
+        self._brief_lines(due, contexts, matrix, brief, window_texts)
+        output.lines += chain.from_iterable(window_texts)  # type: ignore[arg-type]
         return scoring_s
+
+    def _brief_lines(
+        self,
+        due: list[tuple[str, SignalWindow]],
+        contexts: dict[str, PatientContext],
+        matrix: np.ndarray,
+        brief: list[int],
+        window_texts: list[list[str] | None],
+    ) -> None:
+        """The ``quality`` and ``vitals`` lines of the ``brief`` windows (quiet, and not
+        due to write their features), all in one :func:`brief_window_lines` call from the
+        batch's feature matrix, into their places in ``window_texts``."""
+        if not brief:
+            return
+        started = time.perf_counter()
+        series = []
+        times = []
+        for index in brief:
+            device_id, window = due[index]
+            context = contexts[device_id]
+            series.append(patient_series(context.ward, context.patient, device_id))
+            times.append(window.t_end)
+        found = brief_window_lines(series, FEATURE_NAMES, matrix[brief], times)
+        for index, lines in zip(brief, found, strict=True):
+            window_texts[index] = lines
+        self.stages.add("lines", started)
 
     def evaluate_window(
         self,
@@ -511,21 +554,20 @@ class Pipeline:
         scores: list[Score],
         ecg_good: bool,
         news2: News2 | None,
-    ) -> list[str] | None:
+    ) -> bool | None:
         """:meth:`evaluate_window` of a window :func:`~stream.alerts.screen.screen` found
-        quiet, without the rules: the same lines (its NEWS2 from the screen's columns) and
-        the same tracker state. None when the device's tracker is not idle (a track open,
-        a fall being followed) or the window is a replay: the full path judges it."""
+        quiet, without the rules and without its lines: the same tracker state. Returns
+        whether the window writes in full (the write budget; its lines are the caller's:
+        :meth:`_full_quiet_lines`, or :func:`brief_window_lines` with the batch's others).
+        None when the device's tracker is not idle (a track open, a fall being followed) or
+        the window is a replay: the full path judges it."""
         started = time.perf_counter()
         device_id = context.device_id
         t = window.t_end
         tracker = self.tracker(device_id)
         if tracker.seen(t) or not tracker.idle():
             return None
-        series = patient_series(context.ward, context.patient, device_id)
         full = self._write_due(device_id, t)
-        lines = window_lines(series, features, scores, t, full)
-        started = self.stages.add("lines", started)
         before = (
             AlertTracker.from_dict(tracker.to_dict(), self.settings.rules)
             if self.verify_screen
@@ -543,8 +585,24 @@ class Pipeline:
         self._persist(device_id, tracker, changed=ecg.good_since != good_since)
         if before is not None:
             self._verify_quiet(context, window, features, scores, before, news2)
-        started = self.stages.add("rules", started)
-        if news2 is not None and full:
+        self.stages.add("rules", started)
+        return full
+
+    def _full_quiet_lines(
+        self,
+        context: PatientContext,
+        window: SignalWindow,
+        features: dict[str, float],
+        scores: list[Score],
+        news2: News2 | None,
+    ) -> list[str]:
+        """The lines of a quiet window due to write in full: :func:`window_lines` and its
+        NEWS2 (from the screen's columns), as :meth:`evaluate_window` writes them."""
+        started = time.perf_counter()
+        t = window.t_end
+        series = patient_series(context.ward, context.patient, context.device_id)
+        lines = window_lines(series, features, scores, t, True)
+        if news2 is not None:
             aggregate, subscores, partial, response = news2
             text = series_news2_line(series, aggregate, subscores, partial, response, t)
             if text is not None:

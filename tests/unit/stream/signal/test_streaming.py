@@ -116,3 +116,65 @@ def test_a_moving_wearer_is_motion() -> None:
     assert [f["activity_g"] for f in streaming] == pytest.approx(
         [f["activity_g"] for f in windowed], abs=1e-9
     )
+
+
+def test_all_windows_beat_times_at_once_are_each_windows() -> None:
+    """_Counted.all_seconds (one array for the batch) against seconds (one window)."""
+    from stream.signal.streaming import _Counted
+
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        n = int(rng.integers(0, 12))
+        counts = rng.integers(0, 20, n)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        peaks = rng.integers(0, 2500, int(offsets[-1])).astype(np.int64)
+        fs = rng.choice([64.0, 250.0, 128.5], n)
+        t_start = T0 + rng.uniform(0, 1e4, n)
+        counted = _Counted(n, peaks, offsets, fs, np.full(n, np.nan), np.ones(n, bool))
+        for i in rng.permutation(n)[: int(rng.integers(0, n + 1))]:
+            peaks_of = counted.peaks_of(int(i))
+            counted.count(int(i), peaks_of[rng.random(len(peaks_of)) < 0.7])
+        together = counted.all_seconds(t_start)
+        assert len(together) == n
+        for i in range(n):
+            np.testing.assert_array_equal(together[i], counted.seconds(i, float(t_start[i])))
+
+
+def test_all_windows_vitals_at_once_are_each_windows() -> None:
+    """_vitals_columns (columns of the batch) against _vitals (one window's dict)."""
+    from stream.signal.streaming import _F, _vitals, _vitals_columns
+    from stream.signal.window import FEATURE_NAMES, SignalWindow
+
+    rng = np.random.default_rng(12)
+
+    def vital(low: float, high: float) -> float:
+        return float(rng.uniform(low, high)) if rng.random() < 0.8 else math.nan
+
+    def history() -> np.ndarray:
+        values = 97.0 + np.cumsum(rng.normal(0, 0.1, 600))
+        values[rng.random(600) < rng.uniform(0, 1)] = np.nan  # some too sparse for a slope
+        return values
+
+    windows = [
+        SignalWindow(
+            t_start=T0 + k,
+            t_end=T0 + k + 10.0,
+            resp=vital(8, 30),
+            spo2=vital(85, 100),
+            temp=vital(35, 40),
+            hr=vital(40, 160),
+            battery=vital(0, 100),
+            trends={name: history() for name in ("spo2", "temp") if rng.random() < 0.8},
+        )
+        for k in range(60)
+    ]
+    values = rng.normal(size=(len(windows), len(FEATURE_NAMES)))
+    expected = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in values.tolist()]
+    for window, f in zip(windows, expected, strict=True):
+        _vitals(window, f)
+    _vitals_columns(windows, values)
+    got = [dict(zip(FEATURE_NAMES, row, strict=True)) for row in values.tolist()]
+    assert np.isfinite(values[:, _F["spo2_slope"]]).any()  # the slopes are not all nan
+    np.testing.assert_array_equal(
+        np.array([list(g.values()) for g in got]), np.array([list(e.values()) for e in expected])
+    )

@@ -21,6 +21,7 @@ from stream.sinks import lines as lines_module
 from stream.sinks.lines import NON_FINITE, float_reprs, line
 from stream.sinks.measurements import (
     QUALITY_FEATURES,
+    brief_window_lines,
     feature_lines,
     frame_lines,
     news2_line,
@@ -245,6 +246,23 @@ def test_window_lines_are_the_feature_and_score_lines() -> None:
         assert window_lines(patient_series(ward, patient, device), features, scores, t) == (
             expected
         )
+
+
+def test_brief_window_lines_are_each_windows_window_lines() -> None:
+    """Many windows at once from a matrix (a missing feature nan) against window_lines of
+    each window's dict with ``full=False``."""
+    rng = random.Random(7)
+    for _ in range(TRIALS // 20):
+        windows = [(_tags(rng), _features(rng)) for _ in range(rng.randint(0, 40))]
+        times = [rng.choice([1_700_000_000.0, 5.0]) + rng.uniform(0, 1e4) for _ in windows]
+        series = [patient_series(*tags) for tags, _ in windows]
+        rows = [[float(f.get(name, math.nan)) for name in FEATURE_NAMES] for _, f in windows]
+        matrix = np.array(rows, dtype=float).reshape(len(windows), len(FEATURE_NAMES))
+        expected = [
+            window_lines(s, features, [], t, full=False)
+            for s, (_, features), t in zip(series, windows, times, strict=True)
+        ]
+        assert brief_window_lines(series, FEATURE_NAMES, matrix, times) == expected
 
 
 def test_series_news2_line_is_news2_line() -> None:
