@@ -4,6 +4,7 @@ read where the sender's pacing is checked against it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
@@ -117,17 +118,30 @@ def test_shifted_labels_move_with_the_frames() -> None:
 
 def test_pacing_reaches_each_second_on_time_and_catches_up() -> None:
     period, stall = 0.2, 0.5
-    start = time.time() + 0.05
-    reached = []
-    for k, behind in load.paced(start, 3, frame_s=period):
-        reached.append((k, time.time(), behind))
-        if k == 0:
-            time.sleep(stall)  # a slow second: the next ones are late, not pushed back
+
+    async def run() -> list[tuple[int, float, float]]:
+        start = time.time() + 0.05
+        reached = [(-1, start, 0.0)]
+        async for k, behind in load.paced(start, 3, frame_s=period):
+            reached.append((k, time.time(), behind))
+            if k == 0:
+                # A slow second (blocking, as a slow send would): the next ones are late,
+                # not pushed back.
+                time.sleep(stall)
+        return reached
+
+    (_, start, _), *reached = asyncio.run(run())
     assert [k for k, _, _ in reached] == [0, 1, 2]
     assert reached[0][1] >= start and reached[0][2] == 0.0
     assert reached[1][2] >= stall - period - 0.01  # behind, then catching up:
     assert reached[2][2] > 0.0
     assert reached[2][1] - reached[1][1] < period  # no full period waited after the stall
+
+
+def test_due_in_counts_from_the_absolute_schedule() -> None:
+    assert load.due_in(1_000.0, 0, 1.0, now=999.5) == 0.5
+    assert load.due_in(1_000.0, 10, 1.0, now=1_012.0) == -2.0  # two seconds behind
+    assert load.due_in(1_000.0, 4, 0.5, now=1_001.0) == 1.0
 
 
 def test_partitions_follow_the_key_not_the_order() -> None:
