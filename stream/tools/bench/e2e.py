@@ -10,8 +10,8 @@ Owns the sweep. For each device count, on fresh topics, bucket and consumer grou
 2. start ``workers`` ``vitalstream worker`` processes (one consumer group) and wait until
    each says Ready;
 3. start the load, its own process at one frame per device per second: the pre-rendered
-   run's sender (``python -m stream.tools.bench.load send``: re-dated to now, a few tens
-   of µs of CPU per frame) or, with ``load="simulate"``, ``vitalstream simulate`` (speed 1,
+   run's sender (``python -m stream.tools.bench.load send``: re-dated to now, each
+   second's frames sent as that second ends, ~15-20 µs of CPU per frame) or, with ``load="simulate"``, ``vitalstream simulate`` (speed 1,
    rendering physiology as it goes: at thousands of devices a core of its own), on a
    bench scenario whose labelled events are spread over the measured span;
 4. every ``SAMPLE_S`` read the frames topic's end offsets and the worker group's committed

@@ -6,7 +6,8 @@ being measured. Here the same simulator (:class:`~producers.fleet.Fleet`, same s
 seed and faults, so the same bytes and labels) renders the whole run ahead of time into
 a directory (:func:`render`), outside the measured span and processes; a separate sender
 process (:func:`send`, ``python -m stream.tools.bench.load send DIR``) then publishes each
-second's messages when the wall clock reaches that second, so the worker sees a live fleet.
+second's messages when the wall clock reaches that second's end (as a wearable sends a
+frame once its last sample is taken), so the worker sees a live fleet.
 
 Re-dating without re-rendering: the run is rendered from a whole-second epoch
 ``render_start``. The sender picks its own whole-second start just ahead of the clock
@@ -60,6 +61,10 @@ ENROLMENTS_SECOND = -1
 # The sender's first second starts at least this long after it is ready to send: time to
 # deliver the enrolments, so no frame reaches the worker before its device's enrolment.
 LEAD_S = 1.0
+# A wearable sends a period's frame once its last sample is taken: the frames dated
+# ``start + k`` leave this many periods later. (``vitalstream simulate`` sends a period's
+# frames as it begins; its alert latencies read ~0.5 s shorter for that.)
+SEND_AFTER_PERIODS = 1.0
 # Batching for throughput: a second's frames leave in a few large compressed batches.
 BATCH_BYTES = 1024 * 1024
 COMPRESSION = "snappy"
@@ -362,7 +367,8 @@ async def _send(
         await asyncio.gather(*enrolled.delivered)  # every device enrolled before its frames
         frames = _Batches(producer, settings.topics.frames)
         behind_s, last = 0.0, -1
-        async for k, behind in paced(start, seconds, frame_s):
+        first_due = start + SEND_AFTER_PERIODS * frame_s
+        async for k, behind in paced(first_due, seconds, frame_s):
             if stop is not None and stop():
                 break
             behind_s, last = max(behind_s, behind), k
@@ -401,7 +407,8 @@ def send(
     stop: Any = None,
 ) -> dict[str, Any]:
     """Publish a rendered run at 1x: the enrolments at once, then second ``k``'s messages
-    at ``start + k`` (``start`` from :func:`plan_start`), each re-dated by the shift.
+    (dated from ``start + k``; ``start`` from :func:`plan_start`) at the end of that second,
+    ``start + k + frame_s``, each re-dated by the shift.
     Returns the sender's summary, its own CPU included."""
     rendered = load(directory)
     with (
