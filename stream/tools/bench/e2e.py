@@ -11,9 +11,10 @@ Owns the sweep. For each device count, on fresh topics, bucket and consumer grou
    each says Ready;
 3. start the load, its own process at one frame per device per second: the pre-rendered
    run's sender (``python -m stream.tools.bench.load send``: re-dated to now, each
-   second's frames sent as that second ends, ~15-20 µs of CPU per frame) or, with ``load="simulate"``, ``vitalstream simulate`` (speed 1,
-   rendering physiology as it goes: at thousands of devices a core of its own), on a
-   bench scenario whose labelled events are spread over the measured span;
+   second's frames sent as that second ends, ~15-20 µs of CPU per frame) or, with
+   ``load="simulate"``, ``vitalstream simulate`` (speed 1, rendering physiology as it
+   goes: at thousands of devices a core of its own), on a bench scenario whose labelled
+   events are spread over the measured span;
 4. every ``SAMPLE_S`` read the frames topic's end offsets and the worker group's committed
    offsets (Kafka admin) and the CPU time and RSS of the workers, the load, the Kafka
    broker and influxd (psutil), as :mod:`stream.tools.bench.sampling` does for every
