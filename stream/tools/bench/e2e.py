@@ -306,6 +306,9 @@ def one_size(
     as a scaled-out deployment does; the first is the one ``profile_to`` samples. ``load``
     is one of :data:`LOADS`.
     """
+    # throughput imports this module: its helper is imported here, not at the top.
+    from stream.tools.bench.throughput import restarted_services
+
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
     load_dir = render_load(workdir, devices, warmup_s, seconds) if load == PRERENDERED else None
@@ -321,6 +324,7 @@ def one_size(
     samples: list[Sample] = []
     load_summary: dict[str, Any] = {}
     on_topic = None
+    restarted: list[str] = []
     try:
         logs = [workdir / f"worker-{devices}-{i + 1}.log" for i in range(workers)]
         for i, log_path in enumerate(logs):
@@ -332,7 +336,8 @@ def one_size(
             _wait_ready(log_path, proc, 180)
             watched.procs[worker_name(i)] = psutil.Process(proc.pid)
         worker = worker_procs[0]
-        watched.procs |= service_processes(run)
+        services = service_processes(run)
+        watched.procs |= services
         if load_dir is not None:
             simulator, sim_out = start_sender(env, load_dir)
         else:
@@ -349,6 +354,7 @@ def one_size(
                 samples.append(taken)
             time.sleep(SAMPLE_S)
         time.sleep(3.0)  # the last alerts on their way
+        restarted = restarted_services(services, service_processes(run))
         with contextlib.suppress(Exception):
             on_topic = probe.read()[0]
         if load_dir is not None:
@@ -384,6 +390,9 @@ def one_size(
         "frames_on_topic": on_topic,
         "load_summary": load_summary,
         "cpu_budget": cpu_budget(result["cpu_percent"], LOAD_PROCESS[load]),
+        # Not empty: Kafka or influxd restarted during the run (another job on the
+        # machine); its CPU figures stop short and the load stalled: not to be used.
+        "services_restarted": restarted,
     }
 
 
@@ -420,6 +429,7 @@ def _sweep_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
                 "consumed_frames_per_s": r["consumed_frames_per_s"],
                 "p99_alert_latency_s": r["alert_latency_received_s"]["p99"],
                 "cpu_budget": r.get("cpu_budget"),
+                "services_restarted": r.get("services_restarted", []),
             }
             for r in results
         },
@@ -447,7 +457,7 @@ def run(
     With ``stop_at_knee`` a sweep ends at the first size the workers cannot hold; without,
     every size is measured (to show where the CPU goes past the knee).
     """
-    from stream.tools.bench.throughput import prime_kernels
+    from stream.tools.bench.throughput import prime_kernels  # (it imports this module)
 
     results: list[dict[str, Any]] = []
     by_workers: dict[int, dict[str, Any]] = {}
