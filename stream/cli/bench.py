@@ -3,7 +3,8 @@
 Owns the :func:`bench` command (registered on the CLI root by :mod:`stream.cli.main`).
 Suites:
 
-- ``e2e``: simulator + worker processes, fleet size swept, real-time knee (stream.tools.bench.e2e);
+- ``e2e``: a live fleet's load (pre-rendered, or the simulator) + worker processes, fleet
+  size swept, real-time knee and CPU budget (stream.tools.bench.e2e);
 - ``ceiling``: plain aiokafka consume, pydantic decode, in-memory pipeline, raw InfluxDB
   writes (stream.tools.bench.ceiling);
 - ``headroom``: simulator + a pass-through consumer (decode, InfluxDB writes, commits; no
@@ -106,6 +107,23 @@ def bench(
         help="throughput: devices' frames per Kafka message (K > 1: gateway batches of K "
         "consecutive devices keyed by gateway, as vitalstream simulate --per-message K)",
     ),
+    load: str = typer.Option(
+        "prerendered",
+        "--load",
+        help="e2e: the fleet's load, 'prerendered' (rendered ahead, sent at 1x by a cheap "
+        "sender) or 'simulate' (the live simulator, which renders as it sends)",
+    ),
+    partitions: int | None = typer.Option(
+        None,
+        "--partitions",
+        min=1,
+        help="e2e: partitions of the run's topics (default: the configured kafka.partitions)",
+    ),
+    stop_at_knee: bool = typer.Option(
+        True,
+        "--stop-at-knee/--all-sizes",
+        help="e2e: end a sweep at the first size the workers cannot hold, or measure all",
+    ),
 ) -> None:
     """Run a benchmark suite and print its summary (and write JSON with --json)."""
     import json
@@ -132,8 +150,11 @@ def bench(
     options = {
         "devices": _counts(devices), "seconds": seconds, "warmup": warmup,
         "profile_at": profile_at, "bench_dir": bench_dir, "workers": _counts(workers),
-        "repeat": repeat, "hog": hog, "per_message": per_message,
+        "repeat": repeat, "hog": hog, "per_message": per_message, "load": load,
+        "partitions": partitions, "stop_at_knee": stop_at_knee,
     }  # fmt: skip
+    if suite == "e2e" and load not in ("prerendered", "simulate"):
+        raise typer.BadParameter("takes 'prerendered' or 'simulate'", param_hint="--load")
     if suite == "throughput" and len(options["devices"]) != 1:
         raise typer.BadParameter("throughput measures one fleet size: --devices N")
     results, summary = suites.run_suite(suite, options)

@@ -1,14 +1,25 @@
-"""End-to-end suite: a real simulator and a real ``vitalstream worker``, fleet size swept.
+"""End-to-end suite: a live fleet's load and real ``vitalstream worker`` processes, fleet
+size swept.
 
-Owns the sweep. For each device count, on fresh topics, bucket and consumer group:
+Owns the sweep. For each device count, on fresh topics, bucket and consumer group (with
+``partitions`` partitions each when given, else the configured count):
 
-1. start one ``vitalstream worker`` (its own process) and wait until Faust says Ready;
-2. start ``vitalstream simulate`` (its own process, speed 1: one frame per device per
-   second) on a bench scenario whose labelled events are spread over the measured span;
-3. every ``SAMPLE_S`` read the frames topic's end offsets and the worker group's committed
-   offsets (Kafka admin) and the CPU time and RSS of both processes (psutil), as
-   :mod:`stream.tools.bench.sampling` does for every suite;
-4. after ``warmup_s``, measure for ``seconds``: frames/s produced and consumed, the lag and
+1. with the ``prerendered`` load (the default), render the fleet's whole run ahead of
+   time (:func:`stream.tools.bench.load.render`: the simulator's own frames and labels for
+   the bench scenario, seed 1, faults on) before any measured process starts;
+2. start ``workers`` ``vitalstream worker`` processes (one consumer group) and wait until
+   each says Ready;
+3. start the load, its own process at one frame per device per second: the pre-rendered
+   run's sender (``python -m stream.tools.bench.load send``: re-dated to now, each
+   second's frames sent as that second ends, ~15-20 µs of CPU per frame) or, with
+   ``load="simulate"``, ``vitalstream simulate`` (speed 1, rendering physiology as it
+   goes: at thousands of devices a core of its own), on a bench scenario whose labelled
+   events are spread over the measured span;
+4. every ``SAMPLE_S`` read the frames topic's end offsets and the worker group's committed
+   offsets (Kafka admin) and the CPU time and RSS of the workers, the load, the Kafka
+   broker and influxd (psutil), as :mod:`stream.tools.bench.sampling` does for every
+   suite: each one's CPU % of one core is the run's CPU budget;
+5. after ``warmup_s``, measure for ``seconds``: frames/s produced and consumed, the lag and
    its trend, and alert latency — each labelled event's first ``triggered`` alert of the
    same kind on the same device, minus the event's onset and the rule's designed delay
    (:meth:`~stream.config.RuleSettings.designed_delay_s`), by
@@ -22,6 +33,7 @@ With ``profile_at`` the worker is sampled by py-spy during that size's measureme
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import signal
 import subprocess
@@ -57,6 +69,12 @@ READY_TEXT = "[^Worker]: Ready"
 LATENCY_EVENTS = ("tachycardia", "bradycardia", "desaturation", "tachypnoea", "fall")
 LABELS_PER_KIND = 4
 EVENT_SPAN_S = 45.0
+SEED = 1
+# The load sources: frames rendered ahead and sent at 1x (cheap), or the live simulator.
+PRERENDERED, SIMULATE = "prerendered", "simulate"
+LOADS = (PRERENDERED, SIMULATE)
+# The watched process of each load source (a column of the CPU budget).
+LOAD_PROCESS = {PRERENDERED: "load", SIMULATE: "simulator"}
 
 
 def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
@@ -150,6 +168,41 @@ def start_simulator(
     return simulator, sim_out, labels_path
 
 
+def render_load(workdir: Path, devices: int, warmup_s: float, seconds: float) -> Path:
+    """Render the run :func:`start_simulator` would send (same scenario, seed and span)
+    into a directory for :func:`start_sender`; before any measured process starts."""
+    from stream.tools.bench import load
+
+    directory = workdir / f"load-{devices}"
+    load.render(
+        bench_scenario(warmup_s, seconds), devices, math.ceil(warmup_s + seconds), directory,
+        seed=SEED,
+    )  # fmt: skip
+    return directory
+
+
+def start_sender(env: dict[str, str], directory: Path) -> tuple[subprocess.Popen, Path]:
+    """The pre-rendered load's sender (its own process); the file its summary goes to."""
+    out = directory / "sent.json"
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "stream.tools.bench.load", "send", str(directory), "--out",
+         str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return sender, out
+
+
+def sender_outcome(directory: Path, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sender's summary and the rendered labels, re-dated by the sender's shift."""
+    from stream.tools.bench import load
+
+    if not out.is_file():
+        raise RuntimeError("the load generator wrote no summary (it failed or was stopped)")
+    summary = orjson.loads(out.read_bytes())
+    labels = load.load(directory).meta["labels"]
+    return summary, load.shifted_labels(labels, summary["shift_s"])
+
+
 def simulator_summary(sim_out: Path) -> dict[str, Any]:
     """The simulator's ``--json`` summary (its last output line): frames, samples…"""
     return orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])
@@ -212,6 +265,17 @@ def alert_latencies(
     return out
 
 
+def timed_labels(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The labels whose alert latency is measured: the bench scenario's events
+    (:data:`LATENCY_EVENTS`). The simulator also labels standing conditions over the whole
+    run (a fall patient's usual activity is ``walking``), which raise no alert to time.
+
+    >>> [x["event"] for x in timed_labels([{"event": "fall"}, {"event": "walking"}])]
+    ['fall']
+    """
+    return [label for label in labels if label["event"] in LATENCY_EVENTS]
+
+
 def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
@@ -224,6 +288,15 @@ def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
     )  # fmt: skip
 
 
+def with_partitions(settings: Settings, partitions: int | None) -> Settings:
+    """``settings`` whose topics get ``partitions`` partitions (unchanged for ``None``); the
+    workers inherit it through :func:`~stream.tools.bench.common.child_env`."""
+    if partitions is None:
+        return settings
+    kafka = settings.kafka.model_copy(update={"partitions": partitions})
+    return settings.model_copy(update={"kafka": kafka})
+
+
 def one_size(
     settings: Settings,
     devices: int,
@@ -233,13 +306,22 @@ def one_size(
     profile_to: Path | None = None,
     worker_env: dict[str, str] | None = None,
     workers: int = 1,
+    load: str = PRERENDERED,
+    partitions: int | None = None,
 ) -> dict[str, Any]:
     """Measure one fleet size on fresh topics; always cleans up its processes and topics.
 
     ``workers`` worker processes share the frames topic's partitions (one consumer group),
-    as a scaled-out deployment does; the first is the one ``profile_to`` samples.
+    as a scaled-out deployment does; the first is the one ``profile_to`` samples. ``load``
+    is one of :data:`LOADS`.
     """
-    run = isolated(settings, f"e2e{devices}")
+    # throughput imports this module: its helper is imported here, not at the top.
+    from stream.tools.bench.throughput import restarted_services
+
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
+    load_dir = render_load(workdir, devices, warmup_s, seconds) if load == PRERENDERED else None
+    run = with_partitions(isolated(settings, f"e2e{devices}"), partitions)
     prepare(run)
     env = child_env(run) | (worker_env or {})
     collector = AlertCollector(run)
@@ -249,6 +331,9 @@ def one_size(
     worker_procs: list[subprocess.Popen] = []
     simulator = profiler = None
     samples: list[Sample] = []
+    load_summary: dict[str, Any] = {}
+    on_topic = None
+    restarted: list[str] = []
     try:
         logs = [workdir / f"worker-{devices}-{i + 1}.log" for i in range(workers)]
         for i, log_path in enumerate(logs):
@@ -260,9 +345,15 @@ def one_size(
             _wait_ready(log_path, proc, 180)
             watched.procs[worker_name(i)] = psutil.Process(proc.pid)
         worker = worker_procs[0]
-        watched.procs |= service_processes(run)
-        simulator, sim_out, labels_path = start_simulator(env, workdir, devices, warmup_s, seconds)
-        watched.procs["simulator"] = psutil.Process(simulator.pid)
+        services = service_processes(run)
+        watched.procs |= services
+        if load_dir is not None:
+            simulator, sim_out = start_sender(env, load_dir)
+        else:
+            simulator, sim_out, labels_path = start_simulator(
+                env, workdir, devices, warmup_s, seconds
+            )
+        watched.procs[LOAD_PROCESS[load]] = psutil.Process(simulator.pid)
         began = time.time()
         while simulator.poll() is None:
             if profile_to is not None and profiler is None and time.time() - began >= warmup_s:
@@ -272,9 +363,16 @@ def one_size(
                 samples.append(taken)
             time.sleep(SAMPLE_S)
         time.sleep(3.0)  # the last alerts on their way
-        summary = simulator_summary(sim_out)
+        restarted = restarted_services(services, service_processes(run))
+        with contextlib.suppress(Exception):
+            on_topic = probe.read()[0]
+        if load_dir is not None:
+            summary, labels = sender_outcome(load_dir, sim_out)
+            load_summary = summary
+        else:
+            summary = simulator_summary(sim_out)
+            labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
         samples_per_frame = summary["samples"] / max(summary["frames"], 1)
-        labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
     finally:
         if profiler is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -286,13 +384,44 @@ def one_size(
         collector.join(timeout=10)
         probe.close()
         discard(run)
+        if load_dir is not None:
+            shutil.rmtree(load_dir, ignore_errors=True)  # GBs at thousands of devices
     onset = {kind: run.rules.designed_delay_s(kind) for kind in LATENCY_EVENTS}
     alerts = [(t, orjson.loads(v)) for t, v in collector.received]
-    latencies = alert_latencies(labels, alerts, onset)
+    latencies = alert_latencies(timed_labels(labels), alerts, onset)
     result = summarize_size(
         devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss
     )
-    return result | {"workers": workers}
+    return result | {
+        "workers": workers,
+        "load": load,
+        "partitions": run.kafka.partitions,
+        "frames_on_topic": on_topic,
+        "load_summary": load_summary,
+        "cpu_budget": cpu_budget(result["cpu_percent"], LOAD_PROCESS[load]),
+        # Not empty: Kafka or influxd restarted during the run (another job on the
+        # machine); its CPU figures stop short and the load stalled: not to be used.
+        "services_restarted": restarted,
+    }
+
+
+def cpu_budget(cpu_percent: dict[str, float], load_process: str) -> dict[str, float | None]:
+    """Where the machine's CPU went, each in % of one core: the workers together, the
+    load generator, the Kafka broker, influxd and their total (``None`` when a process was
+    not watched, e.g. services this project did not start).
+
+    >>> cpu_budget({"worker": 80.0, "worker-2": 70.0, "workers": 150.0, "load": 9.5,
+    ...             "kafka": 20.0}, "load")
+    {'workers': 150.0, 'load': 9.5, 'kafka': 20.0, 'influxd': None, 'total': 179.5}
+    """
+    parts = {
+        "workers": cpu_percent.get("workers", cpu_percent.get("worker")),
+        "load": cpu_percent.get(load_process),
+        "kafka": cpu_percent.get("kafka"),
+        "influxd": cpu_percent.get("influxd"),
+    }
+    parts["total"] = round(sum(v for v in parts.values() if v is not None), 1)
+    return parts
 
 
 def _sweep_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -302,6 +431,17 @@ def _sweep_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         **knee,
         "p99_alert_latency_s": at_knee["alert_latency_received_s"]["p99"] if at_knee else None,
         "frames_per_s_at_knee": at_knee["consumed_frames_per_s"] if at_knee else 0.0,
+        # Every size's verdict, p99 and CPU budget: where the cores go past the knee too.
+        "by_devices": {
+            str(r["devices"]): {
+                "realtime": r["realtime"],
+                "consumed_frames_per_s": r["consumed_frames_per_s"],
+                "p99_alert_latency_s": r["alert_latency_received_s"]["p99"],
+                "cpu_budget": r.get("cpu_budget"),
+                "services_restarted": r.get("services_restarted", []),
+            }
+            for r in results
+        },
     }
 
 
@@ -314,14 +454,25 @@ def run(
     profile_path: Path | None = None,
     worker_env: dict[str, str] | None = None,
     workers: Sequence[int] = (1,),
+    load: str = PRERENDERED,
+    partitions: int | None = None,
+    stop_at_knee: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sweep the fleet sizes (smallest first) once per worker count; results and summary.
 
     The summary's top-level figures are those of the worker count that held the most
     devices; ``by_workers`` has each sweep's. The profile is taken in the first sweep.
+    ``load`` picks the load source (:data:`LOADS`), ``partitions`` the topics' partitions.
+    With ``stop_at_knee`` a sweep ends at the first size the workers cannot hold; without,
+    every size is measured (to show where the CPU goes past the knee).
     """
+    from stream.tools.bench.throughput import prime_kernels  # (it imports this module)
+
     results: list[dict[str, Any]] = []
     by_workers: dict[int, dict[str, Any]] = {}
+    # Compiling the signal kernels is start-up, not real time: fill numba's cache first,
+    # or the first size's worker spends its warm-up and more compiling.
+    primed_s = prime_kernels()
     with tempfile.TemporaryDirectory(prefix="vitalstream-bench-") as tmp, Progress() as progress:
         task = progress.add_task("e2e sweep", total=len(devices) * len(workers))
         for count in workers:
@@ -329,13 +480,14 @@ def run(
             for n in sorted(devices):
                 progress.update(task, description=f"e2e {n} devices, {count} worker(s)")
                 profile_to = profile_path if profile_at == n and count == workers[0] else None
-                sweep.append(
-                    one_size(
-                        settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env, count
-                    )
-                )
+                measured = one_size(
+                    settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env, count,
+                    load=load, partitions=partitions,
+                )  # fmt: skip
+                sweep.append(measured)
                 progress.advance(task)
-                if sweep[-1]["producer_realtime"] and not sweep[-1]["worker_realtime"]:
+                past_knee = sweep[-1]["producer_realtime"] and not sweep[-1]["worker_realtime"]
+                if stop_at_knee and past_knee:
                     break  # past the knee: larger fleets only fall further behind
             results += sweep
             by_workers[count] = _sweep_summary(sweep)
@@ -346,5 +498,8 @@ def run(
         "by_workers": {str(count): figures for count, figures in by_workers.items()},
         "seconds_per_size": seconds,
         "warmup_s": warmup_s,
+        "load": load,
+        "partitions": partitions,
+        "kernels_primed_s": round(primed_s, 2),
     }
     return results, summary

@@ -24,7 +24,7 @@ def ceiling_ratio(e2e_summary: dict[str, Any], bench_dir: Path) -> float | None:
 def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
     """``(results, summary)`` of one suite (any but ``report``); ``options`` are the
     command's: ``devices``, ``seconds``, ``warmup``, ``profile_at``, ``bench_dir``, ``workers``,
-    ``per_message``."""
+    ``per_message`` and, for e2e, ``load``, ``partitions`` and ``stop_at_knee``."""
     from stream.config import load_settings
     from stream.services import health
 
@@ -39,7 +39,9 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
         results, summary = e2e.run(
             settings, options["devices"], options["seconds"], options["warmup"],
             profile_at=profile_at, profile_path=options["bench_dir"] / "profile.txt",
-            workers=options["workers"],
+            workers=options["workers"], load=options.get("load", e2e.PRERENDERED),
+            partitions=options.get("partitions"),
+            stop_at_knee=options.get("stop_at_knee", True),
         )  # fmt: skip
         summary["profiled_devices"] = profile_at
         summary["ceiling_ratio"] = ceiling_ratio(summary, options["bench_dir"])
