@@ -9,6 +9,8 @@ care-partner alerts) describe:
   ``triggered`` (one window without it, or two in a row only inside the hysteresis band,
   restart the wait, unless the kind tolerates a gap: an absence of at most
   ``onset_gap_s`` lets the wait go on from where it began; see :data:`ONSET_BAND_GAP_S`);
+  a sustain-only condition marked ``begins_onset`` (AF called by the rhythm model before
+  the beats confirm it) begins the wait, which only a confirmed condition completes;
 - **repeat**: while it stays active the alert is ``repeated`` every ``repeat_s``, and at
   once when its priority rises;
 - **resolution with hysteresis**: ``resolved`` once the condition has been absent for
@@ -62,15 +64,6 @@ STATE_VERSION = 1
 # 2 s on an alarm IEC 60601-2-27 (201.7.9.2.9.101 b) 6)) wants within 10 s of the change;
 # a rate that falls past the band, or stays in it, still starts the wait again.
 ONSET_BAND_GAP_S = 1.0
-# Kinds whose onset delay may begin with a sustain-only condition (one that cannot trigger
-# an alert by itself): AF. The rhythm model reads the ECG's waveform and sees an AF from
-# its first irregular beats; the rules confirm it on the 10 s window's RR intervals, whose
-# median stays that of the sinus beats before the onset for a few seconds (``af``
-# ``sustain_only`` while unconfirmed, stream.alerts.rules._rhythm_confirmed). Once
-# confirmed, the AF was there since the model first called it, so the ESC 2020 / EHRA 30 s
-# count from there; the alert still triggers only on a confirmed window, and an
-# unconfirmed call with no confirmation within the kind's ``onset_gap_s`` starts nothing.
-ONSET_FROM_SUSTAIN: frozenset[str] = frozenset({"af"})
 _ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://vitalstream.dev/alerts")
 
 
@@ -169,6 +162,7 @@ class AlertTracker:
             return []
         self.last_t = t
         window = window or (t, t)
+        conditions = list(conditions)  # read twice: strongest per kind, then begins_onset
         strongest = strongest_per_kind(c for c in conditions if c.kind != DEVICE_SILENT)
         breaching = {k: c for k, c in strongest.items() if not c.sustain_only}
         events: list[Alert] = []
@@ -209,12 +203,16 @@ class AlertTracker:
                     del self.tracks[kind]
                 continue
             events += self._advance(ctx, track, condition, t, window)
-        for kind, condition in strongest.items():
-            if kind in self.tracks or kind not in ONSET_FROM_SUSTAIN:
+        # A sustain-only condition that may begin an onset wait (Condition.begins_onset:
+        # AF called by the rhythm model before the beats confirm it) starts a pending
+        # track, which only a condition that is not sustain-only can trigger.
+        for condition in conditions:
+            kind = condition.kind
+            if not condition.begins_onset or kind in self.tracks:
                 continue
             if _rank(condition.priority) < family_top.get(family_of(kind), 0):
                 continue  # outranked in its family: waits, as a breaching one would
-            self.tracks[kind] = self._start(condition, t)  # pending; cannot trigger yet
+            self.tracks[kind] = self._start(condition, t)
         return events
 
     def update_silence(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -393,7 +394,8 @@ def test_af_onset_begins_with_the_models_unconfirmed_call() -> None:
     do, the 30 s count from the model's first call. An unconfirmed call alone never
     triggers, and one not confirmed within the gap AF tolerates starts nothing."""
     timing = RULES.timing_of("af")
-    confirmed, unconfirmed = condition("af"), condition("af", sustain_only=True)
+    confirmed = condition("af")
+    unconfirmed = replace(condition("af", sustain_only=True), begins_onset=True)
     alerts = play(lambda t: (unconfirmed,) if 10 <= t < 13 else (confirmed,) if t >= 13 else (), 60)
     assert events(alerts)[0] == ("triggered", "af", 10 + timing.onset_s)
     assert alerts[0].t_onset == 10
@@ -404,3 +406,7 @@ def test_af_onset_begins_with_the_models_unconfirmed_call() -> None:
     # A tachycardia within its hysteresis band starts no onset wait.
     band_first = play(lambda t: (condition(sustain_only=True),) if t < 5 else (condition(),), 10)
     assert band_first[0].t_onset == 5
+    # Nor does a sustain-only AF that may not begin one (an untrusted ECG's, say).
+    untrusted = condition("af", sustain_only=True)
+    alerts = play(lambda t: (untrusted,) if t < 5 else (confirmed,), 60)
+    assert alerts[0].t_onset == 5
