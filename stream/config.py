@@ -195,6 +195,11 @@ _KIND_TIMINGS: dict[str, dict[str, float]] = {
     # (default ward, seeds 0-19) 1-6 s dips, most of 1 s. An episode goes on through a dip
     # of up to 4 s instead of starting its 30 s again (p95 beyond the 30 s: 33 -> 10 s);
     # longer tolerance let flickering ectopy and electrode artefact add up to 30 s.
+    # The windows read the beats decided by their end, 0.3 s after the R peak
+    # (beat_stream.DECISION_DELAY_S): a dip that ends when an irregular beat comes in ends
+    # one window later in about a third of the dips (a 4 s dip became 5: default seed 10,
+    # AF 40 -> 71 s). 5 s would take it back (41 s) but adds 2 false AF alarms on
+    # bigeminy (arrhythmia_confounds seeds 4 and 18, dev-0002): kept at 4.
     "af": {"onset_s": 30, "repeat_s": 300, "resolve_s": 30, "onset_gap_s": 4},
     # A run stays in the 10 s window for 10 s: 3 s of it costs 3 s and rejects artefact
     # (an electrode pop read as a wide beat shows in a window or two, not three).

@@ -56,7 +56,10 @@ class Condition:
 
     ``sustain_only``: the value is back inside the limit but not past the hysteresis
     margin, or is currently untrustworthy; it keeps an active alert from resolving and
-    never triggers one.
+    never triggers one. ``begins_onset``: a sustain-only condition that may nevertheless
+    begin a pending alert's onset wait (an AF the rhythm model calls on a trusted ECG
+    before the RR intervals confirm it, see ``stream.alerts.lifecycle``); the alert
+    still triggers only on a condition that is not sustain-only.
     """
 
     kind: AlertKind
@@ -67,6 +70,7 @@ class Condition:
     message: str
     sustain_only: bool = False
     explanation: dict[str, Any] | None = None
+    begins_onset: bool = False
 
 
 def finite_values(**values: float) -> dict[str, float]:

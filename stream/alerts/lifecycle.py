@@ -6,9 +6,11 @@ events, fighting alarm fatigue the ways IEC 60601-1-8 and practice (Tidepool's
 care-partner alerts) describe:
 
 - **onset delay**: a condition must persist ``onset_s`` before the alert is
-  ``triggered`` (one window without it, or only inside the hysteresis band, restarts
-  the wait, unless the kind tolerates a gap: an absence of at most ``onset_gap_s`` lets
-  the wait go on from where it began);
+  ``triggered`` (one window without it, or two in a row only inside the hysteresis band,
+  restart the wait, unless the kind tolerates a gap: an absence of at most
+  ``onset_gap_s`` lets the wait go on from where it began; see :data:`ONSET_BAND_GAP_S`);
+  a sustain-only condition marked ``begins_onset`` (AF called by the rhythm model before
+  the beats confirm it) begins the wait, which only a confirmed condition completes;
 - **repeat**: while it stays active the alert is ``repeated`` every ``repeat_s``, and at
   once when its priority rises;
 - **resolution with hysteresis**: ``resolved`` once the condition has been absent for
@@ -51,6 +53,17 @@ from stream.config import RuleSettings
 from stream.records import PRIORITY_RANK, Alert, AlertEvent, AlertKind, PatientContext, Priority
 
 STATE_VERSION = 1
+# While an alert waits out its onset delay, one window whose value is back inside the
+# hysteresis band (a sustain-only condition: within 5 bpm of a heart-rate limit, say) does
+# not start the wait again; it does not count towards it either, and a second such window
+# in a row does. The heart-rate alarms read the rate over the last two beat intervals of
+# beats decided up to 0.3 s after their R peak (stream.signal.beat_stream.DECISION_DELAY_S):
+# a rate climbing through the limit reads 120.0, 119.1, 121.9 bpm in three windows where
+# the beats of each whole window gave 120.0, 120.0, 124.9 (default ward, seed 5), because
+# the beat that lifts it is counted one window later. Restarting the 2 s wait there costs
+# 2 s on an alarm IEC 60601-2-27 (201.7.9.2.9.101 b) 6)) wants within 10 s of the change;
+# a rate that falls past the band, or stays in it, still starts the wait again.
+ONSET_BAND_GAP_S = 1.0
 _ALERT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://vitalstream.dev/alerts")
 
 
@@ -149,6 +162,7 @@ class AlertTracker:
             return []
         self.last_t = t
         window = window or (t, t)
+        conditions = list(conditions)  # read twice: strongest per kind, then begins_onset
         strongest = strongest_per_kind(c for c in conditions if c.kind != DEVICE_SILENT)
         breaching = {k: c for k, c in strongest.items() if not c.sustain_only}
         events: list[Alert] = []
@@ -160,8 +174,12 @@ class AlertTracker:
             if kind in breaching:
                 continue
             if not track.active:
-                # The onset delay needs the limit crossed throughout, bar a tolerated gap.
-                if t - track.last_present > self.rules.timing_of(kind).onset_gap_s:
+                # The onset delay needs the limit crossed throughout, bar a tolerated gap;
+                # one window back inside the hysteresis band is such a gap for every kind.
+                tolerated = self.rules.timing_of(kind).onset_gap_s
+                if kind in strongest:
+                    tolerated = max(tolerated, ONSET_BAND_GAP_S)
+                if t - track.last_present > tolerated:
                     del self.tracks[kind]
             elif kind in strongest:
                 track.last_present = t  # inside the hysteresis band: not resolved yet
@@ -185,6 +203,16 @@ class AlertTracker:
                     del self.tracks[kind]
                 continue
             events += self._advance(ctx, track, condition, t, window)
+        # A sustain-only condition that may begin an onset wait (Condition.begins_onset:
+        # AF called by the rhythm model before the beats confirm it) starts a pending
+        # track, which only a condition that is not sustain-only can trigger.
+        for condition in conditions:
+            kind = condition.kind
+            if not condition.begins_onset or kind in self.tracks:
+                continue
+            if _rank(condition.priority) < family_top.get(family_of(kind), 0):
+                continue  # outranked in its family: waits, as a breaching one would
+            self.tracks[kind] = self._start(condition, t)
         return events
 
     def update_silence(

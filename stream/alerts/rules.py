@@ -165,6 +165,14 @@ def _rhythm_rules(
 
 
 _MODEL_PRIORITY: dict[str, Priority] = {"ventricular_run": "high", "af": "medium"}
+# Rhythm kinds whose model call, unconfirmed by the beats' timing, may begin the onset wait
+# (Condition.begins_onset): AF. The model reads the waveform and calls an AF from its first
+# irregular beats; the RR rules read the 10 s window, whose median interval stays that of
+# the sinus beats before the onset for a few seconds (default seed 14: the model called AF
+# at 124 s, the window's beats confirmed it at 127 s). Once confirmed, the AF was there
+# since the model's call, so ESC 2020 / EHRA's 30 s of AF on ECG count from it. A
+# ventricular run has no onset delay to begin.
+ONSET_BEFORE_CONFIRMED: frozenset[AlertKind] = frozenset({"af"})
 
 
 def regularly_irregular(features: Mapping[str, float], rules: RuleSettings) -> bool:
@@ -298,6 +306,10 @@ def _model_rules(
             )
             # Rhythm models read the ECG: its quality bounds their trust.
             trust = rhythm_trust(quality, kind) if kind in RHYTHM_KINDS else Trust.GOOD
+            if kind in ONSET_BEFORE_CONFIRMED and unconfirmed and trust is Trust.GOOD:
+                # The model's call on a good ECG, ahead of the RR intervals' confirmation:
+                # it may begin AF's 30 s (AlertTracker), never trigger it.
+                condition = replace(condition, begins_onset=probability >= threshold)
             conditions.append(apply_trust(condition, trust, rules))
     return conditions
 

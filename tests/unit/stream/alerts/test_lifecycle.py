@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -371,3 +372,41 @@ def test_the_ecg_history_is_saved_with_the_tracker_and_old_state_still_loads() -
     assert restored.ecg.good_since == 1234.0
     older = {k: v for k, v in tracker.to_dict().items() if k != "ecg_good_since"}
     assert AlertTracker.from_dict(older, RULES).ecg.good_since is None
+
+
+def test_one_window_back_in_the_hysteresis_band_does_not_restart_the_onset() -> None:
+    """A rate climbing through a limit may read just under it for one window (its last
+    beat is decided a window later): the onset wait goes on. Two such windows in a row
+    restart it, as an absence does."""
+    onset = RULES.timing_of("tachycardia").onset_s
+    above, band = condition(), condition(sustain_only=True)
+    one = play(lambda t: (band,) if t == 11 else (above,) if t >= 10 else (), until=20)
+    assert events(one)[0] == ("triggered", "tachycardia", 10 + onset)
+    assert one[0].t_onset == 10
+    two = play(lambda t: (band,) if t in (11, 12) else (above,) if t >= 10 else (), until=20)
+    assert events(two)[0] == ("triggered", "tachycardia", 13 + onset)
+    gone = play(lambda t: () if t == 11 else (above,) if t >= 10 else (), until=20)
+    assert events(gone)[0] == ("triggered", "tachycardia", 12 + onset)
+
+
+def test_af_onset_begins_with_the_models_unconfirmed_call() -> None:
+    """The rhythm model calls AF before the window's RR intervals confirm it: once they
+    do, the 30 s count from the model's first call. An unconfirmed call alone never
+    triggers, and one not confirmed within the gap AF tolerates starts nothing."""
+    timing = RULES.timing_of("af")
+    confirmed = condition("af")
+    unconfirmed = replace(condition("af", sustain_only=True), begins_onset=True)
+    alerts = play(lambda t: (unconfirmed,) if 10 <= t < 13 else (confirmed,) if t >= 13 else (), 60)
+    assert events(alerts)[0] == ("triggered", "af", 10 + timing.onset_s)
+    assert alerts[0].t_onset == 10
+    assert play(lambda t: (unconfirmed,) if t >= 10 else (), 200) == []
+    late = 10 + timing.onset_gap_s + 2  # absent longer than the gap AF tolerates
+    alerts = play(lambda t: (unconfirmed,) if t == 10 else (confirmed,) if t >= late else (), 90)
+    assert events(alerts)[0] == ("triggered", "af", late + timing.onset_s)
+    # A tachycardia within its hysteresis band starts no onset wait.
+    band_first = play(lambda t: (condition(sustain_only=True),) if t < 5 else (condition(),), 10)
+    assert band_first[0].t_onset == 5
+    # Nor does a sustain-only AF that may not begin one (an untrusted ECG's, say).
+    untrusted = condition("af", sustain_only=True)
+    alerts = play(lambda t: (untrusted,) if t < 5 else (confirmed,), 60)
+    assert alerts[0].t_onset == 5

@@ -222,3 +222,18 @@ def test_an_ecg_run_the_pulse_does_not_follow_starts_no_alarm() -> None:
     ):
         raised = conditions_of("ventricular_run", run(no_pulse, scores=[rhythm_model(0, 0.99)]))
         assert any(not c.sustain_only for c in raised), (no_pulse, raised)
+
+
+def test_an_unconfirmed_model_af_may_begin_the_onset_only_on_a_trusted_ecg() -> None:
+    """At an AF's onset the window's beats are still mostly sinus: the model's call is
+    sustain-only but may begin AF's onset wait (``begins_onset``), on a trusted ECG and
+    at or above the card's threshold only."""
+    onset = quiet_features(rr_irregularity=0.04, rr_irregularity_lag2=0.06, af_irregularity=0.04)
+    called = conditions_of("af", run(onset, scores=[rhythm_model(0.95)]))
+    assert [(c.sustain_only, c.begins_onset) for c in called] == [(True, True)]
+    near = conditions_of("af", run(onset, scores=[rhythm_model(0.65)]))  # in the band
+    assert [(c.sustain_only, c.begins_onset) for c in near] == [(True, False)]
+    detached = conditions_of("af", run({**onset, "ecg_lead_off": 1.0}, scores=[rhythm_model(0.95)]))
+    assert not any(c.begins_onset for c in detached)
+    confirmed = quiet_features(rr_irregularity=0.25, rr_irregularity_lag2=0.3, af_irregularity=0.12)
+    assert not any(c.begins_onset for c in run(confirmed, scores=[rhythm_model(0.95)]))
