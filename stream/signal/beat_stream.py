@@ -56,6 +56,7 @@ import numpy as np
 
 from stream.signal.device_streams import DeviceStreams, Run
 from stream.signal.kernels import ecg_stream as k
+from stream.signal.signal_frames import FrameTuple, SignalFrames
 
 ECG_BAND = (5.0, 15.0)  # Hz: the QRS complex (Pan–Tompkins)
 # Physiological limit: beats closer than the refractory period are one beat (300 bpm max).
@@ -136,7 +137,7 @@ class EcgBeatStream(DeviceStreams):
 
     # -- the stream ------------------------------------------------------------------------
 
-    def push(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> BeatBatch:
+    def push(self, frames: SignalFrames | Sequence[FrameTuple]) -> BeatBatch:
         """Advance each ``(device, t0, fs, samples)`` (mV, NaN = missing) and return the
         beats decided. A device's frames must come in time order (the worker's reorder
         buffer does that). Sample ``k`` of a stream is at ``origin + k / fs``, its origin on
@@ -154,10 +155,11 @@ class EcgBeatStream(DeviceStreams):
             samples=np.concatenate([part.samples for part in parts]),
         )
 
-    def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> BeatBatch:
-        """Run the kernel over ``chunks``, one per slot in ``slots``, which are the batch's
-        rows from ``first`` on."""
-        samples_all, bounds, slots_a = self._gather(slots, chunks)
+    def _advance(
+        self, samples_all: np.ndarray, bounds: np.ndarray, slots_a: np.ndarray, first: int
+    ) -> BeatBatch:
+        """Run the kernel over the chunks of ``samples_all`` (``bounds``), one per slot in
+        ``slots_a``, which are the batch's rows from ``first`` on."""
         rows, positions = k.advance(
             samples_all, bounds, slots_a, self._sos, self._zi, self._fst, self._ist,
             self._filt, self._slopes, self._squares, self._raw, self._held, self._history,

@@ -25,6 +25,7 @@ from numba import njit
 
 from stream.signal.buffers import CLOCK_SNAP_S
 from stream.signal.kernels import window_reads
+from stream.signal.signal_frames import FrameTuple, SignalFrames
 
 
 @lru_cache(maxsize=32)
@@ -114,9 +115,12 @@ class DeviceStreams:
         """Set a new stream's float and integer columns (cleared, the rate set)."""
         raise NotImplementedError
 
-    def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> Any:
-        """Run the kernel over ``chunks``, one per slot in ``slots``, which are the
-        batch's rows from ``first`` on; returns the batch of what was decided."""
+    def _advance(
+        self, samples: np.ndarray, bounds: np.ndarray, slots: np.ndarray, first: int
+    ) -> Any:
+        """Run the kernel over the chunks ``samples[bounds[j] : bounds[j + 1]]``, one per
+        slot in ``slots``, which are the batch's rows from ``first`` on; returns the batch
+        of what was decided."""
         raise NotImplementedError
 
     def _join(self, parts: list[Any]) -> Any:
@@ -142,10 +146,14 @@ class DeviceStreams:
                 grown[:size] = getattr(self, name)
             setattr(self, name, grown)
         self._free.extend(range(capacity - 1, size - 1, -1))
-        # Python mirrors of each slot's rate, origin and sample count (see push).
-        for mirror, fill in (("_rate", math.nan), ("_origin_s", 0.0), ("_count", 0)):
-            values = getattr(self, mirror, [])
-            values.extend([fill] * (capacity - size))
+        # Each slot's rate, origin and sample count where push reads them (the kernel's
+        # columns hold them too, but only as of the last advance).
+        for mirror, fill, dtype in (
+            ("_rate", math.nan, np.float64), ("_origin_s", 0.0, np.float64), ("_count", 0, np.int64)
+        ):  # fmt: skip
+            values = np.full(capacity, fill, dtype=dtype)
+            if old is not None:
+                values[:size] = getattr(self, mirror)
             setattr(self, mirror, values)
 
     def _slot(self, device: str) -> int:
@@ -176,13 +184,36 @@ class DeviceStreams:
 
     # -- the stream ------------------------------------------------------------------------
 
-    def _push(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> Any:
+    def _push(self, frames: SignalFrames | Sequence[FrameTuple]) -> Any:
         """Advance each ``(device, t0, fs, samples)`` by the clock rules (the detectors'
         ``push`` says them) and return the batch of what was decided."""
-        # Plain Python per frame (a numpy scalar costs more than the arithmetic here): the
-        # slot's rate, origin and sample count are mirrored in lists, and the count follows
-        # every chunk, so a device twice in one batch continues itself.
-        rates, origins, counts = self._rate, self._origin_s, self._count
+        packed = SignalFrames.of(frames)
+        if not len(packed):
+            return self._advance(packed.values, packed.bounds, np.zeros(0, np.int64), 0)
+        slots = self._continuing(packed)
+        if slots is not None:  # every frame continues its device's stream: one call
+            self._count[slots] += packed.lengths
+            return self._advance(packed.values, packed.bounds, slots, 0)
+        return self._push_each(packed.tuples())
+
+    def _continuing(self, frames: SignalFrames) -> np.ndarray | None:
+        """The frames' slots when each frame is the next of a started stream at its rate
+        (within the clock snap) and no device comes twice, else None (frame by frame)."""
+        slots = self.live_slots(frames.devices)
+        if (slots < 0).any() or len(np.unique(slots)) != len(slots):
+            return None
+        fs = frames.fs
+        if (self._rate[slots] != fs).any():
+            return None
+        expected = self._origin_s[slots] + self._count[slots] / fs
+        # Python's round and numpy's agree (half to even), as push's per-frame rule.
+        offset = np.round((frames.t0 - expected) * fs)
+        return slots if (np.abs(offset) <= CLOCK_SNAP_S * fs).all() else None
+
+    def _push_each(self, frames: Sequence[FrameTuple]) -> Any:
+        """:meth:`_push` frame by frame: restarts, gaps bridged, samples already seen."""
+        # Plain Python per frame (a numpy scalar costs more than the arithmetic here).
+        rates, origins, counts = (a.tolist() for a in (self._rate, self._origin_s, self._count))
         snap, bridge = CLOCK_SNAP_S, self.MAX_BRIDGE_S
         parts: list[Any] = []
         first = 0  # the batch's row where the frames gathered for the kernel begin
@@ -206,17 +237,24 @@ class DeviceStreams:
                     chunk = chunk[-offset:]  # already seen
             if restart:
                 slot = self._slot(device)
+                if len(rates) <= slot:  # the slots grew
+                    rates, origins, counts = (
+                        a.tolist() for a in (self._rate, self._origin_s, self._count)
+                    )
                 if not fresh and slot in slots and self._RESTART_SPLITS_BATCH:
                     # The device's earlier frames in this batch belong to the stream this
                     # one replaces: they are advanced (and their output timed) first.
-                    parts.append(self._advance(slots, chunks, first))
+                    parts.append(self._advance(*self._gather(slots, chunks), first))
                     first, slots, chunks = row, [], []
                 self._start(slot, fs, t0)
+                rates[slot], origins[slot] = fs, float(self._origin[slot])
+                counts[slot] = 0
                 self._known.add(device)
             counts[slot] += len(chunk)
+            self._count[slot] = counts[slot]
             slots.append(slot)
             chunks.append(chunk)
-        parts.append(self._advance(slots, chunks, first))
+        parts.append(self._advance(*self._gather(slots, chunks), first))
         return parts[0] if len(parts) == 1 else self._join(parts)
 
     @staticmethod

@@ -52,6 +52,7 @@ import scipy.signal
 from stream.signal.beats import ECG_BAND, ECG_FLAT_MV
 from stream.signal.kernels import frame_stats as k
 from stream.signal.kernels import window_reads
+from stream.signal.signal_frames import FrameTuple, SignalFrames
 
 # The ECG quality bands (Hz), as stream.signal.quality.ECG_BANDS: QRS (also the kurtosis
 # signal), wide QRS, baseline wander and the total. A 10 s window's FFT has no power below
@@ -151,35 +152,28 @@ class _Ring:
         return rows, rows >= 0
 
 
-def _by_rate(
-    frames: Sequence[tuple[str, float, float, np.ndarray]],
-) -> dict[float, list[tuple[str, float, float, np.ndarray]]]:
+def _by_rate(frames: SignalFrames) -> list[tuple[float, SignalFrames]]:
     """Frames grouped by rate: a rate's filters are designed once and its devices run in
-    one call."""
-    groups: dict[float, list[tuple[str, float, float, np.ndarray]]] = {}
-    for frame in frames:
-        groups.setdefault(float(frame[2]), []).append(frame)
-    return groups
+    one call (a fleet of one rate, the usual case, is one group without a copy)."""
+    rates = np.unique(frames.fs)
+    if len(rates) == 1:
+        return [(float(rates[0]), frames)]
+    return [(float(fs), frames.where(frames.fs == fs)) for fs in rates]
 
 
 def _packed(
-    ring: _Ring, frames: Sequence[tuple[str, float, float, np.ndarray]], width: int
+    ring: _Ring, frames: SignalFrames
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rows = np.empty(len(frames), dtype=np.int64)
-    t0 = np.empty(len(frames))
-    t1 = np.empty(len(frames))
-    bounds = np.zeros(len(frames) + 1, dtype=np.int64)
-    chunks = []
-    for r, (device, start, fs, samples) in enumerate(frames):
-        chunk = np.asarray(samples, dtype=np.float64)
-        rows[r] = ring.row(device, fs)
-        t0[r] = start
-        t1[r] = start + len(chunk) / fs
-        bounds[r + 1] = bounds[r] + len(chunk)
-        chunks.append(chunk)
-    shape = (0,) if width == 1 else (0, width)
-    packed = np.concatenate(chunks) if chunks else np.zeros(shape)
-    return packed, bounds, rows, t0, t1
+    """The kernels' inputs: (samples, bounds, ring rows, frame starts, frame ends)."""
+    rows_of = ring.rows
+    found = [rows_of.get(device, -1) for device in frames.devices]
+    rows = np.array(found, dtype=np.int64)
+    # New devices, or a device whose rate changed, (re)start their rows one by one.
+    stale = (rows < 0) | (ring.fs[np.maximum(rows, 0)] != frames.fs)
+    for i in np.flatnonzero(stale).tolist():
+        rows[i] = ring.row(frames.devices[i], float(frames.fs[i]))
+    t1 = frames.t0 + frames.lengths / frames.fs
+    return frames.values, frames.bounds, rows, frames.t0, t1
 
 
 def _windows(
@@ -210,11 +204,11 @@ class FrameStats:
         self._acc = _Ring(k.A_COLUMNS)
         self._ppg = _Ring(k.P_COLUMNS, k.Q_COLUMNS)
 
-    def push_ecg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
+    def push_ecg(self, frames: SignalFrames | Sequence[FrameTuple]) -> None:
         """Summarize each ``(device, t0, fs, samples)`` ECG frame (mV, NaN = missing);
         devices of one rate are summarized in one call."""
-        for fs, group in _by_rate(frames).items():
-            samples, bounds, rows, t0, t1 = _packed(self._ecg, group, 1)
+        for fs, group in _by_rate(SignalFrames.of(frames)):
+            samples, bounds, rows, t0, t1 = _packed(self._ecg, group)
             sos, zi = _design(fs)
             k.advance_ecg(
                 samples, bounds, rows, t0, t1, sos, zi, ECG_FLAT_MV, SIMPLE_DISTANCE_S,
@@ -222,21 +216,21 @@ class FrameStats:
                 self._ecg.heads, self._ecg.peaks, self._ecg.peak_heads,
             )  # fmt: skip
 
-    def push_ppg(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
+    def push_ppg(self, frames: SignalFrames | Sequence[FrameTuple]) -> None:
         """Summarize each ``(device, t0, fs, samples)`` PPG frame (NaN = missing)."""
-        for fs, group in _by_rate(frames).items():
-            samples, bounds, rows, t0, t1 = _packed(self._ppg, group, 1)
+        for fs, group in _by_rate(SignalFrames.of(frames)):
+            samples, bounds, rows, t0, t1 = _packed(self._ppg, group)
             sos, zi = _design_ppg(fs)
             k.advance_ppg(
                 samples, bounds, rows, t0, t1, sos, zi, self._ppg.state, self._ppg.slots,
                 self._ppg.heads,
             )  # fmt: skip
 
-    def push_acc(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> None:
+    def push_acc(self, frames: SignalFrames | Sequence[FrameTuple]) -> None:
         """Summarize each ``(device, t0, fs, samples)`` accelerometer frame (``(n, 3)`` g)."""
-        if not frames:
+        if not len(frames):
             return
-        samples, bounds, rows, t0, t1 = _packed(self._acc, frames, 3)
+        samples, bounds, rows, t0, t1 = _packed(self._acc, SignalFrames.of(frames))
         k.advance_acc(samples, bounds, rows, t0, t1, self._acc.slots, self._acc.heads)
 
     def ecg_windows(

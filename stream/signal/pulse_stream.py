@@ -90,6 +90,7 @@ import numpy as np
 from stream.signal.beats import PPG_BAND
 from stream.signal.device_streams import DeviceStreams, Run
 from stream.signal.kernels import ppg_stream as k
+from stream.signal.signal_frames import FrameTuple, SignalFrames
 
 # Elgendi et al. 2013 (the best of their parameter search): W1 = 111 ms (a systolic peak's
 # width), W2 = 667 ms (a beat's), β = 0.02 (BEAT_OFFSET in the kernel).
@@ -180,7 +181,7 @@ class PpgPulseStream(DeviceStreams):
 
     # -- the stream ------------------------------------------------------------------------
 
-    def push(self, frames: Sequence[tuple[str, float, float, np.ndarray]]) -> PulseBatch:
+    def push(self, frames: SignalFrames | Sequence[FrameTuple]) -> PulseBatch:
         """Advance each ``(device, t0, fs, samples)`` (NaN = missing) and return the pulses
         decided. A device's frames must come in time order (the worker's reorder buffer
         does that). Sample ``k`` of a stream is at ``origin + k / fs``, its origin on the
@@ -191,10 +192,11 @@ class PpgPulseStream(DeviceStreams):
         the stream already holds are skipped."""
         return self._push(frames)
 
-    def _advance(self, slots: list[int], chunks: list[np.ndarray], first: int) -> PulseBatch:
-        """Run the kernel over ``chunks``, one per slot in ``slots``, which are the batch's
-        rows from ``first`` on."""
-        samples_all, bounds, slots_a = self._gather(slots, chunks)
+    def _advance(
+        self, samples_all: np.ndarray, bounds: np.ndarray, slots_a: np.ndarray, first: int
+    ) -> PulseBatch:
+        """Run the kernel over the chunks of ``samples_all`` (``bounds``), one per slot in
+        ``slots_a``, which are the batch's rows from ``first`` on."""
         rows, positions, amplitudes, correlations, decided = k.advance(
             samples_all, bounds, slots_a, self._sos, self._zi, self._fst, self._ist,
             self._rings, self._template, self._recent, self._features,

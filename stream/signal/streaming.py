@@ -51,6 +51,7 @@ from stream.signal.quality import (
 )
 from stream.signal.respiration import edr_rate
 from stream.signal.rhythm import RR_KEYS, in_longest_run
+from stream.signal.signal_frames import FrameTuple, SignalFrames
 from stream.signal.trends import trend_slope
 from stream.signal.window import FEATURE_NAMES, NAN, SignalWindow, WindowAnalysis
 
@@ -75,19 +76,21 @@ class SignalState:
 
     def push(
         self,
-        ecg: Sequence[tuple[str, float, float, np.ndarray]],
-        ppg: Sequence[tuple[str, float, float, np.ndarray]],
-        acc: Sequence[tuple[str, float, float, np.ndarray]],
+        ecg: SignalFrames | Sequence[FrameTuple],
+        ppg: SignalFrames | Sequence[FrameTuple],
+        acc: SignalFrames | Sequence[FrameTuple],
     ) -> None:
         """One round of frames, ``(device, t0, fs, samples)`` per signal, each device at
         most once per signal (a batch's k-th frames of its devices)."""
-        if ecg:
+        if len(ecg):
+            ecg = SignalFrames.of(ecg)
             self.beats.push(ecg)
             self.frames.push_ecg(ecg)
-        if ppg:
+        if len(ppg):
+            ppg = SignalFrames.of(ppg)
             self.pulses.push(ppg)
             self.frames.push_ppg(ppg)
-        if acc:
+        if len(acc):
             self.frames.push_acc(acc)
 
     def forget(self, device: str) -> None:

@@ -68,6 +68,7 @@ from stream.signal.features import warm_up
 from stream.signal.fleet_buffers import FleetBuffers
 from stream.signal.fleet_buffers import warm_up as fleet_warm_up
 from stream.signal.frames import FrameBatch
+from stream.signal.signal_frames import SignalFrames
 from stream.signal.streaming import SignalState
 from stream.signal.window import FEATURE_NAMES, SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
@@ -355,8 +356,8 @@ class Pipeline:
             )
             started = stages.add("buffer", started)
             self.signal.push(ecg, ppg, acc)
-            self._advanced.update(device for device, *_ in ecg)
-            self._pulsed.update(device for device, *_ in ppg)
+            self._advanced.update(ecg.devices)
+            self._pulsed.update(ppg.devices)
             started = stages.add("signal_state", started)
             due += round_due
             analyses += self.signal.analyze(round_due)
@@ -366,32 +367,21 @@ class Pipeline:
 
     def _buffer(
         self, batch: FrameBatch
-    ) -> tuple[
-        tuple[list[tuple[str, float, float, np.ndarray]], ...], list[tuple[str, SignalWindow]]
-    ]:
+    ) -> tuple[tuple[SignalFrames, ...], list[tuple[str, SignalWindow]]]:
         """One round's frames (each device at most once) into the fleet's buffers; returns
-        each waveform's ``(device, t0, fs, samples)`` for the signal state (in WAVEFORMS
-        order; views of one array per signal) and the windows the round made due, in frame
-        order, each device's oldest first."""
+        each waveform's frames for the signal state (in WAVEFORMS order; the batch's
+        samples, not copies) and the windows the round made due, in frame order, each
+        device's oldest first."""
         devices = batch.device_ids
         blocks = batch.blocks
         buffers = self.buffers
         buffers.write(devices, batch.t0, blocks)
-        starts = batch.t0.tolist()
-        waveforms: tuple[list[tuple[str, float, float, np.ndarray]], ...] = tuple(
-            [] for _ in WAVEFORMS
+        waveforms = tuple(
+            SignalFrames.from_blocks(blocks[name], devices, batch.t0)
+            if name in blocks
+            else _NO_FRAMES
+            for name in WAVEFORMS
         )
-        for signal_frames, name in zip(waveforms, WAVEFORMS, strict=True):
-            signal_blocks = blocks.get(name)
-            if signal_blocks is not None:
-                members = signal_blocks.members.tolist()
-                signal_frames += zip(
-                    [devices[i] for i in members],
-                    [starts[i] for i in members],
-                    signal_blocks.fs.tolist(),
-                    signal_blocks.split(),
-                    strict=True,
-                )
         slots = buffers.slots_of(devices)
         which, ends = buffers.due(slots)
         windows = buffers.windows(slots[which], ends)
@@ -919,6 +909,10 @@ class Pipeline:
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}
+
+
+# A round without frames of a waveform.
+_NO_FRAMES = SignalFrames.of([])
 
 
 def _rounds(devices: Sequence[str]) -> list[list[int] | None]:
