@@ -588,11 +588,13 @@ def streaming_feeds(
     features: Sequence[Mapping[str, float]],
     r_peaks: Sequence[np.ndarray | None],
     count: int,
+    ecg_grid: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`hop_inputs`, the same numbers, built for the whole batch as arrays: the RR
     channels of all windows in one compiled call, and the vitals from the histories' last
     steps only. The scorer feeds a batch's due devices with it; :func:`hop_inputs` (one
-    window at a time inside) is the reference it is tested against."""
+    window at a time inside) is the reference it is tested against. ``ecg_grid``: the
+    windows' ECG as the rows of one array (all at one rate), when the caller has it."""
     streaming = model.card.streaming
     if streaming is None:
         raise ValueError(f"{model.ref} is not a streaming model")
@@ -602,11 +604,19 @@ def streaming_feeds(
         if spec.kind == "ecg":
             out = np.empty((len(windows), steps, len(spec.channels)), np.float32)
             signals = [w.ecg for w in windows]
-            for (_, fs), rows in group_by_length(signals, [w.ecg_fs for w in windows]).items():
-                stacked = np.stack([signals[i] for i in rows]).astype(np.float64, copy=False)
+            if ecg_grid is not None and len(windows):
+                groups = {(ecg_grid.shape[1], float(windows[0].ecg_fs)): None}
+            else:
+                groups = group_by_length(signals, [w.ecg_fs for w in windows])
+            for (_, fs), rows in groups.items():
+                if rows is None:  # every window, already rows of one array
+                    stacked = ecg_grid
+                    rows = list(range(len(windows)))
+                else:
+                    stacked = np.stack([signals[i] for i in rows])
                 out[rows] = _ecg_hops_batch(
-                    stacked, fs, spec.channels, spec.fs, streaming.hop_s,
-                    [r_peaks[i] for i in rows], count,
+                    stacked.astype(np.float64, copy=False), fs, spec.channels, spec.fs,
+                    streaming.hop_s, [r_peaks[i] for i in rows], count,
                 )  # fmt: skip
             feeds[spec.name] = out
         else:

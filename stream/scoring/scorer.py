@@ -418,13 +418,16 @@ class Scorer:
         features: Sequence[Mapping[str, float]],
         r_peaks: Sequence[np.ndarray | None] | None = None,
         devices: Sequence[str] | None = None,
+        ecg_grid: np.ndarray | None = None,
     ) -> list[list[Score]]:
         """Scores per window; one onnxruntime call per model for the whole batch.
 
         ``r_peaks`` (per window, from ``analyze_window``) spares detecting the beats again.
         ``devices`` (per window) lets streaming models go on from each device's state and
         keep the new one; without it every window is a cold start and nothing is kept.
-        A device's windows must come in time order.
+        A device's windows must come in time order. ``ecg_grid``: every window's ECG as
+        the rows of one array (:class:`~stream.signal.fleet_buffers.WindowReads`), which
+        spares stacking them again.
         """
         per_window: list[list[Score]] = [[] for _ in windows]
         peaks = list(r_peaks) if r_peaks is not None else [None] * len(windows)
@@ -449,7 +452,7 @@ class Scorer:
                 ids = [devices[i] if devices is not None else f"\0{i}" for i in round_rows]
                 self._score_streaming(
                     model, is_shadow, round_rows, ids, windows, features, peaks, per_window,
-                    states,
+                    states, ecg_grid,
                 )  # fmt: skip
         return per_window
 
@@ -478,10 +481,12 @@ class Scorer:
         r_peaks: Sequence[np.ndarray | None],
         per_window: list[list[Score]],
         states: ModelStates,
+        ecg_grid: np.ndarray | None = None,
     ) -> None:
         """One round (each device at most once): devices grouped by how many hops they
         are due, one onnxruntime call per group; cold starts from zero state. The states
-        are gathered and written back as rows of the key's table."""
+        are gathered and written back as rows of the key's table. ``ecg_grid``: as
+        :meth:`score`'s."""
         card = model.card
         key = f"{card.ref}(shadow)" if is_shadow else card.ref
         layout = StateLayout.of(model)
@@ -509,9 +514,13 @@ class Scorer:
         for count in sorted(set(due[due > 0].tolist())):
             members = np.flatnonzero(due == count)
             group = [rows[k] for k in members]
+            grid = None
+            if ecg_grid is not None:
+                every = len(group) == len(windows)  # rows are in order: every one, as is
+                grid = ecg_grid if every else ecg_grid[group]
             feeds = streaming_feeds(
                 model, [windows[r] for r in group], [features[r] for r in group],
-                [r_peaks[r] for r in group], count,
+                [r_peaks[r] for r in group], count, grid,
             )  # fmt: skip
             warm = ~cold[members]
             # A cold start's row stays zeros: the state before anything was fed.

@@ -1,7 +1,8 @@
 """All devices' ring buffers as arrays: a round of frames written, and its windows cut, in a
 few calls. Pure numpy and numba.
 
-Owns :class:`FleetBuffers` and :class:`Blocks` (one signal's blocks of a round, flat). The
+Owns :class:`FleetBuffers`, :class:`Blocks` (one signal's blocks of a round, flat) and
+:class:`WindowReads` (a batch's windows with the arrays they are views of). The
 semantics are :class:`stream.signal.buffers.DeviceBuffers`' exactly — clock snap, gaps
 NaN-filled, overlaps and duplicates overwriting, late frames filling, a rate change or a
 gap longer than the ring restarting it, vitals last-wins per trend slot, stale latest
@@ -48,6 +49,19 @@ from stream.signal.window import NAN, SignalWindow
 # Rows are allocated for this many devices at first, then doubled as devices arrive.
 _INITIAL_SLOTS = 64
 _WIDTH = {"ecg": 1, "ppg": 1, "acc": 3}  # samples per instant (the accelerometer's x, y, z)
+
+
+class WindowReads(NamedTuple):
+    """Windows read from the buffers (:meth:`FleetBuffers.read`) with the arrays their
+    waveforms and trends are views of, for readers of a whole batch at once: ``grids``
+    maps a waveform every window holds at one rate to the ``(window, sample)`` array
+    (``(window, sample, 3)`` for the accelerometer) whose row ``j`` is
+    ``windows[j]``'s; ``histories[v, j]`` is ``windows[j].trends[VITALS[v]]``, or all
+    NaN where that window has no such trend."""
+
+    windows: list[SignalWindow]
+    grids: dict[str, np.ndarray]
+    histories: np.ndarray
 
 
 class Blocks(NamedTuple):
@@ -314,15 +328,20 @@ class FleetBuffers(Mapping[str, int]):
     def windows(self, slots: np.ndarray, ends: np.ndarray) -> list[SignalWindow]:
         """``DeviceBuffers.window(ends[j])`` of each ``slots[j]``: the waveforms as views of
         one gathered array per signal and rate, the trends of one per batch."""
+        return self.read(slots, ends).windows
+
+    def read(self, slots: np.ndarray, ends: np.ndarray) -> WindowReads:
+        """:meth:`windows`, with the arrays they are views of (:class:`WindowReads`)."""
         count = len(slots)
         if count == 0:
-            return []
+            return WindowReads([], {}, np.zeros((len(VITALS), 0, self._history)))
         slots = np.asarray(slots, dtype=np.int64)
         t_end = np.asarray(ends, dtype=float)
         t_start = t_end - self.window_s
         # Each SignalWindow field as a list over the windows (SignalWindow's defaults where
         # a device has no such ring), the arrays as views of one gather per signal and rate.
         columns: list[list] = []
+        grids: dict[str, np.ndarray] = {}
         for signal in range(len(WAVEFORMS)):
             arrays: list[np.ndarray | None] = [None] * count
             rates: list[float] = [NAN] * count
@@ -340,9 +359,11 @@ class FleetBuffers(Mapping[str, int]):
                         data, self._end[signal], self._start[signal], rows,
                         np.round(first * rate).astype(np.int64), out,
                     )  # fmt: skip
-                    views = list(out[:, :, 0] if data.shape[2] == 1 else out)
+                    grid = out[:, :, 0] if data.shape[2] == 1 else out
+                    views = list(grid)
                     if at is None:
                         arrays, rates = views, [rate] * count
+                        grids[WAVEFORMS[signal]] = grid
                     else:
                         for j, view in zip(at.tolist(), views, strict=True):
                             arrays[j], rates[j] = view, rate
@@ -362,7 +383,7 @@ class FleetBuffers(Mapping[str, int]):
             ]
         # Positional, in SignalWindow's field order (t_start, t_end, ecg, ecg_fs, ppg,
         # ppg_fs, acc, acc_fs, then the vitals in VITALS order, trends, trend_fs).
-        return list(
+        windows = list(
             map(
                 SignalWindow,
                 t_start.tolist(),
@@ -372,6 +393,8 @@ class FleetBuffers(Mapping[str, int]):
                 repeat(self.trend_fs, count),
             )
         )
+        histories[~held] = NAN  # a vital not held has no history (the windows' trends lack it)
+        return WindowReads(windows, grids, histories)
 
     def _trends(
         self, slots: np.ndarray, t_end: np.ndarray

@@ -30,11 +30,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stream.records import VITALS
 from stream.signal.activity import MOTION_ACTIVITY_G, STILL_SPAN_S, STILL_STD_G
 from stream.signal.beat_stream import DECISION_DELAY_S, EcgBeatStream
 from stream.signal.beats import ECG_BAND, ECG_FLAT_MV
 from stream.signal.features import _LOST_TAIL_MIN_S, GAP_MARGIN_S, JOLT_G
 from stream.signal.filters import bandpass, fill_missing
+from stream.signal.fleet_buffers import WindowReads
 from stream.signal.frame_stats import FrameStats
 from stream.signal.kernels import frame_stats as fk
 from stream.signal.kernels import rhythm_batch as rk
@@ -52,7 +54,7 @@ from stream.signal.quality import (
 from stream.signal.respiration import edr_rate
 from stream.signal.rhythm import RR_KEYS, in_longest_run
 from stream.signal.signal_frames import FrameTuple, SignalFrames
-from stream.signal.trends import trend_slope
+from stream.signal.trends import trend_slope, trend_slopes
 from stream.signal.window import FEATURE_NAMES, NAN, SignalWindow, WindowAnalysis
 
 # bSQI's tolerance: two detectors' marks of one beat within 150 ms (Li, Mark & Clifford
@@ -98,11 +100,15 @@ class SignalState:
         self.pulses.forget(device)
         self.frames.forget(device)
 
-    def analyze(self, due: Sequence[tuple[str, SignalWindow]]) -> list[WindowAnalysis]:
+    def analyze(
+        self, due: Sequence[tuple[str, SignalWindow]], reads: WindowReads | None = None
+    ) -> list[WindowAnalysis]:
         """The features of each ``(device, window)`` (windows ending at the device's
         newest frame, as the worker cuts them), from the state: columns of all windows at
         once, per-window Python only where a window has a gap or needs the ECG-derived
-        respiration."""
+        respiration. ``reads``: the arrays the windows are views of, when the caller read
+        them so (:meth:`FleetBuffers.read <stream.signal.fleet_buffers.FleetBuffers.read>`),
+        which spares gathering them again."""
         n = len(due)
         if not n:
             return []
@@ -111,8 +117,9 @@ class SignalState:
         t_start = np.array([w.t_start for w in windows])
         t_end = np.array([w.t_end for w in windows])
         table = _Table(n)
-        ecg = self._ecg(devices, windows, t_start, t_end, table)
-        pulses = self._ppg(devices, windows, t_start, t_end, table)
+        grids = reads.grids if reads is not None else {}
+        ecg = self._ecg(devices, windows, t_start, t_end, table, grids.get("ecg"))
+        pulses = self._ppg(devices, windows, t_start, t_end, table, grids.get("ppg"))
         acc_stats = self.frames.acc_windows(devices, t_start, t_end, STILL_SPAN_S, POSTURE_EDGE_S)
         _activity(acc_stats, table)
         sequences = [*ecg.counted_sequences(), *pulses.counted_sequences()]
@@ -129,7 +136,7 @@ class SignalState:
             table.values[:, _F["motion"]] = motion
         for i, rate in ecg.edr.items():
             table.values[i, _F["resp_rate"]] = rate
-        _vitals_columns(windows, table.values)
+        _vitals_columns(windows, table.values, None if reads is None else reads.histories)
         features = table.values.tolist()
         beats_s = ecg.all_seconds(t_start)
         pulses_s = pulses.all_seconds(t_start)
@@ -155,11 +162,12 @@ class SignalState:
         t_start: np.ndarray,
         t_end: np.ndarray,
         table: _Table,
+        grid: np.ndarray | None,
     ) -> _Counted:
         n = len(windows)
         st = self.frames.ecg_windows(devices, t_start, t_end)
         present, fs, samples, valid = _signal(
-            windows, "ecg", st[:, fk.W_SAMPLES], st[:, fk.W_PRESENT]
+            windows, "ecg", st[:, fk.W_SAMPLES], st[:, fk.W_PRESENT], grid
         )
         span = st[:, fk.W_SPAN]
         with np.errstate(invalid="ignore"):
@@ -244,11 +252,12 @@ class SignalState:
         t_start: np.ndarray,
         t_end: np.ndarray,
         table: _Table,
+        grid: np.ndarray | None,
     ) -> _Counted:
         n = len(windows)
         st = self.frames.ppg_windows(devices, t_start, t_end, SIGNAL_LOST_S)
         present, fs, samples, valid = _signal(
-            windows, "ppg", st[:, fk.G_SAMPLES], st[:, fk.G_PRESENT]
+            windows, "ppg", st[:, fk.G_SAMPLES], st[:, fk.G_PRESENT], grid
         )
         span = st[:, fk.G_SPAN]
         with np.errstate(invalid="ignore"):
@@ -404,25 +413,39 @@ _NO_SECONDS = np.zeros(0)
 
 
 def _signal(
-    windows: list[SignalWindow], name: str, arrived: np.ndarray, present_share: np.ndarray
+    windows: list[SignalWindow],
+    name: str,
+    arrived: np.ndarray,
+    present_share: np.ndarray,
+    grid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Whether each window has the waveform ``name``, its rate, and :func:`_coverages`."""
+    """Whether each window has the waveform ``name``, its rate, and :func:`_coverages`
+    (from ``grid``, the windows' arrays as rows of one, when given)."""
     present = np.array([(x := getattr(w, name)) is not None and len(x) > 0 for w in windows])
     fs = np.array([getattr(w, f"{name}_fs") for w in windows])
-    return (present, fs, *_coverages(arrived, present_share, windows, name))
+    return (present, fs, *_coverages(arrived, present_share, windows, name, grid))
 
 
 def _coverages(
-    arrived: np.ndarray, present_share: np.ndarray, windows: list[SignalWindow], name: str
+    arrived: np.ndarray,
+    present_share: np.ndarray,
+    windows: list[SignalWindow],
+    name: str,
+    grid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(samples each window spans, share of them present). A frame that never arrived
     leaves no statistics, nor does a clock gap of a few samples between two frames (which
     the beat and pulse streams bridge, not counting the beats beside it), so the share is
     that of the window's own array (the buffers NaN-fill what is missing), not of the
-    frames that came."""
+    frames that came. ``grid``: every window's array as its rows (one count for all)."""
     known = np.isfinite(arrived) & np.isfinite(present_share)
     samples = np.where(known, arrived, 0.0)
     valid = np.where(known, present_share, 0.0)
+    if grid is not None and grid.shape[1] > 0:
+        finite = np.count_nonzero(np.isfinite(grid), axis=1)
+        samples[known] = grid.shape[1]
+        valid[known] = (finite / grid.shape[1])[known]
+        return samples, valid
     for i in np.flatnonzero(known):
         values = getattr(windows[i], name)
         if values is not None and len(values) > 0:
@@ -489,14 +512,21 @@ def _vitals(window: SignalWindow, f: dict[str, float]) -> None:
 _VITAL_COLUMNS = (("spo2", "spo2"), ("temp", "temp"), ("hr_device", "hr"), ("battery", "battery"))
 
 
-def _vitals_columns(windows: Sequence[SignalWindow], values: np.ndarray) -> None:
+def _vitals_columns(
+    windows: Sequence[SignalWindow], values: np.ndarray, histories: np.ndarray | None = None
+) -> None:
     """:func:`_vitals` of every window, into the feature columns ``values`` (a row per
     window): the device's respiration rate where it sent one (else the column stands),
-    its latest vitals, and their trends' slopes."""
+    its latest vitals, and their trends' slopes (from ``histories``, ``(vital, window,
+    sample)`` as :class:`~stream.signal.fleet_buffers.WindowReads` holds them, when
+    given: a trend a window lacks is all NaN there, which has no slope either)."""
     resp = np.array([w.resp for w in windows], dtype=float)
     sent = np.isfinite(resp)
     values[sent, _F["resp_rate"]] = resp[sent]
     for name, attribute in _VITAL_COLUMNS:
         values[:, _F[name]] = [float(getattr(w, attribute)) for w in windows]
     for name, vital in (("spo2_slope", "spo2"), ("temp_slope", "temp")):
-        values[:, _F[name]] = [trend_slope(w.trends.get(vital), w.trend_fs) for w in windows]
+        if histories is not None:
+            values[:, _F[name]] = trend_slopes(histories[VITALS.index(vital)], windows[0].trend_fs)
+        else:
+            values[:, _F[name]] = [trend_slope(w.trends.get(vital), w.trend_fs) for w in windows]

@@ -1,7 +1,8 @@
 """Trends of the device-reported vitals: the least-squares slope of a vital's history.
 
-Owns :func:`trend_slope` (the ``spo2_slope`` and ``temp_slope`` features) and the number
-of points a slope needs. The loop is :func:`stream.signal.kernels.stats.trend_slope`.
+Owns :func:`trend_slope` and :func:`trend_slopes` (the ``spo2_slope`` and ``temp_slope``
+features) and the number of points a slope needs. The loop is
+:func:`stream.signal.kernels.stats.trend_slope`.
 Example (SpO2 falling 1 % a minute, sampled at 1 Hz)::
 
     >>> round(trend_slope(97.0 - np.arange(120) / 60.0, 1.0), 6)
@@ -26,3 +27,13 @@ def trend_slope(history: np.ndarray | None, fs: float) -> float:
         return NAN
     values = np.ascontiguousarray(history, dtype=float)
     return stats.trend_slope(values, float(fs), SLOPE_MIN_POINTS)
+
+
+def trend_slopes(histories: np.ndarray, fs: float) -> np.ndarray:
+    """:func:`trend_slope` of each row of ``histories`` (``(rows, samples)``), in one call.
+
+    >>> trend_slopes(np.stack([97.0 - np.arange(120) / 60.0, np.full(120, np.nan)]), 1.0)
+    array([-1., nan])
+    """
+    values = np.ascontiguousarray(histories, dtype=float)
+    return stats.trend_slopes(values, float(fs), SLOPE_MIN_POINTS)

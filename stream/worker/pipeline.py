@@ -65,7 +65,7 @@ from stream.records import (
 )
 from stream.scoring.scorer import Score, Scorer
 from stream.signal.features import warm_up
-from stream.signal.fleet_buffers import FleetBuffers
+from stream.signal.fleet_buffers import FleetBuffers, WindowReads
 from stream.signal.fleet_buffers import warm_up as fleet_warm_up
 from stream.signal.frames import FrameBatch
 from stream.signal.signal_frames import SignalFrames
@@ -346,12 +346,13 @@ class Pipeline:
         stages.add("buffer", started)
         due: list[tuple[str, SignalWindow]] = []
         analyses: list[WindowAnalysis] = []
+        grids: list[np.ndarray | None] = []
         for round_rows in rounds:
             # Round by round, so a catch-up batch (after an outage or a restart: many
             # seconds per device) gets all its windows — cut once the whole batch is
             # buffered, all but its last would be skipped, and their alerts with them.
             started = time.perf_counter()
-            (ecg, ppg, acc), round_due = self._buffer(
+            (ecg, ppg, acc), round_due, reads = self._buffer(
                 batch if round_rows is None else batch.take(round_rows)
             )
             started = stages.add("buffer", started)
@@ -360,18 +361,21 @@ class Pipeline:
             self._pulsed.update(ppg.devices)
             started = stages.add("signal_state", started)
             due += round_due
-            analyses += self.signal.analyze(round_due)
+            analyses += self.signal.analyze(round_due, reads)
+            grids.append(reads.grids.get("ecg"))
             stages.add("features", started)
-        scoring_s = self._windows(due, analyses, touched, output)
+        # The windows' ECG as one array's rows spares the scorer stacking it (one round).
+        ecg_grid = grids[0] if len(grids) == 1 else None
+        scoring_s = self._windows(due, analyses, touched, output, ecg_grid)
         return len(due), scoring_s
 
     def _buffer(
         self, batch: FrameBatch
-    ) -> tuple[tuple[SignalFrames, ...], list[tuple[str, SignalWindow]]]:
+    ) -> tuple[tuple[SignalFrames, ...], list[tuple[str, SignalWindow]], WindowReads]:
         """One round's frames (each device at most once) into the fleet's buffers; returns
         each waveform's frames for the signal state (in WAVEFORMS order; the batch's
-        samples, not copies) and the windows the round made due, in frame order, each
-        device's oldest first."""
+        samples, not copies), the windows the round made due, in frame order, each
+        device's oldest first, and the arrays those windows are views of."""
         devices = batch.device_ids
         blocks = batch.blocks
         buffers = self.buffers
@@ -384,10 +388,12 @@ class Pipeline:
         )
         slots = buffers.slots_of(devices)
         which, ends = buffers.due(slots)
-        windows = buffers.windows(slots[which], ends)
-        return waveforms, [
-            (devices[i], window) for i, window in zip(which.tolist(), windows, strict=True)
-        ]
+        reads = buffers.read(slots[which], ends)
+        return (
+            waveforms,
+            [(devices[i], window) for i, window in zip(which.tolist(), reads.windows, strict=True)],
+            reads,
+        )
 
     def _observe(self, device_id: str, observations: Observations) -> None:
         # Manual observations arrive sparsely; each new one updates only what it carries.
@@ -402,6 +408,7 @@ class Pipeline:
         analyses: list[WindowAnalysis],
         contexts: dict[str, PatientContext],
         output: Output,
+        ecg_grid: np.ndarray | None = None,
     ) -> float:
         if not due:
             return 0.0
@@ -414,6 +421,7 @@ class Pipeline:
                 features,
                 [a.r_peaks for a in analyses],
                 devices=[device_id for device_id, _ in due],
+                ecg_grid=ecg_grid,
             )
             if self.scorer is not None
             else [[] for _ in due]

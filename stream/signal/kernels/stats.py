@@ -215,3 +215,13 @@ def trend_slope(values: np.ndarray, fs: float, min_points: int) -> float:
             covariance += t_centred * (values[i] - y_mean)
             variance += t_centred * t_centred
     return covariance / variance
+
+
+@njit(cache=True)
+def trend_slopes(histories: np.ndarray, fs: float, min_points: int) -> np.ndarray:
+    """:func:`trend_slope` of each row of ``histories`` (``(rows, samples)``), the same
+    numbers, in one call."""
+    out = np.empty(histories.shape[0])
+    for r in range(histories.shape[0]):
+        out[r] = trend_slope(histories[r], fs, min_points)
+    return out

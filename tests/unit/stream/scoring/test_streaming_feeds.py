@@ -24,7 +24,10 @@ from stream.signal.window import SignalWindow
 
 START = 1_700_000_000.0
 
-Batch = tuple[list[SignalWindow], list[dict[str, float]], list[np.ndarray | None]]
+# (windows, features, peaks, the windows' ECG as one array's rows when the pipeline had it)
+Batch = tuple[
+    list[SignalWindow], list[dict[str, float]], list[np.ndarray | None], np.ndarray | None
+]
 
 
 def shipped(name: str, tmp: Path) -> LoadedModel:
@@ -48,9 +51,10 @@ def ward_batches(tmp_path_factory: pytest.TempPathFactory) -> list[Batch]:
     batches: list[Batch] = []
     score = scorer.score
 
-    def spy(windows, features, r_peaks=None, devices=None):  # type: ignore[no-untyped-def]
-        batches.append((list(windows), list(features), list(r_peaks or [None] * len(windows))))
-        return score(windows, features, r_peaks, devices)
+    def spy(windows, features, r_peaks=None, devices=None, ecg_grid=None):  # type: ignore[no-untyped-def]
+        peaks = list(r_peaks or [None] * len(windows))
+        batches.append((list(windows), list(features), peaks, ecg_grid))
+        return score(windows, features, r_peaks, devices, ecg_grid)
 
     scorer.score = spy  # type: ignore[method-assign]
     fleet = Fleet(load_scenario("default"), 10, seed=3, start=START, faults=True)
@@ -105,13 +109,13 @@ def edge_windows() -> Batch:
     windows.append(SignalWindow(START, START + 10.0, trends=trends[0]))  # no ECG
     features.append({})
     peaks.append(None)
-    return windows, features, peaks
+    return windows, features, peaks, None
 
 
 def assert_same_feeds(model: LoadedModel, batch: Batch, count: int) -> int:
     """``streaming_feeds`` of the batch's windows that can feed ``count`` hops against
     ``hop_inputs`` of each alone; returns how many windows were compared."""
-    windows, features, peaks = batch
+    windows, features, peaks, grid = batch
     hop_s = model.card.streaming.hop_s  # type: ignore[union-attr]
 
     def feeds(window: SignalWindow) -> bool:  # as the scorer filters: ECG that holds the hops
@@ -127,15 +131,21 @@ def assert_same_feeds(model: LoadedModel, batch: Batch, count: int) -> int:
     usable = [i for i, window in enumerate(windows) if feeds(window)]
     if not usable:
         return 0
-    batched = streaming_feeds(
-        model, [windows[i] for i in usable], [features[i] for i in usable],
-        [peaks[i] for i in usable], count,
-    )  # fmt: skip
+    picked = (
+        [windows[i] for i in usable],
+        [features[i] for i in usable],
+        [peaks[i] for i in usable],
+    )
+    batched = streaming_feeds(model, *picked, count)
+    # As the pipeline feeds a batch read as one array per signal: the grid's rows.
+    from_grid = streaming_feeds(model, *picked, count, grid[usable]) if grid is not None else None
     for k, i in enumerate(usable):
         alone = hop_inputs(model, [windows[i]], [features[i]], [peaks[i]], count)
         for name, values in alone.items():
             assert batched[name].dtype == values.dtype
             np.testing.assert_array_equal(batched[name][k], values[0], err_msg=f"{name} {i}")
+            if from_grid is not None:
+                np.testing.assert_array_equal(from_grid[name][k], values[0], err_msg=name)
     return len(usable)
 
 
@@ -152,6 +162,7 @@ def test_batch_feeds_are_the_per_window_feeds_on_a_faulty_ward(
     # The ward had gaps in what was fed (missing ECG within windows, missing vitals).
     windows = [w for batch in ward_batches for w in batch[0]]
     assert any(w.ecg is not None and np.isnan(w.ecg).any() for w in windows)
+    assert sum(batch[3] is not None for batch in ward_batches) > 10  # fed from grids too
     assert any(np.isnan(h).any() for w in windows for h in w.trends.values())
 
 
@@ -170,8 +181,8 @@ def test_cold_start_counts_of_the_ward_are_fed_alike(
     """Each window's own cold start (every hop it holds), as the scorer feeds a new device."""
     for name in ("rhythm", "deterioration"):
         model = shipped(name, tmp_path)
-        for windows, features, peaks in ward_batches[:12]:
+        for windows, features, peaks, _ in ward_batches[:12]:
             for i, window in enumerate(windows):
                 hops = cold_hops(model, window)
                 if hops:
-                    assert_same_feeds(model, ([window], [features[i]], [peaks[i]]), hops)
+                    assert_same_feeds(model, ([window], [features[i]], [peaks[i]], None), hops)

@@ -235,3 +235,35 @@ def test_blocks_from_the_frames_lists_or_arrays_equal_blocks_of_arrays(triples: 
         for field in Blocks._fields:
             np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
         assert [s.tolist() for s in got.split()] == [a.tolist() for a in arrays]
+
+
+def test_reads_hold_the_arrays_the_windows_are_views_of() -> None:
+    """read(): a waveform every window holds at one rate comes as one grid whose rows are
+    the windows' arrays; a vital a device never sent has an all-NaN history row."""
+    fleet = FleetBuffers(window_s=10.0, hop_s=1.0)
+    devices = ["a", "b", "c"]
+    rng = np.random.default_rng(5)
+    for second in range(11):
+        ecg = [rng.normal(size=128) for _ in devices]
+        if second == 4:
+            ecg[1][:40] = np.nan  # a gap inside b's window
+        ppg = [rng.normal(size=64) for _ in devices[:2]]  # c sends no PPG
+        blocks = {
+            "ecg": Blocks.of([0, 1, 2], [128.0] * 3, ecg),
+            "ppg": Blocks.of([0, 1], [64.0, 64.0], ppg),
+            "spo2": Blocks.of([0, 1], [1.0, 1.0], [[97.0], [95.0]]),  # c sends no SpO2
+        }
+        fleet.write(devices, np.full(3, T0 + second), blocks)
+    slots = fleet.slots_of(devices)
+    which, ends = fleet.due(slots)
+    reads = fleet.read(slots[which], ends)
+    assert set(reads.grids) == {"ecg"}  # PPG is not every window's
+    for row, window in enumerate(reads.windows):
+        np.testing.assert_array_equal(reads.grids["ecg"][row], window.ecg)
+        for v, vital in enumerate(VITALS):
+            history = reads.histories[v, row]
+            if vital in window.trends:
+                np.testing.assert_array_equal(history, window.trends[vital])
+            else:
+                assert np.isnan(history).all()
+    assert "spo2" not in reads.windows[-1].trends and "spo2" in reads.windows[0].trends

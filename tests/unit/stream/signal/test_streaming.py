@@ -178,3 +178,48 @@ def test_all_windows_vitals_at_once_are_each_windows() -> None:
     np.testing.assert_array_equal(
         np.array([list(g.values()) for g in got]), np.array([list(e.values()) for e in expected])
     )
+
+
+def test_coverages_and_slopes_from_the_reads_equal_those_of_the_windows() -> None:
+    """The batch forms (a grid for the coverages, the histories for the slopes) against
+    the per-window ones, on windows with gaps and with missing vitals."""
+    from stream.signal.fleet_buffers import Blocks, FleetBuffers
+    from stream.signal.streaming import _coverages, _vitals_columns
+    from stream.signal.window import FEATURE_NAMES
+
+    fleet = FleetBuffers(window_s=10.0, hop_s=1.0)
+    devices = [f"d{k}" for k in range(6)]
+    rng = np.random.default_rng(11)
+    t0 = 1_700_000_000.0
+    for second in range(80):
+        ecg = [rng.normal(size=128) for _ in devices]
+        ecg[second % 6][: 10 * (second % 5)] = np.nan
+        sent = [k for k in range(6) if k != 3 and (second % 7 or k != 1)]
+        spo2 = [[95.0 - 0.05 * second + rng.normal(0, 0.2)] for _ in sent]
+        temp = [[36.5 + 0.01 * second] for _ in sent]
+        fleet.write(
+            devices,
+            np.full(len(devices), t0 + second),
+            {
+                "ecg": Blocks.of(range(6), [128.0] * 6, ecg),
+                "spo2": Blocks.of(sent, [1.0] * len(sent), spo2),
+                "temp": Blocks.of(sent, [1.0] * len(sent), temp),
+            },
+        )
+    slots = fleet.slots_of(devices)
+    which, ends = fleet.due(slots)
+    reads = fleet.read(slots[which], ends)
+    windows = reads.windows
+    arrived = np.full(len(windows), 1280.0)
+    share = np.full(len(windows), 1.0)
+    by_window = _coverages(arrived, share, windows, "ecg")
+    by_grid = _coverages(arrived, share, windows, "ecg", reads.grids["ecg"])
+    np.testing.assert_array_equal(by_window[0], by_grid[0])
+    np.testing.assert_array_equal(by_window[1], by_grid[1])
+    assert (by_grid[1] < 1.0).any()
+    one, other = (np.full((len(windows), len(FEATURE_NAMES)), np.nan) for _ in range(2))
+    _vitals_columns(windows, one)
+    _vitals_columns(windows, other, reads.histories)
+    np.testing.assert_array_equal(one, other)
+    slopes = one[:, FEATURE_NAMES.index("spo2_slope")]
+    assert np.isfinite(slopes).any() and np.isnan(slopes).any()  # device 3 sends none
