@@ -122,15 +122,20 @@ class SignalState:
         pulses = self._ppg(devices, windows, t_start, t_end, table, grids.get("ppg"))
         acc_stats = self.frames.acc_windows(devices, t_start, t_end, STILL_SPAN_S, POSTURE_EDGE_S)
         _activity(acc_stats, table)
-        sequences = [*ecg.counted_sequences(), *pulses.counted_sequences()]
-        if sequences:
-            positions, offsets = rk.pack([s for _, s, _, _ in sequences])
+        (ecg_at, ecg_lengths, ecg_owners), (ppg_at, ppg_lengths, ppg_owners) = (
+            ecg.packed(),
+            pulses.packed(),
+        )
+        if len(ecg_owners) or len(ppg_owners):
+            offsets = np.zeros(len(ecg_owners) + len(ppg_owners) + 1, dtype=np.int64)
+            np.cumsum(np.concatenate((ecg_lengths, ppg_lengths)), out=offsets[1:])
             rows = rk.rhythm_batch(
-                positions, offsets, np.array([fs for _, _, fs, _ in sequences]),
-                np.array([end for *_, end in sequences]),
+                np.concatenate((ecg_at, ppg_at)).astype(np.float64), offsets,
+                np.concatenate((ecg.fs[ecg_owners], pulses.fs[ppg_owners])),
+                np.concatenate((ecg.ends[ecg_owners], pulses.ends[ppg_owners])),
             )  # fmt: skip
-            _rates(rows[: len(ecg.counted)], ecg.owners(), _ECG_RATES, table)
-            _rates(rows[len(ecg.counted) :], pulses.owners(), _PPG_RATES, table)
+            _rates(rows[: len(ecg_owners)], ecg_owners, _ECG_RATES, table)
+            _rates(rows[len(ecg_owners) :], ppg_owners, _PPG_RATES, table)
         motion = table.motion_feature()
         if motion is not None:
             table.values[:, _F["motion"]] = motion
@@ -138,6 +143,7 @@ class SignalState:
             table.values[i, _F["resp_rate"]] = rate
         _vitals_columns(windows, table.values, None if reads is None else reads.histories)
         features = table.values.tolist()
+        r_peaks = ecg.all_peaks()
         beats_s = ecg.all_seconds(t_start)
         pulses_s = pulses.all_seconds(t_start)
         analyses = []
@@ -148,7 +154,7 @@ class SignalState:
                     features=f,
                     beats_s=beats_s[i],
                     pulses_s=pulses_s[i],
-                    r_peaks=ecg.all_peaks[i],
+                    r_peaks=r_peaks[i],
                 )
             )
         return analyses
@@ -226,21 +232,21 @@ class SignalState:
             valid == 1.0, samples - np.maximum(tail, np.rint(DECISION_DELAY_S * fs)) - 1.0, NAN
         )
         counted = _Counted(n, peaks, offsets, fs, ends_at, present)
-        for i in np.flatnonzero(judged):
+        for i in np.flatnonzero(judged & (valid < 1.0)).tolist():
             window = windows[i]
-            kept = counted.peaks_of(i)
-            if valid[i] < 1.0 and window.ecg is not None:
+            if window.ecg is not None:
+                kept = counted.peaks_of(i)
                 margin = int(GAP_MARGIN_S * fs[i])
-                kept = kept[in_longest_run(np.isfinite(window.ecg), kept, margin)]
-            counted.count(i, kept)
-            if (
-                len(kept) >= 6
-                and (kept[-1] - kept[0]) / fs[i] >= 6.0
-                and not math.isfinite(window.resp)
-            ):
-                raw, _ = fill_missing(window.ecg)
+                counted.count(i, kept[in_longest_run(np.isfinite(window.ecg), kept, margin)])
+        counted.count_all(judged)  # the others count every beat
+        # The ECG-derived respiration, for windows whose device sends no rate.
+        resp_sent = np.array([math.isfinite(w.resp) for w in windows])
+        for i in np.flatnonzero(judged & ~resp_sent).tolist():
+            kept = counted.kept(i)
+            if len(kept) >= 6 and (kept[-1] - kept[0]) / fs[i] >= 6.0:
+                raw, _ = fill_missing(windows[i].ecg)
                 filtered = bandpass(raw, fs[i], *ECG_BAND)
-                counted.edr[int(i)] = edr_rate(filtered[kept], kept / fs[i])
+                counted.edr[i] = edr_rate(filtered[kept], kept / fs[i])
         return counted
 
     # -- PPG --------------------------------------------------------------------------------
@@ -300,13 +306,14 @@ class SignalState:
             NAN,
         )
         counted = _Counted(n, pulses, offsets, fs, ends_at, present)
-        for i in np.flatnonzero(live & ~lead_off):
-            kept = counted.peaks_of(i)
+        counting = live & ~lead_off
+        for i in np.flatnonzero(counting & (valid < 1.0)).tolist():
             window = windows[i]
-            if valid[i] < 1.0 and window.ppg is not None:
+            if window.ppg is not None:
+                kept = counted.peaks_of(i)
                 margin = int(PULSE_GAP_MARGIN_S * fs[i])
-                kept = kept[in_longest_run(np.isfinite(window.ppg), kept, margin)]
-            counted.count(i, kept)
+                counted.count(i, kept[in_longest_run(np.isfinite(window.ppg), kept, margin)])
+        counted.count_all(counting)
         return counted
 
 
@@ -344,9 +351,10 @@ class _Table:
 
 
 class _Counted:
-    """A batch's detected beats (or pulses) per window, packed: ``all`` (window sample
-    indices, before gaps are taken into account), those counted for rates (only windows
-    that count any) and the last sample each window's wait counts to."""
+    """A batch's detected beats (or pulses) per window, packed: ``all_peaks`` (window
+    sample indices, before gaps are taken into account), which windows count them for
+    rates (every one of a window's, or those :meth:`count` kept) and the last sample each
+    window's wait counts to (``ends``)."""
 
     def __init__(
         self,
@@ -359,46 +367,66 @@ class _Counted:
     ) -> None:
         self._peaks = peaks
         self._offsets = offsets
-        self._fs = fs
-        self._ends = ends
-        self.all_peaks: list[np.ndarray | None] = [
-            self.peaks_of(i) if present[i] else None for i in range(n)
-        ]
-        self.counted: dict[int, np.ndarray] = {}
+        self._counts = np.diff(offsets)
+        self.fs = fs
+        self.ends = ends
+        self._present = present
+        self._counting = np.zeros(n, dtype=bool)
+        self._kept: dict[int, np.ndarray] = {}  # windows that count some of their peaks
         self.edr: dict[int, float] = {}  # ECG-derived respiration of windows that read one
+
+    def all_peaks(self) -> list[np.ndarray | None]:
+        """Each window's peaks (a view), None for a window without the waveform."""
+        peaks, bounds = self._peaks, self._offsets.tolist()
+        return [
+            peaks[bounds[i] : bounds[i + 1]] if here else None
+            for i, here in enumerate(self._present.tolist())
+        ]
 
     def peaks_of(self, i: int) -> np.ndarray:
         return self._peaks[self._offsets[i] : self._offsets[i + 1]]
 
     def count(self, i: int, kept: np.ndarray) -> None:
-        self.counted[int(i)] = kept
+        """Window ``i`` counts ``kept`` (some of its peaks)."""
+        self._counting[i] = True
+        self._kept[int(i)] = kept
 
-    def counted_sequences(self) -> list[tuple[int, np.ndarray, float, float]]:
-        """(window, counted positions, rate, wait end) of each window that counts."""
-        return [(i, s, float(self._fs[i]), float(self._ends[i])) for i, s in self.counted.items()]
+    def count_all(self, windows: np.ndarray) -> None:
+        """The ``windows`` (a mask) not counting yet count every peak they have."""
+        self._counting |= windows
 
-    def owners(self) -> np.ndarray:
-        return np.fromiter(self.counted, dtype=np.int64, count=len(self.counted))
+    def kept(self, i: int) -> np.ndarray:
+        """What window ``i`` counts (if it counts)."""
+        kept = self._kept.get(i)
+        return self.peaks_of(i) if kept is None else kept
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(counted positions, packed; how many each window has; the windows), for the
+        windows that count, in window order."""
+        owners = np.flatnonzero(self._counting)
+        if not self._kept:  # every counting window counts all its peaks: one selection
+            lengths = self._counts[owners]
+            return self._peaks[np.repeat(self._counting, self._counts)], lengths, owners
+        kept = [self.kept(i) for i in owners.tolist()]
+        lengths = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+        return np.concatenate(kept) if kept else np.zeros(0, np.int64), lengths, owners
 
     def seconds(self, i: int, t_start: float) -> np.ndarray:
         """Window ``i``'s counted beats (or pulses) in epoch seconds (:meth:`all_seconds`
         of one window)."""
-        kept = self.counted.get(i)
-        if kept is None:
+        if not self._counting[i]:
             return np.zeros(0)
-        return t_start + kept / self._fs[i]
+        return t_start + self.kept(i) / self.fs[i]
 
     def all_seconds(self, t_start: np.ndarray) -> list[np.ndarray]:
         """:meth:`seconds` of every window (``t_start`` of each), the same values from one
         array: views of it, an empty array for a window that counts none."""
         found = [_NO_SECONDS] * len(t_start)
-        if not self.counted:
+        positions, lengths, owners = self.packed()
+        if not len(owners):
             return found
-        owners = self.owners()
-        kept = list(self.counted.values())
-        lengths = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
         # The same two operations per element as seconds(): kept / fs, then t_start + that.
-        ratio = np.concatenate(kept) / np.repeat(self._fs[owners], lengths)
+        ratio = positions / np.repeat(self.fs[owners], lengths)
         flat = np.repeat(t_start[owners], lengths) + ratio
         ends = np.cumsum(lengths).tolist()
         start = 0
