@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Protocol
 
@@ -246,16 +246,26 @@ class ModelColumns:
         probability: list[float] = []
         card: list[float] = []
         mapped: list[bool] = []
+        # A model's scores of a batch share their classes and thresholds: each distinct
+        # (thresholds, classes) pair's columns are worked out once.
+        layouts: dict[tuple[int, tuple[str, ...]], tuple[list[float], list[bool]]] = {}
         for index, window_scores in enumerate(scores):
             for score in window_scores:
                 if score.shadow:  # shadow scores are written, never alerted on
                     continue
                 thresholds = score.thresholds
-                for name, p in score.probabilities.items():
-                    window.append(index)
-                    probability.append(p)
-                    card.append(thresholds.get(name, NAN))
-                    mapped.append(name in model_outputs)
+                probabilities = score.probabilities
+                key = (id(thresholds), tuple(probabilities))
+                layout = layouts.get(key)
+                if layout is None:
+                    layout = layouts[key] = (
+                        [thresholds.get(name, NAN) for name in key[1]],
+                        [name in model_outputs for name in key[1]],
+                    )
+                window += repeat(index, len(key[1]))
+                probability += probabilities.values()
+                card += layout[0]
+                mapped += layout[1]
         return cls(
             np.array(window, dtype=np.intp),
             np.array(probability, dtype=float),

@@ -72,6 +72,7 @@ from stream.signal.signal_frames import SignalFrames
 from stream.signal.streaming import SignalState
 from stream.signal.window import FEATURE_NAMES, SignalWindow, WindowAnalysis
 from stream.sinks.measurements import (
+    PatientSeries,
     alert_line,
     brief_window_lines,
     frame_lines,
@@ -532,13 +533,12 @@ class Pipeline:
         # An alert's window writes its features whatever the budget: adjudicated alarms
         # are joined to them (models/adjudicated.py).
         full = self._write_due(device_id, t, force=bool(alerts))
-        lines = window_lines(series, features, scores, t, full)
-        if news2 is not None and full:
-            text = series_news2_line(
-                series, news2.aggregate, news2.subscores, news2.partial, str(news2.response), t
-            )
-            if text is not None:
-                lines.append(text)
+        lines = _window_and_news2_lines(
+            series, features, scores, t, full,
+            None if news2 is None else (
+                news2.aggregate, news2.subscores, news2.partial, str(news2.response)
+            ),
+        )  # fmt: skip
         if alerts and self.scorer is not None:  # shadow alert scoring: lines only, alerts as is
             lines += self.scorer.score_alerts(alerts, features)
         self.stages.add("lines", started)
@@ -597,14 +597,8 @@ class Pipeline:
         """The lines of a quiet window due to write in full: :func:`window_lines` and its
         NEWS2 (from the screen's columns), as :meth:`evaluate_window` writes them."""
         started = time.perf_counter()
-        t = window.t_end
         series = patient_series(context.ward, context.patient, context.device_id)
-        lines = window_lines(series, features, scores, t, True)
-        if news2 is not None:
-            aggregate, subscores, partial, response = news2
-            text = series_news2_line(series, aggregate, subscores, partial, response, t)
-            if text is not None:
-                lines.append(text)
+        lines = _window_and_news2_lines(series, features, scores, window.t_end, True, news2)
         self.stages.add("lines", started)
         return lines
 
@@ -917,6 +911,24 @@ class Pipeline:
 
     def versions(self) -> dict[str, str]:
         return self.scorer.versions() if self.scorer is not None else {}
+
+
+def _window_and_news2_lines(
+    series: PatientSeries,
+    features: dict[str, float],
+    scores: list[Score],
+    t: float,
+    full: bool,
+    news2: News2 | None,
+) -> list[str]:
+    """A window's :func:`window_lines` and, when it writes in ``full``, its NEWS2 line."""
+    lines = window_lines(series, features, scores, t, full)
+    if news2 is not None and full:
+        aggregate, subscores, partial, response = news2
+        text = series_news2_line(series, aggregate, subscores, partial, response, t)
+        if text is not None:
+            lines.append(text)
+    return lines
 
 
 # A round without frames of a waveform.
