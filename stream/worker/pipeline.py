@@ -451,13 +451,26 @@ class Pipeline:
         # for all of them at once afterwards (_brief_lines).
         window_texts: list[list[str] | None] = []
         brief: list[int] = []
+        # With each device once in the batch (the usual case) its quiet windows go first,
+        # in one pass: no other window shares their trackers. Else each in window order.
+        screened_quiet = [index for index, is_quiet in enumerate(quiet) if is_quiet]
+        once = len({device_id for device_id, _ in due}) == len(due)
+        quiet_full = (
+            self._quiet_windows(screened_quiet, due, contexts, features, scores, ecg_good, news2)
+            if once
+            else {}
+        )
         for index, ((device_id, window), feats, window_scores) in enumerate(
             zip(due, features, scores, strict=True)
         ):
             context = contexts[device_id]
             if quiet[index]:
-                full = self._quiet_window(
-                    context, window, feats, window_scores, ecg_good[index], news2[index]
+                full = (
+                    quiet_full.get(index)
+                    if once
+                    else self._quiet_windows(
+                        [index], due, contexts, features, scores, ecg_good, news2
+                    ).get(index)
                 )
                 if full is not None:
                     if full:
@@ -544,47 +557,55 @@ class Pipeline:
         self.stages.add("lines", started)
         return alerts, lines
 
-    def _quiet_window(
+    def _quiet_windows(
         self,
-        context: PatientContext,
-        window: SignalWindow,
-        features: dict[str, float],
-        scores: list[Score],
-        ecg_good: bool,
-        news2: News2 | None,
-    ) -> bool | None:
-        """:meth:`evaluate_window` of a window :func:`~stream.alerts.screen.screen` found
-        quiet, without the rules and without its lines: the same tracker state. Returns
-        whether the window writes in full (the write budget; its lines are the caller's:
+        indices: list[int],
+        due: list[tuple[str, SignalWindow]],
+        contexts: dict[str, PatientContext],
+        features: list[dict[str, float]],
+        scores: list[list[Score]],
+        ecg_good: list[bool],
+        news2: list[News2 | None],
+    ) -> dict[int, bool]:
+        """:meth:`evaluate_window` of the windows ``due[i]`` (``i`` in ``indices``, in
+        that order) that :func:`~stream.alerts.screen.screen` found quiet, without the
+        rules and without their lines: the same tracker state. Returns whether each
+        window writes in full (the write budget; its lines are the caller's:
         :meth:`_full_quiet_lines`, or :func:`brief_window_lines` with the batch's others).
-        None when the device's tracker is not idle (a track open, a fall being followed) or
-        the window is a replay: the full path judges it."""
+        A window is left out when its device's tracker is not idle (a track open, a fall
+        being followed) or it is a replay: the full path judges it."""
         started = time.perf_counter()
-        device_id = context.device_id
-        t = window.t_end
-        tracker = self.tracker(device_id)
-        if tracker.seen(t) or not tracker.idle():
-            return None
-        full = self._write_due(device_id, t)
-        before = (
-            AlertTracker.from_dict(tracker.to_dict(), self.settings.rules)
-            if self.verify_screen
-            else None
-        )
-        # What rules.evaluate and AlertTracker.update would change of an idle tracker
-        # without conditions: the ECG's history (EcgHistory.settled) and last_t.
-        ecg = tracker.ecg
-        good_since = ecg.good_since
-        if not ecg_good:
-            ecg.good_since = None
-        elif good_since is None:
-            ecg.good_since = t
-        tracker.last_t = t
-        self._persist(device_id, tracker, changed=ecg.good_since != good_since)
-        if before is not None:
-            self._verify_quiet(context, window, features, scores, before, news2)
+        judged: dict[int, bool] = {}
+        trackers = self.trackers
+        for index in indices:
+            device_id, window = due[index]
+            t = window.t_end
+            tracker = trackers.get(device_id) or self.tracker(device_id)
+            if tracker.seen(t) or not tracker.idle():
+                continue
+            judged[index] = self._write_due(device_id, t)
+            before = (
+                AlertTracker.from_dict(tracker.to_dict(), self.settings.rules)
+                if self.verify_screen
+                else None
+            )
+            # What rules.evaluate and AlertTracker.update would change of an idle tracker
+            # without conditions: the ECG's history (EcgHistory.settled) and last_t.
+            ecg = tracker.ecg
+            good_since = ecg.good_since
+            if not ecg_good[index]:
+                ecg.good_since = None
+            elif good_since is None:
+                ecg.good_since = t
+            tracker.last_t = t
+            self._persist(device_id, tracker, changed=ecg.good_since != good_since)
+            if before is not None:
+                self._verify_quiet(
+                    contexts[device_id], window, features[index], scores[index],
+                    before, news2[index],
+                )  # fmt: skip
         self.stages.add("rules", started)
-        return full
+        return judged
 
     def _full_quiet_lines(
         self,

@@ -110,14 +110,14 @@ def run(scenario: Scenario, seed: int, tmp: Path, verify: bool) -> tuple[list[by
     outputs: list[bytes] = []
     seconds = iter(range(SECONDS))
     counted = [0, 0]
-    real_quiet = pipeline._quiet_window
+    real_quiet = pipeline._quiet_windows
 
-    def quiet_window(*args: Any) -> list[str] | None:
-        lines = real_quiet(*args)
-        counted[1] += lines is not None
-        return lines
+    def quiet_windows(*args: Any) -> dict[int, bool]:
+        judged = real_quiet(*args)
+        counted[1] += len(judged)
+        return judged
 
-    pipeline._quiet_window = quiet_window  # type: ignore[method-assign]
+    pipeline._quiet_windows = quiet_windows  # type: ignore[method-assign]
 
     def take(output: Any) -> None:
         pipeline.save(output)
