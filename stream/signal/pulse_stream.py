@@ -29,7 +29,13 @@ The refractory span is the window detector's 300 ms at first and then half the m
 the last 8 pulse intervals, at most :data:`REFRACTORY_MAX_S`. Run forward only, the
 band-pass turns a late diastolic wave or a dicrotic rebound into a lobe of its own, 0.35–0.7 s
 after the systolic peak (the zero-phase filter does not); at 300 ms those became pulses
-(on HeartPy's noisy data2.csv, PPV against NeuroKit2 0.93 instead of 0.97).
+(on HeartPy's noisy data2.csv, PPV against NeuroKit2 0.93 instead of 0.97). Two escapes
+let it follow an abrupt rate step (see the kernel's SIMILAR_HEIGHT and SMALL_SHARE):
+a candidate inside the span but 300 ms or more after the waiting pulse counts as a pulse of
+its own when both match the template and have similar heights (a rise past the span would
+otherwise lock the stream at half the rate), and a pulse under a quarter of the last
+counted pulse's height within 1.5 median intervals after it is not counted (the small
+bumps between slow pulses, beyond the 0.5 s cap).
 
 Per pulse, what the PPG quality index needs, so a window need not be re-read: the pulse's
 height (its band-passed top above the foot before it, in the signal's units) and its

@@ -234,6 +234,57 @@ def test_the_same_pulses_at_any_wearable_rate(fs: float) -> None:
     assert near.mean() >= 0.995 and len(found) - near.sum() <= 3, (near.mean(), len(found))
 
 
+def stepped_beats(before_bpm: float, after_bpm: float, step_s: float, end_s: float) -> np.ndarray:
+    """Beat times at ``before_bpm`` until ``step_s``, then at ``after_bpm`` (abrupt)."""
+    beats, t = [], 0.5
+    while t < end_s:
+        beats.append(t)
+        t += 60.0 / (before_bpm if t < step_s else after_bpm)
+    return np.array(beats)
+
+
+def simulator_ppg(t: np.ndarray, beats: np.ndarray, seed: int) -> np.ndarray:
+    """The fleet simulator's pulse shape (producers/waveforms.py `_render_ppg`): a pulse
+    transit time that shortens with the rate, a 70 ms systolic wave and a dicrotic wave
+    0.35 as tall 0.33 s x sqrt(RR) after it, respiratory modulation and baseline, noise."""
+    rr = np.diff(beats, prepend=beats[0] - (beats[1] - beats[0]))
+    wave = np.zeros_like(t)
+    for beat, interval in zip(beats, rr, strict=True):
+        dt = t - (beat + 0.14 + 0.12 * np.clip(interval, 0.3, 1.5))
+        wave += np.exp(-0.5 * np.minimum((dt / 0.07) ** 2, 50.0))
+        notch = (dt - 0.33 * np.sqrt(np.clip(interval, 0.25, 2.0))) / 0.09
+        wave += 0.35 * np.exp(-0.5 * np.minimum(notch**2, 50.0))
+    breath = np.sin(2 * np.pi * 0.25 * t)
+    wave = wave * (1 + 0.08 * breath) + 0.15 * breath
+    return wave + 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+
+
+# IEC 60601-2-27 asks a heart-rate meter to follow 80 -> 120 and 80 -> 40 bpm steps within
+# 10 s; the pulse stream should follow within a few beats.
+STEP_SETTLE_S = 3.0
+STEP_TOLERANCE = 0.10
+
+
+@pytest.mark.parametrize("after_bpm", [160.0, 36.0, 120.0, 40.0])
+@pytest.mark.parametrize("fs", [64.0, 100.0])
+def test_the_pulse_rate_follows_an_abrupt_step(after_bpm: float, fs: float) -> None:
+    """At 75 bpm the refractory span is 0.4 s: after a step to 160 bpm (0.375 s) it used
+    to drop every other pulse and lock at half the rate (~40-80 bpm for 8-17 s); after a
+    step to 36 bpm small bumps between pulses, beyond the span's 0.5 s cap, counted (52-69
+    bpm). The two-pulse rate must be within 10 % of the true rate from 3 s after the step
+    on, with no more pulses than beats."""
+    step_s, end_s = 26.0, 50.0
+    t = np.arange(int(end_s * fs)) / fs
+    beats = stepped_beats(75.0, after_bpm, step_s, end_s)
+    found = joined(push_frames(simulator_ppg(t, beats, seed=int(after_bpm)), fs))["times"]
+    rate = 120.0 / (found[2:] - found[:-2])
+    settled = found[2:] >= step_s + STEP_SETTLE_S
+    assert settled.sum() >= 5
+    error = np.abs(rate[settled] - after_bpm) / after_bpm
+    assert np.all(error <= STEP_TOLERANCE), np.round(rate[settled], 1)
+    assert len(found) <= len(beats)
+
+
 def test_a_flat_or_missing_signal_gives_no_pulses() -> None:
     fs = 100.0
     assert len(joined(push_frames(np.full(int(30 * fs), 512.0), fs))["samples"]) == 0
