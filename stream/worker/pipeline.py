@@ -388,7 +388,7 @@ class Pipeline:
         )
         slots = buffers.slots_of(devices)
         which, ends = buffers.due(slots)
-        reads = buffers.read(slots[which], ends)
+        reads = buffers.read(slots[which], ends, _WINDOW_WAVEFORMS)
         return (
             waveforms,
             [(devices[i], window) for i, window in zip(which.tolist(), reads.windows, strict=True)],
@@ -950,6 +950,11 @@ def _window_and_news2_lines(
             lines.append(text)
     return lines
 
+
+# The waveforms the stream core reads from a window's arrays (coverage, gaps, the rhythm
+# model's ECG, ECG-derived respiration); the accelerometer's features come from its
+# per-frame statistics (SignalState), so its window array is not read.
+_WINDOW_WAVEFORMS = ("ecg", "ppg")
 
 # A round without frames of a waveform.
 _NO_FRAMES = SignalFrames.of([])
