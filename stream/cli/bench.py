@@ -104,8 +104,8 @@ def bench(
         "--per-message",
         min=1,
         max=MAX_PER_MESSAGE,
-        help="throughput: devices' frames per Kafka message (K > 1: gateway batches of K "
-        "consecutive devices keyed by gateway, as vitalstream simulate --per-message K)",
+        help="throughput, e2e: devices' frames per Kafka message (K > 1: gateway batches of "
+        "K consecutive devices keyed by gateway, as vitalstream simulate --per-message K)",
     ),
     load: str = typer.Option(
         "prerendered",

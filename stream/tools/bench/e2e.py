@@ -168,15 +168,18 @@ def start_simulator(
     return simulator, sim_out, labels_path
 
 
-def render_load(workdir: Path, devices: int, warmup_s: float, seconds: float) -> Path:
-    """Render the run :func:`start_simulator` would send (same scenario, seed and span)
-    into a directory for :func:`start_sender`; before any measured process starts."""
+def render_load(
+    workdir: Path, devices: int, warmup_s: float, seconds: float, per_message: int = 1
+) -> Path:
+    """Render the run :func:`start_simulator` would send (same scenario, seed, span and
+    frames per message) into a directory for :func:`start_sender`; before any measured
+    process starts."""
     from stream.tools.bench import load
 
-    directory = workdir / f"load-{devices}"
+    directory = workdir / f"load-{devices}-{per_message}"
     load.render(
         bench_scenario(warmup_s, seconds), devices, math.ceil(warmup_s + seconds), directory,
-        seed=SEED,
+        seed=SEED, per_message=per_message,
     )  # fmt: skip
     return directory
 
@@ -308,19 +311,25 @@ def one_size(
     workers: int = 1,
     load: str = PRERENDERED,
     partitions: int | None = None,
+    per_message: int = 1,
 ) -> dict[str, Any]:
     """Measure one fleet size on fresh topics; always cleans up its processes and topics.
 
     ``workers`` worker processes share the frames topic's partitions (one consumer group),
     as a scaled-out deployment does; the first is the one ``profile_to`` samples. ``load``
-    is one of :data:`LOADS`.
+    is one of :data:`LOADS`; ``per_message`` devices' frames go in each message (gateway
+    batches when > 1, as ``vitalstream simulate --per-message`` sends them).
     """
     # throughput imports this module: its helper is imported here, not at the top.
     from stream.tools.bench.throughput import restarted_services
 
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
-    load_dir = render_load(workdir, devices, warmup_s, seconds) if load == PRERENDERED else None
+    load_dir = (
+        render_load(workdir, devices, warmup_s, seconds, per_message)
+        if load == PRERENDERED
+        else None
+    )
     run = with_partitions(isolated(settings, f"e2e{devices}"), partitions)
     prepare(run)
     env = child_env(run) | (worker_env or {})
@@ -351,7 +360,7 @@ def one_size(
             simulator, sim_out = start_sender(env, load_dir)
         else:
             simulator, sim_out, labels_path = start_simulator(
-                env, workdir, devices, warmup_s, seconds
+                env, workdir, devices, warmup_s, seconds, per_message
             )
         watched.procs[LOAD_PROCESS[load]] = psutil.Process(simulator.pid)
         began = time.time()
@@ -395,6 +404,7 @@ def one_size(
     return result | {
         "workers": workers,
         "load": load,
+        "per_message": per_message,
         "partitions": run.kafka.partitions,
         "frames_on_topic": on_topic,
         "load_summary": load_summary,
@@ -457,6 +467,7 @@ def run(
     load: str = PRERENDERED,
     partitions: int | None = None,
     stop_at_knee: bool = True,
+    per_message: int = 1,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sweep the fleet sizes (smallest first) once per worker count; results and summary.
 
@@ -482,7 +493,7 @@ def run(
                 profile_to = profile_path if profile_at == n and count == workers[0] else None
                 measured = one_size(
                     settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env, count,
-                    load=load, partitions=partitions,
+                    load=load, partitions=partitions, per_message=per_message,
                 )  # fmt: skip
                 sweep.append(measured)
                 progress.advance(task)

@@ -42,8 +42,10 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
             workers=options["workers"], load=options.get("load", e2e.PRERENDERED),
             partitions=options.get("partitions"),
             stop_at_knee=options.get("stop_at_knee", True),
+            per_message=options.get("per_message", 1),
         )  # fmt: skip
         summary["profiled_devices"] = profile_at
+        summary["per_message"] = options.get("per_message", 1)
         summary["ceiling_ratio"] = ceiling_ratio(summary, options["bench_dir"])
         return results, summary
     if suite == "ceiling":
