@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,19 @@ from rich.progress import Progress
 
 from stream.config import Settings
 from stream.tools.bench import stats
-from stream.tools.bench.common import child_env, cli, discard, isolated, prepare
+from stream.tools.bench.common import (
+    WorkerProcess,
+    child_env,
+    cli,
+    discard,
+    isolated,
+    prepare,
+    start_workers,
+    stop_process,
+    stop_workers,
+    wait_all_ready,
+    with_partitions,
+)
 from stream.tools.bench.sampling import (
     SAMPLE_S,
     OffsetProbe,
@@ -63,8 +74,8 @@ from stream.tools.bench.sampling import (
     summarize_size,
     take_sample,
 )
+from stream.tools.bench.throughput import prime_kernels, restarted_services
 
-READY_TEXT = "[^Worker]: Ready"
 # Events whose alert has a plain onset delay; four patients each, spread over the run.
 LATENCY_EVENTS = ("tachycardia", "bradycardia", "desaturation", "tachypnoea", "fall")
 LABELS_PER_KIND = 4
@@ -130,11 +141,6 @@ class AlertCollector(threading.Thread):
                     self.received += [(now, r.value) for r in records]
         finally:
             self.consumer.close()
-
-
-def worker_name(index: int) -> str:
-    """``worker`` for the first worker process, ``worker-2``, ``worker-3``… for the others."""
-    return "worker" if index == 0 else f"worker-{index + 1}"
 
 
 def start_simulator(
@@ -211,28 +217,6 @@ def simulator_summary(sim_out: Path) -> dict[str, Any]:
     return orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])
 
 
-def _wait_ready(log_path: Path, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if READY_TEXT in log_path.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    tail = log_path.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"worker did not become ready:\n{tail}")
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # SIGINT is ignored in background jobs
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def alert_latencies(
     labels: list[dict[str, Any]],
     alerts: list[tuple[float, dict[str, Any]]],
@@ -291,15 +275,6 @@ def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
     )  # fmt: skip
 
 
-def with_partitions(settings: Settings, partitions: int | None) -> Settings:
-    """``settings`` whose topics get ``partitions`` partitions (unchanged for ``None``); the
-    workers inherit it through :func:`~stream.tools.bench.common.child_env`."""
-    if partitions is None:
-        return settings
-    kafka = settings.kafka.model_copy(update={"partitions": partitions})
-    return settings.model_copy(update={"kafka": kafka})
-
-
 def one_size(
     settings: Settings,
     devices: int,
@@ -320,9 +295,6 @@ def one_size(
     is one of :data:`LOADS`; ``per_message`` devices' frames go in each message (gateway
     batches when > 1, as ``vitalstream simulate --per-message`` sends them).
     """
-    # throughput imports this module: its helper is imported here, not at the top.
-    from stream.tools.bench.throughput import restarted_services
-
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
     load_dir = (
@@ -337,23 +309,18 @@ def one_size(
     collector.start()
     probe = OffsetProbe(run)
     watched = Processes()
-    worker_procs: list[subprocess.Popen] = []
+    workers_started: list[WorkerProcess] = []
     simulator = profiler = None
     samples: list[Sample] = []
     load_summary: dict[str, Any] = {}
     on_topic = None
     restarted: list[str] = []
     try:
-        logs = [workdir / f"worker-{devices}-{i + 1}.log" for i in range(workers)]
-        for i, log_path in enumerate(logs):
-            argv = cli("worker", "--workers-dir", str(workdir / f"faust-{i + 1}"))
-            with log_path.open("wb") as worker_log:
-                proc = subprocess.Popen(argv, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-            worker_procs.append(proc)
-        for i, (log_path, proc) in enumerate(zip(logs, worker_procs, strict=True)):
-            _wait_ready(log_path, proc, 180)
-            watched.procs[worker_name(i)] = psutil.Process(proc.pid)
-        worker = worker_procs[0]
+        workers_started = start_workers(env, workdir, workers, tag=f"-{devices}")
+        wait_all_ready(
+            workers_started, lambda w: watched.procs.update({w.name: psutil.Process(w.proc.pid)})
+        )
+        worker = workers_started[0].proc
         services = service_processes(run)
         watched.procs |= services
         if load_dir is not None:
@@ -386,9 +353,9 @@ def one_size(
         if profiler is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 profiler.wait(timeout=60)
-        for proc in (simulator, *worker_procs):
-            if proc is not None:
-                _stop(proc)
+        if simulator is not None:
+            stop_process(simulator)
+        stop_workers(workers_started)
         collector.stop.set()
         collector.join(timeout=10)
         probe.close()
@@ -477,8 +444,6 @@ def run(
     With ``stop_at_knee`` a sweep ends at the first size the workers cannot hold; without,
     every size is measured (to show where the CPU goes past the knee).
     """
-    from stream.tools.bench.throughput import prime_kernels  # (it imports this module)
-
     results: list[dict[str, Any]] = []
     by_workers: dict[int, dict[str, Any]] = {}
     # Compiling the signal kernels is start-up, not real time: fill numba's cache first,
