@@ -349,6 +349,9 @@ def one_size(
             summary = simulator_summary(sim_out)
             labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
         samples_per_frame = summary["samples"] / max(summary["frames"], 1)
+        # Offsets count messages: a gateway batch carries per_message devices' frames.
+        messages = summary.get("messages_sent") or summary.get("messages")
+        frames_per_message = summary["frames"] / messages if per_message > 1 and messages else 1.0
     finally:
         if profiler is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -366,12 +369,14 @@ def one_size(
     alerts = [(t, orjson.loads(v)) for t, v in collector.received]
     latencies = alert_latencies(timed_labels(labels), alerts, onset)
     result = summarize_size(
-        devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss
-    )
+        devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss,
+        frames_per_message,
+    )  # fmt: skip
     return result | {
         "workers": workers,
         "load": load,
         "per_message": per_message,
+        "frames_per_message": round(frames_per_message, 3),
         "partitions": run.kafka.partitions,
         "frames_on_topic": on_topic,
         "load_summary": load_summary,
