@@ -17,8 +17,9 @@ Suites:
   (stream.tools.bench.analysis);
 - ``failover``: workers SIGKILLed under load, time until their partitions are processed
   again, lost points and alerts (stream.tools.bench.failover);
-- ``throughput``: one worker drains a preloaded backlog of N devices x S seconds, device-
-  seconds per worker CPU-second (stream.tools.bench.throughput);
+- ``throughput``: workers (one group; ``--workers 1,2`` measures each count) drain a
+  preloaded backlog of N devices x S seconds, device-seconds per worker CPU-second and
+  per wall-second (stream.tools.bench.throughput);
 - ``report``: docs/benchmarks.md and docs/bench/*.png from the JSON results.
 
 ``--json PATH`` writes ``{"suite", "machine", "versions", "results", "summary"}``; the
@@ -96,7 +97,8 @@ def bench(
         "1",
         "--workers",
         help="e2e: worker processes sharing the partitions, one sweep per comma-separated "
-        "count; failover: workers in the group (at least 2)",
+        "count; throughput: one drain per comma-separated count (same backlog, fresh topics); "
+        "failover: workers in the group (at least 2)",
     ),
     hog: bool = typer.Option(True, "--hog/--no-hog", help="failover: a busy process beside"),
     per_message: int = typer.Option(
@@ -104,8 +106,8 @@ def bench(
         "--per-message",
         min=1,
         max=MAX_PER_MESSAGE,
-        help="throughput: devices' frames per Kafka message (K > 1: gateway batches of K "
-        "consecutive devices keyed by gateway, as vitalstream simulate --per-message K)",
+        help="throughput, e2e: devices' frames per Kafka message (K > 1: gateway batches of "
+        "K consecutive devices keyed by gateway, as vitalstream simulate --per-message K)",
     ),
     load: str = typer.Option(
         "prerendered",
@@ -117,7 +119,8 @@ def bench(
         None,
         "--partitions",
         min=1,
-        help="e2e: partitions of the run's topics (default: the configured kafka.partitions)",
+        help="e2e, throughput: partitions of the run's topics (default: the configured "
+        "kafka.partitions; a worker beyond the partition count idles)",
     ),
     stop_at_knee: bool = typer.Option(
         True,

@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -553,9 +554,15 @@ class Scorer:
         # dict is not handed out), and Python floats of all rows in one tolist.
         thresholds = dict(card.thresholds)
         classes, name, version = card.classes, card.name, card.version
-        for scores, row in zip(targets, probabilities.tolist(), strict=True):
-            probability = dict(zip(classes, row, strict=True))
-            scores.append(Score(name, version, probability, thresholds, shadow))
+        rows = probabilities.tolist()
+        if len(rows) != len(targets):
+            raise ValueError(f"{len(rows)} rows of probabilities for {len(targets)} windows")
+        made = map(
+            Score, repeat(name), repeat(version), map(dict, map(zip, repeat(classes), rows)),
+            repeat(thresholds), repeat(shadow),
+        )  # fmt: skip
+        for scores, score in zip(targets, made):  # noqa: B905 (lengths checked above)
+            scores.append(score)
 
     def _score_model(
         self,

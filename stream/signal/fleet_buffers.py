@@ -330,8 +330,12 @@ class FleetBuffers(Mapping[str, int]):
         one gathered array per signal and rate, the trends of one per batch."""
         return self.read(slots, ends).windows
 
-    def read(self, slots: np.ndarray, ends: np.ndarray) -> WindowReads:
-        """:meth:`windows`, with the arrays they are views of (:class:`WindowReads`)."""
+    def read(
+        self, slots: np.ndarray, ends: np.ndarray, waveforms: Sequence[str] = WAVEFORMS
+    ) -> WindowReads:
+        """:meth:`windows`, with the arrays they are views of (:class:`WindowReads`).
+        ``waveforms``: the waveforms to read (the others are left as a window without
+        them has them: ``None``, rate nan), for a reader that has no use for some."""
         count = len(slots)
         if count == 0:
             return WindowReads([], {}, np.zeros((len(VITALS), 0, self._history)))
@@ -347,7 +351,7 @@ class FleetBuffers(Mapping[str, int]):
             rates: list[float] = [NAN] * count
             fs = self._fs[signal, slots]
             held = ~np.isnan(fs)
-            if held.any():
+            if held.any() and WAVEFORMS[signal] in waveforms:
                 distinct = np.unique(fs[held])
                 for rate in distinct.tolist():
                     at = np.flatnonzero(fs == rate) if len(distinct) > 1 or not held.all() else None

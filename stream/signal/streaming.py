@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -146,17 +147,9 @@ class SignalState:
         r_peaks = ecg.all_peaks()
         beats_s = ecg.all_seconds(t_start)
         pulses_s = pulses.all_seconds(t_start)
-        analyses = []
-        for i in range(n):
-            f = dict(zip(FEATURE_NAMES, features[i], strict=True))
-            analyses.append(
-                WindowAnalysis(
-                    features=f,
-                    beats_s=beats_s[i],
-                    pulses_s=pulses_s[i],
-                    r_peaks=r_peaks[i],
-                )
-            )
+        # map and zip: the per-window loop in C (a dict and a tuple per window, every second).
+        dicts = map(dict, map(zip, repeat(FEATURE_NAMES), features))
+        analyses = list(map(WindowAnalysis, dicts, beats_s, pulses_s, r_peaks))
         return analyses
 
     # -- ECG --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,9 +99,10 @@ class SignalWindow:
     trend_fs: float = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class WindowAnalysis:
+class WindowAnalysis(NamedTuple):
     """Features of one window plus the detected beat and pulse times (epoch seconds).
+    A named tuple: the worker makes one per window, every second, and a frozen
+    dataclass cost twice as much to make.
 
     ``r_peaks`` is exactly :func:`stream.signal.beats.detect_r_peaks` of the window's ECG
     (sample indices, before gaps and lead-off are taken into account; ``None`` without

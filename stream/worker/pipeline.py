@@ -345,15 +345,16 @@ class Pipeline:
             if end > clocks.get(partition, (end - 1.0,))[0]:
                 clocks[partition] = (end, now)
         stages.add("buffer", started)
-        due: list[tuple[str, SignalWindow]] = []
-        analyses: list[WindowAnalysis] = []
-        grids: list[np.ndarray | None] = []
+        windows = 0
+        scoring_s = 0.0
         for round_rows in rounds:
             # Round by round, so a catch-up batch (after an outage or a restart: many
             # seconds per device) gets all its windows — cut once the whole batch is
             # buffered, all but its last would be skipped, and their alerts with them.
+            # Each round's windows are judged before the next round is read: a catch-up
+            # batch (tens of rounds) then holds one round's windows at a time, not all.
             started = time.perf_counter()
-            (ecg, ppg, acc), round_due, reads = self._buffer(
+            (ecg, ppg, acc), due, reads = self._buffer(
                 batch if round_rows is None else batch.take(round_rows)
             )
             started = stages.add("buffer", started)
@@ -361,14 +362,12 @@ class Pipeline:
             self._advanced.update(ecg.devices)
             self._pulsed.update(ppg.devices)
             started = stages.add("signal_state", started)
-            due += round_due
-            analyses += self.signal.analyze(round_due, reads)
-            grids.append(reads.grids.get("ecg"))
+            analyses = self.signal.analyze(due, reads)
             stages.add("features", started)
-        # The windows' ECG as one array's rows spares the scorer stacking it (one round).
-        ecg_grid = grids[0] if len(grids) == 1 else None
-        scoring_s = self._windows(due, analyses, touched, output, ecg_grid)
-        return len(due), scoring_s
+            # The windows' ECG as one array's rows spares the scorer stacking it.
+            scoring_s += self._windows(due, analyses, touched, output, reads.grids.get("ecg"))
+            windows += len(due)
+        return windows, scoring_s
 
     def _buffer(
         self, batch: FrameBatch
@@ -389,7 +388,7 @@ class Pipeline:
         )
         slots = buffers.slots_of(devices)
         which, ends = buffers.due(slots)
-        reads = buffers.read(slots[which], ends)
+        reads = buffers.read(slots[which], ends, _WINDOW_WAVEFORMS)
         return (
             waveforms,
             [(devices[i], window) for i, window in zip(which.tolist(), reads.windows, strict=True)],
@@ -951,6 +950,11 @@ def _window_and_news2_lines(
             lines.append(text)
     return lines
 
+
+# The waveforms the stream core reads from a window's arrays (coverage, gaps, the rhythm
+# model's ECG, ECG-derived respiration); the accelerometer's features come from its
+# per-frame statistics (SignalState), so its window array is not read.
+_WINDOW_WAVEFORMS = ("ecg", "ppg")
 
 # A round without frames of a waveform.
 _NO_FRAMES = SignalFrames.of([])

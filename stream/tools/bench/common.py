@@ -3,7 +3,8 @@
 Owns the result envelope ``{"suite", "machine", "versions", "results", "summary"}``, the
 fresh per-run topics / consumer group / InfluxDB bucket a suite measures on (so no run
 sees another's data), and the environment handed to the ``vitalstream`` child processes
-the end-to-end suite starts.
+the suites start: the worker processes of one consumer group (:func:`start_workers`,
+:func:`wait_all_ready`, :func:`stop_process`), as the e2e and throughput suites run them.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,12 @@ import psutil
 from stream.config import Settings
 
 PACKAGES = ("faust-streaming", "aiokafka", "kafka-python", "onnxruntime", "numpy")
+# Faust's worker logs this once the app has started (imports, models, topics, the group).
+READY_TEXT = "[^Worker]: Ready"
+READY_TIMEOUT_S = 180.0
+READY_POLL_S = 0.3
+# A stopped worker flushes its sink and commits before it exits; past this it is killed.
+STOP_TIMEOUT_S = 30.0
 
 
 def cpu_model() -> str:
@@ -152,3 +163,94 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
 def cli(*args: str) -> list[str]:
     """Command line of a ``vitalstream`` sub-command in this interpreter."""
     return [sys.executable, "-c", "from stream.cli.main import main; main()", *args]
+
+
+def with_partitions(settings: Settings, partitions: int | None) -> Settings:
+    """``settings`` whose topics get ``partitions`` partitions (unchanged for ``None``); the
+    workers inherit it through :func:`child_env` (``VITALSTREAM_KAFKA__PARTITIONS``)."""
+    if partitions is None:
+        return settings
+    kafka = settings.kafka.model_copy(update={"partitions": partitions})
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def worker_name(index: int) -> str:
+    """``worker`` for the first worker process, ``worker-2``, ``worker-3``… for the others."""
+    return "worker" if index == 0 else f"worker-{index + 1}"
+
+
+@dataclass
+class WorkerProcess:
+    """One ``vitalstream worker`` child: its process and the log its output goes to."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+
+    def ready(self) -> bool:
+        return READY_TEXT in self.log_path.read_text(errors="replace")
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+
+def start_workers(
+    env: dict[str, str], workdir: Path, count: int, tag: str = ""
+) -> list[WorkerProcess]:
+    """Start ``count`` ``vitalstream worker`` processes at once, one consumer group (the
+    app id in ``env``), each with its own Faust data dir (``faust-i``) and log
+    (``worker{tag}-i.log``) under ``workdir``; named as :func:`worker_name` says."""
+    started = []
+    for i in range(count):
+        log_path = workdir / f"worker{tag}-{i + 1}.log"
+        argv = cli("worker", "--workers-dir", str(workdir / f"faust-{i + 1}"))
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started.append(WorkerProcess(worker_name(i), proc, log_path))
+    return started
+
+
+def wait_all_ready(
+    workers: Sequence[WorkerProcess],
+    on_ready: Callable[[WorkerProcess], None] | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
+    poll_s: float = READY_POLL_S,
+) -> None:
+    """Poll every worker's log each ``poll_s`` until all say Ready; ``on_ready(worker)`` is
+    called as each does (in the order they do: the moment is its start mark). A worker
+    that exits, or is not Ready within ``timeout_s``, is an error with its log's tail."""
+    pending = list(workers)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        for worker in list(pending):
+            if worker.ready():
+                pending.remove(worker)
+                if on_ready is not None:
+                    on_ready(worker)
+            elif worker.proc.poll() is not None:
+                raise RuntimeError(f"{worker.name} exited before Ready:\n{worker.log_tail()}")
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{pending[0].name} did not become ready:\n{pending[0].log_tail()}")
+        time.sleep(poll_s)
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM (SIGINT is ignored in background jobs), then SIGKILL after ``timeout_s``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def stop_workers(workers: Sequence[WorkerProcess]) -> None:
+    """Ask every worker to stop at once, then wait for each (they stop in parallel)."""
+    for worker in workers:
+        if worker.proc.poll() is None:
+            worker.proc.send_signal(signal.SIGTERM)
+    for worker in workers:
+        stop_process(worker.proc)

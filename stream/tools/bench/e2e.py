@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,19 @@ from rich.progress import Progress
 
 from stream.config import Settings
 from stream.tools.bench import stats
-from stream.tools.bench.common import child_env, cli, discard, isolated, prepare
+from stream.tools.bench.common import (
+    WorkerProcess,
+    child_env,
+    cli,
+    discard,
+    isolated,
+    prepare,
+    start_workers,
+    stop_process,
+    stop_workers,
+    wait_all_ready,
+    with_partitions,
+)
 from stream.tools.bench.sampling import (
     SAMPLE_S,
     OffsetProbe,
@@ -63,8 +74,8 @@ from stream.tools.bench.sampling import (
     summarize_size,
     take_sample,
 )
+from stream.tools.bench.throughput import prime_kernels, restarted_services
 
-READY_TEXT = "[^Worker]: Ready"
 # Events whose alert has a plain onset delay; four patients each, spread over the run.
 LATENCY_EVENTS = ("tachycardia", "bradycardia", "desaturation", "tachypnoea", "fall")
 LABELS_PER_KIND = 4
@@ -132,11 +143,6 @@ class AlertCollector(threading.Thread):
             self.consumer.close()
 
 
-def worker_name(index: int) -> str:
-    """``worker`` for the first worker process, ``worker-2``, ``worker-3``… for the others."""
-    return "worker" if index == 0 else f"worker-{index + 1}"
-
-
 def start_simulator(
     env: dict[str, str],
     workdir: Path,
@@ -168,15 +174,18 @@ def start_simulator(
     return simulator, sim_out, labels_path
 
 
-def render_load(workdir: Path, devices: int, warmup_s: float, seconds: float) -> Path:
-    """Render the run :func:`start_simulator` would send (same scenario, seed and span)
-    into a directory for :func:`start_sender`; before any measured process starts."""
+def render_load(
+    workdir: Path, devices: int, warmup_s: float, seconds: float, per_message: int = 1
+) -> Path:
+    """Render the run :func:`start_simulator` would send (same scenario, seed, span and
+    frames per message) into a directory for :func:`start_sender`; before any measured
+    process starts."""
     from stream.tools.bench import load
 
-    directory = workdir / f"load-{devices}"
+    directory = workdir / f"load-{devices}-{per_message}"
     load.render(
         bench_scenario(warmup_s, seconds), devices, math.ceil(warmup_s + seconds), directory,
-        seed=SEED,
+        seed=SEED, per_message=per_message,
     )  # fmt: skip
     return directory
 
@@ -206,28 +215,6 @@ def sender_outcome(directory: Path, out: Path) -> tuple[dict[str, Any], list[dic
 def simulator_summary(sim_out: Path) -> dict[str, Any]:
     """The simulator's ``--json`` summary (its last output line): frames, samples…"""
     return orjson.loads(sim_out.read_bytes().strip().splitlines()[-1])
-
-
-def _wait_ready(log_path: Path, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if READY_TEXT in log_path.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    tail = log_path.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"worker did not become ready:\n{tail}")
-
-
-def _stop(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # SIGINT is ignored in background jobs
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def alert_latencies(
@@ -288,15 +275,6 @@ def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
     )  # fmt: skip
 
 
-def with_partitions(settings: Settings, partitions: int | None) -> Settings:
-    """``settings`` whose topics get ``partitions`` partitions (unchanged for ``None``); the
-    workers inherit it through :func:`~stream.tools.bench.common.child_env`."""
-    if partitions is None:
-        return settings
-    kafka = settings.kafka.model_copy(update={"partitions": partitions})
-    return settings.model_copy(update={"kafka": kafka})
-
-
 def one_size(
     settings: Settings,
     devices: int,
@@ -308,19 +286,22 @@ def one_size(
     workers: int = 1,
     load: str = PRERENDERED,
     partitions: int | None = None,
+    per_message: int = 1,
 ) -> dict[str, Any]:
     """Measure one fleet size on fresh topics; always cleans up its processes and topics.
 
     ``workers`` worker processes share the frames topic's partitions (one consumer group),
     as a scaled-out deployment does; the first is the one ``profile_to`` samples. ``load``
-    is one of :data:`LOADS`.
+    is one of :data:`LOADS`; ``per_message`` devices' frames go in each message (gateway
+    batches when > 1, as ``vitalstream simulate --per-message`` sends them).
     """
-    # throughput imports this module: its helper is imported here, not at the top.
-    from stream.tools.bench.throughput import restarted_services
-
     if load not in LOADS:
         raise ValueError(f"load must be one of {', '.join(LOADS)}, got {load!r}")
-    load_dir = render_load(workdir, devices, warmup_s, seconds) if load == PRERENDERED else None
+    load_dir = (
+        render_load(workdir, devices, warmup_s, seconds, per_message)
+        if load == PRERENDERED
+        else None
+    )
     run = with_partitions(isolated(settings, f"e2e{devices}"), partitions)
     prepare(run)
     env = child_env(run) | (worker_env or {})
@@ -328,30 +309,25 @@ def one_size(
     collector.start()
     probe = OffsetProbe(run)
     watched = Processes()
-    worker_procs: list[subprocess.Popen] = []
+    workers_started: list[WorkerProcess] = []
     simulator = profiler = None
     samples: list[Sample] = []
     load_summary: dict[str, Any] = {}
     on_topic = None
     restarted: list[str] = []
     try:
-        logs = [workdir / f"worker-{devices}-{i + 1}.log" for i in range(workers)]
-        for i, log_path in enumerate(logs):
-            argv = cli("worker", "--workers-dir", str(workdir / f"faust-{i + 1}"))
-            with log_path.open("wb") as worker_log:
-                proc = subprocess.Popen(argv, env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-            worker_procs.append(proc)
-        for i, (log_path, proc) in enumerate(zip(logs, worker_procs, strict=True)):
-            _wait_ready(log_path, proc, 180)
-            watched.procs[worker_name(i)] = psutil.Process(proc.pid)
-        worker = worker_procs[0]
+        workers_started = start_workers(env, workdir, workers, tag=f"-{devices}")
+        wait_all_ready(
+            workers_started, lambda w: watched.procs.update({w.name: psutil.Process(w.proc.pid)})
+        )
+        worker = workers_started[0].proc
         services = service_processes(run)
         watched.procs |= services
         if load_dir is not None:
             simulator, sim_out = start_sender(env, load_dir)
         else:
             simulator, sim_out, labels_path = start_simulator(
-                env, workdir, devices, warmup_s, seconds
+                env, workdir, devices, warmup_s, seconds, per_message
             )
         watched.procs[LOAD_PROCESS[load]] = psutil.Process(simulator.pid)
         began = time.time()
@@ -373,13 +349,16 @@ def one_size(
             summary = simulator_summary(sim_out)
             labels = [orjson.loads(x) for x in labels_path.read_bytes().splitlines() if x.strip()]
         samples_per_frame = summary["samples"] / max(summary["frames"], 1)
+        # Offsets count messages: a gateway batch carries per_message devices' frames.
+        messages = summary.get("messages_sent") or summary.get("messages")
+        frames_per_message = summary["frames"] / messages if per_message > 1 and messages else 1.0
     finally:
         if profiler is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 profiler.wait(timeout=60)
-        for proc in (simulator, *worker_procs):
-            if proc is not None:
-                _stop(proc)
+        if simulator is not None:
+            stop_process(simulator)
+        stop_workers(workers_started)
         collector.stop.set()
         collector.join(timeout=10)
         probe.close()
@@ -390,11 +369,14 @@ def one_size(
     alerts = [(t, orjson.loads(v)) for t, v in collector.received]
     latencies = alert_latencies(timed_labels(labels), alerts, onset)
     result = summarize_size(
-        devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss
-    )
+        devices, samples, began, warmup_s, samples_per_frame, latencies, watched.peak_rss,
+        frames_per_message,
+    )  # fmt: skip
     return result | {
         "workers": workers,
         "load": load,
+        "per_message": per_message,
+        "frames_per_message": round(frames_per_message, 3),
         "partitions": run.kafka.partitions,
         "frames_on_topic": on_topic,
         "load_summary": load_summary,
@@ -457,6 +439,7 @@ def run(
     load: str = PRERENDERED,
     partitions: int | None = None,
     stop_at_knee: bool = True,
+    per_message: int = 1,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Sweep the fleet sizes (smallest first) once per worker count; results and summary.
 
@@ -466,8 +449,6 @@ def run(
     With ``stop_at_knee`` a sweep ends at the first size the workers cannot hold; without,
     every size is measured (to show where the CPU goes past the knee).
     """
-    from stream.tools.bench.throughput import prime_kernels  # (it imports this module)
-
     results: list[dict[str, Any]] = []
     by_workers: dict[int, dict[str, Any]] = {}
     # Compiling the signal kernels is start-up, not real time: fill numba's cache first,
@@ -482,7 +463,7 @@ def run(
                 profile_to = profile_path if profile_at == n and count == workers[0] else None
                 measured = one_size(
                     settings, n, seconds, warmup_s, Path(tmp), profile_to, worker_env, count,
-                    load=load, partitions=partitions,
+                    load=load, partitions=partitions, per_message=per_message,
                 )  # fmt: skip
                 sweep.append(measured)
                 progress.advance(task)

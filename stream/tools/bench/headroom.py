@@ -41,8 +41,8 @@ import psutil
 from rich.progress import Progress
 
 from stream.config import Settings
-from stream.tools.bench.common import child_env, discard, isolated, prepare, read_json
-from stream.tools.bench.e2e import _stop, simulator_summary, start_simulator
+from stream.tools.bench.common import child_env, discard, isolated, prepare, read_json, stop_process
+from stream.tools.bench.e2e import simulator_summary, start_simulator
 from stream.tools.bench.passthrough import feature_template, passthrough
 from stream.tools.bench.sampling import (
     SAMPLE_S,
@@ -310,7 +310,7 @@ def one_size(
         flowed = _report(child, out, STOP_TIMEOUT_S)
     finally:
         if simulator is not None:
-            _stop(simulator)
+            stop_process(simulator)
         if child.pid is not None:
             _end(child, stop)
         if probe is not None:

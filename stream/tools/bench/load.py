@@ -21,8 +21,13 @@ On disk (:class:`Rendered`): ``values.bin`` (every message value, back to back, 
 order: the enrolments, then each second's frames as :meth:`Fleet.tick
 <producers.fleet.Fleet.tick>` gives them, late ones released and duplicates repeated), and
 ``index.npz`` (per message: its second, -1 for enrolments; its offset and length in
-``values.bin``; its key's index; the offset of its clock digits) and ``meta.json`` (keys,
-counts, labels).
+``values.bin``; its key's index; the offsets of its clock digits, one per frame it
+carries) and ``meta.json`` (keys, counts, labels).
+
+``per_message`` > 1 renders gateway batches, as ``vitalstream simulate --per-message``
+sends them (:mod:`producers.gateways`: consecutive devices share a gateway, each
+gateway's frames of a second are one message keyed by the gateway id); each inner frame's
+clock is re-dated.
 
 The sender builds its own record batches: per second, one per partition of the frames
 topic (a new one when :data:`BATCH_BYTES` fill up), each key's partition worked out once
@@ -46,6 +51,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -96,15 +102,39 @@ def clock_offset(value: bytes, field: bytes) -> int:
     return at
 
 
-def shift_clock(value: bytes, at: int, shift_s: int) -> bytes:
-    """``value`` with the epoch whose integer digits start at ``at`` moved by ``shift_s``
-    whole seconds; the fraction and the length are unchanged.
+def clock_offsets(value: bytes, field: bytes) -> list[int]:
+    """:func:`clock_offset` of every ``field`` in ``value`` (a gateway batch's frames).
+
+    >>> clock_offsets(b'{"frames":[{"t0":1796349482.5},{"t0":1796349483.0}]}', b'"t0":')
+    [17, 37]
+    """
+    found = []
+    at = value.find(field)
+    while at >= 0:
+        found.append(clock_offset(value[at:], field) + at)
+        at = value.find(field, at + len(field))
+    return found
+
+
+def shift_clock(value: bytes, at: int | Sequence[int], shift_s: int) -> bytes:
+    """``value`` with the epoch whose integer digits start at ``at`` (or each of several
+    such offsets) moved by ``shift_s`` whole seconds; the fractions and the length are
+    unchanged.
 
     >>> shift_clock(b'{"t0":1796349481.9877,"x":1}', 6, 120)
     b'{"t0":1796349601.9877,"x":1}'
+    >>> shift_clock(b'[{"t0":1796349481.5},{"t0":1796349482.0}]', [7, 27], 1)
+    b'[{"t0":1796349482.5},{"t0":1796349483.0}]'
     """
-    seconds = int(value[at : at + CLOCK_DIGITS]) + shift_s
-    return b"%s%d%s" % (value[:at], seconds, value[at + CLOCK_DIGITS :])
+    offsets = [at] if isinstance(at, int) else at
+    if len(offsets) == 1:
+        at = offsets[0]
+        seconds = int(value[at : at + CLOCK_DIGITS]) + shift_s
+        return b"%s%d%s" % (value[:at], seconds, value[at + CLOCK_DIGITS :])
+    shifted = bytearray(value)
+    for at in offsets:
+        shifted[at : at + CLOCK_DIGITS] = b"%d" % (int(value[at : at + CLOCK_DIGITS]) + shift_s)
+    return bytes(shifted)
 
 
 def plan_start(render_start: int, now: float, lead_s: float = LEAD_S) -> tuple[int, int]:
@@ -178,7 +208,11 @@ class Rendered:
     offset: np.ndarray  # per message: where its value starts in values.bin
     length: np.ndarray  # per message: its value's length
     key: np.ndarray  # per message: index into meta["keys"]
-    clock: np.ndarray  # per message: offset of its epoch's integer digits in its value
+    clock: np.ndarray  # per message: offset of its (first) epoch's integer digits
+    # Every frame's clock of each message (a gateway batch has one per frame): message
+    # i's are clocks[clock_bounds[i]:clock_bounds[i + 1]].
+    clocks: np.ndarray
+    clock_bounds: np.ndarray
 
     @property
     def messages(self) -> int:
@@ -194,14 +228,17 @@ def render(
     seed: int = 1,
     faults: bool = True,
     render_start: int | None = None,
+    per_message: int = 1,
 ) -> dict[str, Any]:
     """Render ``seconds`` of ``devices`` on ``scenario`` (a scenario dict, as the e2e suite
     writes for ``vitalstream simulate``) into ``directory``; returns its meta.
 
-    The same fleet ``vitalstream simulate --scenario ... --seed ...`` sends, dated from
-    ``render_start`` (default: the current whole second), which the sender moves.
+    The same fleet ``vitalstream simulate --scenario ... --seed ... --per-message ...``
+    sends, dated from ``render_start`` (default: the current whole second), which the
+    sender moves.
     """
     from producers.fleet import Fleet
+    from producers.gateways import gateways_for, messages_of
     from producers.scenario import Scenario
 
     began, cpu_began = time.perf_counter(), time.process_time()
@@ -209,22 +246,28 @@ def render(
     fleet = Fleet(
         Scenario.model_validate(scenario), devices, seed=seed, start=render_start, faults=faults
     )
+    gateways = gateways_for(fleet.device_ids, per_message)
     keys = list(fleet.device_ids)
-    key_of = {device_id: i for i, device_id in enumerate(keys)}
+    keys += sorted(set(gateways.values())) if gateways is not None else []
+    key_of = {key: i for i, key in enumerate(keys)}
     columns: dict[str, list[int]] = {"second": [], "offset": [], "length": [], "key": [],
-                                     "clock": []}  # fmt: skip
+                                     "clock": [], "clock_count": []}  # fmt: skip
+    clocks: list[int] = []
     directory.mkdir(parents=True, exist_ok=True)
     written = frames = samples = 0
     with (directory / VALUES_FILE).open("wb") as out:
 
         def put(second: int, messages: Sequence[tuple[str, bytes]], field: bytes) -> None:
             nonlocal written
-            for device_id, value in messages:
+            for key, value in messages:
+                found = clock_offsets(value, field)
                 columns["second"].append(second)
                 columns["offset"].append(written)
                 columns["length"].append(len(value))
-                columns["key"].append(key_of[device_id])
-                columns["clock"].append(clock_offset(value, field))
+                columns["key"].append(key_of[key])
+                columns["clock"].append(found[0])
+                columns["clock_count"].append(len(found))
+                clocks.extend(found)
                 written += len(value)
             out.write(b"".join(value for _, value in messages))
 
@@ -235,7 +278,7 @@ def render(
             samples += tick.samples
             # The simulator sends the frames still held back as late right after the last.
             last = fleet.drain() if k == seconds - 1 else []
-            put(k, [*tick.messages, *last], FRAME_CLOCK)
+            put(k, messages_of([*tick.messages, *last], gateways), FRAME_CLOCK)
     np.savez(
         directory / INDEX_FILE,
         second=np.array(columns["second"], np.int32),
@@ -243,17 +286,20 @@ def render(
         length=np.array(columns["length"], np.int32),
         key=np.array(columns["key"], np.int32),
         clock=np.array(columns["clock"], np.int32),
+        clock_count=np.array(columns["clock_count"], np.int32),
+        clocks=np.array(clocks, np.int32),
     )
     meta = {
         "devices": devices,
         "seconds": seconds,
         "frame_s": fleet.frame_s,
+        "per_message": per_message,
         "render_start": render_start,
         "keys": keys,
-        "enrolments": len(keys),
+        "enrolments": len(fleet.device_ids),
         "frames": frames,
         "samples": samples,
-        "messages": len(columns["second"]) - len(keys),
+        "messages": len(columns["second"]) - len(fleet.device_ids),
         "bytes": written,
         "labels": fleet.labels(float(seconds)),
         "render_s": round(time.perf_counter() - began, 2),
@@ -268,7 +314,11 @@ def load(directory: Path) -> Rendered:
     meta = orjson.loads((directory / META_FILE).read_bytes())
     with np.load(directory / INDEX_FILE) as index:
         columns = {name: index[name] for name in ("second", "offset", "length", "key", "clock")}
-    return Rendered(directory, meta, **columns)
+        counts = index["clock_count"] if "clock_count" in index else np.ones_like(columns["clock"])
+        clocks = index["clocks"] if "clocks" in index else columns["clock"]
+    bounds = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=bounds[1:])
+    return Rendered(directory, meta, **columns, clocks=clocks, clock_bounds=bounds)
 
 
 # -- send (the load generator's own process) -------------------------------------------------
@@ -332,8 +382,12 @@ async def _send(
     meta = rendered.meta
     seconds, frame_s = int(meta["seconds"]), float(meta["frame_s"])
     bounds = second_bounds(rendered.second, seconds)
-    offsets, lengths, clocks = (rendered.offset.tolist(), rendered.length.tolist(),
-                                rendered.clock.tolist())  # fmt: skip
+    offsets, lengths = rendered.offset.tolist(), rendered.length.tolist()
+    all_clocks, clock_bounds = rendered.clocks.tolist(), rendered.clock_bounds.tolist()
+    # Each message's clock offsets: one int (a frame or an enrolment) or a gateway's list.
+    clocks = [
+        all_clocks[lo] if hi - lo == 1 else all_clocks[lo:hi] for lo, hi in pairwise(clock_bounds)
+    ]
     keys = [key.encode() for key in meta["keys"]]
     key_index = rendered.key.tolist()
     producer = AIOKafkaProducer(

@@ -135,12 +135,16 @@ def summarize_size(
     samples_per_frame: float,
     latencies: list[dict[str, Any]],
     peak_rss: dict[str, float],
+    frames_per_message: float = 1.0,
 ) -> dict[str, Any]:
+    """One fleet size's figures. Offsets count messages; ``frames_per_message`` (a gateway
+    batch carries several devices' frames: the load's frames over its messages) turns
+    them into frames, which the verdicts and rates are in."""
     measured = _window(samples, began, warmup_s)
     times = [s.t for s in measured]
-    produced = stats.rate(times, [s.produced for s in measured])
-    consumed = stats.rate(times, [s.committed for s in measured])
-    lags = [s.produced - s.committed for s in measured]
+    produced = frames_per_message * stats.rate(times, [s.produced for s in measured])
+    consumed = frames_per_message * stats.rate(times, [s.committed for s in measured])
+    lags = [round(frames_per_message * (s.produced - s.committed)) for s in measured]
     lag_slope = stats.slope(times, lags)
     matched = [x for x in latencies if x["matched"]]
     received = stats.percentiles([x["received_s"] for x in matched])
@@ -167,7 +171,10 @@ def summarize_size(
         "lag_frames_end": lags[-1],
         "lag_frames_max": max(lags),
         "lag_slope_frames_per_s": round(lag_slope, 2),
-        "lag_series": [[round(s.t - began, 1), s.produced - s.committed] for s in samples],
+        "lag_series": [
+            [round(s.t - began, 1), round(frames_per_message * (s.produced - s.committed))]
+            for s in samples
+        ],
         "producer_realtime": verdict["producer"],
         "worker_realtime": verdict["consumer"],
         "worker_keeps_up": verdict["keeps_up"],

@@ -24,7 +24,8 @@ def ceiling_ratio(e2e_summary: dict[str, Any], bench_dir: Path) -> float | None:
 def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str, Any]]:
     """``(results, summary)`` of one suite (any but ``report``); ``options`` are the
     command's: ``devices``, ``seconds``, ``warmup``, ``profile_at``, ``bench_dir``, ``workers``,
-    ``per_message`` and, for e2e, ``load``, ``partitions`` and ``stop_at_knee``."""
+    ``per_message``, ``partitions`` (e2e, throughput) and, for e2e, ``load`` and
+    ``stop_at_knee``."""
     from stream.config import load_settings
     from stream.services import health
 
@@ -42,8 +43,10 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
             workers=options["workers"], load=options.get("load", e2e.PRERENDERED),
             partitions=options.get("partitions"),
             stop_at_knee=options.get("stop_at_knee", True),
+            per_message=options.get("per_message", 1),
         )  # fmt: skip
         summary["profiled_devices"] = profile_at
+        summary["per_message"] = options.get("per_message", 1)
         summary["ceiling_ratio"] = ceiling_ratio(summary, options["bench_dir"])
         return results, summary
     if suite == "ceiling":
@@ -78,8 +81,9 @@ def run_suite(suite: str, options: dict[str, Any]) -> tuple[list[dict], dict[str
         if len(options["devices"]) != 1:
             raise ValueError("throughput measures one fleet size: give --devices N")
         return throughput.run(
-            settings, options["devices"][0], int(options["seconds"]), options["per_message"]
-        )
+            settings, options["devices"][0], int(options["seconds"]), options["per_message"],
+            workers=options.get("workers", (1,)), partitions=options.get("partitions"),
+        )  # fmt: skip
     if suite == "model":
         from stream.tools.bench import model
 

@@ -106,6 +106,22 @@ def test_af_goes_on_through_a_dip_shorter_than_its_gap_but_not_a_longer_one() ->
     assert events(alerts)[0] == ("triggered", "af", 20 + longer + timing.onset_s)
 
 
+def test_af_goes_on_through_a_four_second_dip_ending_one_window_late() -> None:
+    """The windows read the beats decided by their end (the beat stream's decision delay):
+    a dip the window detector's beats ended after 4 s ends a window later on the stream's.
+    Default seed 10: AF confirmed 128-155 s, five windows 156-160 s read as bigeminy by
+    chance (every other interval repeating), confirmed again from 161 s; the 30 s count
+    from the episode's start (due at 158 s, raised by the first window back at 161 s), not
+    from the dip's end (191 s)."""
+    timing = RULES.timing_of("af")
+    decided_late = 4.0 + 1.0  # the window detector's longest tolerated dip + one window
+    assert timing.onset_gap_s >= decided_late
+    af = condition("af")
+    alerts = play(lambda t: (af,) if t >= 128 and not 156 <= t <= 160 else (), 240)
+    assert events(alerts)[0] == ("triggered", "af", 161)
+    assert alerts[0].t_onset == 128
+
+
 def test_sixty_second_hr_event_fires_once_within_iec_limit() -> None:
     # IEC 60601-2-27: a heart-rate alarm within 10 s of the condition.
     alerts = play(during(100, 160, condition()), until=300)

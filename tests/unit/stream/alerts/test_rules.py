@@ -4,7 +4,13 @@ every kind the simulator labels can be raised."""
 from __future__ import annotations
 
 from stream.alerts.fall import FallDetector
-from stream.alerts.rules import ModelScores, evaluate, silent_devices, with_overrides
+from stream.alerts.rules import (
+    GEMINAL_ECTOPIC_FRACTION,
+    ModelScores,
+    evaluate,
+    silent_devices,
+    with_overrides,
+)
 from stream.records import Observations
 from tests.unit.stream.alerts.harness import (
     NAN,
@@ -84,6 +90,22 @@ def test_frequent_premature_beats_are_not_af() -> None:
     assert all(c.sustain_only for c in raised), raised
     af = quiet_features(rr_irregularity=0.25, rr_irregularity_lag2=0.3, af_irregularity=0.12)
     raised = conditions_of("af", run(af, scores=[rhythm_model(0.95)]))
+    assert {c.source for c in raised if not c.sustain_only} == {"rule:af@1", "model:rhythm@1.2.0"}
+
+
+def test_a_window_of_premature_beats_and_pauses_only_is_not_af() -> None:
+    """Ectopy every second to fourth beat leaves the ectopy filter nothing to measure
+    (``af_irregularity`` nan): the window is explained by ectopy, from the rule or the
+    rhythm model. Nothing left to measure with few premature beats is unknown, not ectopy:
+    the beats may confirm an AF."""
+    geminal = quiet_features(
+        rr_irregularity=0.4, rr_irregularity_lag2=0.35, af_irregularity=NAN,
+        ectopic_fraction=GEMINAL_ECTOPIC_FRACTION,
+    )  # fmt: skip
+    raised = conditions_of("af", run(geminal, scores=[rhythm_model(0.95)]))
+    assert raised and all(c.sustain_only for c in raised), raised
+    chance = dict(geminal, ectopic_fraction=GEMINAL_ECTOPIC_FRACTION - 0.05)
+    raised = conditions_of("af", run(chance, scores=[rhythm_model(0.95)]))
     assert {c.source for c in raised if not c.sustain_only} == {"rule:af@1", "model:rhythm@1.2.0"}
 
 

@@ -155,3 +155,48 @@ def test_partitions_follow_the_key_not_the_order() -> None:
 def test_a_record_without_a_ten_digit_epoch_is_refused() -> None:
     with pytest.raises(ValueError, match="10-digit"):
         load.clock_offset(b'{"t0":99999.5}', load.FRAME_CLOCK)
+
+
+def test_gateway_batches_render_as_the_simulator_sends_them_and_redate_every_frame(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """per_message > 1: the simulator's gateway messages (producers.gateways), each inner
+    frame's clock moved by the shift and nothing else."""
+    from producers.gateways import gateways_for, messages_of
+
+    directory = tmp_path_factory.mktemp("gateway-load")
+    scenario = bench_scenario(warmup_s=2, seconds=10)
+    load.render(scenario, DEVICES, SECONDS, directory, render_start=RENDER_START, per_message=8)
+    rendered = load.load(directory)
+    fleet = Fleet(
+        Scenario.model_validate(scenario), DEVICES, seed=1, start=RENDER_START, faults=True
+    )
+    gateways = gateways_for(fleet.device_ids, 8)
+    expected = [(-1, key, value) for key, value in fleet.enrolments()]
+    for k in range(SECONDS):
+        tick = fleet.tick()
+        late = fleet.drain() if k == SECONDS - 1 else []
+        messages = messages_of([*tick.messages, *late], gateways)
+        expected += [(k, key, value) for key, value in messages]
+    keys = rendered.meta["keys"]
+    values = _values(rendered)
+    got = [
+        (second, keys[key], value)
+        for second, key, value in zip(
+            rendered.second.tolist(), rendered.key.tolist(), values, strict=True
+        )
+    ]
+    assert got == expected
+    assert {keys[k] for k in rendered.key[rendered.second >= 0].tolist()} == set(gateways.values())
+    shift = 86_400
+    bounds = rendered.clock_bounds.tolist()
+    for i, (value, second) in enumerate(zip(values, rendered.second.tolist(), strict=True)):
+        clocks = rendered.clocks[bounds[i] : bounds[i + 1]].tolist()
+        moved, original = orjson.loads(load.shift_clock(value, clocks, shift)), orjson.loads(value)
+        if second == load.ENROLMENTS_SECOND:
+            assert moved["t"] == pytest.approx(original["t"] + shift, abs=1e-6)
+            continue
+        assert len(clocks) == len(original["frames"]) >= 1
+        for after, before in zip(moved["frames"], original["frames"], strict=True):
+            assert after["t0"] == pytest.approx(before["t0"] + shift, abs=1e-6)
+            assert after | {"t0": before["t0"]} == before
