@@ -426,22 +426,17 @@ def advance(
                 # A block of interest closed: if it lasted the peak average's width, its
                 # highest sample is a pulse; of two closer than `dist` the larger stays.
                 if c - b_start >= w_peak:
-                    if p_pos >= 0 and b_arg - p_pos < dist:
-                        if _both_pulses(
-                            ist, rings, template, d, decided_at, p_pos, p_val, b_arg, b_max
-                        ):
-                            # The rate rose past the span: both count (see SIMILAR_HEIGHT).
-                            count = _emit(
-                                ist, rings, template, recent, rfeat, d, decided_at, p_pos,
-                                p_val, gap_end, gap_start >= 0, out_rows, out_pos, out_amp,
-                                out_corr, out_dec, count, row,
-                            )  # fmt: skip
-                            dist = ist[d, I_REFRACTORY]
-                            p_pos, p_val = b_arg, b_max
-                        elif b_max > p_val:
+                    close = p_pos >= 0 and b_arg - p_pos < dist
+                    if close and not _both_pulses(
+                        ist, rings, template, d, decided_at, p_pos, p_val, b_arg, b_max
+                    ):
+                        if b_max > p_val:
                             p_pos, p_val = b_arg, b_max
                     else:
-                        if p_pos >= 0:  # (a block longer than `dist` held it)
+                        # Emit the waiting pulse: it is not close (a block longer than
+                        # `dist` held it), or the rate rose past the span and both count
+                        # (see SIMILAR_HEIGHT).
+                        if p_pos >= 0:
                             count = _emit(
                                 ist, rings, template, recent, rfeat, d, decided_at, p_pos,
                                 p_val, gap_end, gap_start >= 0, out_rows, out_pos, out_amp,
