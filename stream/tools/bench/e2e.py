@@ -419,6 +419,9 @@ def _sweep_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
                 "realtime": r["realtime"],
                 "consumed_frames_per_s": r["consumed_frames_per_s"],
                 "p99_alert_latency_s": r["alert_latency_received_s"]["p99"],
+                # Its two parts: the signal and alert logic, and getting the alert out.
+                "p99_detection_s": r.get("alert_detection_s", {}).get("p99"),
+                "p99_delivery_s": r.get("alert_delivery_s", {}).get("p99"),
                 "cpu_budget": r.get("cpu_budget"),
                 "services_restarted": r.get("services_restarted", []),
             }

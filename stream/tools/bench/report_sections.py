@@ -68,6 +68,7 @@ def _e2e(data: Mapping[str, Any]) -> str:
             r["consumed_frames_per_s"], r["consumed_samples_per_s"], r["lag_frames_end"],
             r["lag_slope_frames_per_s"], r["alert_latency_received_s"]["p50"],
             r["alert_latency_received_s"]["p95"], r["alert_latency_received_s"]["p99"],
+            r.get("alert_detection_s", {}).get("p99"), r.get("alert_delivery_s", {}).get("p99"),
             f"{r['labels_alerted']}/{r['labels']}",
             r["cpu_percent"].get("workers", r["cpu_percent"].get("worker")), frames_per_cpu_s(r),
             # The load generator: the pre-rendered run's sender, or the live simulator.
@@ -81,7 +82,8 @@ def _e2e(data: Mapping[str, Any]) -> str:
     s = data["summary"]
     headers = [
         "devices", "workers", "produced fr/s", "consumed fr/s", "samples/s", "lag end (frames)",
-        "lag trend (fr/s)", "alert p50 s", "p95 s", "p99 s", "alerted", "workers' CPU %",
+        "lag trend (fr/s)", "alert p50 s", "p95 s", "p99 s", "detection p99 s",
+        "delivery p99 s", "alerted", "workers' CPU %",
         "fr per worker CPU-s", "load gen. CPU %", "Kafka CPU %", "influxd CPU %",
         "worker RSS MiB", "load", "real time",
     ]  # fmt: skip

@@ -181,6 +181,7 @@ def summarize_size(
         "realtime": verdict["realtime"],
         "alert_latency_emitted_s": stats.percentiles([x["emitted_s"] for x in matched]),
         "alert_latency_received_s": received,
+        **{f"alert_{k}": v for k, v in stats.latency_parts(latencies).items()},
         # Per label: detection in frame time (the window that fired, past the designed
         # delay) and the whole latency; the difference is delivery.
         "latency_by_label": [

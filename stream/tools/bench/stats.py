@@ -50,6 +50,24 @@ def rate(times: Sequence[float], counts: Sequence[float]) -> float:
     return float((counts[-1] - counts[0]) / (times[-1] - times[0]))
 
 
+def latency_parts(latencies: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Percentiles of the two parts of the matched labels' alert latency: *detection*
+    (``frame_time_s``: the data time of the window that fired, past onset and designed
+    delay: the signal and alert logic) and *delivery* (``received_s`` minus it: batching,
+    the worker's backlog, Kafka), so a late p99 says which one made it late.
+
+    >>> parts = latency_parts([{"matched": True, "frame_time_s": 2.0, "received_s": 2.5},
+    ...                        {"matched": False}])
+    >>> parts["detection_s"]["p99"], parts["delivery_s"]["p99"]
+    (2.0, 0.5)
+    """
+    matched = [x for x in latencies if x["matched"]]
+    return {
+        "detection_s": percentiles([x["frame_time_s"] for x in matched]),
+        "delivery_s": percentiles([x["received_s"] - x["frame_time_s"] for x in matched]),
+    }
+
+
 def holds_realtime(
     devices: int,
     produced_per_s: float,

@@ -71,3 +71,17 @@ def test_sizes_the_producer_could_not_feed_are_skipped_as_inconclusive() -> None
     only_producer = stats.find_knee([_result(100, True), _result(200, False, producer=False)])
     assert only_producer["limited_by"] == "producer"
     assert stats.find_knee([_result(100, False)])["max_devices_realtime"] == 0
+
+
+def test_latency_parts_split_detection_from_delivery() -> None:
+    labels = [
+        {"matched": True, "frame_time_s": 1.0, "received_s": 1.5},
+        {"matched": True, "frame_time_s": 5.0, "received_s": 5.25},
+        {"matched": True, "frame_time_s": 2.0, "received_s": 4.0},
+        {"matched": False, "frame_time_s": None, "received_s": None},
+    ]
+    parts = stats.latency_parts(labels)
+    assert parts["detection_s"]["p50"] == 2.0
+    assert parts["detection_s"]["p99"] == pytest.approx(4.94)
+    assert parts["delivery_s"]["p50"] == 0.5
+    assert parts["delivery_s"]["p99"] == pytest.approx(1.97)
