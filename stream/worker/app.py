@@ -217,8 +217,9 @@ class Worker:
         await self.enrolments.wait_ready()
         await self.directory_follower.wait_ready()
         async with self._loading:
-            for partition in sorted(partitions - self.loaded):
-                found = await self.reader.read([partition])
+            # One read for all of them: each read costs round trips, not records.
+            loading = await self.reader.read_each(partitions - self.loaded)
+            for partition, found in sorted(loading.items()):
                 # A snapshot left behind by a device the directory places elsewhere (its
                 # old owner died before its tombstone): not this partition's device.
                 stale = {d for d in found if self.placed_elsewhere(d, partition)}
@@ -248,8 +249,9 @@ class Worker:
             return
         copies = []
         async with self._loading:
+            read = await self.reader.read_each(sources)
             for source, devices in sorted(sources.items()):
-                found = await self.reader.read([source])
+                found = read[source]
                 for device_id, partition in sorted(devices.items()):
                     value = found.get(device_id)
                     self.pipeline.adopt(device_id, value, partition)

@@ -18,9 +18,9 @@ nothing here waits on a recovery phase, a fetcher or a stream buffer.
   alerts and points of the batches it covers are durable and before their records may be
   committed (:mod:`stream.worker.app`); the topic is compacted, so reading a partition
   from the start gives the newest snapshot of each of its devices.
-- Read lazily: the first record of a partition this worker has not loaded waits for that
-  partition's snapshots (:class:`PartitionReader`), so no frame is processed on empty
-  state.
+- Read lazily: the first records of partitions this worker has not loaded wait for those
+  partitions' snapshots, read together (:meth:`PartitionReader.read_each`: a read costs
+  round trips, not records), so no frame is processed on empty state.
 - Reference data every worker follows whole, whatever partitions it owns
   (:class:`TopicFollower`: every partition from the beginning, no group): the compacted
   enrolments topic (a device's enrolment is on the partition of its own key, its frames on
@@ -61,6 +61,14 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 READ_TIMEOUT_S = 60.0
+# How long the broker may hold a reader's fetch that finds no record (aiokafka's default
+# is 500 ms). A read stops at end offsets it knows, so waiting for records to come is of
+# no use; but the fetch sent on reaching the end is still held when the next read starts,
+# and that read's offset requests queue behind it on the same connection: measured, each
+# read of an empty partition took 0.5-1 s at the default.
+READ_FETCH_WAIT_MS = 10
+# How long one getmany waits for fetched records; it returns as soon as any arrive.
+READ_POLL_MS = 500
 FOLLOW_POLL_MS = 500
 
 
@@ -146,6 +154,12 @@ class PartitionReader:
             consumer = AIOKafkaConsumer(
                 group_id=None,
                 enable_auto_commit=False,
+                # Reads stop at end offsets taken before they start: no long poll for
+                # records to come (see READ_FETCH_WAIT_MS). A position the log no longer
+                # holds restarts at its beginning, never at its end (which would skip
+                # snapshots).
+                fetch_max_wait_ms=READ_FETCH_WAIT_MS,
+                auto_offset_reset="earliest",
                 **client_options(self.settings.kafka, "aiokafka"),
             )
             await consumer.start()
@@ -160,32 +174,55 @@ class PartitionReader:
             self._consumer = consumer
         return self._consumer
 
-    async def read(
+    async def read_each(
         self, partitions: Iterable[int], topic: str | None = None
-    ) -> dict[str, bytes | None]:
-        """The newest value per key in these partitions of ``topic`` (the snapshot topic by
-        default); ``None`` for a deleted key."""
+    ) -> dict[int, dict[str, bytes | None]]:
+        """Per partition, the newest value per key in these partitions of ``topic`` (the
+        snapshot topic by default), read together up to their end offsets as they stood
+        when called; ``None`` for a deleted key, ``{}`` for a partition with no record.
+
+        Round trips, not records, are what a read of a few snapshots costs: one
+        ListOffsets for the beginnings and one for the ends of all the partitions, then
+        fetches from those positions (set locally, no offset reset) of the partitions
+        holding records only; none at all when every partition is empty."""
         from aiokafka import TopicPartition
 
         consumer = await self._started()
         tps = [TopicPartition(topic or self.topic, p) for p in sorted(set(partitions))]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        found: dict[int, dict[str, bytes | None]] = {tp.partition: {} for tp in tps}
+        if not tps:
+            return found
+        starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
-        found: dict[str, bytes | None] = {}
+        waiting = {tp for tp in tps if ends[tp] > starts[tp]}
+        if not waiting:
+            return found
+        consumer.assign(sorted(waiting))
+        for tp in waiting:
+            consumer.seek(tp, starts[tp])
         deadline = time.monotonic() + READ_TIMEOUT_S
-        waiting = {tp for tp in tps if ends[tp] > 0}
-        while waiting:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {tps[0].topic} took over {READ_TIMEOUT_S:.0f} s")
-            batches = await consumer.getmany(*waiting, timeout_ms=500)
-            for tp, messages in batches.items():
-                for message in messages:
-                    if message.key is not None:
-                        found[message.key.decode()] = message.value
-                if await consumer.position(tp) >= ends[tp]:
-                    waiting.discard(tp)
-        consumer.assign([])
+        try:
+            while waiting:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {tps[0].topic} took over {READ_TIMEOUT_S:.0f} s")
+                batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
+                for tp, messages in batches.items():
+                    values = found[tp.partition]
+                    for message in messages:
+                        if message.key is not None:
+                            values[message.key.decode()] = message.value
+                # Every waiting partition, not only those that returned records: a batch
+                # of compacted-away or control records moves the position and returns
+                # none.
+                for tp in list(waiting):
+                    if await consumer.position(tp) >= ends[tp]:
+                        waiting.discard(tp)
+        finally:
+            # Paused, not unassigned: an empty assignment would refresh the metadata of
+            # every topic (which the next read's offsets wait for), and aiokafka's fetcher
+            # can swallow the consumer's stop if it comes while an assignment change is
+            # being applied (the stop then never returns).
+            consumer.pause(*consumer.assignment())
         return found
 
     async def close(self) -> None:

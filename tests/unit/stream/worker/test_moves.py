@@ -20,6 +20,7 @@ import pytest
 from producers.fleet import Fleet
 from stream.config import load_settings
 from stream.records import Alert, gateway_batch_json
+from stream.worker import snapshots
 from stream.worker.app import Worker
 from stream.worker.ingest import RawRecord
 from stream.worker.pipeline import Pipeline
@@ -72,16 +73,19 @@ class Topic:
 
 
 class Reader:
-    """``PartitionReader.read`` over the broker's snapshot log."""
+    """``PartitionReader.read_each`` over the broker's snapshot log; ``calls`` the
+    partitions of each read, as the worker asked for them."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.calls: list[list[int]] = []
 
-    async def read(self, partitions, topic: str | None = None) -> dict[str, bytes | None]:
-        found: dict[str, bytes | None] = {}
-        for partition in partitions:
-            found |= self.broker.newest(topic or "snapshots", partition)
-        return found
+    async def read_each(
+        self, partitions, topic: str | None = None
+    ) -> dict[int, dict[str, bytes | None]]:
+        wanted = sorted(set(partitions))
+        self.calls.append(wanted)
+        return {p: self.broker.newest(topic or "snapshots", p) for p in wanted}
 
 
 class Cluster:
@@ -181,6 +185,61 @@ async def test_snapshots_go_to_the_partition_of_the_devices_frames(settings):
     restored = Pipeline(settings, scorer=None)
     restored.restore(GATEWAY_2, cluster.broker.newest("snapshots", GATEWAY_2))
     assert set(restored.devices_in({GATEWAY_2})) == set(fleet.device_ids)
+
+
+async def test_a_worker_reads_the_partitions_it_has_not_loaded_in_one_read(settings):
+    """Worker A's devices leave snapshots on partitions 0 and 2, plus a stale copy on 3
+    of a device the directory places on 2 (its old owner died before its tombstone). A
+    worker given partitions 0 and 1, then all four, reads each time only those it has not
+    loaded, all in one read, and restores each partition with its own snapshots."""
+    cluster = Cluster(settings, ["a", "c"])
+    fleet = ward(faults=False)
+    first, second = fleet.device_ids
+    await cluster.enrol(fleet)
+    await Ward(cluster, fleet, {0: "a", 2: "a"}).run(3, lambda d, t: 0 if d == first else 2)
+    stale = cluster.broker.newest("snapshots", 2)[second]
+    await cluster.broker.topic("snapshots").send(second.encode(), stale, partition=3)
+    c = cluster.workers["c"]
+    await c.ensure_loaded({0, 1})
+    await c.ensure_loaded({0, 1})  # loaded: no read
+    await c.ensure_loaded({0, 1, 2, 3})
+    assert c.reader.calls == [[0, 1], [2, 3]]
+    assert c.loaded == {0, 1, 2, 3}
+    assert c.pipeline.devices_in({0}) == [first] and c.pipeline.devices_in({2}) == [second]
+    assert c.pipeline.devices_in({1, 3}) == []  # empty, and the stale copy left out
+    for device, partition in ((first, 0), (second, 2)):
+        saved = cluster.broker.newest("snapshots", partition)[device]
+        assert orjson.loads(saved)["ecg_detector"]  # state to restore, not an empty one
+        assert snapshots.encode(c.pipeline.store, device) == saved
+
+
+async def test_devices_arriving_from_several_partitions_are_read_in_one_read(settings):
+    """Two devices leave A's partitions 0 and 2 for B's partition 1 in the same second:
+    B reads its own partition when its first batch comes, then both sources together,
+    and restores each device from its own source's snapshot (which it copies to its new
+    partition as read)."""
+    cluster = Cluster(settings, ["a", "b"])
+    fleet = ward(faults=False)
+    first, second = fleet.device_ids
+    await cluster.enrol(fleet)
+    ward_ = Ward(cluster, fleet, {0: "a", 1: "b", 2: "a"})
+
+    def route(d: str, t: float) -> int:
+        return GATEWAY_2 if t >= 10.0 else (0 if d == first else 2)
+
+    await ward_.run(10, route)
+    b = cluster.workers["b"]
+    left = {
+        first: cluster.broker.newest("snapshots", 0)[first],
+        second: cluster.broker.newest("snapshots", 2)[second],
+    }
+    assert all(left.values())
+    await ward_.run(1, route)
+    assert b.reader.calls == [[1], [0, 2]]
+    assert b.pipeline.partition_of(first) == 1 and b.pipeline.partition_of(second) == 1
+    # Each device's snapshot from its own source, copied to partition 1 as found there.
+    on_new = [(k.decode(), v) for k, v, p in cluster.broker.log["snapshots"] if p == 1]
+    assert [next(v for k, v in on_new if k == d) for d in left] == list(left.values())
 
 
 async def test_enrolments_are_followed_whatever_partitions_the_worker_owns(settings):
