@@ -265,9 +265,12 @@ class TopicFollower:
         try:
             count = await _partition_count(consumer, self.topic)
             tps = [TopicPartition(self.topic, p) for p in range(count)]
+            # The end offsets before anything is assigned: once assigned, the fetcher's
+            # long poll of a topic with nothing to fetch yet holds the connection that
+            # the offset request would queue behind (0.5 s for an empty topic).
+            ends = await consumer.end_offsets(tps)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
             behind = {tp for tp in tps if ends[tp] > 0}
             if not behind:
                 self.ready.set()
