@@ -58,7 +58,8 @@ class Condition:
     margin, or is currently untrustworthy; it keeps an active alert from resolving and
     never triggers one. ``begins_onset``: a sustain-only condition that may nevertheless
     begin a pending alert's onset wait (an AF the rhythm model calls on a trusted ECG
-    before the RR intervals confirm it, see ``stream.alerts.lifecycle``); the alert
+    before the RR intervals confirm it; a good resting ECG's heart rate past a limit
+    that the other sources' vote set aside; see ``stream.alerts.lifecycle``); the alert
     still triggers only on a condition that is not sustain-only.
     """
 

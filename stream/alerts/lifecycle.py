@@ -10,7 +10,9 @@ care-partner alerts) describe:
   restart the wait, unless the kind tolerates a gap: an absence of at most
   ``onset_gap_s`` lets the wait go on from where it began; see :data:`ONSET_BAND_GAP_S`);
   a sustain-only condition marked ``begins_onset`` (AF called by the rhythm model before
-  the beats confirm it) begins the wait, which only a confirmed condition completes;
+  the beats confirm it; a good resting ECG's heart rate past a limit that the other
+  sources' vote set aside) begins the wait and holds it for as long as it lasts; only a
+  confirmed condition completes it, at once if it began ``onset_s`` ago;
 - **repeat**: while it stays active the alert is ``repeated`` every ``repeat_s``, and at
   once when its priority rises;
 - **resolution with hysteresis**: ``resolved`` once the condition has been absent for
@@ -204,11 +206,19 @@ class AlertTracker:
                 continue
             events += self._advance(ctx, track, condition, t, window)
         # A sustain-only condition that may begin an onset wait (Condition.begins_onset:
-        # AF called by the rhythm model before the beats confirm it) starts a pending
-        # track, which only a condition that is not sustain-only can trigger.
+        # AF called by the rhythm model before the beats confirm it, a set-aside ECG's
+        # heart rate) starts a pending track, which only a condition that is not
+        # sustain-only can trigger, and holds it while it lasts: after a step in the heart
+        # rate the lagging sources confirm the ECG seconds later, and the wait counts from
+        # the ECG's crossing.
         for condition in conditions:
             kind = condition.kind
-            if not condition.begins_onset or kind in self.tracks:
+            if not condition.begins_onset:
+                continue
+            if kind in self.tracks:
+                pending = self.tracks[kind]
+                if not pending.active and kind not in breaching:
+                    pending.last_present = t
                 continue
             if _rank(condition.priority) < family_top.get(family_of(kind), 0):
                 continue  # outranked in its family: waits, as a breaching one would

@@ -57,6 +57,7 @@ from stream.alerts.trust import (
     feature,
     heart_rate,
     respiration_reading,
+    resting_ecg_rate,
     rhythm_trust,
     spo2_reading,
     temperature_reading,
@@ -471,6 +472,8 @@ def evaluate(
     conditions: list[Condition] = []
     if vitals.hr_recent is not None:
         conditions += checked(vitals.hr_recent, rules, TACHYCARDIA, BRADYCARDIA)
+        if vitals.hr_recent.source != "ecg":
+            conditions += _ecg_begun(features, vitals.quality, rules)
     if vitals.spo2 is not None:
         desaturation = DESATURATION_SCALE2 if ctx.profile.spo2_scale == 2 else DESATURATION
         conditions += checked(vitals.spo2, rules, desaturation)
@@ -493,6 +496,22 @@ def evaluate(
         conditions += _news2_rules(news2, vitals, rules)
     conditions += _technical_rules(features, vitals.quality, rules)
     return Judgement(conditions, news2)
+
+
+def _ecg_begun(
+    features: Mapping[str, float], quality: SignalQuality, rules: RuleSettings
+) -> list[Condition]:
+    """A good resting ECG's rate past a heart-rate limit that the other sources' vote set
+    aside: it begins the onset wait, never triggers."""
+    rate = resting_ecg_rate(features, quality)
+    if not math.isfinite(rate):
+        return []
+    reading = Reading(rate, "ecg", Trust.GOOD)
+    return [
+        replace(c, sustain_only=True, begins_onset=True)
+        for c in checked(reading, rules, TACHYCARDIA, BRADYCARDIA)
+        if not c.sustain_only
+    ]
 
 
 def silent_devices(

@@ -23,7 +23,10 @@ wearer is not moving, else PPG when good (which excludes motion), else the devic
 value (trusted only when no waveform says otherwise). Without a trustworthy source the
 estimates there are are fused, doubtful: the median of three, or of two the preferred one
 if they agree within ``HR_SOURCES_AGREE`` (none if not); a good ECG's rate that a good PPG
-and the device, agreeing, both contradict is not believed; while the wearer moves, a rate
+and the device, agreeing, both contradict is not believed (a rate alarm then reads the
+one of the two nearer to the ECG: after a step both lag it, the nearer has followed it
+further; and the ECG's crossing may begin the alarm's onset wait, see
+:func:`resting_ecg_rate` and ``rules._ecg_begun``); while the wearer moves, a rate
 alarm needs the device's own reading to back it. Rhythm (AF, ventricular runs, from rules
 or the rhythm model) is analysed only at rest, on an ECG that is good and not clipped; a
 ventricular run starts an alarm only on an ECG that has been good for ``RHYTHM_SETTLE_S``
@@ -175,6 +178,14 @@ def _rate(features: Mapping[str, float], source: str, recent: bool) -> float:
     return value if math.isfinite(value) else feature(features, f"{source}_hr_bpm")
 
 
+def resting_ecg_rate(features: Mapping[str, float], quality: SignalQuality) -> float:
+    """The rate alarms read from a good ECG at rest (its last two beats), whether or not
+    :func:`heart_rate` believes it; nan where the ECG is not good or the wearer moves."""
+    if quality.ecg != "good" or quality.moving:
+        return math.nan
+    return _rate(features, "ecg", recent=True)
+
+
 def heart_rate(
     features: Mapping[str, float], quality: SignalQuality, recent: bool = False
 ) -> Reading | None:
@@ -206,14 +217,17 @@ def heart_rate(
     # so none is believed alone (the ECG's outvote above needs the other two to agree).
     good_ppg_hr = ppg_hr if quality.ppg == "good" else math.nan
     split = _split(ecg_hr, good_ppg_hr, device_hr)
-    if (
-        quality.ecg == "good"
-        and not quality.moving
-        and math.isfinite(ecg_hr)
-        and not _outvoted(ecg_hr, good_ppg_hr, device_hr)
-        and not split
-    ):
+    resting_ecg = quality.ecg == "good" and not quality.moving and math.isfinite(ecg_hr)
+    outvoted = resting_ecg and _outvoted(ecg_hr, good_ppg_hr, device_hr)
+    if resting_ecg and not outvoted and not split:
         return Reading(ecg_hr, "ecg", Trust.GOOD)
+    if outvoted and alarm:
+        # Of the two that agree against the ECG, the one nearer to it: after a step in
+        # the heart rate both lag the ECG, and the nearer has followed it further.
+        value, source = min(
+            ((good_ppg_hr, "ppg"), (device_hr, "device")), key=lambda c: abs(c[0] - ecg_hr)
+        )
+        return Reading(value, source, Trust.GOOD)
     if quality.ppg == "good" and math.isfinite(ppg_hr) and not split:
         return Reading(ppg_hr, "ppg", Trust.GOOD)
     waveforms_absent = quality.ecg == "absent" and quality.ppg == "absent"

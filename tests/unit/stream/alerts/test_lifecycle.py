@@ -426,3 +426,22 @@ def test_af_onset_begins_with_the_models_unconfirmed_call() -> None:
     untrusted = condition("af", sustain_only=True)
     alerts = play(lambda t: (untrusted,) if t < 5 else (confirmed,), 60)
     assert alerts[0].t_onset == 5
+
+
+def test_a_begun_onset_is_held_while_its_beginning_condition_lasts() -> None:
+    """A set-aside ECG's tachycardia (``begins_onset``, sustain-only) 4 s long before the
+    other sources confirm it: the pending wait is held the whole time (longer than the
+    gap the kind tolerates), so the first confirmed window triggers at once, its onset the
+    ECG's first crossing. Begun alone, it never triggers; broken off for longer than the
+    gap, the wait starts again at the confirmation."""
+    timing = RULES.timing_of("tachycardia")
+    begun = replace(condition(sustain_only=True), begins_onset=True)
+    confirmed = condition()
+    assert timing.onset_gap_s < 4
+    alerts = play(lambda t: (begun,) if 10 <= t < 14 else (confirmed,) if t >= 14 else (), 30)
+    assert events(alerts)[0] == ("triggered", "tachycardia", 14)
+    assert alerts[0].t_onset == 10
+    assert play(lambda t: (begun,) if t >= 10 else (), 60) == []
+    late = 11 + timing.onset_gap_s + 2
+    alerts = play(lambda t: (begun,) if t in (10, 11) else (confirmed,) if t >= late else (), 40)
+    assert events(alerts)[0] == ("triggered", "tachycardia", late + timing.onset_s)

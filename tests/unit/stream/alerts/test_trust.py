@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from stream.alerts.conditions import Condition
 from stream.alerts.rules import evaluate
 from stream.records import Observations
 from tests.unit.stream.alerts.harness import (
@@ -29,9 +30,45 @@ def test_an_ecg_rate_that_a_good_ppg_and_the_device_both_contradict_is_not_belie
     PPG and the device, agreeing, said 73: no tachycardia (the rhythm rules still judge a
     pulse deficit). With only one other source against it, the good ECG still wins."""
     outvoted = quiet_features(ecg_hr_bpm=240.0, ppg_hr_bpm=73.0, hr_device=74.0)
-    assert conditions_of("tachycardia", run(outvoted)) == []
+    assert only_begins_onset(conditions_of("tachycardia", run(outvoted)))
     disputed_by_one = quiet_features(ecg_hr_bpm=140.0, ppg_hr_bpm=73.0, hr_device=NAN)
     assert conditions_of("tachycardia", run(disputed_by_one))
+
+
+def only_begins_onset(conditions: list[Condition]) -> bool:
+    """The conditions a set-aside ECG rate raises: one, sustain-only, from the ECG, that
+    may begin the onset wait (it raises no alarm by itself)."""
+    return [(c.sustain_only, c.begins_onset, "(ecg)" in c.message) for c in conditions] == [
+        (True, True, True)
+    ]
+
+
+def test_a_set_aside_resting_ecg_rate_may_begin_the_onset_wait() -> None:
+    """After a step in the heart rate the ECG's last two beats have it first; the PPG
+    and the device's averaged reading lag (160 bpm read 64 and 96 two seconds after the
+    onset). The vote sets the ECG aside, but its crossing begins the onset wait, so that
+    the alarm triggers as soon as another source confirms it (stream.alerts.lifecycle).
+    Not while the wearer moves, nor from a poor ECG."""
+    step = quiet_features(ecg_hr_bpm=160.0, ppg_hr_bpm=64.0, hr_device=96.0)
+    assert only_begins_onset(conditions_of("tachycardia", run(step)))
+    slowed = quiet_features(ecg_hr_bpm=48.6, ppg_hr_bpm=76.0, hr_device=64.0)
+    assert only_begins_onset(conditions_of("bradycardia", run(slowed)))
+    moving = quiet_features(ecg_hr_bpm=160.0, ppg_hr_bpm=64.0, hr_device=96.0, motion=1.0)
+    assert not any(c.begins_onset for c in run(moving))
+    poor = quiet_features(ecg_hr_bpm=160.0, ppg_hr_bpm=64.0, hr_device=96.0, ecg_sqi=0.2)
+    assert not any(c.begins_onset for c in run(poor))
+    believed = quiet_features(ecg_hr_bpm=160.0, ppg_hr_bpm=150.0, hr_device=96.0)
+    assert not any(c.begins_onset for c in run(believed))
+
+
+def test_an_outvoted_ecg_alarm_reads_the_outvoting_source_nearer_to_it() -> None:
+    """Four seconds into a fall to 35 bpm the PPG (over-counting the long diastole) reads
+    52.6 and the device's average 49: they agree, and outvote the ECG's 35. Of the two,
+    the alarm reads the device's 49, which has followed the ECG further: bradycardia."""
+    window = quiet_features(ecg_hr_bpm=35.2, ppg_hr_bpm=52.6, hr_device=49.0)
+    fired = [c for c in conditions_of("bradycardia", run(window)) if not c.sustain_only]
+    assert [c.values["hr_bpm"] for c in fired] == [49.0]
+    assert "(device)" in fired[0].message
 
 
 def test_three_heart_rates_none_agreeing_are_read_as_their_doubtful_median() -> None:
@@ -39,7 +76,7 @@ def test_three_heart_rates_none_agreeing_are_read_as_their_doubtful_median() -> 
     artefact), 111 on the PPG and 79 on the device: none is believed alone, the median
     (111) raises no tachycardia. A true tachycardia the PPG follows still alarms."""
     split = quiet_features(ecg_hr_bpm=176.0, ppg_hr_bpm=111.0, hr_device=79.0)
-    assert conditions_of("tachycardia", run(split)) == []
+    assert only_begins_onset(conditions_of("tachycardia", run(split)))
     followed = quiet_features(ecg_hr_bpm=176.0, ppg_hr_bpm=165.0, hr_device=120.0)
     [fired] = conditions_of("tachycardia", run(followed))
     assert "(ecg)" in fired.message and fired.priority == "high"
