@@ -445,3 +445,16 @@ def test_a_begun_onset_is_held_while_its_beginning_condition_lasts() -> None:
     late = 11 + timing.onset_gap_s + 2
     alerts = play(lambda t: (begun,) if t in (10, 11) else (confirmed,) if t >= late else (), 40)
     assert events(alerts)[0] == ("triggered", "tachycardia", late + timing.onset_s)
+
+
+def test_an_af_wait_is_not_held_by_unconfirmed_model_calls() -> None:
+    """AF's model calls begin its wait but do not hold it (``HELD_BY_BEGINNING``): a wait
+    they began that no confirmed window joins within the gap AF tolerates ends, and the
+    next call begins another; so the beats' confirmation never completes a wait older
+    than the gap. Holding it raised false AF alarms on arrhythmia confounds."""
+    timing = RULES.timing_of("af")
+    unconfirmed = replace(condition("af", sustain_only=True), begins_onset=True)
+    late = 10 + 3 * timing.onset_gap_s
+    alerts = play(lambda t: (unconfirmed,) if 10 <= t < late else (condition("af"),), 120)
+    assert late - timing.onset_gap_s - 1 <= alerts[0].t_onset < late
+    assert events(alerts)[0] == ("triggered", "af", alerts[0].t_onset + timing.onset_s)
