@@ -220,12 +220,17 @@ def test_two_workers_share_partitions_and_survive_losing_one(
     assert_exactly_once(alerts, labels)
 
 
+# The reorder bound of the held-frame test: long enough that the frames after the gap are
+# still held when the worker is killed (about 5 s after the first frames are written).
+HELD_LATENESS_S = 30
+
+
 def test_a_frame_held_behind_a_gap_survives_a_crash(isolated_settings, influx_client, tmp_path):
     """A frame after a gap waits in the reorder buffer, in no output yet. A worker
     SIGKILLed meanwhile must not have committed its record (nor any later one of its
     partition): the restarted worker reads it again and writes it."""
     settings = isolated_settings
-    env = worker_env(settings, VITALSTREAM_STREAM__LATENESS_S="30")
+    env = worker_env(settings, VITALSTREAM_STREAM__LATENESS_S=str(HELD_LATENESS_S))
     worker = started_worker(env, tmp_path)
     device, t0 = "dev-gap", float(int(time.time()) - 60)
     producer = KafkaProducer(acks="all", **client_options(settings.kafka))
@@ -248,7 +253,10 @@ def test_a_frame_held_behind_a_gap_survives_a_crash(isolated_settings, influx_cl
         worker.kill()
         worker.start()
         worker.wait_ready()
-        deadline = time.monotonic() + 30
+        # The restarted worker holds them again from when it reads them, and releases them
+        # lateness_s of wall time later (seq 2 never comes): the wait must outlast that
+        # bound, not equal it (a 30 s wait on a 30 s bound failed by 0.17 s in CI).
+        deadline = time.monotonic() + HELD_LATENESS_S + 30
         while not {point[3], point[4]} <= (written := written_vitals(settings, influx_client)):
             assert time.monotonic() < deadline, f"held frames lost in the crash: {written}"
             time.sleep(0.5)
