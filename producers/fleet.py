@@ -105,6 +105,7 @@ class Fleet:
             dropout=f.dropout_rate if faults else 0.0,
             jitter_s=f.clock_jitter_ms / 1000.0,
         )
+        self._on_time = np.array([p.on_time for p in self.patients], bool)
         self.seq = np.zeros(n, np.int64)
         self.k = 0  # frame periods rendered so far
         self._held: list[tuple[int, str, bytes, int]] = []  # (release tick, device, bytes, seq)
@@ -291,8 +292,12 @@ class Fleet:
             device_id = self.device_ids[i]
             if late[i]:
                 lo, hi = self.faults.late_by
-                self._held.append((self.k + int(rng.integers(lo, hi + 1)), device_id, payload, seq))
-                continue
+                # Drawn for an on-time patient too, so that the flag leaves every other
+                # device's faults as they were.
+                release = self.k + int(rng.integers(lo, hi + 1))
+                if not self._on_time[i]:
+                    self._held.append((release, device_id, payload, seq))
+                    continue
             messages.append((device_id, payload))
             sent_seq.append((device_id, seq))
             if duplicated[i]:

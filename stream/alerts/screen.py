@@ -387,13 +387,15 @@ def _pulse_for_news2(
         & finite_device
         & ~(_agree(ecg, good_ppg) | _agree(ecg, device) | _agree(good_ppg, device))
     )
+    resting_ecg = ecg_good & ~moving & finite_ecg
+    split &= ~(resting_ecg & _agree(good_ppg, 2 * ecg))  # a PPG at twice the ECG's rate
     outvoted = (
         finite_good_ppg
         & finite_device
         & _agree(good_ppg, device)
         & ~_agree(ecg, 0.5 * (good_ppg + device))
     )
-    from_ecg = ecg_good & ~moving & finite_ecg & ~outvoted & ~split
+    from_ecg = resting_ecg & ~outvoted & ~split
     from_ppg = ~from_ecg & ppg_good & finite_ppg & ~split
     from_device = ~from_ecg & ~from_ppg & ecg_absent & ppg_absent & finite_device
     fused = ~(from_ecg | from_ppg | from_device)

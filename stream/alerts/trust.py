@@ -178,10 +178,15 @@ def _rate(features: Mapping[str, float], source: str, recent: bool) -> float:
     return value if math.isfinite(value) else feature(features, f"{source}_hr_bpm")
 
 
+def _ecg_at_rest(quality: SignalQuality) -> bool:
+    """A good ECG on a wearer at rest: the one source believed alone."""
+    return quality.ecg == "good" and not quality.moving
+
+
 def resting_ecg_rate(features: Mapping[str, float], quality: SignalQuality) -> float:
     """The rate alarms read from a good ECG at rest (its last two beats), whether or not
     :func:`heart_rate` believes it; nan where the ECG is not good or the wearer moves."""
-    if quality.ecg != "good" or quality.moving:
+    if not _ecg_at_rest(quality):
         return math.nan
     return _rate(features, "ecg", recent=True)
 
@@ -217,7 +222,15 @@ def heart_rate(
     # so none is believed alone (the ECG's outvote above needs the other two to agree).
     good_ppg_hr = ppg_hr if quality.ppg == "good" else math.nan
     split = _split(ecg_hr, good_ppg_hr, device_hr)
-    resting_ecg = quality.ecg == "good" and not quality.moving and math.isfinite(ecg_hr)
+    resting_ecg = _ecg_at_rest(quality) and math.isfinite(ecg_hr)
+    if split and resting_ecg and _agree(good_ppg_hr, 2 * ecg_hr):
+        # Pulses cannot outnumber beats: every pulse wave is ejected by a beat. A PPG at
+        # twice a good resting ECG's rate counts a second wave per beat (a slow heart's
+        # long diastole: the dicrotic wave, the band-pass's bump), so its disagreement
+        # explains itself and leaves the ECG against the device alone, which does not
+        # outvote it. Where the device agrees with such a PPG instead (an ECG missing
+        # every other beat), the two still outvote the ECG (below).
+        split = False
     outvoted = resting_ecg and _outvoted(ecg_hr, good_ppg_hr, device_hr)
     if resting_ecg and not outvoted and not split:
         return Reading(ecg_hr, "ecg", Trust.GOOD)

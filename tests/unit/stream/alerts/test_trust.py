@@ -82,6 +82,23 @@ def test_three_heart_rates_none_agreeing_are_read_as_their_doubtful_median() -> 
     assert "(ecg)" in fired.message and fired.priority == "high"
 
 
+def test_a_ppg_at_twice_the_ecg_rate_does_not_split_the_vote() -> None:
+    """Four seconds into a fall to 36 bpm (bench e2e, 2,000 devices) the ECG reads 35.9,
+    the PPG 74.6 (a second wave counted in each long diastole) and the device's average
+    51: pulses cannot outnumber beats, so the PPG's disagreement explains itself and the
+    ECG is believed against the lagging device: bradycardia. Where the device agrees with
+    that PPG instead (an ECG missing every other beat) the two still outvote the ECG; and
+    a PPG at another multiple still splits the vote."""
+    doubled = quiet_features(ecg_hr_bpm=35.9, ppg_hr_bpm=74.6, hr_device=51.0)
+    [fired] = conditions_of("bradycardia", run(doubled))
+    assert not fired.sustain_only and "(ecg)" in fired.message
+    assert fired.values["hr_bpm"] == 35.9
+    halved_ecg = quiet_features(ecg_hr_bpm=35.9, ppg_hr_bpm=74.6, hr_device=72.0)
+    assert only_begins_onset(conditions_of("bradycardia", run(halved_ecg)))
+    not_doubled = quiet_features(ecg_hr_bpm=35.9, ppg_hr_bpm=95.0, hr_device=60.0)
+    assert only_begins_onset(conditions_of("bradycardia", run(not_doubled)))
+
+
 def test_poor_ecg_falls_back_to_good_ppg_and_raises_poor_signal() -> None:
     window = quiet_features(ecg_sqi=0.2, ecg_hr_bpm=160.0, ppg_hr_bpm=72.0)
     conditions = run(window)
