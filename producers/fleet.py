@@ -105,7 +105,7 @@ class Fleet:
             dropout=f.dropout_rate if faults else 0.0,
             jitter_s=f.clock_jitter_ms / 1000.0,
         )
-        self._on_time = np.array([p.on_time for p in self.patients], bool)
+        self._reliable = np.array([p.reliable_link for p in self.patients], bool)
         self.seq = np.zeros(n, np.int64)
         self.k = 0  # frame periods rendered so far
         self._held: list[tuple[int, str, bytes, int]] = []  # (release tick, device, bytes, seq)
@@ -278,7 +278,9 @@ class Fleet:
         alive = np.flatnonzero(~silent)
         alive_seqs = self.seq[alive]
         self.seq[alive] += 1
-        reaches = ~dropped[alive]  # a frame lost over the air leaves a gap in seq
+        # A frame lost over the air leaves a gap in seq (never on a reliable link: the
+        # draws are the same, so the flag leaves every other device's faults as they were).
+        reaches = ~(dropped & ~self._reliable)[alive]
         sending: list[int] = alive[reaches].tolist()  # in device order
         seqs: list[int] = alive_seqs[reaches].tolist()
         t0s = [round(t_base + offset, 4) for offset in jitter[sending].tolist()]
@@ -290,12 +292,12 @@ class Fleet:
         for i, seq, payload in zip(sending, seqs, payloads, strict=True):
             samples += per_frame + (5 if measurable[i] else 3) * vitals_per_signal
             device_id = self.device_ids[i]
-            if late[i]:
+            if late[i] and not dropped[i]:
                 lo, hi = self.faults.late_by
-                # Drawn for an on-time patient too, so that the flag leaves every other
-                # device's faults as they were.
+                # Drawn on a reliable link too (where the frame would have reached the
+                # air), for the same reason.
                 release = self.k + int(rng.integers(lo, hi + 1))
-                if not self._on_time[i]:
+                if not self._reliable[i]:
                     self._held.append((release, device_id, payload, seq))
                     continue
             messages.append((device_id, payload))

@@ -105,10 +105,11 @@ class Patient(_Strict):
     activity: float = Field(0.0, ge=0, le=1, description="usual activity, 0 = in bed")
     activity_periods: list[ActivityPeriod] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
-    on_time: bool = Field(
+    reliable_link: bool = Field(
         False,
-        description="this patient's frames are never sent late (the scenario's other faults "
-        "still apply): a probe whose alert latency measures the pipeline, not the network",
+        description="this patient's frames are never held back nor lost on the way "
+        "(duplicates and clock jitter still apply): a probe whose alert latency measures "
+        "the pipeline, not the network",
     )
 
 

@@ -95,10 +95,11 @@ def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
     to be detected within the measured span whatever the fleet size. Their onsets are
     abrupt: the condition exists from the labelled second, so the latency measured is the
     pipeline's, not the simulated body's drift towards the event's values. For the same
-    reason their frames are never sent late (``on_time``): the simulator's late-frame
-    fault holds 0.3 % of frames back 1-3 s, and one held at a labelled onset added its
-    lateness to that label (a tachypnoea at 1,000 devices, +2 s). Every other fault, and
-    every fault of the rest of the fleet, stays.
+    reason their link is reliable (``reliable_link``: no frame held back or lost): a frame
+    the simulator loses (0.1 %) makes the worker hold its device's next frames until the
+    gap fills or ``lateness_s`` passes, and one lost before a labelled onset added 2.5-3.3 s
+    to that label (a tachypnoea at 1,000 devices), as a late one (0.3 %, 1-3 s) would.
+    Duplicates and clock jitter stay, and every fault of the rest of the fleet.
     """
     first = warmup_s + 3.0
     last = max(first, warmup_s + seconds - EVENT_SPAN_S)
@@ -114,7 +115,7 @@ def bench_scenario(warmup_s: float, seconds: float) -> dict[str, Any]:
                 "id": f"bench-{i:02d}",
                 "activity": 0.3 if kind == "fall" else 0.05,
                 "events": [event | {"onset": "abrupt"}],
-                "on_time": True,
+                "reliable_link": True,
             }
         )
     return {"name": "bench", "ward": "ward-bench", "patients": patients}

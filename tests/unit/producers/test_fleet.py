@@ -89,25 +89,30 @@ def test_faults_make_duplicates_late_frames_and_gaps() -> None:
     assert len(counts) < expected  # some lost (late ones still held are released by drain)
 
 
-def test_an_on_time_patients_frames_are_never_late_and_the_rest_are_unchanged() -> None:
-    """``Patient.on_time`` (the e2e bench's labelled probes): their frames go out in order
-    whatever the late-frame rate; duplicates still happen, and every other device sends
-    exactly what it sends without the flag (the random draws are the same)."""
+def test_a_reliable_links_frames_are_never_late_nor_lost_and_the_rest_are_unchanged() -> None:
+    """``Patient.reliable_link`` (the e2e bench's labelled probes): every one of their
+    frames goes out, in order, whatever the late and loss rates; duplicates still happen,
+    and every other device sends exactly what it sends without the flag (the random draws
+    are the same)."""
     base = load_scenario("noisy_ambulatory")
-    faults = base.faults.model_copy(update={"late_rate": 0.3, "duplicate_rate": 0.1})
-    patients = [p.model_copy(update={"on_time": i < 2}) for i, p in enumerate(base.patients)]
+    faults = base.faults.model_copy(
+        update={"late_rate": 0.3, "dropout_rate": 0.2, "duplicate_rate": 0.1}
+    )
+    patients = [p.model_copy(update={"reliable_link": i < 2}) for i, p in enumerate(base.patients)]
     flagged = base.model_copy(update={"faults": faults, "patients": patients})
     plain = base.model_copy(update={"faults": faults})
+    periods = 30
     sent = {}
     for name, scenario in (("flagged", flagged), ("plain", plain)):
         fleet = Fleet(scenario, 10, seed=4, start=START)
-        sent[name] = [m for _ in range(30) for m in fleet.tick().sent_seq]
+        sent[name] = [m for _ in range(periods) for m in fleet.tick().sent_seq]
     probes = set(Fleet(flagged, 10, seed=4, start=START).device_ids[:2])
     for device in probes:
         seqs = [seq for d, seq in sent["flagged"] if d == device]
-        assert seqs == sorted(seqs) and len(seqs) > len(set(seqs))  # in order, duplicates kept
+        assert sorted(set(seqs)) == list(range(periods)) and seqs == sorted(seqs)
+        assert len(seqs) > periods  # duplicates kept
         plain_seqs = [seq for d, seq in sent["plain"] if d == device]
-        assert plain_seqs != sorted(plain_seqs)  # the same draws without the flag: late ones
+        assert plain_seqs != sorted(plain_seqs) or len(set(plain_seqs)) < periods
     others = [m for m in sent["flagged"] if m[0] not in probes]
     assert others == [m for m in sent["plain"] if m[0] not in probes]
 
