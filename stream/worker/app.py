@@ -6,19 +6,21 @@ rules are :mod:`stream.worker.delivery`. The agents, timers and tasks are method
 registers them on a Faust app:
 
 - ``process_frames``: ``stream.take_events(batch_size, within=batch_within_s)`` →
-  ``pipeline.process`` → alerts and dead letters published *and acknowledged by the
-  broker* → lines written durably (to InfluxDB, or while it is down to the sink's fsync'd
-  local spool, drained back by a timer; the sink blocks only when the spool is full)
-  → every ``stream.checkpoint_s``, a checkpoint: the snapshots of the devices whose state
-  changed published (broker-acknowledged) to the compacted snapshot topic
-  (:mod:`stream.worker.snapshots`) → only then are the records of the batches it covers
-  marked durable in the :class:`~stream.worker.delivery.CommitLedger`, which alone decides what
-  the consumer commits (:func:`~stream.worker.delivery.guard_commits`): each partition up
-  to its first record not durable yet. A batch that cannot be made durable (the spool's
-  disk fails, a bug) stays open in the ledger and the worker stops with an error; its
-  restart (by the supervisor: systemd, compose) replays it. Frames the reorder buffer
-  holds back are in no output yet: their records stay open until the output that finally
-  carries them is durable.
+  ``pipeline.process`` → (a device triggering an alert: its alert snapshot, the tracker
+  state and the alerts in an outbox, see :mod:`stream.worker.snapshots`) → alerts and
+  dead letters published *and acknowledged by the broker* → lines written durably (to
+  InfluxDB, or while it is down to the sink's fsync'd local spool, drained back by a
+  timer; the sink blocks only when the spool is full) → every ``stream.checkpoint_s``, a
+  checkpoint: the snapshots of the devices whose state changed published
+  (broker-acknowledged) to the compacted snapshot topic (:mod:`stream.worker.snapshots`)
+  → only then are the records of the batches it covers marked durable in the
+  :class:`~stream.worker.delivery.CommitLedger`, which alone decides what the consumer
+  commits (:func:`~stream.worker.delivery.guard_commits`): each partition up to its
+  first record not durable yet. A batch that cannot be made durable (the spool's disk
+  fails, a bug) stays open in the ledger and the worker stops with an error; its restart
+  (by the supervisor: systemd, compose) replays it. Frames the reorder buffer holds back
+  are in no output yet: their records stay open until the output that finally carries
+  them is durable.
 - ``track_enrolments``: the dead letters of malformed enrolments, published once (by the
   worker whose group owns the enrolment's partition, committed like frames). The
   enrolments themselves are reference data every worker needs, whatever partitions it
@@ -62,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
@@ -132,16 +135,22 @@ class Worker:
         # durable output (a checkpoint then would publish state ahead of that output).
         self._checkpointing = asyncio.Lock()
         self._in_batch = False
+        # Devices whose alerts are on their way (deliver): the tracker state that raised
+        # them and the alerts (JSON), which every snapshot of theirs carries meanwhile.
+        self._outbox: dict[str, tuple[dict[str, Any] | None, list[bytes]]] = {}
 
     # -- the delivery of one output ------------------------------------------------------
     async def deliver(self, output: Output, records: Sequence[Record] = ()) -> None:
         """Publish alerts and dead letters (broker-acknowledged), then write durably; then
         ``records`` and the held frames this output carries wait for the next checkpoint
-        (:meth:`checkpoint`), after which they may be committed."""
+        (:meth:`checkpoint`), after which they may be committed. A device that triggers
+        an alert gets an alert snapshot first (:meth:`save_outbox`)."""
+        payloads = [alert.to_json() for alert in output.alerts]
+        outbox = await self.save_outbox(output, payloads)
         sent = []
         alerts, deadletters = self.topics["alerts"], self.topics["deadletter"]
-        for alert in output.alerts:
-            sent.append(await alerts.send(key=alert.patient.encode(), value=alert.to_json()))
+        for alert, payload in zip(output.alerts, payloads, strict=True):
+            sent.append(await alerts.send(key=alert.patient.encode(), value=payload))
         for key, letter in output.deadletters:
             sent.append(await deadletters.send(key=key, value=letter.to_json()))
         if sent:
@@ -153,10 +162,57 @@ class Worker:
             time.monotonic() - started, written, stats.write_failures, stats.backpressure
         )
         self.pipeline.save(output)
+        self.release_outbox(outbox)
         self._dirty.update(output.state)
         self._dirty.update(output.enrolled)
         self._pending += records
         self._pending += self.frames_records(output.unheld)
+
+    async def save_outbox(self, output: Output, payloads: list[bytes]) -> dict[str, list[bytes]]:
+        """Alert snapshots (see :mod:`stream.worker.snapshots`): each device whose alerts
+        in ``output`` trigger one, its snapshot with the tracker state ``output`` reached
+        and those alerts (``payloads``) in its outbox, broker-acknowledged before any of
+        them is published. Returns the alerts put in outboxes, by device."""
+        triggering = {alert.device_id for alert in output.alerts if alert.event == "triggered"}
+        if not triggering:
+            return {}
+        outbox: dict[str, list[bytes]] = {}
+        for alert, payload in zip(output.alerts, payloads, strict=True):
+            if alert.device_id in triggering:
+                outbox.setdefault(alert.device_id, []).append(payload)
+        async with self._checkpointing:  # in order with the checkpoints' snapshots
+            for device, alerts in outbox.items():
+                state, waiting = self._outbox.get(device, (None, []))
+                self._outbox[device] = (output.state.get(device, state), waiting + alerts)
+            await self.save_snapshots(set(outbox))
+        return outbox
+
+    def release_outbox(self, outbox: dict[str, list[bytes]]) -> None:
+        """The alerts of a delivered output are published and its tracker state saved:
+        snapshots need not carry them any more."""
+        for device, alerts in outbox.items():
+            entry = self._outbox.get(device)
+            if entry is None:
+                continue
+            waiting = [alert for alert in entry[1] if alert not in alerts]
+            if waiting:
+                self._outbox[device] = (entry[0], waiting)
+            else:
+                del self._outbox[device]
+
+    async def republish(self) -> None:
+        """The alerts in the outboxes of the snapshots just restored, published again
+        (broker-acknowledged) before their devices' frames are processed here."""
+        restored = self.pipeline.take_restored_alerts()
+        if not restored:
+            return
+        topic = self.topics["alerts"]
+        sent = [
+            await topic.send(key=str(orjson.loads(alert)["patient"]).encode(), value=alert)
+            for alert in restored
+        ]
+        await asyncio.gather(*sent)
+        log.info("%d alerts from restored snapshots' outboxes published again", len(restored))
 
     def checkpoint_due(self) -> bool:
         return time.monotonic() - self._checkpointed_at >= self.settings.stream.checkpoint_s
@@ -200,7 +256,8 @@ class Worker:
             partition = self.pipeline.partition_of(device)
             if partition is None:
                 continue  # not processed here (or moved away): not ours to save
-            value = snapshots.encode(store, device)
+            tracker, outbox = self._outbox.get(device, (None, []))
+            value = snapshots.encode(store, device, tracker, outbox)
             sent.append(await topic.send(key=device.encode(), value=value, partition=partition))
         for device, left in sorted((moved or {}).items()):
             sent.append(await topic.send(key=device.encode(), value=None, partition=left))
@@ -229,6 +286,7 @@ class Worker:
                     "partition %d: %d device snapshots loaded (%d of devices now elsewhere)",
                     partition, len(found) - len(stale), len(stale),
                 )  # fmt: skip
+            await self.republish()
 
     def placed_elsewhere(self, device_id: str, partition: int) -> bool:
         entry = self.directory.get(device_id)
@@ -261,6 +319,7 @@ class Worker:
                     "%d devices moved here from partition %d (%d with a snapshot)",
                     len(devices), source, sum(1 for d in devices if found.get(d)),
                 )  # fmt: skip
+            await self.republish()
         topic = self.topics["snapshots"]
         sent = [
             await topic.send(key=device_id.encode(), value=value, partition=partition)
@@ -339,6 +398,8 @@ class Worker:
             return
         gone = self.pipeline.devices_in(lost)
         self.pipeline.forget(gone)
+        for device in gone:
+            self._outbox.pop(device, None)
         # Their next owner starts from the commit with the last checkpoint's snapshots: a
         # snapshot published from here now would overwrite them with nothing.
         self._dirty -= set(gone)

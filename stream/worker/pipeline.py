@@ -256,6 +256,7 @@ class Pipeline:
         # docs/architecture.md.
         self._moved_from: dict[str, int] = {}
         self._claims: dict[str, int] = {}
+        self._restored_alerts: list[bytes] = []  # take_restored_alerts
         self.stages = StageTimes()
 
     # -- enrolments ---------------------------------------------------------------------
@@ -898,6 +899,14 @@ class Pipeline:
         model_state = self.store.models.get(device_id)
         if model_state is not None and self.scorer is not None:
             self.scorer.states.restore(device_id, model_state)
+        self._restored_alerts += self.store.outbox.pop(device_id, [])
+
+    def take_restored_alerts(self) -> list[bytes]:
+        """The alerts (JSON) the outboxes of the snapshots restored since the last call
+        carried: their previous owner may have died before publishing them, so the
+        caller publishes them (again) before processing these devices' frames."""
+        alerts, self._restored_alerts = self._restored_alerts, []
+        return alerts
 
     def forget(self, devices: list[str], moved: bool = False) -> None:
         """Everything about devices whose partition another worker now owns: it replays
@@ -912,7 +921,8 @@ class Pipeline:
         partitions = {self._partition_of.get(d) for d in devices}
         for device_id in devices:
             for part in (self.store.trackers, self.store.last_seen, self.store.detectors,
-                         self.store.pulse_detectors, self.store.models):  # fmt: skip
+                         self.store.pulse_detectors, self.store.models,
+                         self.store.outbox):  # fmt: skip
                 part.pop(device_id, None)
             if self.scorer is not None:
                 self.scorer.states.forget(device_id)

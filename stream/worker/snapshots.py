@@ -30,6 +30,21 @@ nothing here waits on a recovery phase, a fetcher or a stream buffer.
   followers have read what their topics held when the worker started, so none is
   processed "unenrolled" because of ordering.
 
+Alert snapshots: an alert id is made once, when a batch triggers the alert (a UUID5 of
+the onset second, :mod:`stream.alerts.lifecycle`), and a replay after a crash makes the
+same id only if it reaches the same onset. It need not: a worker restored from the last
+checkpoint has empty ring buffers, so its first windows come ``window_s`` later and a
+condition under way is seen to begin later (CI's two-worker fault test once saw a
+tachycardia raised twice under two ids, the owner killed a second after the trigger). So
+before a batch's alerts are published, each device that triggers one gets a snapshot of
+the tracker state that batch reached (the rest of it as the last checkpoint left it)
+with an *outbox*: the alerts about to be published. The outbox goes before the alerts,
+broker-acknowledged: a worker that dies before the alerts are acknowledged leaves them
+in it, and the device's next owner re-publishes them (same ids, same bytes; consumers
+dedupe on ``alert_id``); one that dies after leaves them published, and the restored
+tracker, having judged the windows up to that batch, raises none of them again. The next
+checkpoint's snapshot, taken once the alerts are acknowledged, carries no outbox.
+
 Pure encode/decode plus the aiokafka reader; the store is :mod:`stream.worker.state`'s.
 
 >>> from stream.worker.state import StateStore
@@ -72,8 +87,18 @@ READ_POLL_MS = 500
 FOLLOW_POLL_MS = 500
 
 
-def encode(store: StateStore, device_id: str) -> bytes:
-    """The device's snapshot: all it has in ``store`` (missing parts as null)."""
+def encode(
+    store: StateStore,
+    device_id: str,
+    tracker: dict[str, Any] | None = None,
+    outbox: Iterable[bytes] = (),
+) -> bytes:
+    """The device's snapshot: all it has in ``store`` (missing parts as null).
+
+    ``tracker`` and ``outbox``: an alert snapshot (see "Alert snapshots" above), the
+    tracker state a batch reached in place of the store's, and the alerts (JSON) that
+    batch is about to publish.
+    """
     context = store.contexts.get(device_id)
     detector = store.detectors.get(device_id)
     pulses = store.pulse_detectors.get(device_id)
@@ -82,11 +107,12 @@ def encode(store: StateStore, device_id: str) -> bytes:
         {
             "format": FORMAT,
             "context": orjson.Fragment(context) if context is not None else None,
-            "tracker": store.trackers.get(device_id),
+            "tracker": tracker if tracker is not None else store.trackers.get(device_id),
             "last_seen": store.last_seen.get(device_id),
             "ecg_detector": base64.b64encode(detector).decode() if detector else None,
             "ppg_detector": base64.b64encode(pulses).decode() if pulses else None,
             "model_state": orjson.Fragment(models) if models else None,
+            "outbox": [alert.decode() for alert in outbox] or None,
         }
     )
 
@@ -94,7 +120,7 @@ def encode(store: StateStore, device_id: str) -> bytes:
 def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
     """Put a snapshot back into ``store`` (a tombstone, ``None``, removes the device)."""
     for part in (store.contexts, store.trackers, store.last_seen, store.detectors,
-                 store.pulse_detectors, store.models):  # fmt: skip
+                 store.pulse_detectors, store.models, store.outbox):  # fmt: skip
         part.pop(device_id, None)
     if value is None:
         return
@@ -113,6 +139,8 @@ def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
         store.pulse_detectors[device_id] = base64.b64decode(snapshot["ppg_detector"])
     if snapshot.get("model_state"):  # likewise
         store.models[device_id] = orjson.dumps(snapshot["model_state"])
+    if snapshot.get("outbox"):  # an alert snapshot's (absent from the others)
+        store.outbox[device_id] = [alert.encode() for alert in snapshot["outbox"]]
 
 
 @dataclass(frozen=True)

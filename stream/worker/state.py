@@ -41,6 +41,9 @@ class StateStore:
     # The streaming models' state (Scorer.take_states: each GRU's hidden state and conv
     # context by model@version) as of the last durable batch.
     models: MutableMapping[str, bytes] = field(default_factory=dict)
+    # Alerts (JSON) an alert snapshot carried: published, or about to be, by the device's
+    # previous owner; re-published by the one that restores it (stream.worker.snapshots).
+    outbox: MutableMapping[str, list[bytes]] = field(default_factory=dict)
 
 
 class ContextView(MutableMapping[str, PatientContext]):

@@ -27,6 +27,13 @@ def test_a_snapshot_carries_context_tracker_and_last_seen_and_a_tombstone_remove
     restored = StateStore()
     snapshots.apply(restored, "dev-1", snapshots.encode(store, "dev-1"))
     assert restored == store
+    # An alert snapshot: the tracker a batch reached and its alerts, byte for byte.
+    reached = {"last_t": 14.0, "active": {"tachycardia": "id"}}
+    alerts = [b'{"alert_id":"id","value":1.0e-05}']
+    snapshots.apply(restored, "dev-1", snapshots.encode(store, "dev-1", reached, alerts))
+    assert restored.trackers["dev-1"] == reached and restored.outbox["dev-1"] == alerts
+    snapshots.apply(restored, "dev-1", snapshots.encode(store, "dev-1"))
+    assert restored == store
     snapshots.apply(restored, "dev-1", None)
     assert restored == StateStore()
 
