@@ -144,6 +144,16 @@ class StreamSettings(_Group):
     # owner replays at most this much from the commit (alerts again under the same
     # alert_id, which consumers dedupe on; points overwrite themselves).
     checkpoint_s: float = Field(5.0, gt=0, description="state snapshot and commit interval")
+    # A worker that restores a device from its snapshot (a takeover, a restart) starts
+    # with empty ring buffers: its first window would come window_s after the first frame
+    # it reads, with no alarm meanwhile. It refills them first from this much of the
+    # partition's frames before the commit it resumes at (by their Kafka timestamps),
+    # into the rings only: the snapshot's detectors hold those samples and its windows
+    # up to the snapshot's were judged and written. The window plus the lateness the
+    # rings hold. 0: no refill.
+    replay_margin_s: float = Field(
+        15.0, ge=0, description="frames before the commit a restored device's rings refill from"
+    )
     rebalance_timeout_s: float = Field(
         20.0, gt=0, description="how long a rebalance waits for members to rejoin"
     )

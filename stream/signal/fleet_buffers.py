@@ -198,6 +198,82 @@ class FleetBuffers(Mapping[str, int]):
             out[i] = slot
         return out
 
+    def resume(self, device_id: str, last_end: float) -> None:
+        """A device restored from a snapshot: its windows ending at or before ``last_end``
+        were handed out by the worker that had it, so none of them is due again; the
+        next are cut once its rings (empty until written) hold a window.
+
+        >>> fleet = FleetBuffers(window_s=10.0, hop_s=1.0)
+        >>> fleet.resume("dev-1", 1011.0)
+        >>> ecg = Blocks.of([0], [128.0], [np.zeros(128 * 12)])
+        >>> fleet.write(["dev-1"], np.array([1000.0]), {"ecg": ecg})
+        >>> fleet.due(fleet.slots_of(["dev-1"]))[1].tolist()
+        [1012.0]
+        """
+        slot = self.slots_of([device_id])[0]
+        self._last_emitted[slot] = max(self._last_emitted[slot], last_end)
+
+    def ring_ends(self, devices: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+        """Each of ``devices``' waveform rings as ``{name: [fs, end]}`` (``end``: the
+        absolute sample index one past its newest sample), for :meth:`align`; devices
+        not held, or without a waveform ring, are left out.
+
+        >>> fleet = FleetBuffers()
+        >>> ecg = Blocks.of([0], [128.0], [np.zeros(128)])
+        >>> fleet.write(["dev-1"], np.array([1000.0]), {"ecg": ecg})
+        >>> fleet.ring_ends(["dev-1", "dev-2"])
+        {'dev-1': {'ecg': [128.0, 128128]}}
+        """
+        found: dict[str, dict[str, list[float]]] = {}
+        held = [(d, self._slots[d]) for d in devices if d in self._slots]
+        if not held:
+            return found
+        slots = np.array([slot for _, slot in held], dtype=np.int64)
+        ends = self._end[: len(WAVEFORMS), slots].T.tolist()
+        rates = self._fs[: len(WAVEFORMS), slots].T.tolist()
+        for (device_id, _), device_ends, device_rates in zip(held, ends, rates, strict=True):
+            rings = {
+                WAVEFORMS[k]: [fs, end]
+                for k, (fs, end) in enumerate(zip(device_rates, device_ends, strict=True))
+                if end >= 0
+            }
+            if rings:
+                found[device_id] = rings
+        return found
+
+    def align(self, device_id: str, rings: Mapping[str, Sequence[float]]) -> int:
+        """Shift a refilled device's waveform rings onto the sample grid they had
+        (``rings``, :meth:`ring_ends` of the worker that had it, taken where the refill
+        ends): a ring started afresh takes its first frame's own clock, which a device's
+        jitter may put a sample or so off the grid its samples had been snapped to since
+        it began, and every window would then end that much off. Only rings at that rate
+        whose end is within twice the clock snap of it move (each is within one of the
+        frames' own clocks). Returns the rings moved.
+
+        >>> fleet = FleetBuffers()
+        >>> ecg = Blocks.of([0], [128.0], [np.arange(1280.0)])
+        >>> fleet.write(["dev-1"], np.array([1000.0 - 1 / 128]), {"ecg": ecg})
+        >>> fleet.align("dev-1", {"ecg": [128.0, 129280]}), fleet.ring_ends(["dev-1"])
+        (1, {'dev-1': {'ecg': [128.0, 129280]}})
+        """
+        slot = self._slots.get(device_id)
+        if slot is None:
+            return 0
+        moved = 0
+        for name, (fs, wanted) in rings.items():
+            signal = WAVEFORMS.index(name) if name in WAVEFORMS else -1
+            if signal < 0 or self._fs[signal, slot] != fs or self._end[signal, slot] < 0:
+                continue
+            shift = int(wanted) - int(self._end[signal, slot])
+            if shift == 0 or abs(shift) > 2 * self.snap_s * fs:
+                continue
+            data = self._samples(signal, fs)
+            data[slot] = np.roll(data[slot], shift, axis=0)
+            self._end[signal, slot] += shift
+            self._start[signal, slot] += shift
+            moved += 1
+        return moved
+
     def drop(self, device_id: str) -> None:
         """Forget a device's samples and schedule (no-op for an unknown device)."""
         slot = self._slots.pop(device_id, None)

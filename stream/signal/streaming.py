@@ -96,6 +96,22 @@ class SignalState:
         if len(acc):
             self.frames.push_acc(acc)
 
+    def refill(
+        self,
+        ecg: SignalFrames | Sequence[FrameTuple],
+        ppg: SignalFrames | Sequence[FrameTuple],
+        acc: SignalFrames | Sequence[FrameTuple],
+    ) -> None:
+        """:meth:`push` for frames a restored device's beat and pulse detectors already
+        hold (their snapshot's): only the per-frame statistics the windows read, which
+        are not durable, take them."""
+        if len(ecg):
+            self.frames.push_ecg(SignalFrames.of(ecg))
+        if len(ppg):
+            self.frames.push_ppg(SignalFrames.of(ppg))
+        if len(acc):
+            self.frames.push_acc(acc)
+
     def forget(self, device: str) -> None:
         self.beats.forget(device)
         self.pulses.forget(device)

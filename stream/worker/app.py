@@ -264,11 +264,16 @@ class Worker:
         if sent:
             await asyncio.gather(*sent)
 
-    async def ensure_loaded(self, partitions: set[int]) -> None:
+    async def ensure_loaded(
+        self, partitions: set[int], resume_at: dict[int, tuple[int, float]] | None = None
+    ) -> None:
         """The devices of these partitions as their snapshots left them, before any of
-        their records is processed here."""
+        their records is processed here; ``resume_at``: where this worker resumes each
+        partition (offset, Kafka timestamp), for the refill of its restored devices' ring
+        buffers (:meth:`refill`)."""
         if partitions <= self.loaded:
             return
+        restored: dict[int, set[str]] = {}
         # Enrolments published before these frames first, or they would be processed as
         # "unenrolled"; and the directory, or a device that moved would not be restored.
         await self.enrolments.wait_ready()
@@ -280,13 +285,37 @@ class Worker:
                 # A snapshot left behind by a device the directory places elsewhere (its
                 # old owner died before its tombstone): not this partition's device.
                 stale = {d for d in found if self.placed_elsewhere(d, partition)}
-                self.pipeline.restore(partition, {d: v for d, v in found.items() if d not in stale})
+                kept = {d: v for d, v in found.items() if d not in stale}
+                self.pipeline.restore(partition, kept)
+                restored[partition] = {d for d, v in kept.items() if v is not None}
                 self.loaded.add(partition)
                 log.info(
                     "partition %d: %d device snapshots loaded (%d of devices now elsewhere)",
                     partition, len(found) - len(stale), len(stale),
                 )  # fmt: skip
             await self.republish()
+            await self.refill(resume_at or {}, restored)
+
+    async def refill(
+        self, resume_at: dict[int, tuple[int, float]], restored: dict[int, set[str]]
+    ) -> None:
+        """The ring buffers of devices just restored, refilled from the frames of the
+        ``stream.replay_margin_s`` before where this worker resumes their partitions
+        (:meth:`Pipeline.refill <stream.worker.pipeline.Pipeline.refill>`): their first
+        windows then come at once rather than ``window_s`` after the first frame read."""
+        margin = self.settings.stream.replay_margin_s
+        wanted = {p: at for p, at in resume_at.items() if restored.get(p)}
+        if margin <= 0 or not wanted:
+            return
+        read = await self.reader.read_before(self.settings.topics.frames, wanted, margin)
+        for partition, messages in sorted(read.items()):
+            records = [RawRecord(m.key, m.value, m.partition, m.offset) for m in messages]
+            written = self.pipeline.refill(records, restored[partition], time.time())
+            log.info(
+                "partition %d: %d frames of its %d restored devices refilled from the %d "
+                "records before offset %d", partition, written, len(restored[partition]),
+                len(records), wanted[partition][0],
+            )  # fmt: skip
 
     def placed_elsewhere(self, device_id: str, partition: int) -> bool:
         entry = self.directory.get(device_id)
@@ -423,7 +452,7 @@ class Worker:
         ]
         taken = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
         self.ledger.taken(taken)
-        await self.ensure_loaded({partition for _, partition, _ in taken})
+        await self.ensure_loaded({partition for _, partition, _ in taken}, resume_points(batch))
         await self.apply_departures()
         self._in_batch = True
         try:
@@ -603,6 +632,22 @@ class Worker:
             # worker. The lines stay in the sink's buffer; the batch that next writes them
             # decides, and stops the worker with its own reason if they cannot be written.
             log.warning("worker metrics not written: %s: %s", type(exc).__name__, exc)
+
+
+def resume_points(batch: Sequence[faust.EventT]) -> dict[int, tuple[int, float]]:
+    """Each partition's first record in ``batch`` (offset, Kafka timestamp in s): where a
+    worker that has not loaded that partition resumes it. Records without a timestamp
+    are left out."""
+    found: dict[int, tuple[int, float]] = {}
+    for event in batch:
+        message = event.message
+        timestamp = getattr(message, "timestamp", None)
+        if timestamp is None:
+            continue
+        first = found.get(message.partition)
+        if first is None or message.offset < first[0]:
+            found[message.partition] = (message.offset, float(timestamp))
+    return found
 
 
 def worker_name() -> str:

@@ -80,6 +80,7 @@ from stream.sinks.measurements import (
     series_news2_line,
     window_lines,
 )
+from stream.worker.decode import decode_records
 from stream.worker.ingest import Ingest, IngestResult, Position, RawRecord, reason_kind
 from stream.worker.state import ContextView, StateStore
 
@@ -174,6 +175,7 @@ class Output:
     held: list[Position] = field(default_factory=list)
     unheld: list[Position] = field(default_factory=list)
     enrolled: list[str] = field(default_factory=list)  # devices whose context changed
+    window_ends: dict[str, float] = field(default_factory=dict)  # each device's newest
 
 
 def live_scores(
@@ -413,6 +415,8 @@ class Pipeline:
     ) -> float:
         if not due:
             return 0.0
+        # A device's windows come oldest first: the last one stays.
+        output.window_ends.update((device_id, window.t_end) for device_id, window in due)
         features = [a.features for a in analyses]
         scoring_started = time.perf_counter()
         inference_before = self.scorer.stats.seconds if self.scorer is not None else 0.0
@@ -717,6 +721,7 @@ class Pipeline:
         then covers exactly the records processed, which become committable. Exporting
         every device's detectors with every batch cost more than analysing its second.
         """
+        self.store.rings.update(self.buffers.ring_ends(sorted(self._advanced | self._pulsed)))
         detectors, pulses = self._take_detectors()
         models = self._take_model_states()
         self.store.detectors.update(detectors)
@@ -821,6 +826,10 @@ class Pipeline:
         detectors' and models' state goes to the store at :meth:`checkpoint`)."""
         for device_id, state in output.state.items():
             self.store.trackers[device_id] = state
+        windowed = self.store.windowed
+        for device_id, t_end in output.window_ends.items():
+            if t_end > windowed.get(device_id, -np.inf):  # a tick's output may come late
+                windowed[device_id] = t_end
 
     # -- ownership ----------------------------------------------------------------------
     def devices_in(self, partitions: set[int]) -> list[str]:
@@ -900,6 +909,43 @@ class Pipeline:
         if model_state is not None and self.scorer is not None:
             self.scorer.states.restore(device_id, model_state)
         self._restored_alerts += self.store.outbox.pop(device_id, [])
+        windowed = self.store.windowed.get(device_id)
+        if windowed is not None:
+            self.buffers.resume(device_id, windowed)
+
+    def refill(self, records: Sequence[RawRecord], devices: set[str], now: float) -> int:
+        """Frames of restored ``devices`` from before the commit their new owner resumes
+        at (``records``: a stretch of their partition before it, see
+        ``stream.replay_margin_s``), into their ring buffers only: their windows up to
+        the restored ``windowed`` were judged and written by the previous owner, and the
+        restored detectors hold these samples. The first windows after those then come at
+        once, cut from the samples the previous owner's would have been, instead of
+        ``window_s`` after the first frame from the commit. Returns the frames written."""
+        batch = decode_records(records, self.settings, now).batch
+        rows = [
+            row for row, device_id in enumerate(batch.device_ids)
+            if device_id in devices and device_id in self.store.rings
+        ]  # fmt: skip
+        if not rows:
+            return 0
+        batch = batch.take(rows)
+        for round_rows in _rounds(batch.device_ids):
+            frames = batch if round_rows is None else batch.take(round_rows)
+            devices = frames.device_ids
+            self.buffers.write(devices, frames.t0, frames.blocks)
+            self.signal.refill(
+                *(
+                    SignalFrames.from_blocks(frames.blocks[name], devices, frames.t0)
+                    if name in frames.blocks
+                    else _NO_FRAMES
+                    for name in WAVEFORMS
+                )
+            )
+        for device_id in set(batch.device_ids):
+            rings = self.store.rings.get(device_id)
+            if rings:
+                self.buffers.align(device_id, rings)
+        return len(rows)
 
     def take_restored_alerts(self) -> list[bytes]:
         """The alerts (JSON) the outboxes of the snapshots restored since the last call
@@ -922,7 +968,8 @@ class Pipeline:
         for device_id in devices:
             for part in (self.store.trackers, self.store.last_seen, self.store.detectors,
                          self.store.pulse_detectors, self.store.models,
-                         self.store.outbox):  # fmt: skip
+                         self.store.outbox, self.store.windowed,
+                         self.store.rings):  # fmt: skip
                 part.pop(device_id, None)
             if self.scorer is not None:
                 self.scorer.states.forget(device_id)

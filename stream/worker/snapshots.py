@@ -4,8 +4,11 @@ Owns the durable form of each device's small state (its pseudonymized enrolment 
 its alert-tracker state, when it was last heard from, its ECG beat detector's state:
 filter and integration history, levels, held candidates, recent beats, a few KB that
 change with every frame; its streaming models' state: each GRU's hidden state and conv
-context by model@version, float32, under 1 KB), the snapshot topic's name, and
-reading a partition's snapshots back. It replaces Faust's changelog tables, whose recovery
+context by model@version, float32, under 1 KB; its window schedule: the end of its newest
+window whose output is durable, and where each waveform ring ended at the checkpoint), the
+snapshot topic's name, and reading a partition's snapshots back, and the frames before a
+resume point that a restored device's ring buffers refill from (:meth:`PartitionReader.
+read_before`, see ``stream.replay_margin_s``). It replaces Faust's changelog tables, whose recovery
 could hang a worker that took over a killed one's partitions for minutes (issue 21):
 nothing here waits on a recovery phase, a fetcher or a stream buffer.
 
@@ -33,9 +36,11 @@ nothing here waits on a recovery phase, a fetcher or a stream buffer.
 Alert snapshots: an alert id is made once, when a batch triggers the alert (a UUID5 of
 the onset second, :mod:`stream.alerts.lifecycle`), and a replay after a crash makes the
 same id only if it reaches the same onset. It need not: a worker restored from the last
-checkpoint has empty ring buffers, so its first windows come ``window_s`` later and a
-condition under way is seen to begin later (CI's two-worker fault test once saw a
-tachycardia raised twice under two ids, the owner killed a second after the trigger). So
+checkpoint without its rings refilled (or a device that moved partitions) has empty ring
+buffers, so its first windows come ``window_s`` later and a condition under way is seen
+to begin later (CI's two-worker fault test once saw a tachycardia raised twice under two
+ids, the owner killed a second after the trigger); refilled, what no snapshot holds (the
+vitals' trend history) may still tip a window the other way. So
 before a batch's alerts are published, each device that triggers one gets a snapshot of
 the tracker state that batch reached (the rest of it as the last checkpoint left it)
 with an *outbox*: the alerts about to be published. The outbox goes before the alerts,
@@ -84,6 +89,10 @@ READ_TIMEOUT_S = 60.0
 READ_FETCH_WAIT_MS = 10
 # How long one getmany waits for fetched records; it returns as soon as any arrive.
 READ_POLL_MS = 500
+# The most records a refill reads per partition (read_before): a minute of a partition
+# carrying 1,000 devices a message each, more than a 15 s margin holds; a bound on what a
+# producer that stamped its records oddly could make a takeover read.
+REFILL_MAX_RECORDS = 60_000
 FOLLOW_POLL_MS = 500
 
 
@@ -109,6 +118,8 @@ def encode(
             "context": orjson.Fragment(context) if context is not None else None,
             "tracker": tracker if tracker is not None else store.trackers.get(device_id),
             "last_seen": store.last_seen.get(device_id),
+            "windowed": store.windowed.get(device_id),
+            "rings": store.rings.get(device_id),
             "ecg_detector": base64.b64encode(detector).decode() if detector else None,
             "ppg_detector": base64.b64encode(pulses).decode() if pulses else None,
             "model_state": orjson.Fragment(models) if models else None,
@@ -120,7 +131,8 @@ def encode(
 def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
     """Put a snapshot back into ``store`` (a tombstone, ``None``, removes the device)."""
     for part in (store.contexts, store.trackers, store.last_seen, store.detectors,
-                 store.pulse_detectors, store.models, store.outbox):  # fmt: skip
+                 store.pulse_detectors, store.models, store.outbox,
+                 store.windowed, store.rings):  # fmt: skip
         part.pop(device_id, None)
     if value is None:
         return
@@ -139,6 +151,10 @@ def apply(store: StateStore, device_id: str, value: bytes | None) -> None:
         store.pulse_detectors[device_id] = base64.b64decode(snapshot["ppg_detector"])
     if snapshot.get("model_state"):  # likewise
         store.models[device_id] = orjson.dumps(snapshot["model_state"])
+    if snapshot.get("windowed") is not None:  # absent from snapshots written before it
+        store.windowed[device_id] = float(snapshot["windowed"])
+    if snapshot.get("rings"):  # likewise
+        store.rings[device_id] = snapshot["rings"]
     if snapshot.get("outbox"):  # an alert snapshot's (absent from the others)
         store.outbox[device_id] = [alert.encode() for alert in snapshot["outbox"]]
 
@@ -251,6 +267,56 @@ class PartitionReader:
             # can swallow the consumer's stop if it comes while an assignment change is
             # being applied (the stop then never returns).
             consumer.pause(*consumer.assignment())
+        return found
+
+    async def read_before(
+        self, topic: str, resume_at: dict[int, tuple[int, float]], span_s: float
+    ) -> dict[int, list[Any]]:
+        """Per partition ``p`` of ``resume_at`` (``p -> (offset, timestamp_s)``: where a
+        worker resumes reading ``topic``, and that record's Kafka timestamp), the records
+        before ``offset`` published from ``span_s`` before that timestamp on, at most
+        :data:`REFILL_MAX_RECORDS` of them (the newest): the frames a restored device's
+        ring buffers refill from (:meth:`~stream.worker.pipeline.Pipeline.refill`); none
+        where nothing is held before ``offset`` (a partition read from its start)."""
+        from aiokafka import TopicPartition
+
+        consumer = await self._started()
+        tps = {p: TopicPartition(topic, p) for p in sorted(resume_at)}
+        found: dict[int, list[Any]] = {p: [] for p in tps}
+        if not tps:
+            return found
+        beginnings = await consumer.beginning_offsets(list(tps.values()))
+        times = await consumer.offsets_for_times(
+            {tp: max(int((resume_at[p][1] - span_s) * 1000), 0) for p, tp in tps.items()}
+        )
+        starts: dict[Any, int] = {}
+        stops: dict[Any, int] = {}
+        for p, tp in tps.items():
+            stop = resume_at[p][0]
+            at = times.get(tp)
+            published = at.offset if at is not None else stop  # none that late: none
+            start = max(published, beginnings[tp], stop - REFILL_MAX_RECORDS)
+            if start < stop:
+                starts[tp], stops[tp] = start, stop
+        if not stops:
+            return found
+        consumer.assign(sorted(stops))
+        for tp, start in starts.items():
+            consumer.seek(tp, start)
+        waiting = set(stops)
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        try:
+            while waiting:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {topic} took over {READ_TIMEOUT_S:.0f} s")
+                batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
+                for tp, messages in batches.items():
+                    found[tp.partition] += [m for m in messages if m.offset < stops[tp]]
+                for tp in list(waiting):
+                    if await consumer.position(tp) >= stops[tp]:
+                        waiting.discard(tp)
+        finally:
+            consumer.pause(*consumer.assignment())  # as read_each leaves it
         return found
 
     async def close(self) -> None:

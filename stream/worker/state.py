@@ -41,6 +41,13 @@ class StateStore:
     # The streaming models' state (Scorer.take_states: each GRU's hidden state and conv
     # context by model@version) as of the last durable batch.
     models: MutableMapping[str, bytes] = field(default_factory=dict)
+    # The end of the device's newest window whose output is durable: a new owner starts
+    # its window schedule after it (FleetBuffers.resume), neither judging nor writing
+    # again what the previous owner did.
+    windowed: MutableMapping[str, float] = field(default_factory=dict)
+    # Its waveform rings' rate and end (FleetBuffers.ring_ends) as of the last checkpoint,
+    # where a new owner's refill of them ends: it puts them back on that sample grid.
+    rings: MutableMapping[str, dict[str, list[float]]] = field(default_factory=dict)
     # Alerts (JSON) an alert snapshot carried: published, or about to be, by the device's
     # previous owner; re-published by the one that restores it (stream.worker.snapshots).
     outbox: MutableMapping[str, list[bytes]] = field(default_factory=dict)

@@ -94,3 +94,38 @@ async def test_partitions_are_read_together_to_their_ends(reader_settings: Setti
     finally:
         # The consumer's stop must return: aiokafka can lose it to an assignment change.
         await asyncio.wait_for(reader.close(), 10)
+
+
+async def test_the_frames_before_a_resume_point_are_read_back_by_their_timestamps(
+    reader_settings: Settings,
+) -> None:
+    """``read_before``: per partition, the records published from ``span_s`` before the
+    resume point's timestamp up to (not including) its offset; other partitions' records,
+    older ones and the resume point's own are left out."""
+    topic = reader_settings.topics.frames
+    base_ms = int(time.time() * 1000) - 600_000
+    producer = KafkaProducer(**client_options(reader_settings.kafka), acks="all")
+    try:
+        for second in range(60):  # a record a second on partitions 2 and 6, 10 min ago
+            for partition in (2, 6):
+                producer.send(
+                    topic, key=b"gw", value=f"{partition}:{second}".encode(),
+                    partition=partition, timestamp_ms=base_ms + 1000 * second,
+                )  # fmt: skip
+        producer.flush()
+    finally:
+        producer.close()
+    reader = PartitionReader(reader_settings)
+    try:
+        # Resuming partition 2 at offset 40 (published at second 40), 15 s back: 25..39;
+        # partition 6 at its start: nothing before it; partition 1: nothing at all.
+        found = await reader.read_before(
+            topic, {2: (40, (base_ms + 40_000) / 1000), 6: (0, base_ms / 1000), 1: (0, 0.0)}, 15.0
+        )
+        assert [m.value for m in found[2]] == [f"2:{s}".encode() for s in range(25, 40)]
+        assert found[6] == [] and found[1] == []
+        # The snapshots are read as before, with the same consumer.
+        send(reader_settings, {0: [("dev-a", b"a1")]})
+        assert await reader.read_each([0, 2]) == {0: {"dev-a": b"a1"}, 2: {}}
+    finally:
+        await asyncio.wait_for(reader.close(), 10)

@@ -258,3 +258,67 @@ async def test_a_worker_killed_after_an_alert_and_before_its_checkpoint_is_taken
     assert {a.alert_id for a in replayed if a.kind == "tachycardia"} <= {alert.alert_id}
     assert [a.event for a in replayed if a.kind == "tachycardia"][-1:] == ["resolved"]
     assert not [a for a in replayed if a.event == "triggered"]
+
+
+class _SnapshotReader:
+    """``PartitionReader`` over what a previous owner left: its snapshots, and the frames
+    records of partition 0 (``read_before`` notes what it was asked)."""
+
+    def __init__(self, snapshots: dict[str, bytes], frames: list[RawRecord]) -> None:
+        self.snapshots, self.frames, self.asked = snapshots, frames, []
+
+    async def read_each(self, partitions, topic=None):
+        return {p: dict(self.snapshots) if p == 0 else {} for p in partitions}
+
+    async def read_before(self, topic, resume_at, span_s):
+        self.asked.append((topic, resume_at, span_s))
+        offset = resume_at[0][0]
+        return {
+            0: [
+                SimpleNamespace(key=r.key, value=r.value, partition=0, offset=r.offset)
+                for r in self.frames
+                if r.offset < offset
+            ]
+        }
+
+
+async def test_a_worker_taking_a_partition_over_refills_its_devices_rings_first(settings):
+    """The first batch of a partition this worker has not loaded: its devices restored
+    from their snapshots, their rings refilled from the frames before the batch's first
+    record (asked for by its offset and timestamp, replay_margin_s back), so that batch's
+    windows come at once: one per device, ending with its frames."""
+    fleet = Fleet(load_scenario("default"), 2, seed=1, start=START, faults=False)
+    topic = settings.topics.frames
+    old, _, _ = _ordered_worker(settings)
+    for device_id, payload in fleet.enrolments():
+        old.pipeline.enrol(RawRecord(device_id.encode(), payload, 0, 0))
+    sent: list[RawRecord] = []
+    for _ in range(20):
+        records = _frames(fleet, 0, len(sent))
+        sent += records
+        taken = [(topic, 0, r.offset) for r in records]
+        old.ledger.taken(taken)
+        await old.deliver(old.pipeline.process(records, now=START + 30), taken)
+    await old.checkpoint()
+    snapshots = {key.decode(): value for key, value in old.topics["snapshots"].sent}
+
+    new, _, _ = _ordered_worker(settings)
+    for device_id, payload in fleet.enrolments():
+        new.pipeline.enrol(RawRecord(device_id.encode(), payload, 0, 0))
+    new.reader = _SnapshotReader(snapshots, sent)
+    new.enrolments.ready.set()
+    new.directory_follower.ready.set()
+    tick = fleet.tick()
+    events = [
+        SimpleNamespace(
+            message=SimpleNamespace(
+                key=d.encode(), value=p, partition=0, offset=len(sent) + i, topic=topic,
+                timestamp=tick.t + 0.5,
+            )
+        )
+        for i, (d, p) in enumerate(tick.messages)
+    ]  # fmt: skip
+    await new.handle(events, now=tick.t + 1)
+    assert new.reader.asked == [(topic, {0: (len(sent), tick.t + 0.5)}, 15.0)]
+    windows = [line for line in new.sink.lines if line.startswith("quality,")]
+    assert sorted(int(line.rsplit(" ", 1)[1]) for line in windows) == [(tick.t + 1) * 1e9] * 2

@@ -7,6 +7,7 @@ import pytest
 from stream.config import load_settings
 from stream.records import PatientContext, Profile
 from stream.worker import snapshots
+from stream.worker.ingest import RawRecord
 from stream.worker.pipeline import Pipeline
 from stream.worker.state import ContextView, StateStore
 from tests.unit.stream.worker.test_pipeline import KEY, START, Feed, ward
@@ -165,3 +166,80 @@ def test_a_worker_restored_from_snapshots_goes_on_from_the_models_state(settings
     taken_over.forget(devices)
     assert all(taken_over.scorer.states.get(d, k) is None for d in devices for k in keys)
     assert not any(d in taken_over.store.models for d in devices)
+
+
+def _drive(pipeline: Pipeline, fleet, seconds: int, sent: list) -> tuple[list, list[str]]:
+    """``seconds`` of ``fleet`` through ``pipeline`` as the worker runs it (a checkpoint
+    after every batch); each second's records appended to ``sent``."""
+    alerts, lines = [], []
+    for _ in range(seconds):
+        tick = fleet.tick()
+        offset = sum(len(records) for _, records in sent)
+        records = [
+            RawRecord(d.encode(), p, 0, offset + i) for i, (d, p) in enumerate(tick.messages)
+        ]
+        sent.append((tick.t, records))
+        out = pipeline.process(records, now=tick.t + 1)
+        pipeline.save(out)
+        pipeline.checkpoint()
+        alerts += out.alerts
+        lines += out.lines
+    return alerts, lines
+
+
+def _enrolled(settings, fleet) -> Pipeline:
+    pipeline = Pipeline(settings, scorer=None)
+    for device_id, payload in fleet.enrolments():
+        pipeline.enrol(RawRecord(device_id.encode(), payload, 0, 0))
+    return pipeline
+
+
+@pytest.mark.parametrize("refilled", [True, False])
+def test_a_worker_restored_and_refilled_raises_the_alerts_the_old_owner_would_have(
+    settings, refilled
+):
+    """A takeover at any second around a tachycardia's onset (20 s into the event's ramp,
+    raised at 27 s): the new owner restores the snapshots and refills the devices' ring
+    buffers from the 15 s of frames before the commit (Pipeline.refill), then goes on
+    from the commit. It raises the alerts an uninterrupted worker raises, same ids, onsets
+    and times, and its first window comes a second after the takeover. Without the
+    refill its rings start empty: no window for 10 s, and a tachycardia taken over
+    between 16 and 25 s is raised 1 to 3 s late under another id."""
+    length, margin = 45, settings.stream.replay_margin_s
+
+    def key(alert):
+        return (alert.kind, alert.event, alert.alert_id, alert.t_onset, alert.t_event)
+
+    uninterrupted, _ = _drive(_enrolled(settings, ward(False)), ward(False), length, [])
+    assert [a.kind for a in uninterrupted if a.event == "triggered"] == ["tachycardia"]
+    differing = []
+    for cut in range(12, 30, 2):
+        sent: list = []
+        first = _enrolled(settings, ward(False))
+        before, _ = _drive(first, ward(False), cut, sent)
+        devices = first.devices_in({0})
+        taken_over = _enrolled(settings, ward(False))
+        taken_over.restore(0, {d: snapshots.encode(first.store, d) for d in devices})
+        if refilled:
+            last = sent[-1][0]
+            records = [r for t, batch in sent if t >= last - margin for r in batch]
+            assert taken_over.refill(records, set(devices), last + 1) == len(records)
+        fleet = ward(False)
+        for _ in range(cut):
+            fleet.tick()  # committed before the takeover
+        after, lines = _drive(taken_over, fleet, length - cut, [])
+        first_window = min(
+            int(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("quality,")
+        )
+        if [key(a) for a in before + after] != [key(a) for a in uninterrupted]:
+            differing.append(cut)
+        if refilled:
+            assert first_window == (START + cut + 1) * 1e9, cut
+        else:
+            # (a window of the new ring's own clock, which its first frame set)
+            wait = first_window / 1e9 - (START + cut)
+            assert settings.stream.window_s - 0.02 < wait < settings.stream.window_s + 1, cut
+    if refilled:
+        assert differing == []
+    else:  # the takeovers around the onset at least
+        assert set(differing) >= {16, 18, 20, 22, 24}, differing
