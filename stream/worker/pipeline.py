@@ -887,6 +887,10 @@ class Pipeline:
         before any of its frames is processed here."""
         self.forget(self.devices_in({partition}))
         for device_id, value in snapshots.items():
+            if value is None:
+                # A tombstone: the device left this partition. Applied, it would wipe the
+                # state of a device this worker holds on the partition it went to.
+                continue
             self._restore_one(device_id, value)
             self._partition_of[device_id] = partition
 
@@ -924,7 +928,10 @@ class Pipeline:
         batch = decode_records(records, self.settings, now).batch
         rows = [
             row for row, device_id in enumerate(batch.device_ids)
-            if device_id in devices and device_id in self.store.rings
+            # A snapshot without either (written before they were) says nothing of which
+            # windows were judged: such a device is left to start afresh.
+            if device_id in devices
+            and (device_id in self.store.windowed or device_id in self.store.rings)
         ]  # fmt: skip
         if not rows:
             return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -214,10 +215,19 @@ def test_two_workers_share_partitions_and_survive_losing_one(
         alerts, written = wait_complete(
             settings, influx_client, labels, points, 90, [first, second]
         )
-    assert "MRN-FAULT" not in (tmp_path / "worker-1.log").read_text()
+    log = (tmp_path / "worker-1.log").read_text()
+    assert "MRN-FAULT" not in log
     lost = points - written
     assert lost == set(), f"{len(lost)} of {len(points)} points lost\n{stall_report(first)}"
     assert_exactly_once(alerts, labels)
+    # The survivor refilled the rings of the devices it restored from the real topic:
+    # every partition it loaded snapshots of, from the frames before where it resumed.
+    restored = {
+        int(p) for p, n in re.findall(r"partition (\d+): (\d+) device snapshots", log) if int(n)
+    }
+    refills = re.findall(r"partition (\d+): (\d+) frames of .* from the (\d+) records", log)
+    assert {int(p) for p, _, _ in refills} == restored, (restored, refills)
+    assert all(int(frames) > 0 for _, frames, records in refills if int(records)), refills
 
 
 # The reorder bound of the held-frame test: long enough that the frames after the gap are

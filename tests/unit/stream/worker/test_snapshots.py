@@ -243,3 +243,17 @@ def test_a_worker_restored_and_refilled_raises_the_alerts_the_old_owner_would_ha
         assert differing == []
     else:  # the takeovers around the onset at least
         assert set(differing) >= {16, 18, 20, 22, 24}, differing
+
+
+def test_a_tombstone_on_a_partition_being_loaded_leaves_the_device_where_it_is(settings):
+    """A device that moved from partition 1 to partition 0 of this worker left a
+    tombstone on 1. Loading partition 1 later neither wipes the device's state nor
+    places it on 1."""
+    pipeline = Pipeline(settings, scorer=None)
+    feed = Feed(pipeline, ward(faults=False))
+    feed.run(12)
+    device = pipeline.devices_in({0})[0]
+    kept = snapshots.encode(pipeline.store, device)
+    pipeline.restore(1, {device: None})
+    assert pipeline.partition_of(device) == 0 and pipeline.devices_in({1}) == []
+    assert snapshots.encode(pipeline.store, device) == kept
