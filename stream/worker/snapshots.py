@@ -241,32 +241,14 @@ class PartitionReader:
         waiting = {tp for tp in tps if ends[tp] > starts[tp]}
         if not waiting:
             return found
-        consumer.assign(sorted(waiting))
-        for tp in waiting:
-            consumer.seek(tp, starts[tp])
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        try:
-            while waiting:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {tps[0].topic} took over {READ_TIMEOUT_S:.0f} s")
-                batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
-                for tp, messages in batches.items():
-                    values = found[tp.partition]
-                    for message in messages:
-                        if message.key is not None:
-                            values[message.key.decode()] = message.value
-                # Every waiting partition, not only those that returned records: a batch
-                # of compacted-away or control records moves the position and returns
-                # none.
-                for tp in list(waiting):
-                    if await consumer.position(tp) >= ends[tp]:
-                        waiting.discard(tp)
-        finally:
-            # Paused, not unassigned: an empty assignment would refresh the metadata of
-            # every topic (which the next read's offsets wait for), and aiokafka's fetcher
-            # can swallow the consumer's stop if it comes while an assignment change is
-            # being applied (the stop then never returns).
-            consumer.pause(*consumer.assignment())
+
+        def keep(tp: Any, messages: list[Any]) -> None:
+            values = found[tp.partition]
+            for message in messages:
+                if message.key is not None:
+                    values[message.key.decode()] = message.value
+
+        await _read_ranges(consumer, {tp: starts[tp] for tp in waiting}, ends, keep)
         return found
 
     async def read_before(
@@ -300,23 +282,11 @@ class PartitionReader:
                 starts[tp], stops[tp] = start, stop
         if not stops:
             return found
-        consumer.assign(sorted(stops))
-        for tp, start in starts.items():
-            consumer.seek(tp, start)
-        waiting = set(stops)
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        try:
-            while waiting:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {topic} took over {READ_TIMEOUT_S:.0f} s")
-                batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
-                for tp, messages in batches.items():
-                    found[tp.partition] += [m for m in messages if m.offset < stops[tp]]
-                for tp in list(waiting):
-                    if await consumer.position(tp) >= stops[tp]:
-                        waiting.discard(tp)
-        finally:
-            consumer.pause(*consumer.assignment())  # as read_each leaves it
+
+        def keep(tp: Any, messages: list[Any]) -> None:
+            found[tp.partition].extend(m for m in messages if m.offset < stops[tp])
+
+        await _read_ranges(consumer, starts, stops, keep)
         return found
 
     async def close(self) -> None:
@@ -382,6 +352,40 @@ class TopicFollower:
                         self.ready.set()
         finally:
             await consumer.stop()
+
+
+async def _read_ranges(
+    consumer: Any,
+    starts: dict[Any, int],
+    stops: dict[Any, int],
+    keep: Callable[[Any, list[Any]], None],
+) -> None:
+    """Read each partition of ``starts`` from its start offset until its position reaches
+    its stop offset, handing every fetched batch to ``keep``; all together, within
+    :data:`READ_TIMEOUT_S`. The partitions are left paused, not unassigned: an empty
+    assignment would refresh the metadata of every topic (which the next read's offsets
+    wait for), and aiokafka's fetcher can swallow the consumer's stop if it comes while
+    an assignment change is being applied (the stop then never returns)."""
+    consumer.assign(sorted(starts))
+    for tp, start in starts.items():
+        consumer.seek(tp, start)
+    waiting = set(starts)
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    try:
+        while waiting:
+            if time.monotonic() > deadline:
+                topic = next(iter(waiting)).topic
+                raise TimeoutError(f"reading {topic} took over {READ_TIMEOUT_S:.0f} s")
+            batches = await consumer.getmany(*waiting, timeout_ms=READ_POLL_MS)
+            for tp, messages in batches.items():
+                keep(tp, messages)
+            # Every waiting partition, not only those that returned records: a batch of
+            # compacted-away or control records moves the position and returns none.
+            for tp in list(waiting):
+                if await consumer.position(tp) >= stops[tp]:
+                    waiting.discard(tp)
+    finally:
+        consumer.pause(*consumer.assignment())
 
 
 async def _partition_count(consumer: Any, topic: str) -> int:
