@@ -349,13 +349,26 @@ def _failover(data: Mapping[str, Any]) -> str:
             f"Max failover {_fmt(s.get('max_failover_s'))} s (median "
             f"{_fmt(s.get('median_failover_s'))} s), max rejoin {_fmt(s.get('max_rejoin_s'))} s, "
             f"stalled kills {s.get('stalled_kills')}; lost points {s.get('lost_points')} of "
-            f"{s.get('points_expected')}, lost alerts {s.get('lost_alerts')}, duplicated alerts "
+            f"{s.get('points_expected')}, lost alerts {s.get('lost_alerts')}"
+            f"{_not_due(s)}, duplicated alerts "
             f"{s.get('duplicated_alerts')} (replayed copies with the same id: "
             f"{s.get('alert_replays')}).",
             table(["kill", "worker", "at s", "failover s", "rejoin s", "stalled"], rows),
             "![failover](bench/failover.png)",
         ]
     )
+
+
+def _not_due(summary: Mapping[str, Any]) -> str:
+    """The labels a run ended too soon for (``alerts_not_due``), when there are any.
+
+    >>> _not_due({"alerts_not_due": 1}), _not_due({})
+    (' (1 more not due: silent for less than signal_loss_s when the load ended)', '')
+    """
+    count = summary.get("alerts_not_due") or 0
+    if not count:
+        return ""
+    return f" ({count} more not due: silent for less than signal_loss_s when the load ended)"
 
 
 def render_markdown(
