@@ -452,7 +452,9 @@ class Worker:
         ]
         taken = [(e.message.topic, e.message.partition, e.message.offset) for e in batch]
         self.ledger.taken(taken)
-        await self.ensure_loaded({partition for _, partition, _ in taken}, resume_points(batch))
+        partitions = {partition for _, partition, _ in taken}
+        if not partitions <= self.loaded:
+            await self.ensure_loaded(partitions, resume_points(batch))
         await self.apply_departures()
         self._in_batch = True
         try:
