@@ -938,11 +938,10 @@ class Pipeline:
         batch = batch.take(rows)
         for round_rows in _rounds(batch.device_ids):
             frames = batch if round_rows is None else batch.take(round_rows)
-            devices = frames.device_ids
-            self.buffers.write(devices, frames.t0, frames.blocks)
+            self.buffers.write(frames.device_ids, frames.t0, frames.blocks)
             self.signal.refill(
                 *(
-                    SignalFrames.from_blocks(frames.blocks[name], devices, frames.t0)
+                    SignalFrames.from_blocks(frames.blocks[name], frames.device_ids, frames.t0)
                     if name in frames.blocks
                     else _NO_FRAMES
                     for name in WAVEFORMS
