@@ -44,6 +44,7 @@ def _print(console: Any, result: dict[str, Any]) -> None:
                 "alerts_duplicated", "alert_replays", "points_expected", "points_written",
                 "peak_rss_mb"):  # fmt: skip
         table.add_row(key, str(result[key]))
+    table.add_row("alerts_not_due", str(result.get("alerts_not_due", 0)))
     for role, peak in result["peak_rss_by_process_mb"].items():
         slope = result["rss_slope_mb_per_min"].get(role)
         growth = result.get("rss_growth_mb_per_hour", {}).get(role)

@@ -10,7 +10,9 @@ scenario, seed and start):
 
 - ``frames_in``: frames the simulator sent; ``frames_out``: frames whose every vitals
   point is in InfluxDB;
-- ``alerts_expected``: labelled clinical and technical events; ``alerts_delivered``:
+- ``alerts_expected``: labelled clinical and technical events whose alert can fire before
+  the load ends (:func:`~stream.tools.ward_run.due_targets`; the others are counted as
+  ``alerts_not_due``); ``alerts_delivered``:
   those with a 'triggered' alert on Kafka; ``alerts_duplicated``: extra distinct alert ids for one
   labelled event (a replayed copy with the same id is not a duplicate: consumers dedupe
   on ``alert_id``; those copies are counted as ``alert_replays``);
@@ -40,6 +42,7 @@ from stream.tools.ward_run import (
     alert_values,
     child_env,
     delete_topics,
+    due_targets,
     ground_truth,
     isolated,
     new_tag,
@@ -247,14 +250,16 @@ def run(
             if bucket is not None:
                 client.buckets_api().delete_bucket(bucket)
     summary_line = (run_dir / "simulate.log").read_text().strip().splitlines()
+    due = due_targets(labels, start + duration_s, settings.stream.signal_loss_s)
     frames_out = sum(1 for points in truth.values() if points <= written)
     result: dict[str, Any] = {
         "minutes": minutes,
         "devices": devices,
         "frames_in": len(truth),
         "frames_out": frames_out,
-        "alerts_expected": len(alert_targets(labels)),
-        **alert_counts(values, labels),
+        "alerts_expected": len(due),
+        "alerts_not_due": len(alert_targets(labels)) - len(due),
+        **alert_counts(values, due),
         "points_expected": len(expected_points),
         "points_written": len(expected_points & written),
         "peak_rss_mb": round(max(trend.totals, default=0.0), 1),

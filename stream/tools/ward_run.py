@@ -121,6 +121,23 @@ def alert_targets(labels: list[dict]) -> list[dict]:
     return [lab for lab in labels if lab.get("category") in ("clinical", "technical")]
 
 
+def due_targets(labels: list[dict], end: float, signal_loss_s: float) -> list[dict]:
+    """The alert targets whose alert can fire before a run ending at ``end`` (epoch s): a
+    device gone silent alerts ``signal_loss_s`` after its last frame, so one that goes
+    silent in a short run's last minutes cannot, whatever the run does.
+
+    >>> labels = [{"event": "af", "category": "clinical", "start": 90.0},
+    ...           {"event": "device_silent", "category": "technical", "start": 40.0},
+    ...           {"event": "device_silent", "category": "technical", "start": 60.0}]
+    >>> [lab["start"] for lab in due_targets(labels, end=100.0, signal_loss_s=50.0)]
+    [90.0, 40.0]
+    """
+    return [
+        lab for lab in alert_targets(labels)
+        if lab["event"] != "device_silent" or lab["start"] + signal_loss_s <= end
+    ]  # fmt: skip
+
+
 def alert_counts(values: list[bytes], labels: list[dict]) -> dict[str, int]:
     """Delivered, duplicated (extra ids per labelled event) and replayed copies.
 

@@ -46,6 +46,7 @@ from stream.tools.ward_run import (
     alert_counts,
     alert_targets,
     alert_values,
+    due_targets,
     ground_truth,
     start_simulator,
     written_points,
@@ -225,13 +226,7 @@ def run(
                 time.sleep(3)
                 written = written_points(run_settings, client)
         time.sleep(3)  # the last alert batches
-        # A device gone silent alerts signal_loss_s (300 s) later: one that goes silent
-        # in a short run's last minutes cannot, kills or not.
-        due = [
-            lab for lab in alert_targets(labels)
-            if lab["event"] != "device_silent"
-            or lab["start"] + settings.stream.signal_loss_s <= start + duration_s
-        ]  # fmt: skip
+        due = due_targets(labels, start + duration_s, settings.stream.signal_loss_s)
         counts = alert_counts(alert_values(run_settings), due)
     finally:
         if probe is not None:
