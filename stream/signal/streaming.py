@@ -88,23 +88,20 @@ class SignalState:
         if len(ecg):
             ecg = SignalFrames.of(ecg)
             self.beats.push(ecg)
-            self.frames.push_ecg(ecg)
         if len(ppg):
             ppg = SignalFrames.of(ppg)
             self.pulses.push(ppg)
-            self.frames.push_ppg(ppg)
-        if len(acc):
-            self.frames.push_acc(acc)
+        self.push_statistics(ecg, ppg, acc)
 
-    def refill(
+    def push_statistics(
         self,
         ecg: SignalFrames | Sequence[FrameTuple],
         ppg: SignalFrames | Sequence[FrameTuple],
         acc: SignalFrames | Sequence[FrameTuple],
     ) -> None:
-        """:meth:`push` for frames a restored device's beat and pulse detectors already
-        hold (their snapshot's): only the per-frame statistics the windows read, which
-        are not durable, take them."""
+        """The per-frame statistics the windows read, which are not durable; alone (not
+        through :meth:`push`) for frames a restored device's beat and pulse detectors
+        already hold (their snapshot's), when its rings are refilled."""
         if len(ecg):
             self.frames.push_ecg(SignalFrames.of(ecg))
         if len(ppg):

@@ -939,7 +939,7 @@ class Pipeline:
         for round_rows in _rounds(batch.device_ids):
             frames = batch if round_rows is None else batch.take(round_rows)
             self.buffers.write(frames.device_ids, frames.t0, frames.blocks)
-            self.signal.refill(
+            self.signal.push_statistics(
                 *(
                     SignalFrames.from_blocks(frames.blocks[name], frames.device_ids, frames.t0)
                     if name in frames.blocks

@@ -11,12 +11,13 @@ import pytest
 from faust.types import TP
 
 from producers.fleet import Fleet
-from producers.scenario import Scenario, load_scenario
+from producers.scenario import load_scenario
 from stream.config import load_settings
 from stream.records import Alert
 from stream.worker.app import Worker, create_app
 from stream.worker.ingest import RawRecord
 from stream.worker.pipeline import Pipeline
+from tests.unit.stream.worker.test_pipeline import ward
 
 START = 1_700_000_000.0
 
@@ -189,20 +190,7 @@ async def test_a_worker_killed_after_an_alert_and_before_its_checkpoint_is_taken
     second. Here the batch that triggers the alert snapshots its tracker state first, with
     the alert in an outbox; the next owner, restored from that, publishes the alert again
     (same bytes) and raises no other id replaying the frames after the last commit."""
-    scenario = Scenario.model_validate(
-        {
-            "name": "takeover",
-            "ward": "ward-t",
-            "patients": [
-                {
-                    "id": "MRN-TACHY",
-                    "events": [{"event": "tachycardia", "start": 20, "end": 60, "severity": 0.8}],
-                },
-                {"id": "MRN-QUIET"},
-            ],
-        }
-    )
-    source = Fleet(scenario, 2, seed=3, start=START, faults=False)
+    source = ward(faults=False)  # a tachycardia from 20 s to 60 s
     topic = settings.topics.frames
     sent: list[tuple[float, list[RawRecord]]] = []  # each second's records, as published
 
